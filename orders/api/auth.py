@@ -1,0 +1,133 @@
+"""Who is calling /v1: an API key (``Authorization: Bearer`` or ``X-API-Key``) bound to an
+account and a role, or — only on a loopback deployment, from a loopback client, when no
+key is configured — the default account without a key, as the protocol's examples expect."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+from django.utils import timezone
+
+from orders.domain.enums import ApiRole
+from orders.domain.errors import Forbidden, RateLimited, Unauthorized
+from orders.models import Account, ApiKey
+
+KEY_PREFIX = "tdk_"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    account: Account
+    role: ApiRole
+    actor: str                  # what the audit trail records: key:<prefix>, gateway-key or keyless
+    rate_key: str
+    rate_limit: int             # requests per minute, 0 = unlimited
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def generate_key() -> tuple[str, str]:
+    """A new key and its lookup prefix: ``tdk_<prefix>_<secret>``."""
+    prefix = secrets.token_hex(4)
+    return f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+def credentials_from(headers) -> str | None:
+    auth = headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        value = auth[len("Bearer "):].strip()
+        if value:
+            return value
+    key = headers.get("X-API-Key", "").strip()
+    return key or None
+
+
+def is_loopback_client(request: HttpRequest) -> bool:
+    if "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META:
+        return False
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_client(raw_key: str | None, *, loopback: bool) -> ApiClient:
+    """The caller behind a raw key (or no key). Raises Unauthorized."""
+    if raw_key is None:
+        if settings.API_ALLOW_KEYLESS and loopback:
+            return ApiClient(default_account(), ApiRole.TRADING, "keyless", "keyless",
+                             settings.API_RATE_LIMIT_PER_MINUTE)
+        raise Unauthorized("API key required", detail_code="MISSING_API_KEY")
+    if settings.GATEWAY_API_KEY and hmac.compare_digest(raw_key.encode(), settings.GATEWAY_API_KEY.encode()):
+        return ApiClient(default_account(), ApiRole.TRADING, "gateway-key", "gateway-key",
+                         settings.API_RATE_LIMIT_PER_MINUTE)
+    key = _lookup(raw_key)
+    if key is None:
+        raise Unauthorized("Invalid API key", detail_code="INVALID_API_KEY")
+    limit = settings.API_RATE_LIMIT_PER_MINUTE if key.rate_limit_per_minute is None else key.rate_limit_per_minute
+    return ApiClient(key.account, ApiRole(key.role), f"key:{key.prefix}", f"key:{key.prefix}", limit)
+
+
+def _lookup(raw_key: str) -> ApiKey | None:
+    if not raw_key.startswith(KEY_PREFIX) or raw_key.count("_") < 2:
+        return None
+    prefix = raw_key[len(KEY_PREFIX):].split("_", 1)[0]
+    key = ApiKey.objects.select_related("account").filter(prefix=prefix, revoked_at__isnull=True).first()
+    if key is None or not hmac.compare_digest(key.hashed_key, hash_key(raw_key)):
+        return None
+    last_used = key.last_used_at
+    now = timezone.now()
+    if last_used is None or (now - last_used).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+def default_account() -> Account:
+    account = Account.objects.filter(is_default=True).first()
+    if account is None:
+        raise Unauthorized("no default account is set up for keyless access; run manage.py desk_setup",
+                           detail_code="MISSING_API_KEY")
+    return account
+
+
+def check_rate(client: ApiClient, *, now: float) -> None:
+    """Fixed one-minute windows per key, counted in the cache (shared across processes on Redis)."""
+    if client.rate_limit <= 0:
+        return
+    window = int(now // 60)
+    bucket = f"rate:{client.rate_key}:{window}"
+    if cache.add(bucket, 1, timeout=90):
+        count = 1
+    else:
+        try:
+            count = cache.incr(bucket)
+        except ValueError:
+            cache.set(bucket, 1, timeout=90)
+            count = 1
+    if count > client.rate_limit:
+        reset = (window + 1) * 60
+        reset_at = datetime.fromtimestamp(reset, tz=UTC).isoformat().replace("+00:00", "Z")
+        raise RateLimited(retry_after_seconds=max(1, int(reset - now)), reset_at=reset_at,
+                          limit_per_minute=client.rate_limit)
+
+
+def api_key_auth(request: HttpRequest) -> ApiClient:
+    """The ninja auth callable for every /v1 route: authenticate, authorise by role, rate-limit."""
+    client = resolve_client(credentials_from(request.headers), loopback=is_loopback_client(request))
+    if client.role == ApiRole.READ_ONLY and request.method not in _SAFE_METHODS:
+        raise Forbidden("this API key is read-only", detail_code="READ_ONLY_KEY")
+    check_rate(client, now=time.time())
+    request.api_client = client
+    return client

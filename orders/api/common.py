@@ -1,0 +1,41 @@
+"""Small helpers shared by the /v1 routers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+
+from orders.brokers import get_broker
+from orders.brokers.base import Broker
+from orders.domain.enums import OrderStatus
+from orders.domain.errors import InvalidValue
+from orders.models import Account
+
+CODES_4XX = frozenset({400, 401, 403, 404, 409, 422, 429})
+
+
+def wire_response(data: Any, status: int = 200) -> JsonResponse:
+    return JsonResponse(data, status=status, safe=False)
+
+
+def account_of(request: HttpRequest) -> Account:
+    return request.auth.account
+
+
+def actor_of(request: HttpRequest) -> str:
+    return request.auth.actor
+
+
+def broker_for(account: Account) -> Broker:
+    return get_broker(account.broker)
+
+
+def parse_statuses(raw: list[str] | None) -> tuple[OrderStatus, ...]:
+    """``status`` may repeat and/or hold a comma-separated list; values are UPPER-case only."""
+    values = [part.strip() for item in (raw or []) for part in item.split(",") if part.strip()]
+    try:
+        return tuple(OrderStatus(v) for v in values)
+    except ValueError:
+        raise InvalidValue("status", f"must be one of {', '.join(s.value for s in OrderStatus)}",
+                           provided=",".join(values)) from None

@@ -1,0 +1,83 @@
+"""Every failure on /v1 leaves as the protocol's envelope ``{code, message, details}``.
+
+One handler per base class: DeskError (our own tree), ninja's ValidationError and
+parse errors (400 INVALID_REQUEST), Http404, and anything unexpected (500
+INTERNAL_ERROR, logged, with no internals in the body). Messages and details are
+scrubbed of secrets before they leave."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404, HttpRequest, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from orders.domain.errors import DeskError
+from orders.domain.redact import redact
+
+log = logging.getLogger(__name__)
+
+
+def error_response(code: str, message: str, status: int, details: Any = None) -> JsonResponse:
+    body: dict[str, Any] = {"code": code, "message": redact(message)}
+    if details is not None:
+        body["details"] = redact(details)
+    response = JsonResponse(body, status=status)
+    if status == 429 and isinstance(details, dict) and details.get("retry_after_seconds"):
+        response["Retry-After"] = str(details["retry_after_seconds"])
+    return response
+
+
+def desk_error_response(error: DeskError) -> JsonResponse:
+    return error_response(error.code, error.message, error.status, error.details)
+
+
+def _describe(errors: list[dict]) -> str:
+    parts = []
+    for e in errors[:5]:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "payload", "query", "path"))
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}" if loc else e.get("msg", "invalid"))
+    return "; ".join(parts)
+
+
+def _first_field(errors: list[dict]) -> str | None:
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "payload", "query", "path")]
+        if loc:
+            return loc[0]
+    return None
+
+
+def install(api: NinjaAPI) -> None:
+    @api.exception_handler(DeskError)
+    def on_desk_error(request: HttpRequest, exc: DeskError):
+        return desk_error_response(exc)
+
+    @api.exception_handler(ValidationError)
+    def on_validation_error(request: HttpRequest, exc: ValidationError):
+        field = _first_field(exc.errors)
+        return error_response("INVALID_REQUEST", f"Invalid request: {_describe(exc.errors)}", 400,
+                              {"field": field} if field else None)
+
+    @api.exception_handler(AuthenticationError)
+    def on_auth_error(request: HttpRequest, exc: AuthenticationError):
+        return error_response("UNAUTHORIZED", "Unauthorized: API key required", 401, {"code": "MISSING_API_KEY"})
+
+    @api.exception_handler(HttpError)
+    def on_http_error(request: HttpRequest, exc: HttpError):
+        message = str(exc)
+        if exc.status_code == 400:
+            return error_response("INVALID_REQUEST", f"Invalid request: Invalid JSON: {message}", 400)
+        return error_response("INVALID_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR", message,
+                              exc.status_code)
+
+    @api.exception_handler(Http404)
+    def on_not_found(request: HttpRequest, exc: Http404):
+        return error_response("INVALID_REQUEST", "Invalid request: no such resource", 404)
+
+    @api.exception_handler(Exception)
+    def on_unexpected(request: HttpRequest, exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response("INTERNAL_ERROR", "Internal error: the desk could not complete the request", 500)

@@ -1,0 +1,49 @@
+"""Probes and metrics, outside /v1 and without auth: /livez, /readyz, /health, /metrics."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from orders import metrics
+from orders.brokers import get_broker
+
+
+@require_GET
+def livez(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    broker = get_broker()
+    if not _database_ok():
+        return JsonResponse({"ready": False, "providers": [], "provider_count": 0,
+                             "message": "database unavailable"}, status=503)
+    return JsonResponse({"ready": True, "providers": [broker.name], "provider_count": 1})
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    broker = get_broker()
+    status = broker.status(now=timezone.now())
+    provider = {"platform": broker.name, "connected": status.connected}
+    return JsonResponse({"status": "connected" if status.connected else "degraded", "version": settings.VERSION,
+                         "git_sha": settings.GIT_SHA, "providers": [provider]})
+
+
+@require_GET
+def prometheus(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,120 @@
+"""/v1/orders: submit, list, history, get, modify, cancel one, cancel all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import Query, Router
+from pydantic import NonNegativeInt
+
+from orders import selectors, wire
+from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, parse_statuses, wire_response
+from orders.api.schemas import (
+    CancelAllOut,
+    CancelOrderOut,
+    ErrorOut,
+    ModifyOrderIn,
+    ModifyOrderOut,
+    OrderHandleOut,
+    OrderIn,
+    OrderOut,
+)
+from orders.domain.orders import OrderRequest
+from orders.metrics import ORDER_SUBMIT_SECONDS, ORDERS_SUBMITTED
+from orders.services import orders as order_services
+
+router = Router(tags=["orders"])
+ERRORS = {code: ErrorOut for code in (*CODES_4XX, 501, 502, 503)}
+
+
+def _request_from(payload: OrderIn) -> OrderRequest:
+    return OrderRequest(
+        symbol=payload.symbol, side=payload.side, quantity=payload.quantity, order_type=payload.order_type,
+        limit_price=payload.limit_price, stop_price=payload.stop_price,
+        trailing_distance=payload.trailing_distance, trailing_type=payload.trailing_type,
+        stop_loss=payload.stop_loss, take_profit=payload.take_profit, time_in_force=payload.time_in_force,
+        client_order_id=payload.client_order_id, oco_group_id=payload.oco_group_id,
+        position_id=payload.position_id, reduce_only=payload.reduce_only, post_only=payload.post_only,
+        hidden=payload.hidden, display_quantity=payload.display_quantity)
+
+
+@router.post("/orders", response={201: OrderHandleOut, **ERRORS}, summary="Submit an order")
+def submit_order(request: HttpRequest, payload: OrderIn):
+    """Check and place one order. `201` with the order handle; an identical retry of a
+    `client_order_id` answers `201` with the order already placed (header `Idempotent-Replayed: true`)."""
+    account = account_of(request)
+    broker = broker_for(account)
+    with ORDER_SUBMIT_SECONDS.time(platform=broker.name):
+        result = order_services.order_submit(account=account, request=_request_from(payload), broker=broker,
+                                             actor=actor_of(request))
+    response = wire_response(wire.order_handle_out(result.order), status=201)
+    if result.created:
+        ORDERS_SUBMITTED.inc(platform=broker.name)
+    else:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit) -> selectors.OrderFilter:
+    side_value = side.upper() if side and side == side.lower() else side
+    if side_value not in (None, "BUY", "SELL"):
+        from orders.domain.errors import InvalidValue
+
+        raise InvalidValue("side", "must be BUY or SELL", provided=side)
+    return selectors.OrderFilter(symbol=symbol or None, statuses=parse_statuses(status), side=side_value,
+                                 client_order_id=client_order_id, oco_group_id=oco_group_id, since=since,
+                                 until=until, limit=limit)
+
+
+@router.get("/orders", response={200: list[OrderOut], **ERRORS}, summary="List orders")
+def list_orders(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
+                side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
+                since: datetime | None = None, until: datetime | None = None,
+                limit: NonNegativeInt | None = None):
+    """Every order of the account, newest first. `status` repeats or takes a comma-separated list."""
+    filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit)
+    orders = selectors.order_list(account=account_of(request), filters=filters)
+    return wire_response([wire.order_out(o) for o in orders])
+
+
+@router.get("/orders/history", response={200: list[OrderOut], **ERRORS}, summary="Finished orders")
+def order_history(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
+                  side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None,
+                  limit: NonNegativeInt | None = None):
+    """Filled, cancelled, rejected and expired orders, most recently finished first."""
+    filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit)
+    orders = selectors.order_history(account=account_of(request), filters=filters)
+    return wire_response([wire.order_out(o) for o in orders])
+
+
+@router.get("/orders/{order_id}", response={200: OrderOut, **ERRORS}, summary="One order")
+def get_order(request: HttpRequest, order_id: str):
+    return wire_response(wire.order_out(selectors.order_get(account=account_of(request), order_id=order_id)))
+
+
+@router.patch("/orders/{order_id}", response={200: ModifyOrderOut, **ERRORS}, summary="Modify an order")
+def modify_order(request: HttpRequest, order_id: str, payload: ModifyOrderIn):
+    account = account_of(request)
+    changes = order_services.OrderChanges(**payload.model_dump())
+    order = order_services.order_modify(account=account, order_id=order_id, changes=changes,
+                                        broker=broker_for(account))
+    return wire_response({"order": wire.order_out(order)})
+
+
+@router.delete("/orders/{order_id}", response={200: CancelOrderOut, **ERRORS}, summary="Cancel an order")
+def cancel_order(request: HttpRequest, order_id: str):
+    account = account_of(request)
+    order = order_services.order_cancel(account=account, order_id=order_id, broker=broker_for(account))
+    return wire_response({"success": True, "order": wire.order_out(order)})
+
+
+@router.delete("/orders", response={200: CancelAllOut, **ERRORS}, summary="Cancel all working orders")
+def cancel_all_orders(request: HttpRequest, symbol: str | None = None):
+    account = account_of(request)
+    result = order_services.orders_cancel_all(account=account, broker=broker_for(account), symbol=symbol or None)
+    body = {"cancelled_count": len(result.cancelled), "failed_count": len(result.failed)}
+    if result.failed:
+        body["failed_order_ids"] = result.failed
+    return wire_response(body)

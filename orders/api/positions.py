@@ -1,0 +1,96 @@
+"""/v1/positions: list, get, close one, close all."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Router
+
+from orders import selectors, wire
+from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, wire_response
+from orders.api.schemas import (
+    ClosePositionIn,
+    ErrorOut,
+    ModifyPositionExitsIn,
+    ModifyPositionExitsOut,
+    OrderHandleOut,
+    PositionOut,
+)
+from orders.domain.enums import OrderType
+from orders.domain.errors import InvalidRequest
+from orders.domain.money import format_decimal
+from orders.models import position_wire_id
+from orders.services.accounts import mark_price
+from orders.services.positions import position_close, position_move_exits, positions_close_all
+
+router = Router(tags=["positions"])
+ERRORS = {code: ErrorOut for code in (*CODES_4XX, 501, 502, 503)}
+
+
+def _position_body(position, broker, now):
+    mark = mark_price(broker, position.symbol, now=now, fallback=position.average_price)
+    return wire.position_out(position, mark=mark, position_id=position_wire_id(broker.name, position.symbol))
+
+
+@router.get("/positions", response={200: list[PositionOut], **ERRORS}, summary="Open positions")
+def list_positions(request: HttpRequest, symbol: str | None = None):
+    account = account_of(request)
+    broker, now = broker_for(account), timezone.now()
+    positions = selectors.position_list(account=account, symbol=symbol or None)
+    return wire_response([_position_body(p, broker, now) for p in positions])
+
+
+@router.get("/positions/{path:position_id}", response={200: PositionOut, **ERRORS}, summary="One position")
+def get_position(request: HttpRequest, position_id: str):
+    account = account_of(request)
+    position = selectors.position_lookup(account=account, position_id=position_id)
+    return wire_response(_position_body(position, broker_for(account), timezone.now()))
+
+
+def _close_body(request: HttpRequest) -> ClosePositionIn:
+    """The close body is optional: no body, an empty body or ``null`` all mean "close everything at market"."""
+    raw = request.body.strip()
+    if not raw or raw == b"null":
+        return ClosePositionIn()
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise InvalidRequest(f"Invalid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("Invalid JSON: expected an object")
+    return ClosePositionIn.model_validate(data)
+
+
+@router.delete("/positions/{path:position_id}", response={200: OrderHandleOut, **ERRORS},
+               summary="Close a position", openapi_extra={"requestBody": {"required": False, "content": {
+                   "application/json": {"schema": {"$ref": "#/components/schemas/ClosePositionIn"}}}}})
+def close_position(request: HttpRequest, position_id: str):
+    """Send a reduce-only order against the position (all of it unless `quantity` is given); `200` with its handle."""
+    body = _close_body(request)
+    account = account_of(request)
+    order = position_close(account=account, position_id=position_id, broker=broker_for(account),
+                           quantity=body.quantity, order_type=body.order_type or OrderType.MARKET,
+                           limit_price=body.limit_price, actor=actor_of(request))
+    return wire_response(wire.order_handle_out(order))
+
+
+@router.delete("/positions", response={200: list[OrderHandleOut], **ERRORS}, summary="Close all positions")
+def close_all_positions(request: HttpRequest, symbol: str | None = None):
+    account = account_of(request)
+    orders = positions_close_all(account=account, broker=broker_for(account), symbol=symbol or None,
+                                 actor=actor_of(request))
+    return wire_response([wire.order_handle_out(o) for o in orders])
+
+
+@router.patch("/positions/{path:position_id}", response={200: ModifyPositionExitsOut, **ERRORS},
+              summary="Move a position's stop-loss / take-profit")
+def move_position_exits(request: HttpRequest, position_id: str, payload: ModifyPositionExitsIn):
+    account = account_of(request)
+    moved = position_move_exits(account=account, position_id=position_id, broker=broker_for(account),
+                                stop_loss=payload.stop_loss, take_profit=payload.take_profit)
+    body = {"position_id": position_id}
+    for role, (order_ids, price) in moved.items():
+        body[role] = {"order_ids": order_ids, "trigger_price": format_decimal(price)}
+    return wire_response(body)

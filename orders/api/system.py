@@ -1,0 +1,70 @@
+"""/v1/account, /v1/capabilities, /v1/status, /v1/circuit-breakers."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Router
+
+from orders import wire
+from orders.api.common import CODES_4XX, account_of, broker_for, wire_response
+from orders.api.schemas import AccountOut, CapabilitiesOut, CircuitBreakersOut, ConnectionStatusOut, ErrorOut
+from orders.domain.errors import ResetCooldown
+from orders.domain.money import format_decimal
+from orders.services.accounts import account_snapshot
+
+router = Router(tags=["account and system"])
+ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
+RESET_COOLDOWN_SECONDS = 60
+
+
+@router.get("/account", response={200: AccountOut, **ERRORS}, summary="Account balance, equity and margin")
+def get_account(request: HttpRequest):
+    account = account_of(request)
+    figures = account_snapshot(account=account, broker=broker_for(account), now=timezone.now())
+    return wire_response(wire.account_out(figures))
+
+
+@router.get("/capabilities", response={200: CapabilitiesOut, **ERRORS}, summary="What the broker supports")
+def get_capabilities(request: HttpRequest):
+    caps = broker_for(account_of(request)).capabilities
+    body = {
+        "supported_asset_classes": list(caps.supported_asset_classes),
+        "supported_order_types": list(caps.supported_order_types),
+        "position_mode": caps.position_mode,
+        "features": list(caps.features),
+    }
+    if caps.max_leverage is not None:
+        body["max_leverage"] = format_decimal(caps.max_leverage)
+    if caps.rate_limits:
+        body["rate_limits"] = caps.rate_limits
+    return wire_response(body)
+
+
+@router.get("/status", response={200: ConnectionStatusOut, **ERRORS}, summary="Broker connection status")
+def get_status(request: HttpRequest):
+    status = broker_for(account_of(request)).status(now=timezone.now())
+    return wire_response({"connected": status.connected, "latency_ms": status.latency_ms,
+                          "last_heartbeat": wire.ts(status.last_heartbeat)})
+
+
+def _breakers() -> dict:
+    closed = {"state": "closed", "failure_count": 0}
+    return {"adapter": dict(closed), "exit_order": dict(closed)}
+
+
+@router.get("/circuit-breakers", response={200: CircuitBreakersOut, **ERRORS}, summary="Circuit breakers")
+def get_circuit_breakers(request: HttpRequest):
+    return wire_response(_breakers())
+
+
+@router.post("/circuit-breakers/reset", response={200: CircuitBreakersOut, **ERRORS},
+             summary="Reset both circuit breakers")
+def reset_circuit_breakers(request: HttpRequest):
+    """Refused with `409 RESET_COOLDOWN` within 60 seconds of the previous reset."""
+    account = account_of(request)
+    if not cache.add(f"breaker-reset:{account.pk}", 1, timeout=RESET_COOLDOWN_SECONDS):
+        raise ResetCooldown("Circuit breaker re-tripped within cooldown period. Investigate the underlying "
+                            "failure before resetting again.")
+    return wire_response(_breakers())

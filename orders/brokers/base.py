@@ -1,0 +1,80 @@
+"""The one shape every broker adapter has.
+
+=====================  ========  ===============================================================
+method                 required  what it does
+=====================  ========  ===============================================================
+capabilities           yes       what the venue supports; drives the bracket strategy
+instrument(symbol)     yes       tick/step/min for a symbol, or raise SymbolNotFound
+check_order(...)       yes       the venue's own pre-trade rules; raise OrderRejected
+submit_order(ticket)   yes       send an order; return a BrokerAck or raise a DeskError
+cancel_order(ticket)   yes       cancel a working order at the venue
+modify_order(...)      no        change price/quantity in place (default: UnsupportedOperation)
+quote(symbol)          yes       the latest top of book
+bars(...)              yes       OHLCV history
+status()               yes       connection status (connected, latency, heartbeat)
+sync(working, now)     yes       bring working orders up to date: the paper venue matches them,
+                                 a real broker reports fills and cancels it has seen
+=====================  ========  ===============================================================
+
+Adapters speak only the dataclasses of ``brokers.types`` and raise the errors of
+``domain.errors``; they never import Django models and get their configuration
+through the constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from orders.brokers.types import (
+    AccountContext,
+    Bar,
+    BrokerAck,
+    Capabilities,
+    ConnectionStatus,
+    ExecutionReport,
+    Instrument,
+    OrderTicket,
+    Quote,
+    WorkingOrder,
+)
+from orders.domain.errors import Unsupported
+from orders.domain.orders import OrderRequest
+
+
+class Broker:
+    name = "base"
+    capabilities: Capabilities
+    # a local venue answers in-process, so an order is sent inside the transaction that records it
+    is_local = False
+
+    def instrument(self, symbol: str) -> Instrument:
+        raise NotImplementedError("a broker must describe its instruments")
+
+    def check_order(self, request: OrderRequest, *, context: AccountContext, now: datetime) -> Decimal:
+        """Apply the venue's pre-trade rules. Returns the reference price the order was checked at."""
+        raise NotImplementedError("a broker must check orders before they are recorded")
+
+    def submit_order(self, ticket: OrderTicket) -> BrokerAck:
+        raise NotImplementedError("a broker must accept orders")
+
+    def cancel_order(self, ticket: OrderTicket) -> None:
+        raise NotImplementedError("a broker must cancel orders")
+
+    def modify_order(self, ticket: OrderTicket, *, quantity: Decimal | None = None,
+                     limit_price: Decimal | None = None, stop_price: Decimal | None = None,
+                     trailing_distance: Decimal | None = None) -> BrokerAck:
+        raise Unsupported("modify_order", self.name)
+
+    def quote(self, symbol: str, *, now: datetime) -> Quote:
+        raise NotImplementedError("a broker must provide quotes")
+
+    def bars(self, symbol: str, *, timeframe: str, seconds: int, end: datetime, count: int) -> list[Bar]:
+        raise NotImplementedError("a broker must provide bars")
+
+    def status(self, *, now: datetime) -> ConnectionStatus:
+        raise NotImplementedError("a broker must report its connection status")
+
+    def sync(self, working: Sequence[WorkingOrder], *, now: datetime) -> list[ExecutionReport]:
+        raise NotImplementedError("a broker must report what happened to working orders")

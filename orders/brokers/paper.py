@@ -1,0 +1,402 @@
+"""The paper venue: a simulated broker that behaves like a real one.
+
+Prices come from ``paper_market.PriceWalk`` (reproducible per seed and second). The
+venue refuses what a real venue refuses (unknown, halted or closed symbols, prices
+off the tick or outside the band, quantities off the step or below the minimum,
+orders the account cannot fund) and matches working orders second by second
+against the top of book, filling no more than the size shown at each second, so a
+large order fills in parts.
+
+It keeps no state of its own between calls: the working orders, with the little
+venue state they carry (trigger flag, trailing reference, how far they were
+matched), live in the desk's database and are handed to ``sync``. That is what lets
+the web process accept orders and the engine process match them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from orders.brokers.base import Broker
+from orders.brokers.faults import PaperFaults
+from orders.brokers.paper_market import EPOCH, PriceWalk, seconds_since_epoch
+from orders.brokers.types import (
+    AccountContext,
+    Bar,
+    BracketStrategy,
+    BrokerAck,
+    Capabilities,
+    ConnectionStatus,
+    ExecutionReport,
+    Instrument,
+    OrderTicket,
+    Quote,
+    ReportKind,
+    WorkingOrder,
+)
+from orders.domain.enums import (
+    AssetClass,
+    OrderStatus,
+    OrderType,
+    PositionMode,
+    RejectReason,
+    Side,
+    TimeInForce,
+    TrailingType,
+)
+from orders.domain.errors import OrderRejected, ProviderUnavailable, SymbolNotFound
+from orders.domain.money import ZERO, format_decimal, is_on_grid, quantize_money
+from orders.domain.orders import OrderRequest
+from orders.domain.positions import exposure_increase
+
+MAX_CATCH_UP_SECONDS = 3600
+_ALL_TYPES = tuple(OrderType)
+_PROFILE_FEATURES = {
+    BracketStrategy.NATIVE_BRACKET: ("bracket_orders", "oco"),
+    BracketStrategy.NATIVE_OCO: ("oco",),
+    BracketStrategy.PENDING: (),
+}
+_COMMON_FEATURES = ("trailing_stop", "trailing_stops", "short_selling", "reduce_only", "post_only", "get_quote")
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    seed: int
+    instruments: dict[str, Instrument]
+    profile: BracketStrategy = BracketStrategy.PENDING
+    fault_file: str = ""
+
+
+def is_session_open(instrument: Instrument, at: datetime) -> bool:
+    if instrument.session == "always":
+        return True
+    if at.weekday() >= 5:
+        return False
+    minutes = at.hour * 60 + at.minute
+    return 13 * 60 + 30 <= minutes < 20 * 60
+
+
+def session_end(instrument: Instrument, opened: datetime) -> datetime:
+    """When a DAY order placed at ``opened`` expires."""
+    day = opened.replace(hour=0, minute=0, second=0, microsecond=0)
+    if instrument.session == "always":
+        return day + timedelta(days=1)
+    return day.replace(hour=20)
+
+
+class PaperBroker(Broker):
+    name = "paper"
+    is_local = True
+
+    def __init__(self, config: PaperConfig) -> None:
+        self.config = config
+        self.walk = PriceWalk(seed=config.seed, provider=self.name)
+        self.faults = PaperFaults(config.fault_file) if config.fault_file else None
+        classes = tuple(dict.fromkeys(i.asset_class for i in config.instruments.values()))
+        self.capabilities = Capabilities(
+            platform=self.name,
+            supported_asset_classes=classes or (AssetClass.STOCK,),
+            supported_order_types=_ALL_TYPES,
+            position_mode=PositionMode.NETTING,
+            features=_PROFILE_FEATURES[config.profile] + _COMMON_FEATURES,
+            bracket_strategy=config.profile,
+            rate_limits={"requests_per_minute": 6000, "orders_per_second": 50},
+        )
+
+    # -- faults ----------------------------------------------------------------------------------------
+    def _venue_call(self) -> None:
+        if self.faults is None:
+            return
+        state = self.faults.state()
+        if state.latency_ms:
+            time.sleep(state.latency_ms / 1000)
+        if state.unavailable:
+            raise ProviderUnavailable("paper venue is unavailable (injected fault)")
+
+    # -- reference data --------------------------------------------------------------------------------
+    def instrument(self, symbol: str) -> Instrument:
+        try:
+            return self.config.instruments[symbol]
+        except KeyError:
+            raise SymbolNotFound(symbol) from None
+
+    def quote(self, symbol: str, *, now: datetime) -> Quote:
+        self._venue_call()
+        return self.walk.quote(self.instrument(symbol), now)
+
+    def bars(self, symbol: str, *, timeframe: str, seconds: int, end: datetime, count: int) -> list[Bar]:
+        self._venue_call()
+        return self.walk.bars(self.instrument(symbol), timeframe=timeframe, seconds=seconds, end=end, count=count)
+
+    def status(self, *, now: datetime) -> ConnectionStatus:
+        unavailable = self.faults is not None and self.faults.state().unavailable
+        return ConnectionStatus(connected=not unavailable, latency_ms=0, last_heartbeat=now)
+
+    # -- pre-trade -------------------------------------------------------------------------------------
+    def check_order(self, request: OrderRequest, *, context: AccountContext, now: datetime) -> Decimal:
+        self._venue_call()
+        instrument = self._tradeable(request.symbol, now)
+        self._check_quantity(instrument, request)
+        quote = self.walk.quote(instrument, now)
+        self._check_prices(instrument, request, quote)
+        reference = self._reference_price(request, quote)
+        self._check_notional(instrument, request.quantity * reference)
+        self._check_post_only(request, quote)
+        self._check_funding(instrument, request, context, reference)
+        return reference
+
+    def _tradeable(self, symbol: str, now: datetime) -> Instrument:
+        instrument = self.config.instruments.get(symbol)
+        if instrument is None:
+            raise OrderRejected(RejectReason.SYMBOL_NOT_TRADEABLE, f"Symbol {symbol} is not traded on this venue",
+                                symbol=symbol, reason="unknown symbol")
+        if instrument.halted:
+            raise OrderRejected(RejectReason.SYMBOL_NOT_TRADEABLE, f"Trading in {symbol} is halted",
+                                symbol=symbol, reason="halted")
+        if not is_session_open(instrument, now):
+            raise OrderRejected(RejectReason.SYMBOL_NOT_TRADEABLE,
+                                f"The market for {symbol} is closed (open 13:30-20:00 UTC, Monday to Friday)",
+                                symbol=symbol, reason="market closed")
+        return instrument
+
+    @staticmethod
+    def _check_quantity(instrument: Instrument, request: OrderRequest) -> None:
+        qty = request.quantity
+        if qty < instrument.min_quantity:
+            raise OrderRejected(RejectReason.INVALID_QUANTITY,
+                                f"Quantity {format_decimal(qty)} is below the minimum "
+                                f"{format_decimal(instrument.min_quantity)} for {instrument.symbol}",
+                                quantity=format_decimal(qty), min_quantity=format_decimal(instrument.min_quantity))
+        if not is_on_grid(qty, instrument.quantity_step):
+            raise OrderRejected(RejectReason.INVALID_QUANTITY,
+                                f"Quantity {format_decimal(qty)} is not a multiple of the step "
+                                f"{format_decimal(instrument.quantity_step)} for {instrument.symbol}",
+                                quantity=format_decimal(qty), quantity_step=format_decimal(instrument.quantity_step))
+
+    @staticmethod
+    def _check_prices(instrument: Instrument, request: OrderRequest, quote: Quote) -> None:
+        tick = instrument.tick_size
+        low = quote.mid * (1 - instrument.price_band_pct / 100)
+        high = quote.mid * (1 + instrument.price_band_pct / 100)
+        for field in ("limit_price", "stop_price", "stop_loss", "take_profit"):
+            price = getattr(request, field)
+            if price is None:
+                continue
+            if not is_on_grid(price, tick):
+                raise OrderRejected(RejectReason.INVALID_PRICE,
+                                    f"{field} {format_decimal(price)} is not a multiple of the tick size "
+                                    f"{format_decimal(tick)} for {instrument.symbol}",
+                                    field=field, price=format_decimal(price), tick_size=format_decimal(tick))
+            if not low <= price <= high:
+                raise OrderRejected(RejectReason.INVALID_PRICE,
+                                    f"{field} {format_decimal(price)} is outside the allowed band "
+                                    f"{format_decimal(instrument.price_band_pct)} % around the market "
+                                    f"{format_decimal(quote.mid)}",
+                                    field=field, price=format_decimal(price),
+                                    min_price=format_decimal(quantize_money(low, 8)),
+                                    max_price=format_decimal(quantize_money(high, 8)))
+        if (request.trailing_type is TrailingType.ABSOLUTE and request.trailing_distance is not None
+                and not is_on_grid(request.trailing_distance, tick)):
+            raise OrderRejected(RejectReason.INVALID_PRICE,
+                                f"trailing_distance {format_decimal(request.trailing_distance)} is not a multiple "
+                                f"of the tick size {format_decimal(tick)}",
+                                field="trailing_distance", price=format_decimal(request.trailing_distance),
+                                tick_size=format_decimal(tick))
+
+    @staticmethod
+    def _reference_price(request: OrderRequest, quote: Quote) -> Decimal:
+        touch = quote.ask if request.side is Side.BUY else quote.bid
+        if request.order_type is OrderType.LIMIT:
+            return min(request.limit_price, touch) if request.side is Side.BUY else max(request.limit_price, touch)
+        if request.order_type is OrderType.STOP_LIMIT:
+            return request.limit_price
+        if request.order_type is OrderType.STOP:
+            return request.stop_price
+        return touch
+
+    @staticmethod
+    def _check_notional(instrument: Instrument, notional: Decimal) -> None:
+        if notional < instrument.min_notional:
+            raise OrderRejected(RejectReason.INVALID_QUANTITY,
+                                f"Order value {format_decimal(quantize_money(notional, 2))} is below the minimum "
+                                f"notional {format_decimal(instrument.min_notional)} for {instrument.symbol}",
+                                notional=format_decimal(quantize_money(notional, 8)),
+                                min_notional=format_decimal(instrument.min_notional))
+
+    @staticmethod
+    def _check_post_only(request: OrderRequest, quote: Quote) -> None:
+        if not request.post_only or request.limit_price is None:
+            return
+        crosses = request.limit_price >= quote.ask if request.side is Side.BUY else request.limit_price <= quote.bid
+        if crosses:
+            raise OrderRejected(RejectReason.POST_ONLY_VIOLATED,
+                                "A post-only order would take liquidity at this price",
+                                limit_price=format_decimal(request.limit_price),
+                                bid=format_decimal(quote.bid), ask=format_decimal(quote.ask))
+
+    @staticmethod
+    def _check_funding(instrument: Instrument, request: OrderRequest, context: AccountContext,
+                       reference: Decimal) -> None:
+        held = context.position_quantity
+        added = exposure_increase(held, side=request.side, quantity=request.quantity)
+        if request.reduce_only and added > 0:
+            raise OrderRejected(RejectReason.REDUCE_ONLY_VIOLATED,
+                                "A reduce-only order may not open or grow a position",
+                                position_quantity=format_decimal(held), quantity=format_decimal(request.quantity))
+        if added <= 0:
+            return
+        opens_short = held + request.quantity * request.side.sign < 0
+        if opens_short and not instrument.can_short:
+            available = max(held, ZERO)
+            raise OrderRejected(RejectReason.INSUFFICIENT_BALANCE,
+                                f"Insufficient {instrument.base_asset} balance to sell "
+                                f"{format_decimal(request.quantity)}",
+                                asset=instrument.base_asset, required=format_decimal(request.quantity),
+                                available=format_decimal(available))
+        rate = instrument.margin_rate * (Decimal("1.5") if opens_short else 1)
+        fee = added * reference * instrument.commission_bps / 10000
+        required = quantize_money(added * reference * rate + fee, 2)
+        available = quantize_money(context.figures.buying_power, 2)
+        if required > available:
+            reason = (RejectReason.INSUFFICIENT_BALANCE if rate >= 1 and not opens_short
+                      else RejectReason.INSUFFICIENT_MARGIN)
+            noun = "balance" if reason is RejectReason.INSUFFICIENT_BALANCE else "margin"
+            raise OrderRejected(reason, f"Insufficient {noun} to place order",
+                                required=format_decimal(required), available=format_decimal(available),
+                                currency=context.figures.currency)
+
+    # -- order entry -----------------------------------------------------------------------------------
+    def submit_order(self, ticket: OrderTicket) -> BrokerAck:
+        self._venue_call()
+        if self.faults is not None:
+            rule = self.faults.take_rejection(ticket.order_type)
+            if rule is not None:
+                raise OrderRejected(rule["reason"], f"Order rejected: {rule['message']}", injected=True)
+        return BrokerAck(broker_order_id=ticket.order_id, status=OrderStatus.OPEN)
+
+    def cancel_order(self, ticket: OrderTicket) -> None:
+        self._venue_call()
+
+    def modify_order(self, ticket: OrderTicket, *, quantity: Decimal | None = None,
+                     limit_price: Decimal | None = None, stop_price: Decimal | None = None,
+                     trailing_distance: Decimal | None = None) -> BrokerAck:
+        self._venue_call()
+        instrument = self.instrument(ticket.symbol)
+        for field, price in (("limit_price", limit_price), ("stop_price", stop_price)):
+            if price is not None and not is_on_grid(price, instrument.tick_size):
+                raise OrderRejected(RejectReason.INVALID_PRICE,
+                                    f"{field} {format_decimal(price)} is not a multiple of the tick size "
+                                    f"{format_decimal(instrument.tick_size)}",
+                                    field=field, price=format_decimal(price),
+                                    tick_size=format_decimal(instrument.tick_size))
+        if quantity is not None and not is_on_grid(quantity, instrument.quantity_step):
+            raise OrderRejected(RejectReason.INVALID_QUANTITY,
+                                f"Quantity {format_decimal(quantity)} is not a multiple of the step "
+                                f"{format_decimal(instrument.quantity_step)}",
+                                quantity=format_decimal(quantity),
+                                quantity_step=format_decimal(instrument.quantity_step))
+        return BrokerAck(broker_order_id=ticket.order_id, status=OrderStatus.OPEN)
+
+    # -- matching --------------------------------------------------------------------------------------
+    def sync(self, working: Sequence[WorkingOrder], *, now: datetime) -> list[ExecutionReport]:
+        self._venue_call()
+        reports: list[ExecutionReport] = []
+        for order in working:
+            instrument = self.config.instruments.get(order.symbol)
+            if instrument is None:
+                reports.append(ExecutionReport(order.order_id, ReportKind.CANCELLED, now,
+                                               reason="symbol no longer traded"))
+                continue
+            reports.extend(_Matcher(self.walk, instrument, order).run(now))
+        return reports
+
+
+class _Matcher:
+    """Walks one working order through the seconds it has not been matched for yet."""
+
+    def __init__(self, walk: PriceWalk, instrument: Instrument, order: WorkingOrder) -> None:
+        self.walk, self.instrument, self.order = walk, instrument, order
+        self.remaining = order.remaining
+        self.triggered = order.triggered
+        self.trail = order.trail_reference
+        self.reports: list[ExecutionReport] = []
+
+    def run(self, now: datetime) -> list[ExecutionReport]:
+        order = self.order
+        created = seconds_since_epoch(order.created_at)
+        start = seconds_since_epoch(order.checked_until) + 1 if order.checked_until else created
+        end = seconds_since_epoch(now)
+        start = max(start, end - MAX_CATCH_UP_SECONDS)
+        expiry = seconds_since_epoch(session_end(self.instrument, order.created_at))
+        last = start - 1
+        for second in range(start, end + 1):
+            if order.time_in_force is TimeInForce.DAY and second >= expiry:
+                return self._finish(ReportKind.EXPIRED, second, "DAY order expired at the session close")
+            at = EPOCH + timedelta(seconds=second)
+            if not is_session_open(self.instrument, at):
+                last = second
+                continue
+            self._step(second, arriving=second == created)
+            last = second
+            if self.remaining <= 0:
+                return self.reports
+            if order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+                reason = "IOC remainder cancelled" if self.reports else f"{order.time_in_force} could not be filled"
+                return self._finish(ReportKind.CANCELLED, second, reason)
+        if last >= start or self.triggered != order.triggered or self.trail != order.trail_reference:
+            self.reports.append(ExecutionReport(order.order_id, ReportKind.STATE, EPOCH + timedelta(seconds=last),
+                                                trail_reference=self.trail, triggered=self.triggered,
+                                                checked_until=EPOCH + timedelta(seconds=max(last, start - 1))))
+        return self.reports
+
+    def _finish(self, kind: ReportKind, second: int, reason: str) -> list[ExecutionReport]:
+        self.reports.append(ExecutionReport(self.order.order_id, kind, EPOCH + timedelta(seconds=second),
+                                            reason=reason))
+        return self.reports
+
+    def _step(self, second: int, *, arriving: bool) -> None:
+        order = self.order
+        quote = self.walk.quote_at_second(self.instrument, second)
+        buy = order.side is Side.BUY
+        touch, size = (quote.ask, quote.ask_size) if buy else (quote.bid, quote.bid_size)
+        kind = order.order_type
+        if kind is OrderType.TRAILING_STOP and not self.triggered:
+            self._trail(touch, buy)
+        if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and not self.triggered:
+            self.triggered = touch >= order.stop_price if buy else touch <= order.stop_price
+            arriving = True
+        if kind in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP) and not self.triggered:
+            return
+        price, maker = touch, False
+        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            limit = order.limit_price
+            if (touch > limit) if buy else (touch < limit):
+                return
+            if not arriving:
+                price, maker = limit, True
+        if order.time_in_force is TimeInForce.FOK and size < self.remaining:
+            return
+        self._fill(second, min(self.remaining, size), price, maker)
+
+    def _trail(self, touch: Decimal, buy: bool) -> None:
+        order = self.order
+        if self.trail is None or (touch < self.trail if buy else touch > self.trail):
+            self.trail = touch
+        distance = order.trailing_distance
+        if order.trailing_type is TrailingType.PERCENT:
+            distance = self.trail * distance / 100
+        stop = self.trail + distance if buy else self.trail - distance
+        self.triggered = touch >= stop if buy else touch <= stop
+
+    def _fill(self, second: int, quantity: Decimal, price: Decimal, maker: bool) -> None:
+        commission = quantize_money(quantity * price * self.instrument.commission_bps / 10000, 8)
+        self.remaining -= quantity
+        self.reports.append(ExecutionReport(
+            self.order.order_id, ReportKind.FILL, EPOCH + timedelta(seconds=second),
+            fill_id=f"{self.order.order_id}:{second}", quantity=quantity, price=price, commission=commission,
+            commission_currency=self.instrument.quote_currency, is_maker=maker,
+            trail_reference=self.trail, triggered=self.triggered, checked_until=EPOCH + timedelta(seconds=second)))

@@ -1,0 +1,170 @@
+"""The desk's error tree. Every error carries a stable wire ``code``, an HTTP status
+and ``details``; the API turns any of them into the protocol's envelope
+``{code, message, details}``.
+
+    DeskError
+    ├── InvalidRequest        400 INVALID_REQUEST     malformed input, a required field missing
+    ├── InvalidValue          400 INVALID_VALUE       a field present but not acceptable
+    ├── ValidationFailed      400 VALIDATION_ERROR    per-field validator failures
+    ├── Unauthorized          401 UNAUTHORIZED        no key / a wrong key
+    ├── Forbidden             403 UNAUTHORIZED        a key whose role does not allow the action
+    ├── NotFound              404 *_NOT_FOUND         ORDER / POSITION / SYMBOL
+    ├── Conflict              409                     ORDER_NOT_MODIFIABLE, RESET_COOLDOWN
+    ├── OrderRejected         422 <reject reason>     INSUFFICIENT_BALANCE, INVALID_QUANTITY, …
+    ├── RateLimited           429 RATE_LIMITED        retryable after ``retry_after_seconds``
+    ├── Unsupported           501 UNSUPPORTED_OPERATION
+    ├── ProviderError         502 PROVIDER_ERROR      the broker answered with something we cannot use
+    └── ProviderUnavailable   503 PROVIDER_UNAVAILABLE the broker cannot be reached (retryable)
+
+Rejections answer with the seed document's codes (``INSUFFICIENT_BALANCE`` …, see
+placing-orders.txt) and repeat the reason as ``details.reject_code`` for clients
+written against the gateway's ``ORDER_REJECTED``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DeskError(Exception):
+    status = 400
+    code = "INVALID_REQUEST"
+    retryable = False
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(DeskError):
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(f"Invalid request: {reason}", details={"field": field} if field else None)
+        self.field = field
+
+
+class InvalidValue(DeskError):
+    code = "INVALID_VALUE"
+
+    def __init__(self, field: str, reason: str, *, provided: Any = None, **extra: Any) -> None:
+        details = {"field": field, "provided": None if provided is None else str(provided), **extra}
+        super().__init__(f"Invalid value for {field}: {reason}", details=details)
+        self.field = field
+
+
+class ValidationFailed(DeskError):
+    """Per-field failures, shaped as the gateway's validator map:
+    ``{"quantity": [{"code": "must be positive", "message": None, "params": {}}]}``."""
+
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, errors: dict[str, list[dict[str, Any]]]) -> None:
+        summary = "; ".join(f"{field}: {e[0]['code']}" for field, e in errors.items())
+        super().__init__(f"Validation failed: {summary}", details=errors)
+
+
+def field_error(code: str, message: str | None = None, **params: Any) -> dict[str, Any]:
+    return {"code": code, "message": message, "params": params}
+
+
+class Unauthorized(DeskError):
+    status = 401
+    code = "UNAUTHORIZED"
+
+    def __init__(self, reason: str, *, detail_code: str) -> None:
+        super().__init__(f"Unauthorized: {reason}", details={"code": detail_code})
+
+
+class Forbidden(DeskError):
+    status = 403
+    code = "UNAUTHORIZED"
+
+    def __init__(self, reason: str, *, detail_code: str = "FORBIDDEN") -> None:
+        super().__init__(f"Forbidden: {reason}", details={"code": detail_code})
+
+
+class NotFound(DeskError):
+    status = 404
+
+
+class OrderNotFound(NotFound):
+    code = "ORDER_NOT_FOUND"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"Order not found: {order_id}", details={"resource": "order", "id": order_id})
+
+
+class PositionNotFound(NotFound):
+    code = "POSITION_NOT_FOUND"
+
+    def __init__(self, position_id: str) -> None:
+        super().__init__(f"Position not found: {position_id}", details={"resource": "position", "id": position_id})
+
+
+class SymbolNotFound(NotFound):
+    code = "SYMBOL_NOT_FOUND"
+
+    def __init__(self, symbol: str) -> None:
+        super().__init__(f"Symbol not found: {symbol}", details={"symbol": symbol})
+
+
+class Conflict(DeskError):
+    status = 409
+
+
+class OrderNotModifiable(Conflict):
+    code = "ORDER_NOT_MODIFIABLE"
+
+    def __init__(self, order_id: str, reason: str) -> None:
+        super().__init__(f"Order cannot be modified: {reason}", details={"order_id": order_id})
+
+
+class ResetCooldown(Conflict):
+    code = "RESET_COOLDOWN"
+
+
+class OrderRejected(DeskError):
+    status = 422
+    code = "ORDER_REJECTED"
+
+    def __init__(self, reason: str, message: str, **details: Any) -> None:
+        super().__init__(message, details={"reject_code": reason, **details}, code=reason)
+        self.reason = reason
+
+
+class RateLimited(DeskError):
+    status = 429
+    code = "RATE_LIMITED"
+    retryable = True
+
+    def __init__(self, *, retry_after_seconds: int | None, reset_at: str | None, **extra: Any) -> None:
+        details = {"retry_after_seconds": retry_after_seconds, "reset_at": reset_at, **extra}
+        super().__init__("Rate limit exceeded", details=details)
+
+
+class Unsupported(DeskError):
+    status = 501
+    code = "UNSUPPORTED_OPERATION"
+
+    def __init__(self, operation: str, provider: str) -> None:
+        super().__init__(f"{operation} not supported on {provider}",
+                         details={"operation": operation, "provider": provider})
+
+
+class ProviderError(DeskError):
+    status = 502
+    code = "PROVIDER_ERROR"
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        super().__init__(f"Provider error: {message}", details={"provider": provider} if provider else None)
+
+
+class ProviderUnavailable(DeskError):
+    status = 503
+    code = "PROVIDER_UNAVAILABLE"
+    retryable = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"Provider unavailable: {message}")

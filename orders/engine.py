@@ -1,0 +1,94 @@
+"""The engine: the long-running loop beside the web server.
+
+Each tick it renews its lease on the accounts it acts for, hands their working
+orders to the broker's ``sync`` (the paper venue matches them; a real broker
+reports what it saw) and applies the reports. Only the holder of an account's
+lease acts for it, so two engines can never both fill or place legs for one account.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from orders.brokers.base import Broker
+from orders.brokers.types import WorkingOrder
+from orders.domain.enums import OrderStatus, OrderType, Side, TimeInForce
+from orders.domain.errors import DeskError
+from orders.models import Account, EngineLease, Order
+from orders.services.fills import reports_apply
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 10
+_MATCHED_STATUSES = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+
+class LeaseHeld(Exception):
+    def __init__(self, account: Account, lease: EngineLease) -> None:
+        super().__init__(f"account {account.name} is already run by engine {lease.owner} "
+                         f"(lease valid until {lease.expires_at.isoformat()})")
+        self.lease = lease
+
+
+def new_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def lease_claim(*, account: Account, owner: str, now: datetime | None = None) -> bool:
+    """Claim or renew the account's lease. True if ``owner`` holds it afterwards."""
+    now = now or timezone.now()
+    expires = now + timedelta(seconds=LEASE_SECONDS)
+    with transaction.atomic():
+        updated = EngineLease.objects.filter(Q(owner=owner) | Q(expires_at__lt=now), account=account).update(
+            owner=owner, expires_at=expires, heartbeat_at=now)
+        if updated:
+            return True
+        _, created = EngineLease.objects.get_or_create(
+            account=account, defaults={"owner": owner, "expires_at": expires, "heartbeat_at": now})
+        return created
+
+
+def lease_release(*, account: Account, owner: str) -> None:
+    EngineLease.objects.filter(account=account, owner=owner).delete()
+
+
+def working_order_of(order: Order) -> WorkingOrder:
+    return WorkingOrder(
+        order_id=str(order.id), symbol=order.symbol, side=Side(order.side), order_type=OrderType(order.order_type),
+        quantity=order.quantity, filled_quantity=order.filled_quantity,
+        time_in_force=TimeInForce(order.time_in_force), created_at=order.created_at, limit_price=order.limit_price,
+        stop_price=order.stop_price, trailing_distance=order.trailing_distance, trailing_type=order.trailing_type,
+        trail_reference=order.trail_reference, triggered=order.triggered, checked_until=order.checked_until,
+        post_only=order.post_only)
+
+
+@dataclass
+class TickResult:
+    accounts: int = 0
+    orders: int = 0
+    changes: int = 0
+
+
+def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None) -> TickResult:
+    """Match every working order of ``accounts`` up to ``now`` and apply what happened."""
+    now = now or timezone.now()
+    result = TickResult(accounts=len(accounts))
+    working = list(Order.objects.filter(account__in=accounts, status__in=_MATCHED_STATUSES).order_by("created_at"))
+    result.orders = len(working)
+    if not working:
+        return result
+    try:
+        reports = broker.sync([working_order_of(o) for o in working], now=now)
+    except DeskError as e:
+        log.warning("engine: broker sync failed: %s", e.message)
+        return result
+    result.changes = reports_apply(reports=reports, broker=broker)
+    return result

@@ -1,0 +1,58 @@
+"""Everything clients are told, in one place: frame builders and the outbox writer.
+
+Each ``record_*`` call writes one ``Event`` row inside the caller's transaction, so an
+event exists exactly when the change it reports was committed. The stream relays read
+the outbox in id order (``realtime``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from orders import wire
+from orders.models import Event
+
+ORDER_EVENT_BY_STATUS = {
+    "OPEN": "ORDER_CREATED",
+    "PENDING": "ORDER_CREATED",
+    "PARTIALLY_FILLED": "ORDER_PARTIALLY_FILLED",
+    "FILLED": "ORDER_FILLED",
+    "CANCELLED": "ORDER_CANCELLED",
+    "REJECTED": "ORDER_REJECTED",
+    "EXPIRED": "ORDER_EXPIRED",
+}
+
+
+def _record(account_id: int, kind: str, frame: dict[str, Any]) -> Event:
+    now = timezone.now()
+    frame = {"type": kind, **frame, "timestamp": wire.ts(now)}
+    return Event.objects.create(account_id=account_id, kind=kind, payload=frame, created_at=now)
+
+
+def record_order(order, event: str | None = None) -> Event:
+    event = event or ORDER_EVENT_BY_STATUS[order.status]
+    body = wire.order_out(order)
+    frame = {"event": event, "order": body}
+    if "parent_order_id" in body:
+        frame["parent_order_id"] = body["parent_order_id"]
+    return _record(order.account_id, "order", frame)
+
+
+def record_trade(fill) -> Event:
+    return _record(fill.account_id, "trade", {"event": "TRADE_FILLED", "trade": wire.trade_out(fill)})
+
+
+def record_position(account_id: int, event: str, position_body: dict[str, Any]) -> Event:
+    return _record(account_id, "position", {"event": event, "position": position_body})
+
+
+def record_account(account_id: int, figures) -> Event:
+    return _record(account_id, "account", {"event": "BALANCE_UPDATED", "account": wire.account_out(figures)})
+
+
+def record_error(account_id: int, code: str, message: str, details: dict[str, Any] | None = None) -> Event:
+    frame: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        frame["details"] = details
+    return _record(account_id, "error", frame)

@@ -1,0 +1,22 @@
+"""Pure rules for exit legs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from orders.domain.money import ZERO
+
+ROLE_SUFFIX = {"stop_loss": "sl", "take_profit": "tp"}
+
+
+def leg_client_order_id(*, seed: str, role: str, index: int = 0) -> str:
+    """Deterministic client id of a leg: ``{seed}-sl`` / ``{seed}-tp``, then ``-sl-2`` … for later parts.
+    The same entry always yields the same ids, so a leg is never placed twice."""
+    suffix = ROLE_SUFFIX[role]
+    base = f"{seed}-{suffix}" if index == 0 else f"{seed}-{suffix}-{index + 1}"
+    return base[-64:]
+
+
+def leg_shortfall(*, entry_filled: Decimal, covered: Decimal) -> Decimal:
+    """How much of the filled entry a leg still has to cover."""
+    return max(ZERO, entry_filled - covered)

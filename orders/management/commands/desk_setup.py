@@ -1,0 +1,48 @@
+"""``manage.py desk_setup``: the demo account (funded paper balance), a demo login and an API key.
+
+Idempotent: run it on every start. It prints the login and, the first time (or with
+``--new-key``), a fresh API key; keys are stored hashed and cannot be shown again."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from orders.models import Account, DeskMembership
+from orders.services.keys import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Create the demo account, login and API key if they do not exist yet."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--account", default="demo")
+        parser.add_argument("--username", default="demo")
+        parser.add_argument("--password", default="demo-trader-2026")
+        parser.add_argument("--new-key", action="store_true", help="issue a fresh API key even if one exists")
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        account, created = Account.objects.get_or_create(
+            name=options["account"],
+            defaults={"broker": settings.GATEWAY_PROVIDER, "cash": settings.PAPER_STARTING_CASH,
+                      "is_default": not Account.objects.filter(is_default=True).exists()})
+        User = get_user_model()
+        user = User.objects.filter(username=options["username"]).first()
+        if user is None:
+            user = User.objects.create_user(options["username"], password=options["password"], is_staff=True,
+                                            is_superuser=True)
+            user_note = f"password {options['password']}"
+        else:
+            user_note = "existing user, password unchanged"
+        DeskMembership.objects.get_or_create(user=user, account=account)
+        self.stdout.write(f"account  {account.name} on {account.broker}"
+                          f"{' (paper, funded ' + str(account.cash) + ' ' + account.currency + ')' if created else ''}")
+        self.stdout.write(f"login    {user.username} / {user_note}")
+        if options["new_key"] or not account.api_keys.filter(revoked_at__isnull=True).exists():
+            raw = api_key_create(account=account, name="demo key")
+            self.stdout.write(f"api key  {raw}   (shown once; stored hashed)")
+        else:
+            self.stdout.write("api key  already issued (run with --new-key for another)")

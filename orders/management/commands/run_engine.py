@@ -1,0 +1,81 @@
+"""``manage.py run_engine``: the engine beside the web server (see ``orders.engine``)."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import close_old_connections
+
+from orders.brokers import get_broker
+from orders.engine import LEASE_SECONDS, engine_tick, lease_claim, lease_release, new_owner_id
+from orders.models import Account, EngineLease
+
+
+class Command(BaseCommand):
+    help = "Run the engine: the paper venue's clock and matching, fills, exit legs. One engine per account."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--account", action="append", help="account name (repeatable); default: all")
+        parser.add_argument("--tick", type=float, default=None, help="seconds between ticks")
+        parser.add_argument("--once", action="store_true", help="run one tick and exit")
+
+    def handle(self, *args, **options):
+        broker = get_broker()
+        accounts = self._accounts(options["account"], broker.name)
+        owner = new_owner_id()
+        self._claim_all(accounts, owner)
+        tick = options["tick"] or settings.ENGINE_TICK_SECONDS
+        names = ", ".join(a.name for a in accounts)
+        self.stdout.write(f"engine {owner} running for {names} on {broker.name} (tick {tick}s)")
+        self._stopping = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        last_renewal = time.monotonic()
+        try:
+            while not self._stopping:
+                started = time.monotonic()
+                if started - last_renewal > LEASE_SECONDS / 3:
+                    self._renew(accounts, owner)
+                    last_renewal = started
+                engine_tick(accounts=accounts, broker=broker)
+                close_old_connections()
+                if options["once"]:
+                    break
+                time.sleep(max(0.0, tick - (time.monotonic() - started)))
+        finally:
+            for account in accounts:
+                lease_release(account=account, owner=owner)
+            self.stdout.write("engine stopped")
+
+    def _stop(self, signum, frame):
+        self._stopping = True
+
+    def _accounts(self, names: list[str] | None, broker_name: str) -> list[Account]:
+        accounts = Account.objects.filter(broker=broker_name)
+        if names:
+            accounts = accounts.filter(name__in=names)
+            missing = set(names) - set(accounts.values_list("name", flat=True))
+            if missing:
+                raise CommandError(f"unknown account(s): {', '.join(sorted(missing))}")
+        accounts = list(accounts.order_by("pk"))
+        if not accounts:
+            raise CommandError(f"no {broker_name} accounts to run; create one with manage.py desk_setup")
+        return accounts
+
+    def _claim_all(self, accounts: list[Account], owner: str) -> None:
+        for account in accounts:
+            if not lease_claim(account=account, owner=owner):
+                lease = EngineLease.objects.get(account=account)
+                for claimed in accounts:
+                    lease_release(account=claimed, owner=owner)
+                raise CommandError(f"refusing to start: account {account.name} is already run by engine "
+                                   f"{lease.owner} (lease valid until {lease.expires_at.isoformat()})")
+
+    def _renew(self, accounts: list[Account], owner: str) -> None:
+        for account in accounts:
+            if not lease_claim(account=account, owner=owner):
+                self.stderr.write(f"lost the lease on {account.name}; stopping")
+                self._stopping = True

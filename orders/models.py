@@ -1,0 +1,243 @@
+"""The desk's persistent state. Business rules live in ``domain``; the database backs the
+important ones with constraints so no code path can write a contradiction."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from orders.domain.enums import (
+    ApiRole,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    TrailingType,
+)
+
+PRICE = {"max_digits": 28, "decimal_places": 10}
+QTY = {"max_digits": 28, "decimal_places": 10}
+MONEY = {"max_digits": 28, "decimal_places": 10}
+
+
+def _choices(enum) -> list[tuple[str, str]]:
+    return [(m.value, m.value) for m in enum]
+
+
+class TradingState(models.TextChoices):
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class Account(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+    broker = models.CharField(max_length=32, default="paper")
+    currency = models.CharField(max_length=8, default="USD")
+    cash = models.DecimalField(default=Decimal("0"), **MONEY)
+    trading_state = models.CharField(max_length=16, choices=TradingState.choices, default=TradingState.ACTIVE)
+    is_default = models.BooleanField(default=False, help_text="The account keyless loopback requests act on.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.broker})"
+
+    @property
+    def is_paper(self) -> bool:
+        return self.broker == "paper"
+
+
+class ApiKey(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed_key = models.CharField(max_length=64)
+    role = models.CharField(max_length=16, choices=_choices(ApiRole), default=ApiRole.TRADING)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute; empty uses the desk default, 0 means unlimited.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (tdk_{self.prefix}_…, {self.role})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Order(models.Model):
+    class LegRole(models.TextChoices):
+        STOP_LOSS = "stop_loss"
+        TAKE_PROFIT = "take_profit"
+        CLOSE = "close"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=_choices(Side))
+    order_type = models.CharField(max_length=16, choices=_choices(OrderType))
+    quantity = models.DecimalField(**QTY)
+    filled_quantity = models.DecimalField(default=Decimal("0"), **QTY)
+    average_fill_price = models.DecimalField(null=True, blank=True, **PRICE)
+    limit_price = models.DecimalField(null=True, blank=True, **PRICE)
+    stop_price = models.DecimalField(null=True, blank=True, **PRICE)
+    trailing_distance = models.DecimalField(null=True, blank=True, **PRICE)
+    trailing_type = models.CharField(max_length=8, choices=_choices(TrailingType), null=True, blank=True)
+    stop_loss = models.DecimalField(null=True, blank=True, **PRICE)
+    take_profit = models.DecimalField(null=True, blank=True, **PRICE)
+    time_in_force = models.CharField(max_length=3, choices=_choices(TimeInForce), default=TimeInForce.GTC)
+    status = models.CharField(max_length=16, choices=_choices(OrderStatus), default=OrderStatus.PENDING)
+    reject_reason = models.CharField(max_length=32, null=True, blank=True)
+    status_message = models.CharField(max_length=255, blank=True, default="")
+    client_order_id = models.CharField(max_length=64, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    correlation_id = models.UUIDField(null=True, blank=True)
+    broker_order_id = models.CharField(max_length=64, blank=True, default="")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="legs")
+    leg_role = models.CharField(max_length=16, choices=LegRole.choices, null=True, blank=True)
+    oco_group_id = models.CharField(max_length=64, null=True, blank=True)
+    position_ref = models.CharField(max_length=64, null=True, blank=True)
+    reduce_only = models.BooleanField(default=False)
+    post_only = models.BooleanField(default=False)
+    hidden = models.BooleanField(default=False)
+    display_quantity = models.DecimalField(null=True, blank=True, **QTY)
+    reserved_price = models.DecimalField(default=Decimal("0"), help_text="Price buying power is held at.", **PRICE)
+    # venue state the paper matcher keeps between looks
+    trail_reference = models.DecimalField(null=True, blank=True, **PRICE)
+    triggered = models.BooleanField(default=False)
+    checked_until = models.DateTimeField(null=True, blank=True)
+    submitted_by = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(db_index=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "client_order_id"], condition=Q(client_order_id__isnull=False),
+                                    name="one_order_per_client_order_id"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_positive"),
+            models.CheckConstraint(condition=Q(filled_quantity__gte=0) & Q(filled_quantity__lte=F("quantity")),
+                                   name="order_filled_within_quantity"),
+            models.CheckConstraint(condition=Q(limit_price__isnull=True) | Q(limit_price__gt=0),
+                                   name="order_limit_price_positive"),
+            models.CheckConstraint(condition=Q(stop_price__isnull=True) | Q(stop_price__gt=0),
+                                   name="order_stop_price_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["account", "status"], name="order_account_status"),
+            models.Index(fields=["account", "-created_at"], name="order_account_created"),
+            models.Index(fields=["status"], name="order_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.symbol} {self.order_type} [{self.status}]"
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+    @property
+    def is_terminal(self) -> bool:
+        return OrderStatus(self.status).is_terminal
+
+
+class Fill(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="fills")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
+    broker_fill_id = models.CharField(max_length=100)
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=_choices(Side))
+    quantity = models.DecimalField(**QTY)
+    price = models.DecimalField(**PRICE)
+    commission = models.DecimalField(default=Decimal("0"), **MONEY)
+    commission_currency = models.CharField(max_length=8, default="USD")
+    is_maker = models.BooleanField(default=False)
+    timestamp = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "broker_fill_id"], name="one_fill_per_broker_fill_id"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="fill_quantity_positive"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="fill_price_positive"),
+        ]
+
+
+class Position(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="positions")
+    symbol = models.CharField(max_length=32)
+    quantity = models.DecimalField(default=Decimal("0"), **QTY)          # signed
+    average_price = models.DecimalField(default=Decimal("0"), **PRICE)
+    realized_pnl = models.DecimalField(default=Decimal("0"), **MONEY)
+    opened_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "symbol"], name="one_position_per_symbol")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.quantity} @ {self.average_price}"
+
+    @property
+    def wire_id(self) -> str:
+        return position_wire_id(self.account.broker, self.symbol)
+
+
+def position_wire_id(broker: str, symbol: str) -> str:
+    return f"{broker}-pos-{symbol}"
+
+
+class EngineLease(models.Model):
+    """Which engine process acts for an account. Claimed and renewed by compare-and-set."""
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="engine_lease")
+    owner = models.CharField(max_length=100)
+    expires_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+
+
+class AuditEvent(models.Model):
+    at = models.DateTimeField(db_index=True)
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit")
+    actor = models.CharField(max_length=150, help_text="user:<name>, key:<prefix>, engine or system")
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=100, blank=True, default="")
+    result = models.CharField(max_length=32, default="ok")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+
+class DeskMembership(models.Model):
+    """Which accounts a web user may see."""
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="desk_memberships")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="members")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "account"], name="one_membership")]
+
+
+class Event(models.Model):
+    """Outbox of everything clients are told about, written in the same transaction as the
+    change it describes. Relays read it in id order, so no event is lost because nobody was
+    connected and every process sees the same sequence."""
+    id = models.BigAutoField(primary_key=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32)           # order | position | account | trade | error
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "id"], name="event_account_id")]

@@ -1,0 +1,139 @@
+"""Apply what the venue reports: fills (idempotent), cancels, expiries and venue-side state.
+
+A fill is recorded at most once (unique broker fill id), never beyond the order's
+quantity, and moves order, position, cash and the outbox together in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from orders import events, wire
+from orders.brokers.base import Broker
+from orders.brokers.types import ExecutionReport, ReportKind
+from orders.domain.enums import OrderStatus, Side
+from orders.domain.positions import Netting, apply_fill
+from orders.models import Account, Fill, Order, Position, position_wire_id
+
+log = logging.getLogger(__name__)
+
+_TERMINAL_BY_KIND = {ReportKind.CANCELLED: OrderStatus.CANCELLED, ReportKind.EXPIRED: OrderStatus.EXPIRED,
+                     ReportKind.REJECTED: OrderStatus.REJECTED}
+
+
+def reports_apply(*, reports: Iterable[ExecutionReport], broker: Broker) -> int:
+    """Apply reports in order; returns how many changed anything."""
+    changed = 0
+    for report in reports:
+        try:
+            changed += report_apply(report=report, broker=broker)
+        except Exception:
+            log.exception("could not apply %s report for order %s", report.kind, report.order_id)
+    return changed
+
+
+def report_apply(*, report: ExecutionReport, broker: Broker) -> bool:
+    with transaction.atomic():
+        order = Order.objects.select_for_update().select_related("account").filter(pk=report.order_id).first()
+        if order is None:
+            log.warning("report for unknown order %s ignored", report.order_id)
+            return False
+        if report.kind is ReportKind.FILL:
+            return _apply_fill(order, report, broker)
+        if report.kind is ReportKind.STATE:
+            return _apply_state(order, report)
+        return _apply_terminal(order, report)
+
+
+def _apply_state(order: Order, report: ExecutionReport) -> bool:
+    if order.is_terminal:
+        return False
+    updated = Order.objects.filter(pk=order.pk).update(
+        trail_reference=report.trail_reference, triggered=bool(report.triggered),
+        checked_until=report.checked_until)
+    return bool(updated)
+
+
+def _apply_terminal(order: Order, report: ExecutionReport) -> bool:
+    if order.is_terminal:
+        return False
+    status = _TERMINAL_BY_KIND[report.kind]
+    order.status, order.status_message, order.updated_at = status, (report.reason or "")[:255], timezone.now()
+    if status is OrderStatus.REJECTED:
+        order.reject_reason = "UNKNOWN"
+    order.save(update_fields=["status", "status_message", "reject_reason", "updated_at"])
+    events.record_order(order)
+    from orders.exits import engine as exits
+
+    exits.on_order_finished(order)
+    return True
+
+
+def _apply_fill(order: Order, report: ExecutionReport, broker: Broker) -> bool:
+    if order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.FILLED):
+        log.info("fill %s for finished order %s ignored", report.fill_id, order.id)
+        return False
+    if Fill.objects.filter(account_id=order.account_id, broker_fill_id=report.fill_id).exists():
+        return False
+    if order.filled_quantity + report.quantity > order.quantity:
+        log.warning("fill %s would overfill order %s; ignored", report.fill_id, order.id)
+        return False
+    fill = Fill.objects.create(
+        account_id=order.account_id, order=order, broker_fill_id=report.fill_id, symbol=order.symbol,
+        side=order.side, quantity=report.quantity, price=report.price, commission=report.commission,
+        commission_currency=report.commission_currency, is_maker=report.is_maker, timestamp=report.timestamp)
+    _update_order(order, report)
+    _update_cash(order, report)
+    position_event = _update_position(order, report, broker)
+    events.record_order(order)
+    events.record_trade(fill)
+    if position_event:
+        events.record_position(order.account_id, *position_event)
+    from orders.exits import engine as exits
+
+    exits.on_fill(order, fill, broker=broker)
+    return True
+
+
+def _update_order(order: Order, report: ExecutionReport) -> None:
+    filled = order.filled_quantity + report.quantity
+    previous = (order.average_fill_price or 0) * order.filled_quantity
+    order.average_fill_price = (previous + report.price * report.quantity) / filled
+    order.filled_quantity = filled
+    order.status = OrderStatus.FILLED if filled == order.quantity else OrderStatus.PARTIALLY_FILLED
+    if report.checked_until is not None:
+        order.checked_until = report.checked_until
+    if report.trail_reference is not None:
+        order.trail_reference = report.trail_reference
+    order.triggered = bool(report.triggered) or order.triggered
+    order.updated_at = timezone.now()
+    order.save(update_fields=["filled_quantity", "average_fill_price", "status", "checked_until",
+                              "trail_reference", "triggered", "updated_at"])
+
+
+def _update_cash(order: Order, report: ExecutionReport) -> None:
+    flow = report.quantity * report.price * Side(order.side).sign + report.commission
+    Account.objects.filter(pk=order.account_id).update(cash=F("cash") - flow)
+
+
+def _update_position(order: Order, report: ExecutionReport, broker: Broker) -> tuple[str, dict] | None:
+    now = timezone.now()
+    position, _ = Position.objects.select_for_update().get_or_create(
+        account_id=order.account_id, symbol=order.symbol, defaults={"opened_at": now, "updated_at": now})
+    before = Netting(position.quantity, position.average_price, position.realized_pnl)
+    after = apply_fill(before, side=Side(order.side), quantity=report.quantity, price=report.price)
+    if before.quantity == 0 or (before.quantity > 0) != (after.quantity > 0) and after.quantity != 0:
+        position.opened_at = now
+    position.quantity, position.average_price = after.quantity, after.average_price
+    position.realized_pnl, position.updated_at = after.realized_pnl, now
+    position.save()
+    event = ("POSITION_OPENED" if before.quantity == 0 else
+             "POSITION_CLOSED" if after.quantity == 0 else "POSITION_MODIFIED")
+    body = wire.position_out(position, mark=report.price,
+                             position_id=position_wire_id(broker.name, order.symbol))
+    return event, body

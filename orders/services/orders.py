@@ -1,0 +1,291 @@
+"""Order use cases: submit, cancel, cancel all, modify. Keyword-only, one transaction each."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orders import events
+from orders.brokers.base import Broker
+from orders.brokers.types import OrderTicket
+from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType, Side
+from orders.domain.errors import (
+    DeskError,
+    InvalidRequest,
+    InvalidValue,
+    OrderNotFound,
+    OrderNotModifiable,
+    OrderRejected,
+)
+from orders.domain.money import format_decimal
+from orders.domain.orders import OrderRequest, check_exit_prices, validate_order_request
+from orders.domain.positions import exposure_increase
+from orders.models import Account, Order, Position, TradingState
+from orders.services.accounts import account_context
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    order: Order
+    created: bool
+
+
+def ticket_for(order: Order) -> OrderTicket:
+    return OrderTicket(order_id=str(order.id), client_order_id=order.client_order_id, symbol=order.symbol,
+                       side=Side(order.side), order_type=OrderType(order.order_type), quantity=order.quantity,
+                       time_in_force=order.time_in_force, limit_price=order.limit_price, stop_price=order.stop_price,
+                       trailing_distance=order.trailing_distance, trailing_type=order.trailing_type,
+                       reduce_only=order.reduce_only, post_only=order.post_only)
+
+
+def order_submit(*, account: Account, request: OrderRequest, broker: Broker, actor: str = "",
+                 now: datetime | None = None, parent: Order | None = None, leg_role: str | None = None) -> SubmitResult:
+    """Check, record and send one order. An identical retry of a ``client_order_id`` returns the
+    order already recorded; a different order under the same ``client_order_id`` is refused."""
+    validate_order_request(request)
+    if request.client_order_id:
+        existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
+        if existing is not None:
+            return SubmitResult(_replay(existing, request), created=False)
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            order = _record_checked_order(account=account, request=request, broker=broker, actor=actor, now=now,
+                                          parent=parent, leg_role=leg_role)
+            if broker.is_local:
+                _send(order, broker)
+                events.record_order(order)
+    except IntegrityError:
+        existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
+        if existing is None:
+            raise
+        return SubmitResult(_replay(existing, request), created=False)
+    if not broker.is_local:
+        _send_remote(order, broker)
+    return SubmitResult(order, created=True)
+
+
+def _replay(existing: Order, request: OrderRequest) -> Order:
+    if existing.request_fingerprint != request.fingerprint():
+        raise OrderRejected("ORDER_REJECTED",
+                            f"Order rejected: client_order_id {request.client_order_id!r} is already used by "
+                            f"order {existing.id} with different parameters",
+                            reject_code="DUPLICATE_CLIENT_ORDER_ID", client_order_id=request.client_order_id,
+                            existing_order_id=str(existing.id))
+    if existing.status == OrderStatus.REJECTED:
+        raise OrderRejected(existing.reject_reason or "UNKNOWN", existing.status_message or "Order rejected",
+                            order_id=str(existing.id), replayed=True)
+    return existing
+
+
+def _check_trading_state(account: Account, request: OrderRequest, position_quantity: Decimal) -> None:
+    if account.trading_state == TradingState.HALTED:
+        raise OrderRejected("ORDER_REJECTED", f"Order rejected: trading on account {account.name} is halted",
+                            reject_code="TRADING_HALTED", trading_state=account.trading_state)
+    if account.trading_state == TradingState.REDUCING and exposure_increase(
+            position_quantity, side=request.side, quantity=request.quantity) > 0:
+        raise OrderRejected("ORDER_REJECTED",
+                            f"Order rejected: account {account.name} may only reduce its positions",
+                            reject_code="TRADING_REDUCING", trading_state=account.trading_state)
+
+
+def _record_checked_order(*, account: Account, request: OrderRequest, broker: Broker, actor: str, now: datetime,
+                          parent: Order | None, leg_role: str | None) -> Order:
+    account = Account.objects.select_for_update().get(pk=account.pk)
+    context = account_context(account=account, symbol=request.symbol, broker=broker, now=now)
+    if parent is None:
+        _check_trading_state(account, request, context.position_quantity)
+    reference = broker.check_order(request, context=context, now=now)
+    if parent is None and request.order_type in (OrderType.MARKET, OrderType.TRAILING_STOP):
+        check_exit_prices(request, reference_price=reference)
+    order = Order(
+        account=account, symbol=request.symbol, side=request.side, order_type=request.order_type,
+        quantity=request.quantity, limit_price=request.limit_price, stop_price=request.stop_price,
+        trailing_distance=request.trailing_distance, trailing_type=request.trailing_type,
+        stop_loss=request.stop_loss, take_profit=request.take_profit, time_in_force=request.time_in_force,
+        client_order_id=request.client_order_id, request_fingerprint=request.fingerprint(),
+        correlation_id=uuid.uuid4() if parent is None else None, oco_group_id=request.oco_group_id,
+        position_ref=request.position_id, reduce_only=request.reduce_only, post_only=request.post_only,
+        hidden=request.hidden, display_quantity=request.display_quantity, reserved_price=reference,
+        parent=parent, leg_role=leg_role, submitted_by=actor, status=OrderStatus.PENDING,
+        created_at=now, updated_at=now,
+    )
+    with transaction.atomic():
+        order.save(force_insert=True)
+    return order
+
+
+def _send(order: Order, broker: Broker) -> None:
+    """Send inside the recording transaction (local venues): a refusal rolls the order back."""
+    ack = broker.submit_order(ticket_for(order))
+    order.broker_order_id, order.status = ack.broker_order_id, ack.status
+    Order.objects.filter(pk=order.pk).update(broker_order_id=ack.broker_order_id, status=ack.status)
+
+
+def _send_remote(order: Order, broker: Broker) -> None:
+    """Send after the order is recorded (remote venues), then record what the venue said."""
+    try:
+        ack = broker.submit_order(ticket_for(order))
+    except OrderRejected as e:
+        _mark_rejected(order, e)
+        raise
+    except DeskError:
+        # unknown outcome: the engine reconciles PENDING orders with the broker by their client id
+        log.warning("order %s: broker did not confirm the submission; left PENDING for reconciliation", order.id)
+        raise
+    with transaction.atomic():
+        order.broker_order_id, order.status, order.updated_at = ack.broker_order_id, ack.status, timezone.now()
+        order.save(update_fields=["broker_order_id", "status", "updated_at"])
+        events.record_order(order)
+
+
+def _mark_rejected(order: Order, error: OrderRejected) -> None:
+    with transaction.atomic():
+        order.status, order.reject_reason = OrderStatus.REJECTED, _reject_reason(error.reason)
+        order.status_message, order.updated_at = error.message[:255], timezone.now()
+        order.save(update_fields=["status", "reject_reason", "status_message", "updated_at"])
+        events.record_order(order)
+
+
+def _reject_reason(reason: str) -> str:
+    known = {"INSUFFICIENT_MARGIN", "INSUFFICIENT_BALANCE", "INVALID_QUANTITY", "INVALID_PRICE",
+             "SYMBOL_NOT_TRADEABLE", "MARKET_CLOSED", "REDUCE_ONLY_VIOLATED", "POST_ONLY_VIOLATED", "RATE_LIMITED"}
+    return reason if reason in known else "UNKNOWN"
+
+
+def order_get_for_update(*, account: Account, order_id: str) -> Order:
+    try:
+        uuid.UUID(order_id)
+    except ValueError:
+        raise OrderNotFound(order_id) from None
+    order = Order.objects.select_for_update().filter(account=account, pk=order_id).first()
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+def order_cancel(*, account: Account, order_id: str, broker: Broker, reason: str = "cancelled by request") -> Order:
+    with transaction.atomic():
+        order = order_get_for_update(account=account, order_id=order_id)
+        if order.status == OrderStatus.CANCELLED:
+            return order
+        if order.is_terminal:
+            raise OrderNotModifiable(str(order.id), f"order is {order.status} and cannot be cancelled")
+        broker.cancel_order(ticket_for(order))
+        _finish(order, OrderStatus.CANCELLED, reason)
+    return order
+
+
+def _finish(order: Order, status: OrderStatus, message: str) -> None:
+    order.status, order.status_message, order.updated_at = status, message[:255], timezone.now()
+    order.save(update_fields=["status", "status_message", "updated_at"])
+    events.record_order(order)
+    from orders.exits import engine as exits
+
+    exits.on_order_finished(order)
+
+
+@dataclass(frozen=True)
+class CancelAllResult:
+    cancelled: list[str]
+    failed: list[str]
+
+
+def orders_cancel_all(*, account: Account, broker: Broker, symbol: str | None = None) -> CancelAllResult:
+    working = Order.objects.filter(account=account, status__in=WORKING_STATUSES)
+    if symbol:
+        working = working.filter(symbol=symbol)
+    cancelled, failed = [], []
+    for order_id in working.values_list("id", flat=True):
+        try:
+            order_cancel(account=account, order_id=str(order_id), broker=broker)
+            cancelled.append(str(order_id))
+        except DeskError as e:
+            log.warning("cancel-all: order %s not cancelled: %s", order_id, e.message)
+            failed.append(str(order_id))
+    return CancelAllResult(cancelled, failed)
+
+
+@dataclass(frozen=True)
+class OrderChanges:
+    quantity: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    trailing_distance: Decimal | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in (self.quantity, self.limit_price, self.stop_price, self.stop_loss,
+                                       self.take_profit, self.trailing_distance))
+
+
+_CHANGEABLE = {
+    "limit_price": {OrderType.LIMIT, OrderType.STOP_LIMIT},
+    "stop_price": {OrderType.STOP, OrderType.STOP_LIMIT},
+    "trailing_distance": {OrderType.TRAILING_STOP},
+}
+
+
+def order_modify(*, account: Account, order_id: str, changes: OrderChanges, broker: Broker) -> Order:
+    if changes.is_empty():
+        raise InvalidRequest("at least one of quantity, limit_price, stop_price, stop_loss, take_profit or "
+                             "trailing_distance is required")
+    with transaction.atomic():
+        order = order_get_for_update(account=account, order_id=order_id)
+        if order.is_terminal:
+            raise OrderNotModifiable(str(order.id), f"order is {order.status}")
+        _check_changes(order, changes)
+        broker.modify_order(ticket_for(order), quantity=changes.quantity, limit_price=changes.limit_price,
+                            stop_price=changes.stop_price, trailing_distance=changes.trailing_distance)
+        fields = ["updated_at"]
+        for name in ("quantity", "limit_price", "stop_price", "stop_loss", "take_profit", "trailing_distance"):
+            value = getattr(changes, name)
+            if value is not None:
+                setattr(order, name, value)
+                fields.append(name)
+        if changes.stop_price is not None:
+            order.triggered = False
+            fields.append("triggered")
+        if order.quantity == order.filled_quantity:
+            _finish(order, OrderStatus.FILLED, "quantity reduced to the filled quantity")
+            return order
+        order.updated_at = timezone.now()
+        order.save(update_fields=fields)
+        events.record_order(order, "ORDER_MODIFIED")
+    return order
+
+
+def _check_changes(order: Order, changes: OrderChanges) -> None:
+    kind = OrderType(order.order_type)
+    for name, kinds in _CHANGEABLE.items():
+        value = getattr(changes, name)
+        if value is None:
+            continue
+        if kind not in kinds:
+            raise InvalidValue(name, f"{kind} orders have no {name}", provided=value)
+        if value <= 0:
+            raise InvalidValue(name, "must be positive", provided=value)
+    if changes.quantity is not None:
+        if changes.quantity <= 0:
+            raise InvalidValue("quantity", "must be positive", provided=changes.quantity)
+        if changes.quantity < order.filled_quantity:
+            raise InvalidValue("quantity", f"must be at least the filled quantity "
+                               f"{format_decimal(order.filled_quantity)}", provided=changes.quantity)
+    for name in ("stop_loss", "take_profit"):
+        value = getattr(changes, name)
+        if value is not None and value <= 0:
+            raise InvalidValue(name, "must be positive", provided=value)
+
+
+def position_quantity(*, account: Account, symbol: str) -> Decimal:
+    qty = Position.objects.filter(account=account, symbol=symbol).values_list("quantity", flat=True).first()
+    return qty or Decimal("0")

@@ -1,0 +1,92 @@
+"""Position use cases: close one (all or part), close all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+
+from orders.brokers.base import Broker
+from orders.domain.enums import OrderType, Side
+from orders.domain.errors import InvalidRequest, InvalidValue, PositionNotFound
+from orders.domain.orders import OrderRequest
+from orders.models import Account, Order, Position
+from orders.selectors import position_lookup
+from orders.services.fills import reports_apply
+from orders.services.orders import order_submit
+
+
+def position_close(*, account: Account, position_id: str, broker: Broker, quantity: Decimal | None = None,
+                   order_type: OrderType = OrderType.MARKET, limit_price: Decimal | None = None,
+                   actor: str = "", now: datetime | None = None) -> Order:
+    """Send a reduce-only order against the position; on a local venue it is matched at once."""
+    position = position_lookup(account=account, position_id=position_id)
+    held = abs(position.quantity)
+    if quantity is not None and quantity <= 0:
+        raise InvalidValue("quantity", "must be positive", provided=quantity)
+    if order_type not in (OrderType.MARKET, OrderType.LIMIT):
+        raise InvalidValue("order_type", "a position is closed with a MARKET or LIMIT order", provided=order_type)
+    if order_type is OrderType.LIMIT and limit_price is None:
+        raise InvalidRequest("Limit orders require limit_price", field="limit_price")
+    if order_type is OrderType.MARKET and limit_price is not None:
+        raise InvalidValue("limit_price", "Market orders should not have limit_price", provided=limit_price)
+    side = Side.SELL if position.quantity > 0 else Side.BUY
+    request = OrderRequest(symbol=position.symbol, side=side, quantity=min(quantity or held, held),
+                           order_type=order_type, limit_price=limit_price, reduce_only=True,
+                           position_id=position_id)
+    order = order_submit(account=account, request=request, broker=broker, actor=actor, now=now,
+                         leg_role=Order.LegRole.CLOSE).order
+    if broker.is_local:
+        match_now(order=order, broker=broker, now=now)
+        order.refresh_from_db()
+    return order
+
+
+def positions_close_all(*, account: Account, broker: Broker, symbol: str | None = None,
+                        actor: str = "") -> list[Order]:
+    positions = Position.objects.filter(account=account).exclude(quantity=0)
+    if symbol:
+        positions = positions.filter(symbol=symbol)
+    closed = []
+    for position in positions:
+        try:
+            closed.append(position_close(account=account, position_id=position.symbol, broker=broker, actor=actor))
+        except PositionNotFound:
+            continue
+    return closed
+
+
+def match_now(*, order: Order, broker: Broker, now: datetime | None = None) -> None:
+    """Let a local venue match one order immediately instead of at the engine's next tick."""
+    from orders.engine import working_order_of
+
+    reports = broker.sync([working_order_of(order)], now=now or timezone.now())
+    reports_apply(reports=reports, broker=broker)
+
+
+def position_move_exits(*, account: Account, position_id: str, broker: Broker, stop_loss: Decimal | None,
+                        take_profit: Decimal | None) -> dict[str, tuple[list[str], Decimal]]:
+    """Move the resting stop-loss and/or take-profit legs protecting a position.
+    Returns, per moved leg, the order ids now holding it and the new trigger price."""
+    from orders.domain.enums import WORKING_STATUSES
+    from orders.domain.errors import OrderNotModifiable, ValidationFailed, field_error
+    from orders.services.orders import OrderChanges, order_modify
+
+    if stop_loss is None and take_profit is None:
+        raise ValidationFailed({"__all__": [field_error("at least one of stop_loss or take_profit is required")]})
+    position = position_lookup(account=account, position_id=position_id)
+    moved: dict[str, tuple[list[str], Decimal]] = {}
+    for role, price in ((Order.LegRole.STOP_LOSS, stop_loss), (Order.LegRole.TAKE_PROFIT, take_profit)):
+        if price is None:
+            continue
+        legs = list(Order.objects.filter(account=account, symbol=position.symbol, leg_role=role,
+                                         status__in=WORKING_STATUSES))
+        if not legs:
+            raise OrderNotModifiable(position_id, f"position {position_id} has no resting {role} leg")
+        for leg in legs:
+            field = "stop_price" if role == Order.LegRole.STOP_LOSS else "limit_price"
+            order_modify(account=account, order_id=str(leg.id), changes=OrderChanges(**{field: price}),
+                         broker=broker)
+        moved[str(role)] = ([str(leg.id) for leg in legs], price)
+    return moved

@@ -1,0 +1,193 @@
+"""The desk's one settings module. Every value comes from the environment and has
+a working default, so a bare checkout runs on SQLite, the paper broker and the
+in-memory channel layer. Variable names follow the Trading Gateway's where they
+exist (GATEWAY_HOST, GATEWAY_PORT, GATEWAY_API_KEY, GATEWAY_PROVIDER)."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+from tradingdesk.env import envbool, envdecimal, envint, envsecret, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("DESK_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    configured = envsecret("DESK_SECRET_KEY")
+    if configured:
+        return configured
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def is_loopback_host(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+SECRET_KEY = _secret_key()
+DEBUG = envbool("DESK_DEBUG", False)
+VERSION = "0.1.0"
+GIT_SHA = envstr("GIT_SHA", "unknown")
+
+GATEWAY_HOST = envstr("GATEWAY_HOST", "127.0.0.1")
+GATEWAY_PORT = envint("GATEWAY_PORT", 8080, minimum=1)
+IS_LOOPBACK_DEPLOYMENT = is_loopback_host(GATEWAY_HOST)
+
+_hosts = envstr("DESK_ALLOWED_HOSTS", "")
+ALLOWED_HOSTS = [h.strip() for h in _hosts.split(",") if h.strip()] or (
+    ["127.0.0.1", "localhost", "[::1]", "testserver"] if IS_LOOPBACK_DEPLOYMENT else []
+)
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DESK_ALLOWED_HOSTS must list the host names served when GATEWAY_HOST is not loopback")
+CSRF_TRUSTED_ORIGINS = [o for o in envstr("DESK_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# --- API access ---------------------------------------------------------------------------------------
+# GATEWAY_API_KEY: the protocol's single shared key (>= 32 characters); when set, every /v1 request
+# needs a key. Keyless access is possible only for a loopback deployment and only from loopback clients.
+GATEWAY_API_KEY = envsecret("GATEWAY_API_KEY")
+if GATEWAY_API_KEY and len(GATEWAY_API_KEY) < 32:
+    raise ImproperlyConfigured("GATEWAY_API_KEY must be at least 32 characters")
+API_ALLOW_KEYLESS = IS_LOOPBACK_DEPLOYMENT and not GATEWAY_API_KEY and envbool("DESK_ALLOW_KEYLESS", True)
+API_RATE_LIMIT_PER_MINUTE = envint("DESK_API_RATE_LIMIT_PER_MINUTE", 1200, minimum=0)
+ENABLE_SWAGGER = envbool("ENABLE_SWAGGER", True)
+
+# --- Broker -------------------------------------------------------------------------------------------
+GATEWAY_PROVIDER = envstr("GATEWAY_PROVIDER", "paper")
+PAPER_SEED = envint("PAPER_SEED", 7)
+PAPER_CAPABILITY_PROFILE = envstr("PAPER_CAPABILITY_PROFILE", "none")  # native_bracket | native_oco | none
+PAPER_INSTRUMENTS_FILE = envstr("PAPER_INSTRUMENTS_FILE", "")
+PAPER_MARKET_HOURS = envstr("PAPER_MARKET_HOURS", "always")  # always | exchange
+PAPER_STARTING_CASH = envdecimal("PAPER_STARTING_CASH", "100000")
+ENGINE_TICK_SECONDS = float(envdecimal("ENGINE_TICK_SECONDS", "0.25"))
+
+# --- Django -------------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "template_partials",
+    "ninja",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+APPEND_SLASH = False
+
+ROOT_URLCONF = "tradingdesk.urls"
+ASGI_APPLICATION = "tradingdesk.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database(url: str) -> dict:
+    if not url:
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": envstr("DESK_SQLITE_PATH", str(VAR_DIR / "desk.sqlite3")),
+            # IMMEDIATE: every transaction takes the write lock up front, so check-then-write
+            # sequences (buying power, client_order_id) are serialised rather than racing.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured("DATABASE_URL must be a postgres:// or postgresql:// URL")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        "CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+    }
+
+
+DATABASES = {"default": _database(envsecret("DATABASE_URL"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = envsecret("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                  "CONFIG": {"hosts": [REDIS_URL]}}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+SERVE_STATIC = envbool("DESK_SERVE_STATIC", True)
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+SESSION_COOKIE_SECURE = envbool("DESK_SECURE_COOKIES", not IS_LOOPBACK_DEPLOYMENT)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+LOG_LEVEL = envstr("DESK_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "tradingdesk.logging.RedactSecrets"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+}
