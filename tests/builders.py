@@ -1,0 +1,35 @@
+"""Plain functions that build test objects with sensible defaults."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils import timezone
+
+from orders.domain.enums import OrderType, Side, TimeInForce
+from orders.domain.orders import OrderRequest
+from orders.engine import engine_tick
+from orders.models import Account
+
+
+def make_account(*, name: str = "alice", cash: Decimal = Decimal("100000"), broker: str = "paper",
+                 is_default: bool = False) -> Account:
+    return Account.objects.create(name=name, cash=cash, broker=broker, is_default=is_default)
+
+
+def make_order_request(**overrides) -> OrderRequest:
+    fields = {"symbol": "AAPL", "side": Side.BUY, "quantity": Decimal("10"), "order_type": OrderType.MARKET,
+              "time_in_force": TimeInForce.GTC}
+    fields.update(overrides)
+    for key in ("quantity", "limit_price", "stop_price", "stop_loss", "take_profit", "trailing_distance",
+                "display_quantity"):
+        if isinstance(fields.get(key), str | int):
+            fields[key] = Decimal(str(fields[key]))
+    return OrderRequest(**fields)
+
+
+def run_engine(account: Account, broker, *, seconds: int = 0, clock=None):
+    """Let the engine match: optionally move the frozen clock forward first, then tick once."""
+    if clock is not None and seconds:
+        clock.shift(seconds)
+    return engine_tick(accounts=[account], broker=broker, now=timezone.now())
