@@ -23,6 +23,8 @@ from orders.brokers.base import Broker
 from orders.brokers.types import WorkingOrder
 from orders.domain.enums import OrderStatus, OrderType, Side, TimeInForce
 from orders.domain.errors import DeskError
+from orders.exits.book import TrailingBook
+from orders.exits.engine import exits_tick
 from orders.models import Account, EngineLease, Order
 from orders.services.fills import reports_apply
 
@@ -67,7 +69,7 @@ def working_order_of(order: Order) -> WorkingOrder:
         time_in_force=TimeInForce(order.time_in_force), created_at=order.created_at, limit_price=order.limit_price,
         stop_price=order.stop_price, trailing_distance=order.trailing_distance, trailing_type=order.trailing_type,
         trail_reference=order.trail_reference, triggered=order.triggered, checked_until=order.checked_until,
-        post_only=order.post_only)
+        post_only=order.post_only, venue_oco_id=order.venue_oco_id)
 
 
 @dataclass
@@ -77,18 +79,20 @@ class TickResult:
     changes: int = 0
 
 
-def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None) -> TickResult:
-    """Match every working order of ``accounts`` up to ``now`` and apply what happened."""
+def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None,
+                book: TrailingBook | None = None) -> TickResult:
+    """Match every working order of ``accounts`` up to ``now``, apply what happened, then let exit
+    management retry, escalate and trail."""
     now = now or timezone.now()
     result = TickResult(accounts=len(accounts))
     working = list(Order.objects.filter(account__in=accounts, status__in=_MATCHED_STATUSES).order_by("created_at"))
     result.orders = len(working)
-    if not working:
-        return result
-    try:
-        reports = broker.sync([working_order_of(o) for o in working], now=now)
-    except DeskError as e:
-        log.warning("engine: broker sync failed: %s", e.message)
-        return result
-    result.changes = reports_apply(reports=reports, broker=broker)
+    if working:
+        try:
+            reports = broker.sync([working_order_of(o) for o in working], now=now)
+        except DeskError as e:
+            log.warning("engine: broker sync failed: %s", e.message)
+            reports = []
+        result.changes = reports_apply(reports=reports, broker=broker)
+    exits_tick(accounts=accounts, broker=broker, now=now, book=book)
     return result

@@ -41,6 +41,9 @@ class Account(models.Model):
     cash = models.DecimalField(default=Decimal("0"), **MONEY)
     trading_state = models.CharField(max_length=16, choices=TradingState.choices, default=TradingState.ACTIVE)
     is_default = models.BooleanField(default=False, help_text="The account keyless loopback requests act on.")
+    auto_flatten_after_seconds = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Flatten a position automatically if it is still unprotected this long after the alert.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -106,6 +109,9 @@ class Order(models.Model):
     broker_order_id = models.CharField(max_length=64, blank=True, default="")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="legs")
     leg_role = models.CharField(max_length=16, choices=LegRole.choices, null=True, blank=True)
+    exit_leg = models.ForeignKey("ExitLeg", null=True, blank=True, on_delete=models.PROTECT, related_name="orders")
+    venue_oco_id = models.CharField(max_length=64, null=True, blank=True,
+                                    help_text="Orders the venue itself links one-cancels-other.")
     oco_group_id = models.CharField(max_length=64, null=True, blank=True)
     position_ref = models.CharField(max_length=64, null=True, blank=True)
     reduce_only = models.BooleanField(default=False)
@@ -241,3 +247,113 @@ class Event(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["account", "id"], name="event_account_id")]
+
+
+class ExitLeg(models.Model):
+    """One protective leg (stop-loss or take-profit) of an entry, from request to its end.
+
+    The leg is the intent; the orders that carry it at the broker point at it
+    (``Order.exit_leg``). Every transition is a compare-and-set on ``status``, so the
+    engine, a retry and a user action can never both act on one leg.
+
+        PENDING ──entry fills──▶ PLACED ──leg fills──▶ FILLED
+           │                       │  ▲
+           │                       ▼  │ placed after retries
+           │                    RETRYING ──gave up──▶ FAILED (alert raised)
+           └──entry cancelled / position closed / sibling filled──▶ CANCELLED
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        PLACED = "PLACED"
+        RETRYING = "RETRYING"
+        FAILED = "FAILED"
+        FILLED = "FILLED"
+        CANCELLED = "CANCELLED"
+
+    class Strategy(models.TextChoices):
+        NATIVE_BRACKET = "native_bracket"
+        NATIVE_OCO = "native_oco"
+        PENDING = "pending"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="exit_legs")
+    entry = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="exit_legs")
+    symbol = models.CharField(max_length=32)
+    role = models.CharField(max_length=16, choices=Order.LegRole.choices)
+    side = models.CharField(max_length=4, choices=_choices(Side))
+    trigger_price = models.DecimalField(null=True, blank=True, **PRICE)
+    trailing_distance = models.DecimalField(null=True, blank=True, **PRICE)
+    trailing_type = models.CharField(max_length=8, choices=_choices(TrailingType), null=True, blank=True)
+    emulated = models.BooleanField(default=False, help_text="Trailed by the engine rather than the broker.")
+    trail_peak = models.DecimalField(null=True, blank=True, **PRICE)
+    strategy = models.CharField(max_length=16, choices=Strategy.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    first_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True, default="")
+    end_reason = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entry", "role"], name="one_leg_per_role")]
+        indexes = [models.Index(fields=["status"], name="exitleg_status"),
+                   models.Index(fields=["account", "symbol", "status"], name="exitleg_account_symbol")]
+
+    def __str__(self) -> str:
+        return f"{self.role} of {self.entry_id} [{self.status}]"
+
+
+class Alert(models.Model):
+    """A risk alert that stays on screen until a person acknowledges it."""
+
+    class Kind(models.TextChoices):
+        POSITION_UNPROTECTED = "POSITION_UNPROTECTED"
+        OCO_DOUBLE_EXIT = "OCO_DOUBLE_EXIT"
+
+    class Status(models.TextChoices):
+        OPEN = "OPEN"
+        ACKNOWLEDGED = "ACKNOWLEDGED"
+        RESOLVED = "RESOLVED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="alerts")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    symbol = models.CharField(max_length=32)
+    entry = models.ForeignKey(Order, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
+    dedupe_key = models.CharField(max_length=150)
+    message = models.CharField(max_length=255)
+    details = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    raised_at = models.DateTimeField()
+    acknowledged_by = models.CharField(max_length=150, blank=True, default="")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    ack_comment = models.TextField(blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-raised_at"]
+        constraints = [models.UniqueConstraint(fields=["dedupe_key"], condition=~Q(status="RESOLVED"),
+                                               name="one_live_alert_per_key")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.symbol} [{self.status}]"
+
+
+class CircuitBreaker(models.Model):
+    """A breaker shared by every process: the adapter's (broker outages) and the exit-order one."""
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="breakers")
+    name = models.CharField(max_length=16)           # adapter | exit_order
+    failures = models.JSONField(default=list)        # ISO timestamps of recent infrastructure failures
+    opened_at = models.DateTimeField(null=True, blank=True)
+    last_reset_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="one_breaker_per_name")]
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None

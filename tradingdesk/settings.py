@@ -65,6 +65,7 @@ if GATEWAY_API_KEY and len(GATEWAY_API_KEY) < 32:
 API_ALLOW_KEYLESS = IS_LOOPBACK_DEPLOYMENT and not GATEWAY_API_KEY and envbool("DESK_ALLOW_KEYLESS", True)
 API_RATE_LIMIT_PER_MINUTE = envint("DESK_API_RATE_LIMIT_PER_MINUTE", 1200, minimum=0)
 ENABLE_SWAGGER = envbool("ENABLE_SWAGGER", True)
+DESK_BENCH_ENDPOINTS = envbool("DESK_BENCH_ENDPOINTS", False)  # /bench/ping for bench/bench_orders.py
 
 # --- Broker -------------------------------------------------------------------------------------------
 GATEWAY_PROVIDER = envstr("GATEWAY_PROVIDER", "paper")

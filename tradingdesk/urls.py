@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -13,3 +14,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("orders.web.urls")),
 ]
+
+if settings.DESK_BENCH_ENDPOINTS:
+    from bench.ninja_bare import bench_api
+
+    urlpatterns.insert(0, path("bench/", bench_api.urls))

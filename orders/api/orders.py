@@ -36,7 +36,9 @@ def _request_from(payload: OrderIn) -> OrderRequest:
         stop_loss=payload.stop_loss, take_profit=payload.take_profit, time_in_force=payload.time_in_force,
         client_order_id=payload.client_order_id, oco_group_id=payload.oco_group_id,
         position_id=payload.position_id, reduce_only=payload.reduce_only, post_only=payload.post_only,
-        hidden=payload.hidden, display_quantity=payload.display_quantity)
+        hidden=payload.hidden, display_quantity=payload.display_quantity,
+        stop_loss_trailing_distance=payload.stop_loss_trailing_distance,
+        stop_loss_trailing_type=payload.stop_loss_trailing_type)
 
 
 @router.post("/orders", response={201: OrderHandleOut, **ERRORS}, summary="Submit an order")

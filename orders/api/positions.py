@@ -7,6 +7,8 @@ import json
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router
+from ninja.errors import ValidationError
+from pydantic import ValidationError as PydanticValidationError
 
 from orders import selectors, wire
 from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, wire_response
@@ -60,7 +62,10 @@ def _close_body(request: HttpRequest) -> ClosePositionIn:
         raise InvalidRequest(f"Invalid JSON: {e}") from None
     if not isinstance(data, dict):
         raise InvalidRequest("Invalid JSON: expected an object")
-    return ClosePositionIn.model_validate(data)
+    try:
+        return ClosePositionIn.model_validate(data)
+    except PydanticValidationError as e:
+        raise ValidationError(e.errors(include_url=False)) from None
 
 
 @router.delete("/positions/{path:position_id}", response={200: OrderHandleOut, **ERRORS},

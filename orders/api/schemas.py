@@ -25,11 +25,19 @@ from orders.domain.enums import (
 )
 from orders.domain.money import to_decimal
 
+# No price or quantity comes near 10^15, and the database cannot hold much more (max_digits=28 with
+# 10 places; SQLite keeps 15 significant digits): larger input is refused here rather than
+# overflowing Decimal arithmetic or the column further in.
+MAX_DECIMAL_IN = Decimal("1e15")
+
 
 def _decimal(value: Any) -> Decimal:
     if value is None:
         raise ValueError("a decimal is required")
-    return to_decimal(value)
+    result = to_decimal(value)
+    if abs(result) >= MAX_DECIMAL_IN:
+        raise ValueError(f"{value!r} is too large")
+    return result
 
 
 def _upper_or_lower(value: Any) -> Any:
@@ -74,6 +82,9 @@ class OrderIn(StrictIn):
     client_order_id: str | None = Field(None, description="Up to 64 characters; at most one order per value")
     oco_group_id: str | None = None
     time_in_force: TimeInForceIn = TimeInForce.GTC
+    stop_loss_trailing_distance: DecimalIn | None = Field(
+        None, description="Extension: trail the stop-loss leg this far behind the best price since the fill")
+    stop_loss_trailing_type: TrailingTypeIn | None = Field(None, description="Extension: ABSOLUTE or PERCENT")
 
 
 class ModifyOrderIn(StrictIn):

@@ -8,6 +8,8 @@ instrument(symbol)     yes       tick/step/min for a symbol, or raise SymbolNotF
 check_order(...)       yes       the venue's own pre-trade rules; raise OrderRejected
 submit_order(ticket)   yes       send an order; return a BrokerAck or raise a DeskError
 cancel_order(ticket)   yes       cancel a working order at the venue
+submit_bracket(...)    no        entry + SL + TP as one atomic unit (capability native_bracket)
+submit_oco(tickets)    no        orders the venue links one-cancels-other (capability native_oco)
 modify_order(...)      no        change price/quantity in place (default: UnsupportedOperation)
 quote(symbol)          yes       the latest top of book
 bars(...)              yes       OHLCV history
@@ -61,6 +63,12 @@ class Broker:
 
     def cancel_order(self, ticket: OrderTicket) -> None:
         raise NotImplementedError("a broker must cancel orders")
+
+    def submit_bracket(self, entry: OrderTicket, legs: Sequence[OrderTicket]) -> list[BrokerAck]:
+        raise Unsupported("bracket orders", self.name)
+
+    def submit_oco(self, tickets: Sequence[OrderTicket]) -> list[BrokerAck]:
+        raise Unsupported("OCO orders", self.name)
 
     def modify_order(self, ticket: OrderTicket, *, quantity: Decimal | None = None,
                      limit_price: Decimal | None = None, stop_price: Decimal | None = None,

@@ -23,6 +23,7 @@ class FaultState:
     rejections: list[dict] = field(default_factory=list)   # [{"kind": "*", "remaining": 2, "reason": "..."}]
     unavailable: bool = False
     latency_ms: int = 0
+    shocks: dict = field(default_factory=dict)            # {"AAPL": {"pct": "-5", "from": 1767225600}}
 
 
 class PaperFaults:
@@ -46,7 +47,7 @@ class PaperFaults:
         except (FileNotFoundError, ValueError):
             return FaultState()
         return FaultState(rejections=list(raw.get("rejections", [])), unavailable=bool(raw.get("unavailable")),
-                          latency_ms=int(raw.get("latency_ms", 0)))
+                          latency_ms=int(raw.get("latency_ms", 0)), shocks=dict(raw.get("shocks", {})))
 
     def _write(self, state: FaultState) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -76,6 +77,13 @@ class PaperFaults:
         with self._locked():
             state = self._read()
             state.latency_ms = max(0, milliseconds)
+            self._write(state)
+
+    def shock(self, symbol: str, pct: str, *, from_second: int) -> None:
+        """Move ``symbol``'s price by ``pct`` percent from ``from_second`` (seconds since the walk's epoch) on."""
+        with self._locked():
+            state = self._read()
+            state.shocks[symbol] = {"pct": str(pct), "from": int(from_second)}
             self._write(state)
 
     def clear(self) -> None:

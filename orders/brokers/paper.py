@@ -112,10 +112,19 @@ class PaperBroker(Broker):
         if self.faults is None:
             return
         state = self.faults.state()
+        self.walk.shocks = {symbol: (int(shock["from"]), 1 + Decimal(shock["pct"]) / 100)
+                            for symbol, shock in state.shocks.items()}
         if state.latency_ms:
             time.sleep(state.latency_ms / 1000)
         if state.unavailable:
             raise ProviderUnavailable("paper venue is unavailable (injected fault)")
+
+    def _injected_rejection(self, ticket: OrderTicket) -> None:
+        if self.faults is None:
+            return
+        rule = self.faults.take_rejection(ticket.order_type)
+        if rule is not None:
+            raise OrderRejected(rule["reason"], f"Order rejected: {rule['message']}", injected=True)
 
     # -- reference data --------------------------------------------------------------------------------
     def instrument(self, symbol: str) -> Instrument:
@@ -272,11 +281,24 @@ class PaperBroker(Broker):
     # -- order entry -----------------------------------------------------------------------------------
     def submit_order(self, ticket: OrderTicket) -> BrokerAck:
         self._venue_call()
-        if self.faults is not None:
-            rule = self.faults.take_rejection(ticket.order_type)
-            if rule is not None:
-                raise OrderRejected(rule["reason"], f"Order rejected: {rule['message']}", injected=True)
+        self._injected_rejection(ticket)
         return BrokerAck(broker_order_id=ticket.order_id, status=OrderStatus.OPEN)
+
+    def submit_bracket(self, entry: OrderTicket, legs: Sequence[OrderTicket]) -> list[BrokerAck]:
+        """Entry and legs accepted as one unit: if any part is refused, nothing is placed.
+        The legs are held (PENDING) until the entry fills."""
+        self._venue_call()
+        for ticket in (entry, *legs):
+            self._injected_rejection(ticket)
+        return [BrokerAck(entry.order_id, OrderStatus.OPEN),
+                *(BrokerAck(leg.order_id, OrderStatus.PENDING) for leg in legs)]
+
+    def submit_oco(self, tickets: Sequence[OrderTicket]) -> list[BrokerAck]:
+        """Orders the venue links one-cancels-other: the first fill of one cancels the rest."""
+        self._venue_call()
+        for ticket in tickets:
+            self._injected_rejection(ticket)
+        return [BrokerAck(t.order_id, OrderStatus.OPEN) for t in tickets]
 
     def cancel_order(self, ticket: OrderTicket) -> None:
         self._venue_call()
@@ -312,7 +334,40 @@ class PaperBroker(Broker):
                                                reason="symbol no longer traded"))
                 continue
             reports.extend(_Matcher(self.walk, instrument, order).run(now))
+        return _resolve_venue_oco(working, reports)
+
+
+def _resolve_venue_oco(working: Sequence[WorkingOrder], reports: list[ExecutionReport]) -> list[ExecutionReport]:
+    """Within a venue OCO group the first order to fill wins: the others lose their later fills and are
+    cancelled at that moment, as a real venue would do."""
+    groups: dict[str, list[str]] = {}
+    for order in working:
+        if order.venue_oco_id:
+            groups.setdefault(order.venue_oco_id, []).append(order.order_id)
+    if not groups:
         return reports
+    first_fill: dict[str, datetime] = {}
+    for report in reports:
+        if report.kind is ReportKind.FILL and report.order_id not in first_fill:
+            first_fill[report.order_id] = report.timestamp
+    losers: dict[str, datetime] = {}
+    for members in groups.values():
+        filled = sorted((first_fill[m], m) for m in members if m in first_fill)
+        if not filled:
+            continue
+        won_at, winner = filled[0]
+        for member in members:
+            if member != winner:
+                losers[member] = won_at
+    out = []
+    for report in reports:
+        cut = losers.get(report.order_id)
+        if cut is not None and report.timestamp >= cut:
+            continue
+        out.append(report)
+    out.extend(ExecutionReport(order_id, ReportKind.CANCELLED, cut, reason="OCO sibling filled")
+               for order_id, cut in losers.items())
+    return out
 
 
 class _Matcher:

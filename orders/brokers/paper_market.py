@@ -30,6 +30,7 @@ EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 _TOP = 1 << 34                      # ~544 years of seconds
 WINDOW_SECONDS = 4 * 3600           # T: the memory of the stationary window
 _CACHE_LIMIT = 200_000
+_BAR_ANCHOR = -2 * 86400            # Monday 2019-12-30 00:00 UTC: bars align to it (weekly bars open on Mondays)
 
 
 def seconds_since_epoch(at: datetime) -> int:
@@ -43,6 +44,8 @@ class PriceWalk:
         self.seed = seed
         self.provider = provider
         self._cache: OrderedDict[tuple[str, int], float] = OrderedDict()
+        # injected price shocks: symbol -> (from_second, factor); the walk is multiplied by factor from then on
+        self.shocks: dict[str, tuple[int, Decimal]] = {}
 
     # -- the path --------------------------------------------------------------------------------------
     def _normal(self, symbol: str, point: int) -> float:
@@ -76,7 +79,11 @@ class PriceWalk:
 
     def price_at_second(self, instrument: Instrument, second: int) -> Decimal:
         raw = float(instrument.base_price) * math.exp(self._log_offset(instrument, second))
-        price = round_to_step(Decimal(repr(raw)), instrument.tick_size)
+        price = Decimal(repr(raw))
+        shock = self.shocks.get(instrument.symbol)
+        if shock is not None and second >= shock[0]:
+            price *= shock[1]
+        price = round_to_step(price, instrument.tick_size)
         return max(price, instrument.tick_size)
 
     def _unit(self, symbol: str, second: int, salt: str) -> float:
@@ -107,17 +114,22 @@ class PriceWalk:
 
     def bars(self, instrument: Instrument, *, timeframe: str, seconds: int, end: datetime, count: int) -> list[Bar]:
         """``count`` bars of ``seconds`` each, ascending, the last one containing ``end``.
-        Each bar's open/high/low/close come from up to 60 evenly spaced samples of the path."""
-        last_start = (seconds_since_epoch(end) // seconds) * seconds
+        Each bar's open/high/low/close come from up to 60 evenly spaced samples of the path. The bar in
+        progress stops at ``end`` and closes at its price: a bar never shows a price from the future.
+        Bars start on multiples of their length counted from a Monday midnight, so weekly bars open on Mondays."""
+        end_second = seconds_since_epoch(end)
+        last_start = (end_second - _BAR_ANCHOR) // seconds * seconds + _BAR_ANCHOR
         first_start = last_start - (count - 1) * seconds
         step = max(1, seconds // 60)
         bars = []
         for start in range(first_start, last_start + 1, seconds):
             if start < WINDOW_SECONDS:
                 continue
-            samples = [self.price_at_second(instrument, s) for s in range(start, start + seconds, step)]
-            volume = sum((self._size(instrument, s, "vol") for s in range(start, start + seconds, step)),
-                         Decimal(0)) * step
+            points = list(range(start, min(start + seconds, end_second + 1), step))
+            volume = sum((self._size(instrument, s, "vol") for s in points), Decimal(0)) * step
+            if start + seconds > end_second + 1 and points[-1] != end_second:
+                points.append(end_second)
+            samples = [self.price_at_second(instrument, s) for s in points]
             bars.append(Bar(symbol=instrument.symbol, provider=self.provider, timeframe=timeframe,
                             timestamp=EPOCH + timedelta(seconds=start), open=samples[0], high=max(samples),
                             low=min(samples), close=samples[-1], volume=volume))

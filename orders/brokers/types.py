@@ -154,6 +154,7 @@ class WorkingOrder:
     triggered: bool = False                   # stop / stop-limit has triggered
     checked_until: datetime | None = None     # the venue has matched this order up to here
     post_only: bool = False
+    venue_oco_id: str | None = None           # orders the venue cancels together (native OCO / bracket legs)
 
     @property
     def remaining(self) -> Decimal:

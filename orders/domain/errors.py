@@ -23,7 +23,10 @@ written against the gateway's ``ORDER_REJECTED``.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
+
+from orders.domain.money import format_decimal
 
 
 class DeskError(Exception):
@@ -49,9 +52,16 @@ class InvalidValue(DeskError):
     code = "INVALID_VALUE"
 
     def __init__(self, field: str, reason: str, *, provided: Any = None, **extra: Any) -> None:
-        details = {"field": field, "provided": None if provided is None else str(provided), **extra}
+        details = {"field": field, "provided": _provided_text(provided), **extra}
         super().__init__(f"Invalid value for {field}: {reason}", details=details)
         self.field = field
+
+
+def _provided_text(provided: Any) -> str | None:
+    """The offending value as the wire shows it: decimals in plain notation, never ``0E-8``."""
+    if provided is None:
+        return None
+    return format_decimal(provided) if isinstance(provided, Decimal) else str(provided)
 
 
 class ValidationFailed(DeskError):
@@ -129,7 +139,7 @@ class OrderRejected(DeskError):
     status = 422
     code = "ORDER_REJECTED"
 
-    def __init__(self, reason: str, message: str, **details: Any) -> None:
+    def __init__(self, reason: str, message: str, /, **details: Any) -> None:
         super().__init__(message, details={"reject_code": reason, **details}, code=reason)
         self.reason = reason
 

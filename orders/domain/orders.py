@@ -46,10 +46,14 @@ class OrderRequest:
     post_only: bool = False
     hidden: bool = False
     display_quantity: Decimal | None = None
+    # beyond the protocol: a trailing stop-loss leg (emulated by the engine where the broker cannot trail it)
+    stop_loss_trailing_distance: Decimal | None = None
+    stop_loss_trailing_type: TrailingType | None = None
 
     @property
     def has_exits(self) -> bool:
-        return self.stop_loss is not None or self.take_profit is not None
+        return (self.stop_loss is not None or self.take_profit is not None
+                or self.stop_loss_trailing_distance is not None)
 
     @property
     def entry_price(self) -> Decimal | None:
@@ -113,6 +117,7 @@ def _check_type_semantics(request: OrderRequest) -> None:
             and request.trailing_distance >= 100):
         raise InvalidValue("trailing_distance", "percent distance must be less than 100",
                            provided=request.trailing_distance)
+    _check_trailing_stop_loss(request)
     if request.display_quantity is not None and request.display_quantity >= request.quantity:
         raise InvalidValue("display_quantity", "must be less than quantity", provided=request.display_quantity)
     if request.time_in_force in (TimeInForce.IOC, TimeInForce.FOK) and request.order_type not in (
@@ -124,6 +129,21 @@ def _check_type_semantics(request: OrderRequest) -> None:
     if request.reduce_only and request.has_exits:
         raise InvalidValue("reduce_only", "a reduce-only order cannot carry stop_loss or take_profit",
                            provided="true")
+
+
+def _check_trailing_stop_loss(request: OrderRequest) -> None:
+    distance, kind = request.stop_loss_trailing_distance, request.stop_loss_trailing_type
+    if distance is None and kind is None:
+        return
+    if distance is None:
+        raise InvalidRequest("a trailing stop-loss requires stop_loss_trailing_distance",
+                             field="stop_loss_trailing_distance")
+    if kind is None:
+        raise InvalidRequest("a trailing stop-loss requires stop_loss_trailing_type", field="stop_loss_trailing_type")
+    if distance <= ZERO:
+        raise InvalidValue("stop_loss_trailing_distance", "must be positive", provided=distance)
+    if kind is TrailingType.PERCENT and distance >= 100:
+        raise InvalidValue("stop_loss_trailing_distance", "percent distance must be less than 100", provided=distance)
 
 
 def check_exit_prices(request: OrderRequest, *, reference_price: Decimal | None) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from orders.domain.enums import PositionSide, Side
-from orders.domain.money import ZERO
+from orders.domain.money import ZERO, quantize_money
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,8 @@ def apply_fill(position: Netting, *, side: Side, quantity: Decimal, price: Decim
         new_avg = (avg * abs(q) + price * quantity) / abs(new_q)
         return Netting(new_q, new_avg, realized)
     closing = min(abs(q), quantity)
-    realized += (price - avg) * closing * (1 if q > 0 else -1)
+    # the average may be a repeating decimal (15200 / 0.3): round the money it realises, not 399.99…9
+    realized = quantize_money(realized + (price - avg) * closing * (1 if q > 0 else -1))
     new_q = q + signed
     if new_q == 0:
         return Netting(ZERO, ZERO, realized)

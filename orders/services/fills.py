@@ -47,7 +47,7 @@ def report_apply(*, report: ExecutionReport, broker: Broker) -> bool:
             return _apply_fill(order, report, broker)
         if report.kind is ReportKind.STATE:
             return _apply_state(order, report)
-        return _apply_terminal(order, report)
+        return _apply_terminal(order, report, broker)
 
 
 def _apply_state(order: Order, report: ExecutionReport) -> bool:
@@ -59,7 +59,7 @@ def _apply_state(order: Order, report: ExecutionReport) -> bool:
     return bool(updated)
 
 
-def _apply_terminal(order: Order, report: ExecutionReport) -> bool:
+def _apply_terminal(order: Order, report: ExecutionReport, broker: Broker) -> bool:
     if order.is_terminal:
         return False
     status = _TERMINAL_BY_KIND[report.kind]
@@ -70,12 +70,14 @@ def _apply_terminal(order: Order, report: ExecutionReport) -> bool:
     events.record_order(order)
     from orders.exits import engine as exits
 
-    exits.on_order_finished(order)
+    exits.on_order_finished(order, broker=broker, by_venue=True)
     return True
 
 
 def _apply_fill(order: Order, report: ExecutionReport, broker: Broker) -> bool:
-    if order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.FILLED):
+    if order.status in (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.FILLED) or (
+            order.status == OrderStatus.CANCELLED and report.timestamp > order.updated_at):
+        # a fill the venue made before our cancel reached it is real and is recorded below
         log.info("fill %s for finished order %s ignored", report.fill_id, order.id)
         return False
     if Fill.objects.filter(account_id=order.account_id, broker_fill_id=report.fill_id).exists():
@@ -105,7 +107,10 @@ def _update_order(order: Order, report: ExecutionReport) -> None:
     previous = (order.average_fill_price or 0) * order.filled_quantity
     order.average_fill_price = (previous + report.price * report.quantity) / filled
     order.filled_quantity = filled
-    order.status = OrderStatus.FILLED if filled == order.quantity else OrderStatus.PARTIALLY_FILLED
+    if filled == order.quantity:
+        order.status = OrderStatus.FILLED
+    elif order.status != OrderStatus.CANCELLED:
+        order.status = OrderStatus.PARTIALLY_FILLED
     if report.checked_until is not None:
         order.checked_until = report.checked_until
     if report.trail_reference is not None:

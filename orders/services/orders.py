@@ -22,12 +22,17 @@ from orders.domain.errors import (
     OrderNotFound,
     OrderNotModifiable,
     OrderRejected,
+    ProviderError,
+    ProviderUnavailable,
 )
 from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest, check_exit_prices, validate_order_request
 from orders.domain.positions import exposure_increase
+from orders.exits import engine as exits
 from orders.models import Account, Order, Position, TradingState
+from orders.services import breakers
 from orders.services.accounts import account_context
+from orders.services.audit import audit_record
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +61,27 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
         if existing is not None:
             return SubmitResult(_replay(existing, request), created=False)
     now = now or timezone.now()
+    is_entry = parent is None and leg_role is None
+    if is_entry:
+        breakers.breaker_guard_entry(account=account)
     try:
         with transaction.atomic():
             order = _record_checked_order(account=account, request=request, broker=broker, actor=actor, now=now,
                                           parent=parent, leg_role=leg_role)
+            legs = exits.legs_register(entry=order, request=request, broker=broker) if is_entry else []
             if broker.is_local:
-                _send(order, broker)
-                events.record_order(order)
+                _send(order, broker, legs=legs)
+            audit_record(account_id=account.pk, actor=actor, action="order.submit", target=str(order.id),
+                         symbol=order.symbol, side=order.side, order_type=order.order_type,
+                         quantity=order.quantity, client_order_id=order.client_order_id)
     except IntegrityError:
         existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
         if existing is None:
             raise
         return SubmitResult(_replay(existing, request), created=False)
+    except (ProviderUnavailable, ProviderError) as e:
+        breakers.breaker_record_failure(account_id=account.pk, name=breakers.ADAPTER, reason=e.message)
+        raise
     if not broker.is_local:
         _send_remote(order, broker)
     return SubmitResult(order, created=True)
@@ -101,7 +115,7 @@ def _record_checked_order(*, account: Account, request: OrderRequest, broker: Br
                           parent: Order | None, leg_role: str | None) -> Order:
     account = Account.objects.select_for_update().get(pk=account.pk)
     context = account_context(account=account, symbol=request.symbol, broker=broker, now=now)
-    if parent is None:
+    if parent is None and leg_role != Order.LegRole.CLOSE:
         _check_trading_state(account, request, context.position_quantity)
     reference = broker.check_order(request, context=context, now=now)
     if parent is None and request.order_type in (OrderType.MARKET, OrderType.TRAILING_STOP):
@@ -123,11 +137,24 @@ def _record_checked_order(*, account: Account, request: OrderRequest, broker: Br
     return order
 
 
-def _send(order: Order, broker: Broker) -> None:
-    """Send inside the recording transaction (local venues): a refusal rolls the order back."""
-    ack = broker.submit_order(ticket_for(order))
+def _send(order: Order, broker: Broker, *, legs: list) -> None:
+    """Send inside the recording transaction (local venues): a refusal rolls the order back.
+    A native bracket goes as one unit with its held legs."""
+    if legs and legs[0].strategy == "native_bracket":
+        held = exits.held_leg_orders(entry=order, legs=legs)
+        acks = broker.submit_bracket(ticket_for(order), [ticket_for(o) for o in held])
+        for leg_order, ack in zip(held, acks[1:], strict=True):
+            Order.objects.filter(pk=leg_order.pk).update(broker_order_id=ack.broker_order_id, status=ack.status)
+        ack = acks[0]
+    else:
+        held = []
+        ack = broker.submit_order(ticket_for(order))
     order.broker_order_id, order.status = ack.broker_order_id, ack.status
     Order.objects.filter(pk=order.pk).update(broker_order_id=ack.broker_order_id, status=ack.status)
+    events.record_order(order)
+    for leg_order in held:
+        leg_order.refresh_from_db()
+        events.record_order(leg_order, "BRACKET_ORDER_CREATED")
 
 
 def _send_remote(order: Order, broker: Broker) -> None:
@@ -172,25 +199,28 @@ def order_get_for_update(*, account: Account, order_id: str) -> Order:
     return order
 
 
-def order_cancel(*, account: Account, order_id: str, broker: Broker, reason: str = "cancelled by request") -> Order:
+def order_cancel(*, account: Account, order_id: str, broker: Broker, reason: str = "cancelled by request",
+                 actor: str = "") -> Order:
     with transaction.atomic():
         order = order_get_for_update(account=account, order_id=order_id)
         if order.status == OrderStatus.CANCELLED:
             return order
         if order.is_terminal:
             raise OrderNotModifiable(str(order.id), f"order is {order.status} and cannot be cancelled")
-        broker.cancel_order(ticket_for(order))
-        _finish(order, OrderStatus.CANCELLED, reason)
+        if order.status != OrderStatus.PENDING or order.exit_leg_id is None:
+            broker.cancel_order(ticket_for(order))
+        _finish(order, OrderStatus.CANCELLED, reason, broker=broker)
+        if order.exit_leg_id is not None:
+            exits.leg_cancelled_by_user(order, actor=actor)
+        audit_record(account_id=account.pk, actor=actor, action="order.cancel", target=str(order.id), reason=reason)
     return order
 
 
-def _finish(order: Order, status: OrderStatus, message: str) -> None:
+def _finish(order: Order, status: OrderStatus, message: str, *, broker: Broker | None = None) -> None:
     order.status, order.status_message, order.updated_at = status, message[:255], timezone.now()
     order.save(update_fields=["status", "status_message", "updated_at"])
     events.record_order(order)
-    from orders.exits import engine as exits
-
-    exits.on_order_finished(order)
+    exits.on_order_finished(order, broker=broker)
 
 
 @dataclass(frozen=True)
@@ -199,14 +229,15 @@ class CancelAllResult:
     failed: list[str]
 
 
-def orders_cancel_all(*, account: Account, broker: Broker, symbol: str | None = None) -> CancelAllResult:
+def orders_cancel_all(*, account: Account, broker: Broker, symbol: str | None = None,
+                      actor: str = "") -> CancelAllResult:
     working = Order.objects.filter(account=account, status__in=WORKING_STATUSES)
     if symbol:
         working = working.filter(symbol=symbol)
     cancelled, failed = [], []
     for order_id in working.values_list("id", flat=True):
         try:
-            order_cancel(account=account, order_id=str(order_id), broker=broker)
+            order_cancel(account=account, order_id=str(order_id), broker=broker, actor=actor)
             cancelled.append(str(order_id))
         except DeskError as e:
             log.warning("cancel-all: order %s not cancelled: %s", order_id, e.message)
@@ -235,7 +266,8 @@ _CHANGEABLE = {
 }
 
 
-def order_modify(*, account: Account, order_id: str, changes: OrderChanges, broker: Broker) -> Order:
+def order_modify(*, account: Account, order_id: str, changes: OrderChanges, broker: Broker,
+                 actor: str = "") -> Order:
     if changes.is_empty():
         raise InvalidRequest("at least one of quantity, limit_price, stop_price, stop_loss, take_profit or "
                              "trailing_distance is required")
@@ -255,8 +287,10 @@ def order_modify(*, account: Account, order_id: str, changes: OrderChanges, brok
         if changes.stop_price is not None:
             order.triggered = False
             fields.append("triggered")
+        audit_record(account_id=account.pk, actor=actor, action="order.modify", target=str(order.id),
+                     **{name: getattr(changes, name) for name in fields if name not in ("updated_at", "triggered")})
         if order.quantity == order.filled_quantity:
-            _finish(order, OrderStatus.FILLED, "quantity reduced to the filled quantity")
+            _finish(order, OrderStatus.FILLED, "quantity reduced to the filled quantity", broker=broker)
             return order
         order.updated_at = timezone.now()
         order.save(update_fields=fields)

@@ -11,6 +11,7 @@ from django.db import close_old_connections
 
 from orders.brokers import get_broker
 from orders.engine import LEASE_SECONDS, engine_tick, lease_claim, lease_release, new_owner_id
+from orders.exits.engine import exits_reconcile, trail_book_load
 from orders.models import Account, EngineLease
 
 
@@ -30,6 +31,10 @@ class Command(BaseCommand):
         tick = options["tick"] or settings.ENGINE_TICK_SECONDS
         names = ", ".join(a.name for a in accounts)
         self.stdout.write(f"engine {owner} running for {names} on {broker.name} (tick {tick}s)")
+        engine_tick(accounts=accounts, broker=broker)           # catch up with what the venue did meanwhile
+        reconciled = exits_reconcile(accounts=accounts, broker=broker)
+        book = trail_book_load(accounts=accounts)
+        self.stdout.write(f"reconciled exit legs of {reconciled} entries; {len(book)} trailing stops followed")
         self._stopping = False
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
@@ -40,7 +45,7 @@ class Command(BaseCommand):
                 if started - last_renewal > LEASE_SECONDS / 3:
                     self._renew(accounts, owner)
                     last_renewal = started
-                engine_tick(accounts=accounts, broker=broker)
+                engine_tick(accounts=accounts, broker=broker, book=book)
                 close_old_connections()
                 if options["once"]:
                     break

@@ -1,0 +1,54 @@
+"""Which way an entry's legs are placed, decided per submission from what the broker supports
+(placing-orders, "Atomicity"):
+
+* native bracket — the broker takes entry + SL + TP as one atomic unit;
+* native OCO — entry first; once it fills, SL and TP go as one OCO pair at the broker
+  (only when both legs are asked for);
+* pending — entry first; once it fills, SL and TP go as separate orders and the engine
+  cancels the survivor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from orders.brokers.types import BracketStrategy, Capabilities
+from orders.domain.enums import Side, TrailingType
+from orders.domain.orders import OrderRequest
+
+STOP_LOSS, TAKE_PROFIT = "stop_loss", "take_profit"
+
+
+@dataclass(frozen=True)
+class LegPlan:
+    role: str
+    side: Side
+    trigger_price: Decimal | None
+    trailing_distance: Decimal | None = None
+    trailing_type: TrailingType | None = None
+    emulated: bool = False
+
+
+def choose_strategy(capabilities: Capabilities, request: OrderRequest) -> str:
+    both = request.stop_loss is not None and request.take_profit is not None
+    if capabilities.bracket_strategy is BracketStrategy.NATIVE_BRACKET:
+        return "native_bracket"
+    if capabilities.bracket_strategy is BracketStrategy.NATIVE_OCO and both:
+        return "native_oco"
+    return "pending"
+
+
+def leg_plans(request: OrderRequest, *, capabilities: Capabilities, strategy: str) -> list[LegPlan]:
+    side = request.side.opposite
+    plans = []
+    trailing = request.stop_loss_trailing_distance is not None
+    if request.stop_loss is not None or trailing:
+        native_trailing = "trailing_stop" in capabilities.features and strategy == "pending"
+        plans.append(LegPlan(STOP_LOSS, side, request.stop_loss,
+                             trailing_distance=request.stop_loss_trailing_distance,
+                             trailing_type=request.stop_loss_trailing_type,
+                             emulated=trailing and not native_trailing))
+    if request.take_profit is not None:
+        plans.append(LegPlan(TAKE_PROFIT, side, request.take_profit))
+    return plans

@@ -1,0 +1,27 @@
+"""The audit trail: who did what to which order, leg, alert or account, when, with what result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from orders.domain.redact import redact
+from orders.models import AuditEvent
+
+
+def audit_record(*, account_id: int | None, actor: str, action: str, target: str = "", result: str = "ok",
+                 **details: Any) -> AuditEvent:
+    return AuditEvent.objects.create(at=timezone.now(), account_id=account_id, actor=actor or "system",
+                                     action=action, target=str(target)[:100], result=result[:32],
+                                     details=redact({k: _plain(v) for k, v in details.items()}))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)

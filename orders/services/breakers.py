@@ -1,0 +1,83 @@
+"""Circuit breakers shared by every process (stored per account).
+
+* ``adapter``: trips after 3 broker outages (unavailable / provider errors) within 300 s; while open,
+  new entries fail fast with 503. Exits — legs, closes, cancels — are never blocked.
+* ``exit_order``: trips after 3 infrastructure failures placing exit legs within 300 s; while open, leg
+  placement is deferred and the position is reported unprotected.
+
+Both recover only by a manual reset, refused within 60 s of the previous one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders.domain.errors import ProviderUnavailable, ResetCooldown
+from orders.models import Account, CircuitBreaker
+from orders.services.audit import audit_record
+
+ADAPTER, EXIT_ORDER = "adapter", "exit_order"
+THRESHOLD = 3
+WINDOW = timedelta(seconds=300)
+RESET_COOLDOWN = timedelta(seconds=60)
+
+
+def _breaker(account_id: int, name: str) -> CircuitBreaker:
+    breaker, _ = CircuitBreaker.objects.get_or_create(account_id=account_id, name=name)
+    return breaker
+
+
+def breaker_snapshot(*, account: Account) -> dict:
+    existing = {b.name: b for b in CircuitBreaker.objects.filter(account=account)}
+    out = {}
+    now = timezone.now()
+    for name in (ADAPTER, EXIT_ORDER):
+        breaker = existing.get(name)
+        failures = _recent(breaker.failures, now) if breaker else []
+        is_open = bool(breaker and breaker.is_open)
+        out[name] = {"state": "open" if is_open else "closed", "failure_count": len(failures)}
+    return out
+
+
+def _recent(failures: list[str], now: datetime) -> list[str]:
+    return [f for f in failures if datetime.fromisoformat(f) > now - WINDOW]
+
+
+def breaker_record_failure(*, account_id: int, name: str, reason: str) -> bool:
+    """Count one infrastructure failure; True when this one opened the breaker."""
+    now = timezone.now()
+    with transaction.atomic():
+        breaker = CircuitBreaker.objects.select_for_update().filter(pk=_breaker(account_id, name).pk).first()
+        breaker.failures = [*_recent(breaker.failures, now), now.isoformat()][-20:]
+        opened = breaker.opened_at is None and len(breaker.failures) >= THRESHOLD
+        if opened:
+            breaker.opened_at = now
+            audit_record(account_id=account_id, actor="system", action="breaker.open", target=name, reason=reason)
+        breaker.save(update_fields=["failures", "opened_at"])
+    return opened
+
+
+def breaker_is_open(*, account_id: int, name: str) -> bool:
+    return CircuitBreaker.objects.filter(account_id=account_id, name=name, opened_at__isnull=False).exists()
+
+
+def breaker_guard_entry(*, account: Account) -> None:
+    if breaker_is_open(account_id=account.pk, name=ADAPTER):
+        raise ProviderUnavailable(f"Adapter circuit breaker open — {account.broker} provider outage detected. "
+                                  "Manual reset required.")
+
+
+def breakers_reset(*, account: Account, actor: str) -> dict:
+    now = timezone.now()
+    with transaction.atomic():
+        for name in (ADAPTER, EXIT_ORDER):
+            breaker = CircuitBreaker.objects.select_for_update().filter(pk=_breaker(account.pk, name).pk).first()
+            if breaker.last_reset_at and now - breaker.last_reset_at < RESET_COOLDOWN:
+                raise ResetCooldown("Circuit breaker re-tripped within cooldown period. Investigate the underlying "
+                                    "failure before resetting again.")
+            breaker.failures, breaker.opened_at, breaker.last_reset_at = [], None, now
+            breaker.save(update_fields=["failures", "opened_at", "last_reset_at"])
+        audit_record(account_id=account.pk, actor=actor, action="breaker.reset", target="adapter,exit_order")
+    return breaker_snapshot(account=account)
