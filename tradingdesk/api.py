@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from ninja import NinjaAPI
 
-from orders.api import errors, market, orders, positions, system
+from orders.api import errors, market, orders, positions, risk, system
 from orders.api.auth import api_key_auth
 
 api = NinjaAPI(
@@ -25,3 +25,4 @@ api.add_router("", orders.router)
 api.add_router("", positions.router)
 api.add_router("", market.router)
 api.add_router("", system.router)
+api.add_router("", risk.router)

@@ -101,21 +101,23 @@ def modify_order(request: HttpRequest, order_id: str, payload: ModifyOrderIn):
     account = account_of(request)
     changes = order_services.OrderChanges(**payload.model_dump())
     order = order_services.order_modify(account=account, order_id=order_id, changes=changes,
-                                        broker=broker_for(account))
+                                        broker=broker_for(account), actor=actor_of(request))
     return wire_response({"order": wire.order_out(order)})
 
 
 @router.delete("/orders/{order_id}", response={200: CancelOrderOut, **ERRORS}, summary="Cancel an order")
 def cancel_order(request: HttpRequest, order_id: str):
     account = account_of(request)
-    order = order_services.order_cancel(account=account, order_id=order_id, broker=broker_for(account))
+    order = order_services.order_cancel(account=account, order_id=order_id, broker=broker_for(account),
+                                        actor=actor_of(request))
     return wire_response({"success": True, "order": wire.order_out(order)})
 
 
 @router.delete("/orders", response={200: CancelAllOut, **ERRORS}, summary="Cancel all working orders")
 def cancel_all_orders(request: HttpRequest, symbol: str | None = None):
     account = account_of(request)
-    result = order_services.orders_cancel_all(account=account, broker=broker_for(account), symbol=symbol or None)
+    result = order_services.orders_cancel_all(account=account, broker=broker_for(account), symbol=symbol or None,
+                                              actor=actor_of(request))
     body = {"cancelled_count": len(result.cancelled), "failed_count": len(result.failed)}
     if result.failed:
         body["failed_order_ids"] = result.failed

@@ -94,7 +94,8 @@ def close_all_positions(request: HttpRequest, symbol: str | None = None):
 def move_position_exits(request: HttpRequest, position_id: str, payload: ModifyPositionExitsIn):
     account = account_of(request)
     moved = position_move_exits(account=account, position_id=position_id, broker=broker_for(account),
-                                stop_loss=payload.stop_loss, take_profit=payload.take_profit)
+                                stop_loss=payload.stop_loss, take_profit=payload.take_profit,
+                                actor=actor_of(request))
     body = {"position_id": position_id}
     for role, (order_ids, price) in moved.items():
         body[role] = {"order_ids": order_ids, "trigger_price": format_decimal(price)}

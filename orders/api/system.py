@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router
 
 from orders import wire
-from orders.api.common import CODES_4XX, account_of, broker_for, wire_response
+from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, wire_response
 from orders.api.schemas import AccountOut, CapabilitiesOut, CircuitBreakersOut, ConnectionStatusOut, ErrorOut
-from orders.domain.errors import ResetCooldown
 from orders.domain.money import format_decimal
 from orders.services.accounts import account_snapshot
+from orders.services.breakers import breaker_snapshot, breakers_reset
 
 router = Router(tags=["account and system"])
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
-RESET_COOLDOWN_SECONDS = 60
 
 
 @router.get("/account", response={200: AccountOut, **ERRORS}, summary="Account balance, equity and margin")
@@ -49,22 +47,13 @@ def get_status(request: HttpRequest):
                           "last_heartbeat": wire.ts(status.last_heartbeat)})
 
 
-def _breakers() -> dict:
-    closed = {"state": "closed", "failure_count": 0}
-    return {"adapter": dict(closed), "exit_order": dict(closed)}
-
-
 @router.get("/circuit-breakers", response={200: CircuitBreakersOut, **ERRORS}, summary="Circuit breakers")
 def get_circuit_breakers(request: HttpRequest):
-    return wire_response(_breakers())
+    return wire_response(breaker_snapshot(account=account_of(request)))
 
 
 @router.post("/circuit-breakers/reset", response={200: CircuitBreakersOut, **ERRORS},
              summary="Reset both circuit breakers")
 def reset_circuit_breakers(request: HttpRequest):
     """Refused with `409 RESET_COOLDOWN` within 60 seconds of the previous reset."""
-    account = account_of(request)
-    if not cache.add(f"breaker-reset:{account.pk}", 1, timeout=RESET_COOLDOWN_SECONDS):
-        raise ResetCooldown("Circuit breaker re-tripped within cooldown period. Investigate the underlying "
-                            "failure before resetting again.")
-    return wire_response(_breakers())
+    return wire_response(breakers_reset(account=account_of(request), actor=actor_of(request)))

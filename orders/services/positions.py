@@ -66,11 +66,13 @@ def match_now(*, order: Order, broker: Broker, now: datetime | None = None) -> N
 
 
 def position_move_exits(*, account: Account, position_id: str, broker: Broker, stop_loss: Decimal | None,
-                        take_profit: Decimal | None) -> dict[str, tuple[list[str], Decimal]]:
-    """Move the resting stop-loss and/or take-profit legs protecting a position.
+                        take_profit: Decimal | None, actor: str = "") -> dict[str, tuple[list[str], Decimal]]:
+    """Move the resting stop-loss and/or take-profit legs protecting a position, SL first.
     Returns, per moved leg, the order ids now holding it and the new trigger price."""
     from orders.domain.enums import WORKING_STATUSES
     from orders.domain.errors import OrderNotModifiable, ValidationFailed, field_error
+    from orders.models import ExitLeg
+    from orders.services.audit import audit_record
     from orders.services.orders import OrderChanges, order_modify
 
     if stop_loss is None and take_profit is None:
@@ -84,9 +86,13 @@ def position_move_exits(*, account: Account, position_id: str, broker: Broker, s
                                          status__in=WORKING_STATUSES))
         if not legs:
             raise OrderNotModifiable(position_id, f"position {position_id} has no resting {role} leg")
+        field = "stop_price" if role == Order.LegRole.STOP_LOSS else "limit_price"
         for leg in legs:
-            field = "stop_price" if role == Order.LegRole.STOP_LOSS else "limit_price"
             order_modify(account=account, order_id=str(leg.id), changes=OrderChanges(**{field: price}),
-                         broker=broker)
+                         broker=broker, actor=actor)
+            if leg.exit_leg_id:
+                ExitLeg.objects.filter(pk=leg.exit_leg_id).update(trigger_price=price)
+        audit_record(account_id=account.pk, actor=actor, action="position.move_exit", target=position.symbol,
+                     role=role, price=price)
         moved[str(role)] = ([str(leg.id) for leg in legs], price)
     return moved

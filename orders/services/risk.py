@@ -1,0 +1,80 @@
+"""Account trading state and the kill switch.
+
+ACTIVE: anything goes. REDUCING: only orders that shrink a position. HALTED: nothing new
+(closing positions and exit legs still work — a halt never blocks getting out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from orders.brokers.base import Broker
+from orders.domain.enums import WORKING_STATUSES
+from orders.domain.errors import DeskError, InvalidValue
+from orders.models import Account, Order, Position, TradingState
+from orders.services.audit import audit_record
+
+
+def trading_state_set(*, account: Account, state: str, actor: str, reason: str = "") -> Account:
+    if state not in TradingState.values:
+        raise InvalidValue("state", f"must be one of {', '.join(TradingState.values)}", provided=state)
+    with transaction.atomic():
+        previous = Account.objects.select_for_update().values_list("trading_state", flat=True).get(pk=account.pk)
+        Account.objects.filter(pk=account.pk).update(trading_state=state)
+        audit_record(account_id=account.pk, actor=actor, action="account.trading_state", target=account.name,
+                     previous=previous, state=state, reason=reason)
+    account.trading_state = state
+    return account
+
+
+@dataclass
+class KillSwitchReceipt:
+    account: str
+    trading_state: str
+    cancelled_order_ids: list[str] = field(default_factory=list)
+    kept_order_ids: list[str] = field(default_factory=list)
+    closing_order_ids: list[str] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"account": self.account, "trading_state": self.trading_state,
+                "cancelled_order_ids": self.cancelled_order_ids, "cancelled_count": len(self.cancelled_order_ids),
+                "kept_order_ids": self.kept_order_ids, "closing_order_ids": self.closing_order_ids,
+                "failures": self.failures}
+
+
+def kill_switch(*, account: Account, broker: Broker, actor: str, flatten: bool = False) -> KillSwitchReceipt:
+    """Halt the account, cancel every working order and, if asked, flatten every position.
+
+    Without ``flatten`` the stop-loss / take-profit legs of positions that stay open are kept, so the
+    kill switch never leaves a position without its stop; they are listed as kept in the receipt."""
+    from orders.services.orders import order_cancel
+    from orders.services.positions import position_close
+
+    trading_state_set(account=account, state=TradingState.HALTED, actor=actor, reason="kill switch")
+    receipt = KillSwitchReceipt(account=account.name, trading_state=TradingState.HALTED)
+    working = Order.objects.filter(account=account, status__in=WORKING_STATUSES).order_by("created_at")
+    open_symbols = set(Position.objects.filter(account=account).exclude(quantity=0).values_list("symbol", flat=True))
+    for order in working:
+        protective = order.exit_leg_id is not None and order.symbol in open_symbols
+        if protective and not flatten:
+            receipt.kept_order_ids.append(str(order.id))
+            continue
+        try:
+            order_cancel(account=account, order_id=str(order.id), broker=broker, reason="kill switch", actor=actor)
+            receipt.cancelled_order_ids.append(str(order.id))
+        except DeskError as e:
+            receipt.failures.append({"order_id": str(order.id), "action": "cancel", "error": e.message})
+    if flatten:
+        for symbol in sorted(open_symbols):
+            try:
+                order = position_close(account=account, position_id=symbol, broker=broker, actor=actor)
+                receipt.closing_order_ids.append(str(order.id))
+            except DeskError as e:
+                receipt.failures.append({"symbol": symbol, "action": "close", "error": e.message})
+    audit_record(account_id=account.pk, actor=actor, action="account.kill_switch", target=account.name,
+                 result="ok" if not receipt.failures else "partial", flatten=flatten,
+                 cancelled=len(receipt.cancelled_order_ids), closing=len(receipt.closing_order_ids),
+                 failures=receipt.failures)
+    return receipt
