@@ -74,6 +74,7 @@ def held_leg_orders(*, entry: Order, legs: list[ExitLeg]) -> list[Order]:
     for leg in legs:
         order = _leg_order(entry, leg, quantity=entry.quantity, index=0)
         order.status = OrderStatus.PENDING
+        order.venue_oco_id = f"bracket-{entry.id}"
         order.save(force_insert=True)
         held.append(order)
     return held
@@ -172,13 +173,29 @@ def _covered(leg: ExitLeg) -> Decimal:
     return sum((o.quantity for o in _live_orders(leg)), start=ZERO)
 
 
-def _shortfall(entry: Order, leg: ExitLeg) -> Decimal:
+def _target(entry: Order) -> Decimal:
     held = abs(_position_quantity(entry))
-    target = min(entry.filled_quantity, held) if held else ZERO
-    return target - _covered(leg)
+    return min(entry.filled_quantity, held) if held else ZERO
+
+
+def _shortfall(entry: Order, leg: ExitLeg) -> Decimal:
+    return _target(entry) - _covered(leg)
+
+
+def _release_held(entry: Order, leg: ExitLeg) -> None:
+    """Native bracket: the broker releases the legs it held, sized to what has filled."""
+    target = _target(entry)
+    for held in Order.objects.filter(exit_leg=leg, status=OrderStatus.PENDING):
+        if target <= 0:
+            return
+        held.quantity, held.status, held.updated_at = target, OrderStatus.OPEN, timezone.now()
+        held.save(update_fields=["quantity", "status", "updated_at"])
+        events.record_order(held, "ORDER_CREATED")
 
 
 def _protect_one(entry: Order, leg: ExitLeg, *, broker: Broker, now: datetime) -> None:
+    if leg.strategy == ExitLeg.Strategy.NATIVE_BRACKET:
+        _release_held(entry, leg)
     shortfall = _shortfall(entry, leg)
     if shortfall <= 0:
         _mark_placed(leg)
@@ -225,12 +242,6 @@ def _protect_together(entry: Order, legs: list[ExitLeg], *, broker: Broker, now:
 def _place_new(entry: Order, leg: ExitLeg, quantity: Decimal, *, broker: Broker) -> Order:
     from orders.services.orders import ticket_for
 
-    held = Order.objects.filter(exit_leg=leg, status=OrderStatus.PENDING).first()
-    if held is not None:            # native bracket: the broker releases the held leg
-        held.quantity, held.status, held.updated_at = quantity, OrderStatus.OPEN, timezone.now()
-        held.save(update_fields=["quantity", "status", "updated_at"])
-        events.record_order(held, "ORDER_CREATED")
-        return held
     index = Order.objects.filter(exit_leg=leg).count()
     order = _leg_order(entry, leg, quantity=quantity, index=index)
     order.save(force_insert=True)
