@@ -53,6 +53,10 @@ def apply_fill(position: Netting, *, side: Side, quantity: Decimal, price: Decim
 
 
 def exposure_increase(position_quantity: Decimal, *, side: Side, quantity: Decimal) -> Decimal:
-    """How much of an order adds to the absolute size of the position (the part that needs buying power)."""
+    """How much of an order opens or grows a position (the part that needs buying power, and that a
+    reduce-only order may not have). An order that goes past flat opens everything beyond flat: selling 15
+    out of a long 10 opens a short 5, although the absolute size shrinks."""
     after = position_quantity + quantity * side.sign
+    if after * position_quantity < 0:
+        return abs(after)
     return max(ZERO, abs(after) - abs(position_quantity))

@@ -51,6 +51,12 @@ class _Bucket:
     alive: bool = True
 
 
+_NOTHING: tuple = ()
+_INF = Decimal("Infinity")
+_NO_BAND = (_INF, -_INF, -_INF, _INF)
+_QUIET: tuple = ((), False)
+
+
 class _OneWayBook:
     """Sell-style trailing stops for one symbol and one trailing type, in book terms
     (price rises are good; a leg triggers when price <= peak - offset)."""
@@ -61,6 +67,9 @@ class _OneWayBook:
         self.by_level: list = []       # max-heap as (-level, seq, version, bucket)
         self.leg_bucket: dict[str, _Bucket] = {}
         self.legs: dict[str, Decimal] = {}   # leg_id -> distance
+        self.top_level: Decimal | None = None
+        self._buckets = 0
+        self._levels_stale = False
         self._seq = itertools.count()
 
     def _level(self, bucket: _Bucket) -> Decimal | None:
@@ -71,17 +80,45 @@ class _OneWayBook:
         d = bucket.distances[0][0]
         return bucket.peak - abs(bucket.peak) * d / 100 if self.percent else bucket.peak - d
 
+    def _rebuild_levels(self) -> None:
+        self._levels_stale = False
+        self.by_level = []
+        for _, _, bucket in self.by_peak:
+            if bucket.alive:
+                bucket.version += 1
+                level = self._level(bucket)
+                if level is not None:
+                    self.by_level.append((-level, next(self._seq), bucket.version, bucket))
+        heapq.heapify(self.by_level)
+        self._refresh_top()
+
     def _push_level(self, bucket: _Bucket) -> None:
+        if self._levels_stale:
+            self._rebuild_levels()
         bucket.version += 1
         level = self._level(bucket)
         if level is not None:
             heapq.heappush(self.by_level, (-level, next(self._seq), bucket.version, bucket))
+        if len(self.by_level) > 4 * self._buckets + 64:
+            self.by_level = [e for e in self.by_level if e[3].alive and e[2] == e[3].version]
+            heapq.heapify(self.by_level)
+        self._refresh_top()
+
+    def _refresh_top(self) -> None:
+        while self.by_level:
+            _, _, version, bucket = self.by_level[0]
+            if bucket.alive and version == bucket.version:
+                self.top_level = -self.by_level[0][0]
+                return
+            heapq.heappop(self.by_level)
+        self.top_level = None
 
     def add(self, leg_id: str, distance: Decimal, peak: Decimal) -> None:
         bucket = _Bucket(peak=peak)
         heapq.heappush(bucket.distances, (distance, next(self._seq), leg_id))
         self.legs[leg_id] = distance
         self.leg_bucket[leg_id] = bucket
+        self._buckets += 1
         heapq.heappush(self.by_peak, (peak, next(self._seq), bucket))
         self._push_level(bucket)
 
@@ -94,9 +131,16 @@ class _OneWayBook:
     def peak_of(self, leg_id: str) -> Decimal:
         return self.leg_bucket[leg_id].peak
 
-    def on_price(self, price: Decimal) -> tuple[list[str], list[str]]:
-        """Apply one price. Returns (triggered leg ids, leg ids whose peak moved)."""
-        moved = self._raise_peaks(price)
+    def on_price(self, price: Decimal) -> tuple[tuple | list, bool]:
+        """Apply one price. Returns (triggered leg ids, whether any leg's peak moved)."""
+        moved = False
+        if self.by_peak and price > self.by_peak[0][0]:
+            moved = self._raise_peaks(price)
+        top = self.top_level
+        if top is None or price > top:
+            return _NOTHING, moved
+        if self._levels_stale:
+            self._rebuild_levels()
         triggered = []
         while self.by_level:
             neg_level, _, version, bucket = self.by_level[0]
@@ -108,27 +152,37 @@ class _OneWayBook:
             heapq.heappop(self.by_level)
             _, _, leg_id = heapq.heappop(bucket.distances)
             if leg_id in self.legs:
-                triggered.append(leg_id)
+                triggered.append((leg_id, bucket.peak))
                 self.legs.pop(leg_id)
                 self.leg_bucket.pop(leg_id, None)
             self._push_level(bucket)
-        return triggered, [leg for leg in moved if leg in self.legs]
+        self._refresh_top()
+        return triggered, moved
 
-    def _raise_peaks(self, price: Decimal) -> list[str]:
+    def _raise_peaks(self, price: Decimal) -> bool:
+        head = self.by_peak[0][2]
+        if self._buckets == 1 and head.alive:
+            # the usual case once buckets have merged: one bucket, lifted in place
+            head.peak = price
+            self.by_peak[0] = (price, self.by_peak[0][1], head)
+            self.top_level = self._level(head)
+            self._levels_stale = True      # by_level is rebuilt from the buckets when next needed
+            return True
+        if self._levels_stale:
+            self._rebuild_levels()
         lifted: list[_Bucket] = []
         while self.by_peak and self.by_peak[0][0] < price:
             _, _, bucket = heapq.heappop(self.by_peak)
             if bucket.alive:
                 lifted.append(bucket)
         if not lifted:
-            return []
+            return False
         target = max(lifted, key=lambda b: len(b.distances))
-        moved: list[str] = []
         for bucket in lifted:
-            moved.extend(leg for _, _, leg in bucket.distances)
             if bucket is target:
                 continue
             bucket.alive = False
+            self._buckets -= 1
             for entry in bucket.distances:
                 heapq.heappush(target.distances, entry)
                 if entry[2] in self.leg_bucket:
@@ -136,53 +190,111 @@ class _OneWayBook:
         target.peak = price
         heapq.heappush(self.by_peak, (price, next(self._seq), target))
         self._push_level(target)
-        return moved
+        return True
 
 
 class TrailingBook:
     """All synthetic trailing stops, indexed by symbol, side and trailing type."""
 
     def __init__(self) -> None:
-        self._books: dict[tuple[str, Side, TrailingType], _OneWayBook] = {}
+        self._by_symbol: dict[str, list[tuple[Side, bool, _OneWayBook]]] = {}
         self._legs: dict[str, TrailingLeg] = {}
+        # per symbol, the quiet band (sell_trigger, sell_raise, buy_trigger, buy_raise): a quote with
+        # sell_trigger < bid <= sell_raise and buy_raise <= ask < buy_trigger changes nothing
+        self._bands: dict[str, tuple[Decimal, Decimal, Decimal, Decimal]] = {}
 
     def __len__(self) -> int:
         return len(self._legs)
 
     def _book(self, symbol: str, side: Side, kind: TrailingType) -> _OneWayBook:
-        key = (symbol, side, kind)
-        book = self._books.get(key)
-        if book is None:
-            book = self._books[key] = _OneWayBook(percent=kind is TrailingType.PERCENT)
+        books = self._by_symbol.setdefault(symbol, [])
+        percent = kind is TrailingType.PERCENT
+        for book_side, book_percent, book in books:
+            if book_side is side and book_percent == percent:
+                return book
+        book = _OneWayBook(percent=percent)
+        books.append((side, percent, book))
         return book
 
     def add(self, leg: TrailingLeg) -> None:
         self._legs[leg.leg_id] = leg
         peak = leg.peak if leg.side is Side.SELL else -leg.peak
         self._book(leg.symbol, leg.side, leg.trailing_type).add(leg.leg_id, leg.distance, peak)
+        self._update_band(leg.symbol)
 
     def remove(self, leg_id: str) -> None:
         leg = self._legs.pop(leg_id, None)
         if leg is not None:
             self._book(leg.symbol, leg.side, leg.trailing_type).remove(leg_id)
+            self._update_band(leg.symbol)
+
+    def _update_band(self, symbol: str, sides: tuple[Side, ...] = (Side.SELL, Side.BUY)) -> None:
+        sell_trigger, sell_raise, buy_trigger, buy_raise = self._bands.get(symbol, _NO_BAND)
+        if Side.SELL in sides:
+            sell_trigger, sell_raise = -_INF, _INF
+        if Side.BUY in sides:
+            buy_trigger, buy_raise = _INF, -_INF
+        for side, _, book in self._by_symbol.get(symbol, ()):
+            if side not in sides or not book.legs:
+                continue
+            top = book.top_level
+            low_peak = book.by_peak[0][0] if book.by_peak else _INF
+            if side is Side.SELL:
+                if top is not None and top > sell_trigger:
+                    sell_trigger = top
+                if low_peak < sell_raise:
+                    sell_raise = low_peak
+            else:
+                if top is not None and -top < buy_trigger:
+                    buy_trigger = -top
+                if -low_peak > buy_raise:
+                    buy_raise = -low_peak
+        self._bands[symbol] = (sell_trigger, sell_raise, buy_trigger, buy_raise)
 
     def get(self, leg_id: str) -> TrailingLeg | None:
-        return self._legs.get(leg_id)
+        leg = self._legs.get(leg_id)
+        if leg is not None:
+            self._refresh_peak(leg)
+        return leg
 
-    def on_quote(self, symbol: str, *, bid: Decimal, ask: Decimal) -> tuple[list[TrailingLeg], list[TrailingLeg]]:
-        """Sell stops watch the bid, buy stops the ask. Returns (triggered legs, legs whose level moved)."""
+    def leg_ids(self) -> set[str]:
+        return set(self._legs)
+
+    def legs_of(self, symbol: str) -> list[TrailingLeg]:
+        """The resting legs of a symbol with their current peaks."""
+        legs = [leg for leg in self._legs.values() if leg.symbol == symbol]
+        for leg in legs:
+            self._refresh_peak(leg)
+        return legs
+
+    def symbols(self) -> set[str]:
+        return {symbol for symbol, books in self._by_symbol.items() if any(b.legs for _, _, b in books)}
+
+    def _refresh_peak(self, leg: TrailingLeg) -> None:
+        book = self._book(leg.symbol, leg.side, leg.trailing_type)
+        peak = book.peak_of(leg.leg_id)
+        leg.peak = peak if leg.side is Side.SELL else -peak
+
+    def on_quote(self, symbol: str, *, bid: Decimal, ask: Decimal) -> tuple[list[TrailingLeg] | tuple, bool]:
+        """Sell stops watch the bid, buy stops the ask. Returns (triggered legs, whether any level moved)."""
+        sell_trigger, sell_raise, buy_trigger, buy_raise = self._bands.get(symbol, _NO_BAND)
+        sell_quiet = sell_trigger < bid <= sell_raise
+        buy_quiet = buy_raise <= ask < buy_trigger
+        if sell_quiet and buy_quiet:
+            return _QUIET
+        books = self._by_symbol.get(symbol)
+        if not books:
+            return _QUIET
         triggered: list[TrailingLeg] = []
-        moved: list[TrailingLeg] = []
-        for side, price in ((Side.SELL, bid), (Side.BUY, -ask)):
-            for kind in (TrailingType.ABSOLUTE, TrailingType.PERCENT):
-                book = self._books.get((symbol, side, kind))
-                if book is None or not book.legs:
-                    continue
-                fired, lifted = book.on_price(price)
-                for leg_id in lifted:
-                    leg = self._legs[leg_id]
-                    leg.peak = book.peak_of(leg_id) if side is Side.SELL else -book.peak_of(leg_id)
-                    moved.append(leg)
-                for leg_id in fired:
-                    triggered.append(self._legs.pop(leg_id))
+        moved = False
+        for side, _, book in books:
+            if not book.legs or (sell_quiet if side is Side.SELL else buy_quiet):
+                continue
+            fired, lifted = book.on_price(bid if side is Side.SELL else -ask)
+            moved = moved or lifted
+            for leg_id, peak in fired:
+                leg = self._legs.pop(leg_id)
+                leg.peak = peak if side is Side.SELL else -peak
+                triggered.append(leg)
+        self._update_band(symbol, (() if sell_quiet else (Side.SELL,)) + (() if buy_quiet else (Side.BUY,)))
         return triggered, moved

@@ -518,21 +518,22 @@ def _book_add(book: TrailingBook, leg: ExitLeg) -> None:
 def trail_tick(*, accounts: list[Account], broker: Broker, book: TrailingBook, now: datetime) -> None:
     """Follow the market with every emulated trailing stop; move the resting stop order when its level
     has moved by at least ``TRAIL_MOVE_THRESHOLD``."""
-    known = {leg.leg_id for leg in book._legs.values()}
+    known = book.leg_ids()
     for leg in ExitLeg.objects.filter(account__in=accounts, emulated=True, status=ExitLeg.Status.PLACED):
         if str(leg.pk) not in known:
             _book_add(book, leg)
-    symbols = {leg.symbol for leg in book._legs.values()}
-    for symbol in symbols:
+    for symbol in book.symbols():
         try:
             quote = broker.quote(symbol, now=now)
         except DeskError:
             continue
         _, moved = book.on_quote(symbol, bid=quote.bid, ask=quote.ask)
-        for trailing in moved:
-            _move_trailing_stop(trailing, broker=broker)
-    live = set(ExitLeg.objects.filter(pk__in=list(known), status=ExitLeg.Status.PLACED).values_list("pk", flat=True))
-    for leg_id in known - {str(pk) for pk in live}:
+        if moved:
+            for trailing in book.legs_of(symbol):
+                _move_trailing_stop(trailing, broker=broker)
+    live = {str(pk) for pk in ExitLeg.objects.filter(pk__in=list(book.leg_ids()), status=ExitLeg.Status.PLACED)
+            .values_list("pk", flat=True)}
+    for leg_id in book.leg_ids() - live:
         book.remove(leg_id)
 
 
