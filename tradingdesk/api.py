@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from ninja import NinjaAPI
 
-from orders.api import errors, market, orders, positions, risk, system
+from orders.api import errors, market, orders, positions, risk, system, trades
 from orders.api.auth import api_key_auth
 
 api = NinjaAPI(
@@ -23,6 +23,7 @@ api = NinjaAPI(
 errors.install(api)
 api.add_router("", orders.router)
 api.add_router("", positions.router)
+api.add_router("", trades.router)
 api.add_router("", market.router)
 api.add_router("", system.router)
 api.add_router("", risk.router)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from django.http import HttpRequest
 from ninja import Query, Router
-from pydantic import NonNegativeInt
+from pydantic import Field
 
 from orders import selectors, wire
 from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, parse_statuses, wire_response
@@ -25,6 +26,7 @@ from orders.metrics import ORDER_SUBMIT_SECONDS, ORDERS_SUBMITTED
 from orders.services import orders as order_services
 
 router = Router(tags=["orders"])
+U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]   # the gateway's `limit` is a u32; larger values are a 400
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 501, 502, 503)}
 
 
@@ -73,7 +75,7 @@ def _filters(symbol, status, side, client_order_id, oco_group_id, since, until, 
 def list_orders(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
                 side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
                 since: datetime | None = None, until: datetime | None = None,
-                limit: NonNegativeInt | None = None):
+                limit: U32 | None = None):
     """Every order of the account, newest first. `status` repeats or takes a comma-separated list."""
     filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit)
     orders = selectors.order_list(account=account_of(request), filters=filters)
@@ -84,7 +86,7 @@ def list_orders(request: HttpRequest, symbol: str | None = None, status: list[st
 def order_history(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
                   side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
                   since: datetime | None = None, until: datetime | None = None,
-                  limit: NonNegativeInt | None = None):
+                  limit: U32 | None = None):
     """Filled, cancelled, rejected and expired orders, most recently finished first."""
     filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit)
     orders = selectors.order_history(account=account_of(request), filters=filters)

@@ -82,13 +82,16 @@ def held_leg_orders(*, entry: Order, legs: list[ExitLeg]) -> list[Order]:
 
 def _leg_order(entry: Order, leg: ExitLeg, *, quantity: Decimal, index: int) -> Order:
     is_stop = leg.role == Order.LegRole.STOP_LOSS
+    native_trailing = is_stop and leg.trailing_distance is not None and not leg.emulated
     seed = entry.client_order_id or str(entry.id)
-    stop_price = _initial_stop(leg, entry) if is_stop else None
+    stop_price = _initial_stop(leg, entry) if is_stop and not native_trailing else None
+    order_type = OrderType.TRAILING_STOP if native_trailing else OrderType.STOP if is_stop else OrderType.LIMIT
     now = timezone.now()
     return Order(
-        account_id=entry.account_id, symbol=entry.symbol, side=leg.side,
-        order_type=OrderType.STOP if is_stop else OrderType.LIMIT, quantity=quantity,
+        account_id=entry.account_id, symbol=entry.symbol, side=leg.side, order_type=order_type, quantity=quantity,
         stop_price=stop_price, limit_price=None if is_stop else leg.trigger_price,
+        trailing_distance=leg.trailing_distance if native_trailing else None,
+        trailing_type=leg.trailing_type if native_trailing else None,
         client_order_id=leg_client_order_id(seed=seed, role=leg.role, index=index), reduce_only=True,
         position_ref=entry.position_ref, parent=entry, leg_role=leg.role, exit_leg=leg, reserved_price=ZERO,
         submitted_by="engine", status=OrderStatus.PENDING, created_at=now, updated_at=now,
@@ -189,7 +192,9 @@ def _release_held(entry: Order, leg: ExitLeg) -> None:
         if target <= 0:
             return
         held.quantity, held.status, held.updated_at = target, OrderStatus.OPEN, timezone.now()
-        held.save(update_fields=["quantity", "status", "updated_at"])
+        # live from the entry's fill on: the venue must not match the leg over the seconds it was held
+        held.checked_until = entry.checked_until or timezone.now()
+        held.save(update_fields=["quantity", "status", "updated_at", "checked_until"])
         events.record_order(held, "ORDER_CREATED")
 
 

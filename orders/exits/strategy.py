@@ -44,7 +44,9 @@ def leg_plans(request: OrderRequest, *, capabilities: Capabilities, strategy: st
     plans = []
     trailing = request.stop_loss_trailing_distance is not None
     if request.stop_loss is not None or trailing:
-        native_trailing = "trailing_stop" in capabilities.features and strategy == "pending"
+        # a broker-side trailing stop cannot also hold a fixed stop_loss floor: that combination is emulated
+        native_trailing = ("trailing_stop" in capabilities.features and strategy == "pending"
+                           and request.stop_loss is None)
         plans.append(LegPlan(STOP_LOSS, side, request.stop_loss,
                              trailing_distance=request.stop_loss_trailing_distance,
                              trailing_type=request.stop_loss_trailing_type,

@@ -82,8 +82,9 @@ def position_move_exits(*, account: Account, position_id: str, broker: Broker, s
     for role, price in ((Order.LegRole.STOP_LOSS, stop_loss), (Order.LegRole.TAKE_PROFIT, take_profit)):
         if price is None:
             continue
+        # only legs protecting the position: not those an unfilled entry's bracket still holds
         legs = list(Order.objects.filter(account=account, symbol=position.symbol, leg_role=role,
-                                         status__in=WORKING_STATUSES))
+                                         status__in=WORKING_STATUSES).exclude(exit_leg__status=ExitLeg.Status.PENDING))
         if not legs:
             raise OrderNotModifiable(position_id, f"position {position_id} has no resting {role} leg")
         field = "stop_price" if role == Order.LegRole.STOP_LOSS else "limit_price"

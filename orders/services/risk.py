@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from orders.brokers.base import Broker
-from orders.domain.enums import WORKING_STATUSES
+from orders.domain.enums import WORKING_STATUSES, OrderStatus
 from orders.domain.errors import DeskError, InvalidValue
 from orders.models import Account, Order, Position, TradingState
 from orders.services.audit import audit_record
@@ -57,7 +57,13 @@ def kill_switch(*, account: Account, broker: Broker, actor: str, flatten: bool =
     working = Order.objects.filter(account=account, status__in=WORKING_STATUSES).order_by("created_at")
     open_symbols = set(Position.objects.filter(account=account).exclude(quantity=0).values_list("symbol", flat=True))
     for order in working:
-        protective = order.exit_leg_id is not None and order.symbol in open_symbols
+        order.refresh_from_db()
+        if order.status not in WORKING_STATUSES:
+            if order.status == OrderStatus.CANCELLED:      # ended with the entry cancelled just before
+                receipt.cancelled_order_ids.append(str(order.id))
+            continue
+        protective = (order.exit_leg_id is not None and order.symbol in open_symbols
+                      and order.exit_leg.entry.filled_quantity > 0)
         if protective and not flatten:
             receipt.kept_order_ids.append(str(order.id))
             continue

@@ -22,12 +22,26 @@ class Command(BaseCommand):
         parser.add_argument("--account", action="append", help="account name (repeatable); default: all")
         parser.add_argument("--tick", type=float, default=None, help="seconds between ticks")
         parser.add_argument("--once", action="store_true", help="run one tick and exit")
+        parser.add_argument("--wait", action="store_true",
+                            help="stand by until the accounts' leases are free instead of refusing to start")
 
     def handle(self, *args, **options):
         broker = get_broker()
         accounts = self._accounts(options["account"], broker.name)
         owner = new_owner_id()
-        self._claim_all(accounts, owner)
+        self._stopping = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        while True:
+            try:
+                self._claim_all(accounts, owner)
+                break
+            except CommandError:
+                if not options["wait"]:
+                    raise
+                if self._stopping:
+                    return
+                time.sleep(1)
         tick = options["tick"] or settings.ENGINE_TICK_SECONDS
         names = ", ".join(a.name for a in accounts)
         self.stdout.write(f"engine {owner} running for {names} on {broker.name} (tick {tick}s)")
@@ -35,9 +49,6 @@ class Command(BaseCommand):
         reconciled = exits_reconcile(accounts=accounts, broker=broker)
         book = trail_book_load(accounts=accounts)
         self.stdout.write(f"reconciled exit legs of {reconciled} entries; {len(book)} trailing stops followed")
-        self._stopping = False
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
         last_renewal = time.monotonic()
         try:
             while not self._stopping:
