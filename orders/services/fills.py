@@ -17,6 +17,7 @@ from orders import events, wire
 from orders.brokers.base import Broker
 from orders.brokers.types import ExecutionReport, ReportKind
 from orders.domain.enums import OrderStatus, Side
+from orders.domain.money import quantize_money
 from orders.domain.positions import Netting, apply_fill
 from orders.models import Account, Fill, Order, Position, position_wire_id
 
@@ -105,7 +106,7 @@ def _apply_fill(order: Order, report: ExecutionReport, broker: Broker) -> bool:
 def _update_order(order: Order, report: ExecutionReport) -> None:
     filled = order.filled_quantity + report.quantity
     previous = (order.average_fill_price or 0) * order.filled_quantity
-    order.average_fill_price = (previous + report.price * report.quantity) / filled
+    order.average_fill_price = quantize_money((previous + report.price * report.quantity) / filled, 10)
     order.filled_quantity = filled
     if filled == order.quantity:
         order.status = OrderStatus.FILLED
@@ -134,7 +135,7 @@ def _update_position(order: Order, report: ExecutionReport, broker: Broker) -> t
     after = apply_fill(before, side=Side(order.side), quantity=report.quantity, price=report.price)
     if before.quantity == 0 or (before.quantity > 0) != (after.quantity > 0) and after.quantity != 0:
         position.opened_at = now
-    position.quantity, position.average_price = after.quantity, after.average_price
+    position.quantity, position.average_price = after.quantity, quantize_money(after.average_price, 10)
     position.realized_pnl, position.updated_at = after.realized_pnl, now
     position.save()
     event = ("POSITION_OPENED" if before.quantity == 0 else
