@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from orders import events
 from orders.brokers.base import Broker
 from orders.brokers.types import WorkingOrder
 from orders.domain.enums import OrderStatus, OrderType, Side, TimeInForce
@@ -29,7 +30,7 @@ from orders.models import Account, EngineLease, Order
 from orders.services.fills import reports_apply
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 10
+LEASE_SECONDS = 6
 _MATCHED_STATUSES = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 
 
@@ -73,6 +74,35 @@ def working_order_of(order: Order) -> WorkingOrder:
 
 
 @dataclass
+class BrokerLink:
+    """What the engine last knew of its broker connection, to report changes once."""
+    connected: bool = True
+    down_since: datetime | None = None
+
+    def went_down(self, *, accounts: list[Account], broker: Broker, error: str, now: datetime) -> None:
+        if not self.connected:
+            return
+        self.connected, self.down_since = False, now
+        symbols = sorted(set(Order.objects.filter(account__in=accounts, status__in=_MATCHED_STATUSES)
+                             .values_list("symbol", flat=True)))
+        with transaction.atomic():
+            for account in accounts:
+                events.record_connection(account.pk, "BROKER_DISCONNECTED", broker=broker.name, error=error)
+                events.record_staleness(account.pk, "STALE", symbols=symbols, broker=broker.name, stale_since=now)
+
+    def came_back(self, *, accounts: list[Account], broker: Broker, now: datetime) -> None:
+        if self.connected:
+            return
+        gap = int((now - self.down_since).total_seconds() * 1000) if self.down_since else 0
+        with transaction.atomic():
+            for account in accounts:
+                events.record_connection(account.pk, "BROKER_RECONNECTED", broker=broker.name, gap_duration_ms=gap)
+                events.record_staleness(account.pk, "FRESH", symbols=[], broker=broker.name,
+                                        stale_since=self.down_since)
+        self.connected, self.down_since = True, None
+
+
+@dataclass
 class TickResult:
     accounts: int = 0
     orders: int = 0
@@ -80,19 +110,22 @@ class TickResult:
 
 
 def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None,
-                book: TrailingBook | None = None) -> TickResult:
+                book: TrailingBook | None = None, link: BrokerLink | None = None) -> TickResult:
     """Match every working order of ``accounts`` up to ``now``, apply what happened, then let exit
     management retry, escalate and trail."""
     now = now or timezone.now()
     result = TickResult(accounts=len(accounts))
     working = list(Order.objects.filter(account__in=accounts, status__in=_MATCHED_STATUSES).order_by("created_at"))
     result.orders = len(working)
-    if working:
-        try:
-            reports = broker.sync([working_order_of(o) for o in working], now=now)
-        except DeskError as e:
-            log.warning("engine: broker sync failed: %s", e.message)
-            reports = []
-        result.changes = reports_apply(reports=reports, broker=broker)
+    link = link or BrokerLink()
+    try:
+        reports = broker.sync([working_order_of(o) for o in working], now=now)
+    except DeskError as e:
+        log.warning("engine: broker sync failed: %s", e.message)
+        link.went_down(accounts=accounts, broker=broker, error=e.message, now=now)
+        reports = []
+    else:
+        link.came_back(accounts=accounts, broker=broker, now=now)
+    result.changes = reports_apply(reports=reports, broker=broker)
     exits_tick(accounts=accounts, broker=broker, now=now, book=book)
     return result

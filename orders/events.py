@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from orders import wire
@@ -25,6 +26,10 @@ ORDER_EVENT_BY_STATUS = {
 
 
 def _record(account_id: int, kind: str, frame: dict[str, Any]) -> Event:
+    if connection.vendor == "postgresql":
+        # serialise outbox writers so ids commit in id order and relays never skip a late commit
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(727274)")
     now = timezone.now()
     frame = {"type": kind, **frame, "timestamp": wire.ts(now)}
     return Event.objects.create(account_id=account_id, kind=kind, payload=frame, created_at=now)
@@ -56,3 +61,20 @@ def record_error(account_id: int, code: str, message: str, details: dict[str, An
     if details is not None:
         frame["details"] = details
     return _record(account_id, "error", frame)
+
+
+def record_connection(account_id: int, event: str, *, broker: str, error: str | None = None,
+                      gap_duration_ms: int | None = None) -> Event:
+    frame: dict[str, Any] = {"event": event, "broker": broker}
+    if error:
+        frame["error"] = error
+    if gap_duration_ms is not None:
+        frame["gap_duration_ms"] = gap_duration_ms
+    return _record(account_id, "connection", frame)
+
+
+def record_staleness(account_id: int, event: str, *, symbols: list[str], broker: str, stale_since=None) -> Event:
+    frame: dict[str, Any] = {"event": event, "symbols": symbols, "broker": broker}
+    if stale_since is not None:
+        frame["stale_since"] = wire.ts(stale_since)
+    return _record(account_id, "data_staleness", frame)

@@ -6,6 +6,7 @@ exist (GATEWAY_HOST, GATEWAY_PORT, GATEWAY_API_KEY, GATEWAY_PROVIDER)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -75,6 +76,21 @@ PAPER_INSTRUMENTS_FILE = envstr("PAPER_INSTRUMENTS_FILE", "")
 PAPER_MARKET_HOURS = envstr("PAPER_MARKET_HOURS", "always")  # always | exchange
 PAPER_STARTING_CASH = envdecimal("PAPER_STARTING_CASH", "100000")
 ENGINE_TICK_SECONDS = float(envdecimal("ENGINE_TICK_SECONDS", "0.25"))
+
+# --- Streams ------------------------------------------------------------------------------------------
+SUBSCRIPTIONS = envstr("SUBSCRIPTIONS", "")
+try:
+    _subscriptions = json.loads(SUBSCRIPTIONS) if SUBSCRIPTIONS.strip() else []
+except ValueError as e:
+    raise ImproperlyConfigured(f"SUBSCRIPTIONS must be a JSON array of subscriptions: {e}") from None
+if not isinstance(_subscriptions, list):
+    raise ImproperlyConfigured("SUBSCRIPTIONS must be a JSON array of subscriptions")
+STREAM_POLL_SECONDS = float(envdecimal("STREAM_POLL_SECONDS", "0.05"))
+STREAM_PING_SECONDS = float(envdecimal("STREAM_PING_SECONDS", "20"))
+STREAM_IDLE_SECONDS = float(envdecimal("STREAM_IDLE_SECONDS", "60"))
+STREAM_MARKET_SECONDS = float(envdecimal("STREAM_MARKET_SECONDS", "2"))
+STREAM_QUEUE_SIZE = envint("STREAM_QUEUE_SIZE", 1024, minimum=1)
+STREAM_DEFAULT_SYMBOLS = envstr("STREAM_DEFAULT_SYMBOLS", "AAPL,MSFT,BTCUSDT,F:EURUSD")
 
 # --- Django -------------------------------------------------------------------------------------------
 INSTALLED_APPS = [

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
+from django.urls import register_converter
+from django.urls.converters import PathConverter
 
 from orders.brokers import get_broker
 from orders.brokers.base import Broker
@@ -13,6 +15,16 @@ from orders.domain.errors import InvalidValue
 from orders.models import Account
 
 CODES_4XX = frozenset({400, 401, 403, 404, 409, 422, 429})
+
+
+class AnyPathConverter(PathConverter):
+    """Django's ``path`` converter, line breaks included (``.+`` stops at ``\\n``): a symbol or position id
+    holding an encoded ``%0A`` reaches its handler and gets the JSON error envelope, not Django's HTML 404."""
+
+    regex = r"[\s\S]+"
+
+
+register_converter(AnyPathConverter, "anypath")
 
 
 def wire_response(data: Any, status: int = 200) -> JsonResponse:

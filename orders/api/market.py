@@ -21,13 +21,13 @@ DEFAULT_BARS = 100
 MAX_BARS = 1000
 
 
-@router.get("/quotes/{path:symbol}", response={200: QuoteOut, **ERRORS}, summary="Latest quote")
+@router.get("/quotes/{anypath:symbol}", response={200: QuoteOut, **ERRORS}, summary="Latest quote")
 def get_quote(request: HttpRequest, symbol: str):
     broker = broker_for(account_of(request))
     return wire_response(wire.quote_out(broker.quote(symbol, now=timezone.now())))
 
 
-@router.get("/bars/{path:symbol}", response={200: list[BarOut], **ERRORS}, summary="OHLCV bars, oldest first")
+@router.get("/bars/{anypath:symbol}", response={200: list[BarOut], **ERRORS}, summary="OHLCV bars, oldest first")
 def get_bars(request: HttpRequest, symbol: str, timeframe: Timeframe, start: datetime | None = None,
              end: datetime | None = None, limit: NonNegativeInt | None = None):
     """Bars of `timeframe` ending with the one containing `end` (default now); from `start` when given.

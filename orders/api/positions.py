@@ -44,7 +44,7 @@ def list_positions(request: HttpRequest, symbol: str | None = None):
     return wire_response([_position_body(p, broker, now) for p in positions])
 
 
-@router.get("/positions/{path:position_id}", response={200: PositionOut, **ERRORS}, summary="One position")
+@router.get("/positions/{anypath:position_id}", response={200: PositionOut, **ERRORS}, summary="One position")
 def get_position(request: HttpRequest, position_id: str):
     account = account_of(request)
     position = selectors.position_lookup(account=account, position_id=position_id)
@@ -68,7 +68,7 @@ def _close_body(request: HttpRequest) -> ClosePositionIn:
         raise ValidationError(e.errors(include_url=False)) from None
 
 
-@router.delete("/positions/{path:position_id}", response={200: OrderHandleOut, **ERRORS},
+@router.delete("/positions/{anypath:position_id}", response={200: OrderHandleOut, **ERRORS},
                summary="Close a position", openapi_extra={"requestBody": {"required": False, "content": {
                    "application/json": {"schema": {"$ref": "#/components/schemas/ClosePositionIn"}}}}})
 def close_position(request: HttpRequest, position_id: str):
@@ -89,7 +89,7 @@ def close_all_positions(request: HttpRequest, symbol: str | None = None):
     return wire_response([wire.order_handle_out(o) for o in orders])
 
 
-@router.patch("/positions/{path:position_id}", response={200: ModifyPositionExitsOut, **ERRORS},
+@router.patch("/positions/{anypath:position_id}", response={200: ModifyPositionExitsOut, **ERRORS},
               summary="Move a position's stop-loss / take-profit")
 def move_position_exits(request: HttpRequest, position_id: str, payload: ModifyPositionExitsIn):
     account = account_of(request)

@@ -66,14 +66,15 @@ class _OneWayBook:
         self.by_peak: list = []        # min-heap of (peak, seq, bucket)
         self.by_level: list = []       # max-heap as (-level, seq, version, bucket)
         self.leg_bucket: dict[str, _Bucket] = {}
-        self.legs: dict[str, Decimal] = {}   # leg_id -> distance
+        self.legs: dict[str, int] = {}       # leg_id -> seq of its live heap entry (a removed leg's
+        #                                      entries linger in bucket heaps: a re-added id must not revive them)
         self.top_level: Decimal | None = None
         self._buckets = 0
         self._levels_stale = False
         self._seq = itertools.count()
 
     def _level(self, bucket: _Bucket) -> Decimal | None:
-        while bucket.distances and bucket.distances[0][2] not in self.legs:
+        while bucket.distances and self.legs.get(bucket.distances[0][2]) != bucket.distances[0][1]:
             heapq.heappop(bucket.distances)
         if not bucket.distances:
             return None
@@ -115,8 +116,9 @@ class _OneWayBook:
 
     def add(self, leg_id: str, distance: Decimal, peak: Decimal) -> None:
         bucket = _Bucket(peak=peak)
-        heapq.heappush(bucket.distances, (distance, next(self._seq), leg_id))
-        self.legs[leg_id] = distance
+        seq = next(self._seq)
+        heapq.heappush(bucket.distances, (distance, seq, leg_id))
+        self.legs[leg_id] = seq
         self.leg_bucket[leg_id] = bucket
         self._buckets += 1
         heapq.heappush(self.by_peak, (peak, next(self._seq), bucket))
@@ -150,8 +152,8 @@ class _OneWayBook:
             if price > -neg_level:
                 break
             heapq.heappop(self.by_level)
-            _, _, leg_id = heapq.heappop(bucket.distances)
-            if leg_id in self.legs:
+            _, seq, leg_id = heapq.heappop(bucket.distances)
+            if self.legs.get(leg_id) == seq:
                 triggered.append((leg_id, bucket.peak))
                 self.legs.pop(leg_id)
                 self.leg_bucket.pop(leg_id, None)
@@ -185,7 +187,7 @@ class _OneWayBook:
             self._buckets -= 1
             for entry in bucket.distances:
                 heapq.heappush(target.distances, entry)
-                if entry[2] in self.leg_bucket:
+                if self.legs.get(entry[2]) == entry[1]:
                     self.leg_bucket[entry[2]] = target
         target.peak = price
         heapq.heappush(self.by_peak, (price, next(self._seq), target))

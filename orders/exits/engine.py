@@ -33,7 +33,7 @@ from orders import events
 from orders.brokers.base import Broker
 from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType, Side, TrailingType
 from orders.domain.errors import DeskError, ProviderError, ProviderUnavailable
-from orders.domain.money import ZERO
+from orders.domain.money import ZERO, format_decimal
 from orders.domain.orders import OrderRequest
 from orders.exits.book import TrailingBook, TrailingLeg
 from orders.exits.rules import leg_client_order_id
@@ -298,7 +298,7 @@ def _mark_placed(leg: ExitLeg) -> None:
         leg.status = ExitLeg.Status.PLACED
         if was_unplaced and not ExitLeg.objects.filter(entry_id=leg.entry_id, status__in=UNPLACED).exists():
             alerts_resolve(account_id=leg.account_id, symbol=leg.symbol, kind=Alert.Kind.POSITION_UNPROTECTED,
-                           resolution="protected again: every leg is placed")
+                           resolution="protected again: every leg is placed", entry_id=leg.entry_id)
 
 
 def _placement_failed(leg: ExitLeg, entry: Order, error: str, *, now: datetime, infrastructure: bool = False,
@@ -333,7 +333,7 @@ def _escalate(leg: ExitLeg, entry: Order, *, breaker_open: bool = False) -> None
         message=f"Exit order placement failed for {entry.symbol} — position may be unprotected",
         details={"order_id": str(entry.id), "symbol": entry.symbol, "failed_exits": failed_exits,
                  "circuit_breaker_open": breaker_open,
-                 "position_quantity": str(_position_quantity(entry))})
+                 "position_quantity": format_decimal(_position_quantity(entry))})
 
 
 def _on_leg_fill(order: Order, *, broker: Broker) -> None:
@@ -374,16 +374,17 @@ def _shrink_to_position(leg: ExitLeg, filled_order: Order, *, broker: Broker) ->
 
 def _double_exit(order: Order, sibling: ExitLeg) -> None:
     sibling_fills = Order.objects.filter(exit_leg=sibling, filled_quantity__gt=0).first()
-    first = {"order_id": str(sibling_fills.id), "quantity": str(sibling_fills.filled_quantity),
+    first = {"order_id": str(sibling_fills.id), "quantity": format_decimal(sibling_fills.filled_quantity),
              "side": sibling_fills.side.title()} if sibling_fills else {}
-    second = {"order_id": str(order.id), "quantity": str(order.filled_quantity), "side": order.side.title()}
+    second = {"order_id": str(order.id), "quantity": format_decimal(order.filled_quantity), "side": order.side.title()}
     total = order.filled_quantity + (sibling_fills.filled_quantity if sibling_fills else ZERO)
     alert_raise(account_id=order.account_id, kind=Alert.Kind.OCO_DOUBLE_EXIT, symbol=order.symbol,
                 dedupe_key=f"double-exit:{order.parent_id}", entry_id=order.parent_id,
-                message=f"OCO double-exit on {order.symbol}: both SL and TP filled (total exit qty: {total})",
+                message=f"OCO double-exit on {order.symbol}: both SL and TP filled "
+                        f"(total exit qty: {format_decimal(total)})",
                 details={"oco_group_id": f"exit:{order.parent_id}", "symbol": order.symbol, "first_fill": first,
-                         "second_fill": second, "total_exit_quantity": str(total),
-                         "position_quantity": str(_position_quantity(order))})
+                         "second_fill": second, "total_exit_quantity": format_decimal(total),
+                         "position_quantity": format_decimal(_position_quantity(order))})
 
 
 def _on_user_oco_fill(order: Order, *, broker: Broker) -> None:
@@ -397,9 +398,10 @@ def _on_user_oco_fill(order: Order, *, broker: Broker) -> None:
                     message=f"OCO double-exit on {order.symbol}: two orders of group {order.oco_group_id} filled",
                     details={"oco_group_id": order.oco_group_id, "symbol": order.symbol,
                              "first_fill": {"order_id": str(filled_before.id),
-                                            "quantity": str(filled_before.filled_quantity),
+                                            "quantity": format_decimal(filled_before.filled_quantity),
                                             "side": filled_before.side.title()},
-                             "second_fill": {"order_id": str(order.id), "quantity": str(order.filled_quantity),
+                             "second_fill": {"order_id": str(order.id),
+                                             "quantity": format_decimal(order.filled_quantity),
                                              "side": order.side.title()}})
     for other in group.filter(status__in=WORKING_STATUSES):
         try:

@@ -51,8 +51,12 @@ def alert_acknowledge(*, alert_id: str, actor: str, comment: str) -> Alert:
     return alert
 
 
-def alerts_resolve(*, account_id: int, symbol: str, kind: str, resolution: str) -> int:
-    alerts = list(Alert.objects.filter(account_id=account_id, symbol=symbol, kind=kind, status__in=LIVE))
+def alerts_resolve(*, account_id: int, symbol: str, kind: str, resolution: str, entry_id=None) -> int:
+    """Resolve the live alerts of this kind on ``symbol`` (only those of ``entry_id`` when given)."""
+    alerts = Alert.objects.filter(account_id=account_id, symbol=symbol, kind=kind, status__in=LIVE)
+    if entry_id is not None:
+        alerts = alerts.filter(entry_id=entry_id)
+    alerts = list(alerts)
     for alert in alerts:
         claimed = Alert.objects.filter(pk=alert.pk, status__in=LIVE).update(
             status=Alert.Status.RESOLVED, resolved_at=timezone.now(), resolution=resolution[:255])

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from orders.brokers import get_broker
-from orders.engine import LEASE_SECONDS, engine_tick, lease_claim, lease_release, new_owner_id
+from orders.engine import LEASE_SECONDS, BrokerLink, engine_tick, lease_claim, lease_release, new_owner_id
 from orders.exits.engine import exits_reconcile, trail_book_load
 from orders.models import Account, EngineLease
 
@@ -48,6 +48,7 @@ class Command(BaseCommand):
         engine_tick(accounts=accounts, broker=broker)           # catch up with what the venue did meanwhile
         reconciled = exits_reconcile(accounts=accounts, broker=broker)
         book = trail_book_load(accounts=accounts)
+        link = BrokerLink()
         self.stdout.write(f"reconciled exit legs of {reconciled} entries; {len(book)} trailing stops followed")
         last_renewal = time.monotonic()
         try:
@@ -56,7 +57,7 @@ class Command(BaseCommand):
                 if started - last_renewal > LEASE_SECONDS / 3:
                     self._renew(accounts, owner)
                     last_renewal = started
-                engine_tick(accounts=accounts, broker=broker, book=book)
+                engine_tick(accounts=accounts, broker=broker, book=book, link=link)
                 close_old_connections()
                 if options["once"]:
                     break

@@ -1,0 +1,196 @@
+"""The /v1/ws stream for scripts, speaking the Trading Gateway protocol.
+
+On connect: authenticate exactly as REST, accept, then send every still-open risk alert
+(``error`` frames) before anything else. After that: the account's order, position, trade,
+account and error frames from the outbox relay, plus quote and candle frames for subscribed
+symbols every ``STREAM_MARKET_SECONDS``.
+
+Beyond the reference gateway: the server pings (``{"type":"ping"}``) every
+``STREAM_PING_SECONDS`` and closes a client that has sent nothing for
+``STREAM_IDLE_SECONDS``; a client whose queue fills up gets an ``error`` frame and is closed
+rather than silently losing events; clients may ``subscribe`` / ``unsubscribe`` at runtime.
+Unknown or malformed messages are ignored and never close the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+from orders import wire
+from orders.api.auth import credentials_from, resolve_client
+from orders.brokers import get_broker
+from orders.domain.errors import DeskError
+from orders.metrics import WS_CONNECTIONS, WS_SLOW_CONSUMERS
+from orders.models import Alert
+from orders.realtime.relay import get_relay
+from orders.realtime.subscriptions import SubscriptionFilter
+
+log = logging.getLogger(__name__)
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_SLOW = 4408
+CLOSE_IDLE = 4000
+
+
+class _Headers:
+    def __init__(self, scope) -> None:
+        self._h = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+    def get(self, name: str, default: str = "") -> str:
+        return self._h.get(name.lower(), default)
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._h
+
+
+def scope_is_loopback(scope, headers: _Headers) -> bool:
+    import ipaddress
+
+    if "x-forwarded-for" in headers or "forwarded" in headers:
+        return False
+    client = scope.get("client") or ("", 0)
+    try:
+        return ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class StrategyStreamConsumer(AsyncWebsocketConsumer):
+    account_id: int
+
+    async def connect(self) -> None:
+        headers = _Headers(self.scope)
+        try:
+            client = await database_sync_to_async(resolve_client)(
+                credentials_from(headers), loopback=scope_is_loopback(self.scope, headers))
+        except DeskError:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self.client = client
+        self.account_id = client.account.pk
+        self.broker = get_broker(client.account.broker)
+        self.filter = SubscriptionFilter.from_config(settings.SUBSCRIPTIONS, platform=self.broker.name,
+                                                     default_market=settings.STREAM_DEFAULT_SYMBOLS)
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=settings.STREAM_QUEUE_SIZE)
+        self.last_heard = time.monotonic()
+        self.closing = False
+        self.backlog: list | None = []          # frames the relay offers before the alerts are queued
+        await get_relay().register(self)        # from here on nothing committed is missed
+        for frame in await _live_alert_frames(self.account_id):
+            self.queue.put_nowait(frame)
+        backlog, self.backlog = self.backlog, None
+        for frame in backlog:
+            self.queue.put_nowait(frame)
+        await self.accept()
+        WS_CONNECTIONS.inc(1)
+        self.tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._heartbeat()),
+                      asyncio.create_task(self._market_data())]
+
+    async def disconnect(self, code) -> None:
+        if not hasattr(self, "tasks"):
+            return
+        get_relay().unregister(self)
+        WS_CONNECTIONS.inc(-1)
+        for task in self.tasks:
+            task.cancel()
+
+    # -- inbound -------------------------------------------------------------------------------------
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        self.last_heard = time.monotonic()
+        if text_data is None:
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind in ("subscribe", "unsubscribe"):
+            symbols = [s for s in message.get("symbols", []) if isinstance(s, str)]
+            events = [e for e in message.get("events", []) if isinstance(e, str)]
+            if kind == "subscribe":
+                self.filter.add(symbols, events)
+            else:
+                self.filter.remove(symbols)
+
+    # -- outbound ------------------------------------------------------------------------------------
+    def offer(self, frame: dict, *, kind: str, symbol: str | None) -> None:
+        """Called by the relay for every frame of this account."""
+        if self.closing or not self.filter.passes(kind, symbol):
+            return
+        if self.backlog is not None:
+            self.backlog.append(frame)
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self._drop_slow_client()
+
+    def _drop_slow_client(self) -> None:
+        self.closing = True
+        WS_SLOW_CONSUMERS.inc()
+        log.warning("stream client of account %s is too slow; closing it", self.account_id)
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait({"type": "error", "code": "INTERNAL_ERROR",
+                               "message": "Client too slow: events could not be delivered in time; "
+                                          "reconnect and reconcile with GET /v1/orders",
+                               "details": {"reason": "slow_consumer", "queue_size": settings.STREAM_QUEUE_SIZE},
+                               "timestamp": wire.ts(timezone.now())})
+        self.queue.put_nowait(None)
+
+    async def _writer(self) -> None:
+        while True:
+            frame = await self.queue.get()
+            if frame is None:
+                await self.close(code=CLOSE_SLOW)
+                return
+            await self.send(text_data=json.dumps(frame))
+
+    async def _heartbeat(self) -> None:
+        interval, idle = settings.STREAM_PING_SECONDS, settings.STREAM_IDLE_SECONDS
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self.last_heard > idle:
+                log.info("stream client of account %s stopped answering; closing", self.account_id)
+                self.closing = True
+                await self.close(code=CLOSE_IDLE)
+                return
+            self.offer({"type": "ping", "timestamp": wire.ts(timezone.now())}, kind="ping", symbol=None)
+
+    async def _market_data(self) -> None:
+        while True:
+            await asyncio.sleep(settings.STREAM_MARKET_SECONDS)
+            now = timezone.now()
+            for symbol in sorted(self.filter.symbols()):
+                for frame in self._market_frames(symbol, now):
+                    self.offer(frame, kind=frame["type"], symbol=symbol)
+
+    def _market_frames(self, symbol: str, now) -> list[dict]:
+        frames = []
+        try:
+            if self.filter.wants_market_data(symbol, "quote"):
+                frames.append({"type": "quote", "quote": wire.quote_out(self.broker.quote(symbol, now=now)),
+                               "timestamp": wire.ts(now)})
+            if self.filter.wants_market_data(symbol, "candle"):
+                bar = self.broker.bars(symbol, timeframe="1m", seconds=60, end=now, count=1)
+                if bar:
+                    frames.append({"type": "candle", "bar": wire.bar_out(bar[-1]), "timestamp": wire.ts(now)})
+        except DeskError:
+            return []
+        return frames
+
+
+@database_sync_to_async
+def _live_alert_frames(account_id: int) -> list[dict]:
+    alerts = Alert.objects.filter(account_id=account_id, status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED))
+    return [{"type": "error", "code": a.kind, "message": a.message,
+             "details": {**a.details, "alert_status": a.status, "rebroadcast": True},
+             "timestamp": wire.ts(a.raised_at)} for a in alerts.order_by("raised_at")]

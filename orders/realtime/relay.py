@@ -1,0 +1,103 @@
+"""One relay per web process: it tails the event outbox and hands each new frame to the stream
+clients of this process that may see it.
+
+Every process reads the same outbox, so a client connected to any process receives what any
+other process or the engine committed, in commit order, with no broker between them. A client
+gets frames through its own bounded queue; a client that cannot keep up is told so and closed
+(``StreamClient.offer``), never silently skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from orders.models import Event
+
+log = logging.getLogger(__name__)
+
+
+class StreamClient(Protocol):
+    account_id: int
+
+    def offer(self, frame: dict, *, kind: str, symbol: str | None) -> None: ...
+
+
+def _symbol_of(frame: dict) -> str | None:
+    for key in ("order", "position", "trade"):
+        body = frame.get(key)
+        if isinstance(body, dict):
+            return body.get("symbol")
+    details = frame.get("details")
+    if isinstance(details, dict):
+        return details.get("symbol")
+    return None
+
+
+class Relay:
+    def __init__(self) -> None:
+        self.clients: set[StreamClient] = set()
+        self.last_id: int | None = None
+        self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+
+    async def register(self, client: StreamClient) -> None:
+        """Start delivering to ``client`` everything committed from now on."""
+        if self.last_id is None:
+            self.last_id = await _head()
+        self.clients.add(client)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def unregister(self, client: StreamClient) -> None:
+        self.clients.discard(client)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                batch = await _events_after(self.last_id, limit=500)
+            except Exception:
+                log.exception("relay: reading the outbox failed")
+                batch = []
+                await asyncio.sleep(1)
+            for event_id, account_id, kind, frame in batch:
+                self.last_id = event_id
+                symbol = _symbol_of(frame)
+                for client in list(self.clients):
+                    if client.account_id == account_id:
+                        client.offer(frame, kind=kind, symbol=symbol)
+            if len(batch) < 500:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=settings.STREAM_POLL_SECONDS)
+                except TimeoutError:
+                    pass
+
+
+@database_sync_to_async
+def _head() -> int:
+    return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+@database_sync_to_async
+def _events_after(last_id: int, *, limit: int) -> list[tuple[int, int, str, dict]]:
+    return list(Event.objects.filter(id__gt=last_id).order_by("id").values_list(
+        "id", "account_id", "kind", "payload")[:limit])
+
+
+_relays: dict[int, Relay] = {}
+
+
+def get_relay() -> Relay:
+    """The relay of the running event loop (one per process under daphne)."""
+    loop = asyncio.get_running_loop()
+    relay = _relays.get(id(loop))
+    if relay is None:
+        relay = _relays[id(loop)] = Relay()
+    return relay
