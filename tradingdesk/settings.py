@@ -85,7 +85,7 @@ except ValueError as e:
     raise ImproperlyConfigured(f"SUBSCRIPTIONS must be a JSON array of subscriptions: {e}") from None
 if not isinstance(_subscriptions, list):
     raise ImproperlyConfigured("SUBSCRIPTIONS must be a JSON array of subscriptions")
-STREAM_POLL_SECONDS = float(envdecimal("STREAM_POLL_SECONDS", "0.05"))
+STREAM_POLL_SECONDS = float(envdecimal("STREAM_POLL_SECONDS", "0.02"))
 STREAM_PING_SECONDS = float(envdecimal("STREAM_PING_SECONDS", "20"))
 STREAM_IDLE_SECONDS = float(envdecimal("STREAM_IDLE_SECONDS", "60"))
 STREAM_MARKET_SECONDS = float(envdecimal("STREAM_MARKET_SECONDS", "2"))

@@ -19,3 +19,14 @@ if settings.DESK_BENCH_ENDPOINTS:
     from bench.ninja_bare import bench_api
 
     urlpatterns.insert(0, path("bench/", bench_api.urls))
+
+
+def handler404(request, exception=None):
+    """Unknown paths under /v1 answer in the API's envelope; the rest get Django's page."""
+    from django.views.defaults import page_not_found
+
+    from orders.api.errors import error_response
+
+    if request.path.startswith("/v1/"):
+        return error_response("INVALID_REQUEST", f"Invalid request: no route {request.method} {request.path}", 404)
+    return page_not_found(request, exception)

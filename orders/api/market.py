@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router
-from pydantic import NonNegativeInt
 
 from orders import wire
 from orders.api.common import CODES_4XX, account_of, broker_for, wire_response
-from orders.api.schemas import BarOut, ErrorOut, QuoteOut
+from orders.api.schemas import BarOut, ErrorOut, QueryLimit, QuoteOut, UtcDatetime
 from orders.domain.enums import Timeframe
 from orders.domain.errors import InvalidValue
 
@@ -28,8 +25,8 @@ def get_quote(request: HttpRequest, symbol: str):
 
 
 @router.get("/bars/{anypath:symbol}", response={200: list[BarOut], **ERRORS}, summary="OHLCV bars, oldest first")
-def get_bars(request: HttpRequest, symbol: str, timeframe: Timeframe, start: datetime | None = None,
-             end: datetime | None = None, limit: NonNegativeInt | None = None):
+def get_bars(request: HttpRequest, symbol: str, timeframe: Timeframe, start: UtcDatetime | None = None,
+             end: UtcDatetime | None = None, limit: QueryLimit | None = None):
     """Bars of `timeframe` ending with the one containing `end` (default now); from `start` when given.
     At most `limit` bars (default 100, at most 1000)."""
     end = min(end or timezone.now(), timezone.now())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from django.http import HttpRequest
@@ -20,6 +19,7 @@ from orders.api.schemas import (
     OrderHandleOut,
     OrderIn,
     OrderOut,
+    UtcDatetime,
 )
 from orders.domain.orders import OrderRequest
 from orders.metrics import ORDER_SUBMIT_SECONDS, ORDERS_SUBMITTED
@@ -74,7 +74,7 @@ def _filters(symbol, status, side, client_order_id, oco_group_id, since, until, 
 @router.get("/orders", response={200: list[OrderOut], **ERRORS}, summary="List orders")
 def list_orders(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
                 side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
-                since: datetime | None = None, until: datetime | None = None,
+                since: UtcDatetime | None = None, until: UtcDatetime | None = None,
                 limit: U32 | None = None):
     """Every order of the account, newest first. `status` repeats or takes a comma-separated list."""
     filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit)
@@ -85,7 +85,7 @@ def list_orders(request: HttpRequest, symbol: str | None = None, status: list[st
 @router.get("/orders/history", response={200: list[OrderOut], **ERRORS}, summary="Finished orders")
 def order_history(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
                   side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
-                  since: datetime | None = None, until: datetime | None = None,
+                  since: UtcDatetime | None = None, until: UtcDatetime | None = None,
                   limit: U32 | None = None):
     """Filled, cancelled, rejected and expired orders, most recently finished first."""
     filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit)

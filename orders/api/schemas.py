@@ -3,12 +3,12 @@ responses (the bodies themselves are built by ``orders.wire``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from orders.domain.enums import (
     AssetClass,
@@ -47,6 +47,19 @@ def _upper_or_lower(value: Any) -> Any:
     return value
 
 
+def _utc(value: datetime) -> datetime:
+    """Query datetimes: any RFC 3339 offset in, aware UTC out (naive values are taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("datetime out of range") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+MAX_LIMIT = 100_000
+QueryLimit = Annotated[int, Field(ge=0, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")]
 DecimalIn = Annotated[Decimal, BeforeValidator(_decimal),
                       WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["100"]})]
 DecimalOut = Annotated[str, WithJsonSchema({"type": "string", "examples": ["150.25"]})]

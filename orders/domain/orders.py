@@ -90,6 +90,9 @@ def _check_fields(request: OrderRequest) -> None:
                                         min=1, max=MAX_SYMBOL)]
     if request.quantity <= ZERO:
         errors["quantity"] = [field_error("must be positive")]
+    if request.position_id is not None and not 1 <= len(request.position_id) <= MAX_CLIENT_ORDER_ID:
+        errors["position_id"] = [field_error("length", f"position_id must be 1-{MAX_CLIENT_ORDER_ID} characters",
+                                             min=1, max=MAX_CLIENT_ORDER_ID, value=len(request.position_id))]
     for name in ("client_order_id", "oco_group_id"):
         value = getattr(request, name)
         if value is not None and not 1 <= len(value) <= MAX_CLIENT_ORDER_ID:

@@ -236,9 +236,9 @@ def _protect_together(entry: Order, legs: list[ExitLeg], *, broker: Broker, now:
             else:
                 _place_oco_pair(entry, legs, max(shortfalls), broker=broker)
     except DeskError as e:
-        for leg in legs:
-            _placement_failed(leg, entry, e.message, now=now,
-                              infrastructure=isinstance(e, ProviderUnavailable | ProviderError))
+        outage = isinstance(e, ProviderUnavailable | ProviderError)
+        for i, leg in enumerate(legs):      # one pair, one attempt: counted once toward the breaker
+            _placement_failed(leg, entry, e.message, now=now, infrastructure=outage and i == 0)
         return
     for leg in legs:
         _mark_placed(leg)
@@ -451,6 +451,11 @@ def _end_leg(leg: ExitLeg, status: str, reason: str, *, broker: Broker | None) -
 def _reprotect_after_venue_cancel(order: Order, *, broker: Broker | None) -> None:
     leg = order.exit_leg
     if leg.status != ExitLeg.Status.PLACED or broker is None:
+        return
+    if order.venue_oco_id and Order.objects.filter(venue_oco_id=order.venue_oco_id, filled_quantity__gt=0).exclude(
+            exit_leg=leg).exists():
+        # the venue's one-cancels-other did its job (the sibling traded, perhaps only in part): this leg is done
+        _end_leg(leg, ExitLeg.Status.CANCELLED, "sibling_filled", broker=broker)
         return
     ExitLeg.objects.filter(pk=leg.pk, status=ExitLeg.Status.PLACED).update(
         status=ExitLeg.Status.RETRYING, next_attempt_at=timezone.now(), last_error=order.status_message[:255])

@@ -113,8 +113,7 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
             return
         kind = message.get("type")
         if kind in ("subscribe", "unsubscribe"):
-            symbols = [s for s in message.get("symbols", []) if isinstance(s, str)]
-            events = [e for e in message.get("events", []) if isinstance(e, str)]
+            symbols, events = _strings(message.get("symbols")), _strings(message.get("events"))
             if kind == "subscribe":
                 self.filter.add(symbols, events)
             else:
@@ -186,6 +185,11 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
         except DeskError:
             return []
         return frames
+
+
+def _strings(value) -> list[str]:
+    """The strings of a JSON list; anything else (null, a bare string, a number) counts as none."""
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 @database_sync_to_async

@@ -44,6 +44,12 @@ class SubscriptionFilter:
         return cls(platform=platform, subscriptions=subs, default_market=market)
 
     def add(self, symbols: list[str], events: list[str]) -> None:
+        if not self.subscriptions:
+            # no subscription meant "every frame, plus the default symbols' market data": a runtime
+            # subscribe adds to that instead of silently filtering out the client's order events
+            self.subscriptions = [Subscription(self.platform, "*", frozenset({"*"})), *(
+                Subscription(self.platform, symbol, frozenset({"quote", "candle"}))
+                for symbol in sorted(self.default_market))]
         for symbol in symbols or ["*"]:
             self.subscriptions.append(Subscription(self.platform, symbol, frozenset(events or ["*"])))
 

@@ -20,6 +20,7 @@ from orders.domain.enums import OrderStatus, Side
 from orders.domain.money import quantize_money
 from orders.domain.positions import Netting, apply_fill
 from orders.models import Account, Fill, Order, Position, position_wire_id
+from orders.services.accounts import account_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ def _apply_fill(order: Order, report: ExecutionReport, broker: Broker) -> bool:
     events.record_trade(fill)
     if position_event:
         events.record_position(order.account_id, *position_event)
+    account = Account.objects.get(pk=order.account_id)
+    events.record_account(account.pk, account_snapshot(account=account, broker=broker, now=report.timestamp))
     from orders.exits import engine as exits
 
     exits.on_fill(order, fill, broker=broker)

@@ -276,6 +276,7 @@ def order_modify(*, account: Account, order_id: str, changes: OrderChanges, brok
         if order.is_terminal:
             raise OrderNotModifiable(str(order.id), f"order is {order.status}")
         _check_changes(order, changes)
+        _check_funding_of_increase(order, changes, broker=broker)
         broker.modify_order(ticket_for(order), quantity=changes.quantity, limit_price=changes.limit_price,
                             stop_price=changes.stop_price, trailing_distance=changes.trailing_distance)
         fields = ["updated_at"]
@@ -296,6 +297,21 @@ def order_modify(*, account: Account, order_id: str, changes: OrderChanges, brok
         order.save(update_fields=fields)
         events.record_order(order, "ORDER_MODIFIED")
     return order
+
+
+def _check_funding_of_increase(order: Order, changes: OrderChanges, *, broker: Broker) -> None:
+    """A bigger order needs the buying power for the extra quantity, checked as a new order would be."""
+    if changes.quantity is None or changes.quantity <= order.quantity or order.reduce_only:
+        return
+    extra = OrderRequest(symbol=order.symbol, side=Side(order.side), quantity=changes.quantity - order.quantity,
+                         order_type=OrderType(order.order_type),
+                         limit_price=changes.limit_price or order.limit_price,
+                         stop_price=changes.stop_price or order.stop_price,
+                         trailing_distance=changes.trailing_distance or order.trailing_distance,
+                         trailing_type=order.trailing_type)
+    now = timezone.now()
+    broker.check_order(extra, context=account_context(account=order.account, symbol=order.symbol, broker=broker,
+                                                      now=now), now=now)
 
 
 def _check_changes(order: Order, changes: OrderChanges) -> None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from orders.brokers.base import Broker
-from orders.domain.enums import OrderType, Side
+from orders.domain.enums import WORKING_STATUSES, OrderType, Side
 from orders.domain.errors import InvalidRequest, InvalidValue, PositionNotFound
 from orders.domain.orders import OrderRequest
 from orders.models import Account, Order, Position
@@ -32,7 +32,14 @@ def position_close(*, account: Account, position_id: str, broker: Broker, quanti
     if order_type is OrderType.MARKET and limit_price is not None:
         raise InvalidValue("limit_price", "Market orders should not have limit_price", provided=limit_price)
     side = Side.SELL if position.quantity > 0 else Side.BUY
-    request = OrderRequest(symbol=position.symbol, side=side, quantity=min(quantity or held, held),
+    closing = list(Order.objects.filter(account=account, symbol=position.symbol, leg_role=Order.LegRole.CLOSE,
+                                        status__in=WORKING_STATUSES).order_by("-created_at"))
+    in_flight = sum((o.quantity - o.filled_quantity for o in closing), start=Decimal("0"))
+    available = held - in_flight
+    if available <= 0:
+        # a retried close (the SDK retries DELETE) must not close the position twice and flip it
+        return closing[0]
+    request = OrderRequest(symbol=position.symbol, side=side, quantity=min(quantity or available, available),
                            order_type=order_type, limit_price=limit_price, reduce_only=True,
                            position_id=position_id)
     order = order_submit(account=account, request=request, broker=broker, actor=actor, now=now,
