@@ -357,3 +357,22 @@ class CircuitBreaker(models.Model):
     @property
     def is_open(self) -> bool:
         return self.opened_at is not None
+
+
+class PreTradeLimits(models.Model):
+    """Per-account pre-trade checks for the desk's order ticket. A soft breach warns and needs a typed
+    reason to go ahead; a hard breach blocks. Empty means no limit."""
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="limits")
+    max_quantity_soft = models.DecimalField(null=True, blank=True, **QTY)
+    max_quantity_hard = models.DecimalField(null=True, blank=True, **QTY)
+    max_notional_soft = models.DecimalField(null=True, blank=True, **MONEY)
+    max_notional_hard = models.DecimalField(null=True, blank=True, **MONEY)
+    price_band_pct_soft = models.DecimalField(null=True, blank=True, max_digits=8, decimal_places=4)
+    price_band_pct_hard = models.DecimalField(null=True, blank=True, max_digits=8, decimal_places=4)
+    daily_orders_soft = models.PositiveIntegerField(null=True, blank=True)
+    daily_orders_hard = models.PositiveIntegerField(null=True, blank=True)
+    duplicate_window_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Warn about an order equal to one sent this many seconds before.")
+
+    def __str__(self) -> str:
+        return f"limits of {self.account}"

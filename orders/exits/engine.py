@@ -124,8 +124,11 @@ def on_fill(order: Order, fill: Fill, *, broker: Broker) -> None:
             protect(entry=order, broker=broker)
     if order.oco_group_id and order.status == OrderStatus.FILLED:
         _on_user_oco_fill(order, broker=broker)
-    if _position_quantity(order) == 0:
+    held = _position_quantity(order)
+    if held == 0:
         _on_position_flat(order, broker=broker)
+    else:
+        _fit_legs_to_position(order, held, broker=broker)
 
 
 def on_order_finished(order: Order, *, broker: Broker | None = None, by_venue: bool = False) -> None:
@@ -177,8 +180,10 @@ def _covered(leg: ExitLeg) -> Decimal:
 
 
 def _target(entry: Order) -> Decimal:
-    held = abs(_position_quantity(entry))
-    return min(entry.filled_quantity, held) if held else ZERO
+    held = _position_quantity(entry)
+    if held == 0 or (held > 0) != (entry.side == Side.BUY):
+        return ZERO            # flat, or what is held is not the entry's way: nothing of it to protect
+    return min(entry.filled_quantity, abs(held))
 
 
 def _shortfall(entry: Order, leg: ExitLeg) -> Decimal:
@@ -420,6 +425,47 @@ def _on_position_flat(order: Order, *, broker: Broker) -> None:
             _end_leg(leg, ExitLeg.Status.CANCELLED, "position_closed", broker=broker)
     alerts_resolve(account_id=order.account_id, symbol=order.symbol, kind=Alert.Kind.POSITION_UNPROTECTED,
                    resolution="position flat")
+
+
+def _fit_legs_to_position(order: Order, held: Decimal, *, broker: Broker) -> None:
+    """Legs never trade more than is held, nor the wrong way: a fill that shrank the position trims the
+    legs protecting it, and one that took it through zero retires the legs of the side it left."""
+    adding = Side.BUY if held > 0 else Side.SELL          # a leg order on this side would grow the position
+    for leg in ExitLeg.objects.filter(account_id=order.account_id, symbol=order.symbol, status__in=LIVE_LEG):
+        if Order.objects.filter(pk=leg.entry_id, status__in=WORKING_STATUSES).exists() and not any(
+                o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED) for o in _live_orders(leg)):
+            continue           # its entry may still fill its way: protect() sizes it then
+        if leg.side == adding:
+            if _end_leg(leg, ExitLeg.Status.CANCELLED, "position_closed", broker=broker):
+                alerts_resolve(account_id=leg.account_id, symbol=leg.symbol, entry_id=leg.entry_id,
+                               kind=Alert.Kind.POSITION_UNPROTECTED, resolution="position closed")
+        else:
+            _trim_leg(leg, abs(held), broker=broker)
+
+
+def _trim_leg(leg: ExitLeg, held: Decimal, *, broker: Broker) -> None:
+    from orders.services.orders import ticket_for
+
+    working = [o for o in _live_orders(leg) if o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)]
+    excess = sum((o.remaining_quantity for o in working), start=ZERO) - held
+    for order in reversed(working):
+        if excess <= 0:
+            return
+        cut = min(excess, order.remaining_quantity)
+        try:
+            if cut == order.remaining_quantity:
+                broker.cancel_order(ticket_for(order))
+                order.status, order.status_message = OrderStatus.CANCELLED, "position reduced"
+            else:
+                broker.modify_order(ticket_for(order), quantity=order.quantity - cut)
+                order.quantity -= cut
+        except DeskError as e:
+            log.error("leg order %s not trimmed to the position: %s", order.id, e.message)
+            return
+        order.updated_at = timezone.now()
+        order.save(update_fields=["quantity", "status", "status_message", "updated_at"])
+        events.record_order(order, None if order.status == OrderStatus.CANCELLED else "ORDER_MODIFIED")
+        excess -= cut
 
 
 def _end_leg(leg: ExitLeg, status: str, reason: str, *, broker: Broker | None) -> bool:

@@ -1,49 +1,63 @@
-"""The desk's browser socket: the same outbox frames as /v1/ws, rendered as HTML fragments
-(out-of-band swaps for the htmx websocket extension) from the template partials the page
-itself is drawn with.
+"""The desk's browser socket: the outbox frames of /v1/ws, turned into HTML fragments for the htmx
+websocket extension (out-of-band swaps), rendered from the same template partials as the page.
 
-Only a logged-in user who is a member of the account gets in; the route is wrapped in
-``AllowedHostsOriginValidator`` so a page on another origin cannot open it."""
+* on connect the whole blotter is sent (working orders, positions, fills, finished orders, account
+  figures, alerts), so a reconnecting page is reconciled, never left half-right;
+* an order event replaces its row, or redraws the tables it moved between; position, trade and
+  account events redraw positions, fills and figures; alerts redraw the alert bar — redraws are
+  coalesced, at most one per section every ``REDRAW_SECONDS``;
+* every second the ticket's symbol gets a fresh quote, every two seconds positions are marked to
+  market (live P&L);
+* only a logged-in user who may see the account gets in, and only from an allowed origin
+  (``AllowedHostsOriginValidator`` in routing)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import timezone
 
-from orders.models import Alert, DeskMembership
+from orders import wire
+from orders.brokers import get_broker
+from orders.domain.errors import DeskError
+from orders.models import Alert
 from orders.realtime.relay import get_relay
 
 log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 FRAGMENTS = "orders/fragments.html"
+DESK = "orders/desk.html"
+REDRAW_SECONDS = 0.1
+QUOTE_SECONDS = 1.0
+MARK_SECONDS = 2.0
+TERMINAL = {"FILLED", "CANCELLED", "REJECTED", "EXPIRED"}
 
 
-def render_fragment(kind: str, frame: dict) -> str | None:
-    """The HTML an event becomes on the desk, or None for events the desk does not show."""
-    if kind == "order":
-        return render_to_string(f"{FRAGMENTS}#order-row", {"order": frame["order"], "oob": True})
-    if kind == "position":
-        return render_to_string(f"{FRAGMENTS}#position-row", {"position": frame["position"], "event":
-                                frame.get("event"), "oob": True})
-    if kind == "trade":
-        return render_to_string(f"{FRAGMENTS}#trade-row", {"trade": frame["trade"], "oob": True})
-    if kind == "error":
-        return render_to_string(f"{FRAGMENTS}#alert-item", {"alert": _alert_context(frame), "oob": True})
-    if kind == "account":
-        return render_to_string(f"{FRAGMENTS}#account-figures", {"account": frame["account"], "oob": True})
+def render_fragment(kind: str, frame: dict, *, can_trade: bool = False) -> str | None:
+    """The row an event replaces in place, or None when the event needs a section redrawn."""
+    if kind == "order" and frame["order"]["status"] not in TERMINAL and frame.get("event") != "ORDER_CREATED":
+        return render_to_string(f"{FRAGMENTS}#order-row", {"order": frame["order"], "oob": True,
+                                                          "can_trade": can_trade})
     return None
 
 
-def _alert_context(frame: dict) -> dict:
-    details = frame.get("details") or {}
-    return {"id": details.get("alert_id") or "", "kind": frame.get("code"), "message": frame.get("message"),
-            "symbol": details.get("symbol", ""), "status": details.get("alert_status", "OPEN"),
-            "raised_at": frame.get("timestamp")}
+def sections_for(kind: str, frame: dict) -> set[str]:
+    if kind == "order":
+        if frame["order"]["status"] in TERMINAL:
+            return {"working", "finished"}
+        return {"working"} if frame.get("event") == "ORDER_CREATED" else set()
+    if kind in ("position", "trade", "account"):
+        return {"positions", "fills", "figures"}
+    if kind == "error":
+        return {"alerts"}
+    return set()
 
 
 class DeskLiveConsumer(AsyncWebsocketConsumer):
@@ -51,63 +65,136 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        account_id = await _account_for(user)
-        if account_id is None:
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        wanted = query.get("account", [None])[0]
+        self.view = query.get("view", ["desk"])[0]
+        found = await _account_for(user, wanted)
+        if found is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        self.account_id = account_id
+        self.account, self.can_trade, self.can_supervise = found
+        self.account_id = self.account.pk
+        self.broker = get_broker(self.account.broker)
+        self.watch: str | None = None
+        self.dirty: set[str] = set()
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=settings.STREAM_QUEUE_SIZE)
-        alerts = await _live_alert_fragments(account_id)
-        for html in alerts:
-            self.queue.put_nowait(html)
         await get_relay().register(self)
         await self.accept()
-        self.writer = asyncio.create_task(self._writer())
+        await self.send(text_data=await self._render_sections(self._all_sections()))
+        self.tasks = [asyncio.create_task(self._writer())]
+        if self.view != "risk":
+            self.tasks.append(asyncio.create_task(self._market()))
+
+    def _all_sections(self) -> set[str]:
+        if self.view == "risk":
+            return {"alerts"}
+        return {"working", "finished", "positions", "fills", "figures", "alerts"}
 
     async def disconnect(self, code) -> None:
-        if hasattr(self, "writer"):
+        if hasattr(self, "tasks"):
             get_relay().unregister(self)
-            self.writer.cancel()
+            for task in self.tasks:
+                task.cancel()
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        """The page sends nothing the server must act on; actions go through ordinary POSTs."""
+        """The ticket tells the socket which symbol it shows (htmx ``ws-send`` of the ticket form)."""
+        try:
+            message = json.loads(text_data or "")
+        except ValueError:
+            return
+        symbol = message.get("symbol") if isinstance(message, dict) else None
+        if isinstance(symbol, str) and len(symbol) <= 32:
+            self.watch = symbol
+            await self._send_quote()
 
     def offer(self, frame: dict, *, kind: str, symbol: str | None) -> None:
         try:
-            html = render_fragment(kind, frame)
+            html = render_fragment(kind, frame, can_trade=self.can_trade)
         except Exception:
             log.exception("desk: could not render a %s fragment", kind)
             return
-        if html is None:
-            return
+        sections = sections_for(kind, frame) & self._all_sections()
+        if self.view == "risk":
+            html = None
         try:
-            self.queue.put_nowait(html)
+            if html is not None:
+                self.queue.put_nowait(html)
+            if sections:
+                self.dirty |= sections
+                self.queue.put_nowait("")          # wake the writer to redraw
         except asyncio.QueueFull:
-            self.queue = asyncio.Queue(maxsize=settings.STREAM_QUEUE_SIZE)
-            self.queue.put_nowait('<div id="connection-state" hx-swap-oob="true" data-state="stale">'
-                                  'reloading: too many updates</div>')
-            self.queue.put_nowait(None)
+            self.dirty |= self._all_sections()
 
     async def _writer(self) -> None:
         while True:
             html = await self.queue.get()
-            if html is None:
-                await self.close(code=4408)
-                return
-            await self.send(text_data=html)
+            if html:
+                await self.send(text_data=html)
+            if self.dirty:
+                await asyncio.sleep(REDRAW_SECONDS)
+                sections, self.dirty = self.dirty, set()
+                await self.send(text_data=await self._render_sections(sections))
+
+    async def _market(self) -> None:
+        ticks = 0
+        while True:
+            await asyncio.sleep(QUOTE_SECONDS)
+            ticks += 1
+            await self._send_quote()
+            if ticks % int(MARK_SECONDS / QUOTE_SECONDS) == 0:
+                self.dirty |= {"positions", "figures"}
+                self.queue.put_nowait("")
+
+    async def _send_quote(self) -> None:
+        if not self.watch:
+            return
+        try:
+            quote = wire.quote_out(self.broker.quote(self.watch, now=timezone.now()))
+        except DeskError:
+            return
+        epoch = int(timezone.now().timestamp())
+        await self.send(text_data=render_to_string(f"{FRAGMENTS}#ticket-quote", {"quote": quote}) +
+                        render_to_string(f"{FRAGMENTS}#chart-tick", {"quote": quote, "epoch": epoch}))
+
+    @database_sync_to_async
+    def _render_sections(self, sections: set[str]) -> str:
+        from orders.web.views import blotter_context
+
+        if self.view == "risk":
+            context = {}
+        else:
+            context = {**blotter_context(self.account, self.broker), "oob": True, "can_trade": self.can_trade,
+                       "account": self.account}
+        parts = []
+        for name in ("working", "finished", "positions", "fills"):
+            if name in sections:
+                parts.append(render_to_string(f"{DESK}#{name}-body", context))
+        if "figures" in sections:
+            parts.append(render_to_string(f"{FRAGMENTS}#account-figures", {"account": context["figures"],
+                                                                            "oob": True}))
+        if "alerts" in sections:
+            alerts = Alert.objects.filter(account=self.account,
+                                          status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED))
+            if self.view == "risk":
+                history = Alert.objects.filter(account=self.account).order_by("-raised_at")[:100]
+                html = render_to_string("orders/risk.html#alerts", {
+                    "live_alerts": alerts, "history": history, "account": self.account,
+                    "can_supervise": self.can_supervise})
+                parts.append(html.replace('<div id="alerts">', '<div id="alerts" hx-swap-oob="true">', 1))
+            else:
+                parts.append(render_to_string(f"{FRAGMENTS}#alerts-bar", {"alerts": alerts, "oob": True}))
+        return "".join(parts)
 
 
 @database_sync_to_async
-def _account_for(user) -> int | None:
+def _account_for(user, wanted: str | None):
+    from orders.web.roles import can_supervise, can_trade, visible_accounts
+
     if user is None or not user.is_authenticated:
         return None
-    return DeskMembership.objects.filter(user=user).order_by("account_id").values_list(
-        "account_id", flat=True).first()
-
-
-@database_sync_to_async
-def _live_alert_fragments(account_id: int) -> list[str]:
-    alerts = Alert.objects.filter(account_id=account_id, status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED))
-    return [render_to_string(f"{FRAGMENTS}#alert-item", {"alert": {
-        "id": str(a.id), "kind": a.kind, "message": a.message, "symbol": a.symbol, "status": a.status,
-        "raised_at": a.raised_at.isoformat()}, "oob": True}) for a in alerts.order_by("raised_at")]
+    accounts = visible_accounts(user)
+    account = accounts.filter(name=wanted).first() if wanted else None
+    account = account or accounts.first()
+    if account is None:
+        return None
+    return account, can_trade(user), can_supervise(user)

@@ -1,7 +1,25 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from orders.web import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views.desk, name="desk"),
+    path("login/", views.ThrottledLoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
+    path("ticket/preview/", views.ticket_preview_view, name="ticket-preview"),
+    path("ticket/submit/", views.ticket_submit, name="ticket-submit"),
+    path("orders/<uuid:order_id>/cancel/", views.cancel_order_view, name="order-cancel"),
+    path("orders/<uuid:order_id>/modify/", views.modify_order_view, name="order-modify"),
+    path("orders/cancel-all/", views.cancel_all_view, name="orders-cancel-all"),
+    path("positions/flatten-all/", views.flatten_all_view, name="positions-flatten-all"),
+    path("positions/<path:symbol>/close/", views.close_position_view, name="position-close"),
+
+    path("chart/", views.chart_data, name="chart-data"),
+    path("risk/", views.risk, name="risk"),
+    path("risk/alerts/<uuid:alert_id>/acknowledge/", views.acknowledge_view, name="alert-acknowledge"),
+    path("risk/kill-switch/", views.kill_switch_view, name="kill-switch"),
+    path("risk/trading-state/", views.trading_state_view, name="trading-state"),
+    path("audit/", views.audit, name="audit"),
+    path("audit.csv", views.audit_csv, name="audit-csv"),
 ]

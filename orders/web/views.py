@@ -1,18 +1,422 @@
+"""The web desk. One view serves a page and, for htmx requests, the fragment it refreshes; the
+same template partials are pushed over the desk socket (``realtime/desk.py``)."""
+
 from __future__ import annotations
 
+import csv
+import json
+import uuid
+from datetime import datetime
+
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
+from orders import wire
 from orders.brokers import get_broker
+from orders.domain.enums import WORKING_STATUSES
+from orders.domain.errors import DeskError
+from orders.domain.money import format_decimal, to_decimal
+from orders.models import Account, Alert, AuditEvent, Fill, Order, Position, TradingState, position_wire_id
+from orders.services.accounts import account_snapshot, mark_price
+from orders.services.alerts import alert_acknowledge
+from orders.services.audit import audit_record
+from orders.services.orders import OrderChanges, order_cancel, order_modify, order_submit, orders_cancel_all
+from orders.services.positions import position_close, positions_close_all
+from orders.services.risk import kill_switch, trading_state_set
+from orders.services.tickets import ticket_preview
+from orders.web.forms import OrderTicketForm
+from orders.web.roles import can_supervise, can_trade, desk_account, require, roles_of, visible_accounts
+
+FINISHED_ROWS = 50
+FILL_ROWS = 50
+LOGIN_ATTEMPTS = 5
+LOGIN_LOCK_SECONDS = 900
+
+trader_only = require(can_trade, "Only traders place, change or cancel orders.")
+risk_only = require(can_supervise, "Only the risk desk may do this.")
 
 
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    broker = get_broker()
-    return render(request, "orders/home.html", {
+# -- login ---------------------------------------------------------------------------------------------
+
+class ThrottledLoginView(auth_views.LoginView):
+    """Five failed attempts for a user name from one address lock it out for 15 minutes."""
+    template_name = "orders/login.html"
+
+    def _key(self) -> str:
+        name = self.request.POST.get("username", "").lower()[:150]
+        return f"login-fail:{self.request.META.get('REMOTE_ADDR', '')}:{name}"
+
+    def post(self, request, *args, **kwargs):
+        if (cache.get(self._key()) or 0) >= LOGIN_ATTEMPTS:
+            form = self.get_form()
+            form.add_error(None, "Too many failed attempts. Try again in 15 minutes.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        key = self._key()
+        if not cache.add(key, 1, timeout=LOGIN_LOCK_SECONDS):
+            cache.incr(key)
+        return super().form_invalid(form)
+
+    def form_valid(self, form):
+        cache.delete(self._key())
+        audit_record(account_id=None, actor=f"user:{form.get_user().username}", action="user.login")
+        return super().form_valid(form)
+
+
+# -- context -------------------------------------------------------------------------------------------
+
+def _positions(account, broker, now) -> list[dict]:
+    rows = []
+    for position in Position.objects.filter(account=account).exclude(quantity=0).order_by("symbol"):
+        mark = mark_price(broker, position.symbol, now=now, fallback=position.average_price)
+        rows.append(wire.position_out(position, mark=mark, position_id=position_wire_id(broker.name,
+                                                                                         position.symbol)))
+    return rows
+
+
+def blotter_context(account, broker) -> dict:
+    now = timezone.now()
+    account = Account.objects.get(pk=account.pk)          # fresh cash, whoever holds the object
+    working = Order.objects.filter(account=account, status__in=WORKING_STATUSES).order_by("-created_at")[:500]
+    finished = (Order.objects.filter(account=account).exclude(status__in=WORKING_STATUSES)
+                .order_by("-created_at")[:FINISHED_ROWS])
+    fills = Fill.objects.filter(account=account).order_by("-timestamp")[:FILL_ROWS]
+    return {
+        "working": [wire.order_out(o) for o in working],
+        "finished": [{**wire.order_out(o), "message": o.status_message} for o in finished],
+        "fills": [wire.trade_out(f) for f in fills],
+        "positions": _positions(account, broker, now),
+        "figures": wire.account_out(account_snapshot(account=account, broker=broker, now=now)),
+    }
+
+
+def page_context(request: HttpRequest) -> dict:
+    account = desk_account(request)
+    broker = get_broker(account.broker)
+    return {
+        "account": account,
         "broker": broker,
-        "keyless": settings.API_ALLOW_KEYLESS,
-        "port": settings.GATEWAY_PORT,
+        "is_paper": broker.is_local,
+        "roles": sorted(roles_of(request.user)),
+        "can_trade": can_trade(request.user),
+        "can_supervise": can_supervise(request.user),
+        "accounts": visible_accounts(request.user),
+        "live_alerts": Alert.objects.filter(account=account, status__in=(Alert.Status.OPEN,
+                                                                         Alert.Status.ACKNOWLEDGED)),
+    }
+
+
+def _symbols(broker) -> list[str]:
+    return sorted(getattr(broker, "config", None).instruments) if hasattr(broker, "config") else []
+
+
+# -- the desk page -------------------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def desk(request: HttpRequest) -> HttpResponse:
+    context = page_context(request)
+    context.update(blotter_context(context["account"], context["broker"]))
+    context["form"] = OrderTicketForm(symbols=_symbols(context["broker"]))
+    template = "orders/desk.html"
+    if request.htmx:
+        template += "#blotter"
+    return render(request, template, context)
+
+
+def _ticket_response(request, context, form, *, preview=None, placed=None, status=200) -> HttpResponse:
+    context.update(form=form, preview=preview, placed=placed)
+    return render(request, "orders/desk.html#ticket", context, status=status)
+
+
+@login_required
+@require_POST
+def ticket_preview_view(request: HttpRequest) -> HttpResponse:
+    context = page_context(request)
+    form = OrderTicketForm(request.POST, symbols=_symbols(context["broker"]))
+    preview = None
+    if form.is_valid():
+        try:
+            preview = ticket_preview(account=context["account"], request=form.to_request(), broker=context["broker"])
+        except DeskError as e:
+            form.add_desk_error(e)
+    context.update(preview=preview, form=form)
+    return render(request, "orders/desk.html#ticket-preview", context)
+
+
+@login_required
+@require_POST
+@trader_only
+def ticket_submit(request: HttpRequest) -> HttpResponse:
+    """Place the ticket's order. The ticket's token becomes the order's client id, so a double click,
+    a retry or a resubmitted form places one order, never two."""
+    context = page_context(request)
+    account, broker = context["account"], context["broker"]
+    form = OrderTicketForm(request.POST, symbols=_symbols(broker))
+    if not form.is_valid():
+        return _ticket_response(request, context, form, status=400)
+    order_request = form.to_request()
+    existing = Order.objects.filter(account=account, client_order_id=order_request.client_order_id).first()
+    if existing is None:
+        preview = ticket_preview(account=account, request=order_request, broker=broker)
+        if preview.hard_breaches:
+            for breach in preview.hard_breaches:
+                form.add_error(breach.field if breach.field in form.fields else None, f"Blocked: {breach.message}")
+            return _ticket_response(request, context, form, preview=preview, status=422)
+        reason = form.cleaned_data.get("override_reason", "").strip()
+        if preview.soft_breaches and not reason:
+            form.add_error("override_reason", "Type a reason to send an order past the warnings above.")
+            return _ticket_response(request, context, form, preview=preview, status=422)
+    try:
+        result = order_submit(account=account, request=order_request, broker=broker,
+                              actor=f"user:{request.user.username}")
+    except DeskError as e:
+        form.add_desk_error(e)
+        return _ticket_response(request, context, form, status=e.status)
+    if existing is None and preview.soft_breaches:
+        audit_record(account_id=account.pk, actor=f"user:{request.user.username}", action="order.override",
+                     target=str(result.order.id), reason=reason,
+                     breaches=[b.message for b in preview.soft_breaches])
+    fresh = OrderTicketForm(symbols=_symbols(broker), initial={
+        "symbol": order_request.symbol, "side": order_request.side, "order_type": order_request.order_type,
+        "token": uuid.uuid4()})
+    return _ticket_response(request, context, fresh, placed=wire.order_out(result.order))
+
+
+# -- blotter actions -----------------------------------------------------------------------------------
+
+def _blotter_response(request: HttpRequest, note: str = "", error: str = "") -> HttpResponse:
+    context = page_context(request)
+    context.update(blotter_context(context["account"], context["broker"]))
+    context.update(note=note, action_error=error)
+    return render(request, "orders/desk.html#blotter", context)
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"user:{request.user.username}"
+
+
+@login_required
+@require_POST
+@trader_only
+def cancel_order_view(request: HttpRequest, order_id: str) -> HttpResponse:
+    context = page_context(request)
+    try:
+        order_cancel(account=context["account"], order_id=order_id, broker=context["broker"], actor=_actor(request))
+    except DeskError as e:
+        return _blotter_response(request, error=e.message)
+    return _blotter_response(request, note="Order cancelled.")
+
+
+@login_required
+@require_POST
+@trader_only
+def modify_order_view(request: HttpRequest, order_id: str) -> HttpResponse:
+    context = page_context(request)
+    try:
+        changes = OrderChanges(**{name: to_decimal(request.POST[name]) for name in ("quantity", "limit_price",
+                                  "stop_price") if request.POST.get(name, "").strip()})
+        order_modify(account=context["account"], order_id=order_id, changes=changes, broker=context["broker"],
+                     actor=_actor(request))
+    except ValueError as e:
+        return _blotter_response(request, error=f"INVALID_VALUE: {e}")
+    except DeskError as e:
+        return _blotter_response(request, error=f"{e.code}: {e.message}")
+    return _blotter_response(request, note="Order modified.")
+
+
+@login_required
+@require_POST
+@trader_only
+def close_position_view(request: HttpRequest, symbol: str) -> HttpResponse:
+    context = page_context(request)
+    try:
+        position_close(account=context["account"], position_id=symbol, broker=context["broker"],
+                       actor=_actor(request))
+    except DeskError as e:
+        return _blotter_response(request, error=e.message)
+    return _blotter_response(request, note=f"Closing {symbol}.")
+
+
+@login_required
+@require_POST
+@trader_only
+def cancel_all_view(request: HttpRequest) -> HttpResponse:
+    context = page_context(request)
+    result = orders_cancel_all(account=context["account"], broker=context["broker"], actor=_actor(request))
+    note = f"{len(result.cancelled)} cancelled" + (f", {len(result.failed)} failed" if result.failed else "")
+    return _blotter_response(request, note=note)
+
+
+@login_required
+@require_POST
+@trader_only
+def flatten_all_view(request: HttpRequest) -> HttpResponse:
+    context = page_context(request)
+    closed = positions_close_all(account=context["account"], broker=context["broker"], actor=_actor(request))
+    return _blotter_response(request, note=f"Closing {len(closed)} positions.")
+
+
+@login_required
+@require_GET
+def chart_data(request: HttpRequest) -> JsonResponse:
+    """Bars for the chart plus the position's entry, stop and target lines and its fills."""
+    context = page_context(request)
+    account, broker = context["account"], context["broker"]
+    symbol = request.GET.get("symbol", "AAPL")
+    try:
+        bars = broker.bars(symbol, timeframe="1m", seconds=60, end=timezone.now(), count=120)
+    except DeskError as e:
+        return JsonResponse({"error": e.message}, status=e.status)
+    position = Position.objects.filter(account=account, symbol=symbol).exclude(quantity=0).first()
+    lines = []
+    if position:
+        lines.append({"label": "entry", "price": format_decimal(position.average_price)})
+        for leg in Order.objects.filter(account=account, symbol=symbol, leg_role__in=("stop_loss", "take_profit"),
+                                        status__in=WORKING_STATUSES):
+            price = leg.stop_price or leg.limit_price
+            lines.append({"label": "stop" if leg.leg_role == "stop_loss" else "target",
+                          "price": format_decimal(price)})
+    fills = Fill.objects.filter(account=account, symbol=symbol).order_by("-timestamp")[:50]
+    return JsonResponse({
+        "symbol": symbol,
+        "bars": [{"time": int(b.timestamp.timestamp()), "open": str(b.open), "high": str(b.high), "low": str(b.low),
+                  "close": str(b.close)} for b in bars],
+        "lines": lines,
+        "fills": [{"time": int(f.timestamp.timestamp()), "side": f.side, "price": format_decimal(f.price),
+                   "quantity": format_decimal(f.quantity)} for f in fills],
     })
+
+
+# -- risk ----------------------------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def risk(request: HttpRequest) -> HttpResponse:
+    context = page_context(request)
+    account = context["account"]
+    context["history"] = Alert.objects.filter(account=account).order_by("-raised_at")[:100]
+    context["states"] = TradingState.values
+    template = "orders/risk.html"
+    if request.htmx:
+        template += "#alerts"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+@risk_only
+def acknowledge_view(request: HttpRequest, alert_id: str) -> HttpResponse:
+    context = page_context(request)
+    try:
+        if not Alert.objects.filter(pk=alert_id, account=context["account"]).exists():
+            raise DeskError("Alert not found", code="INVALID_REQUEST")
+        alert_acknowledge(alert_id=alert_id, actor=_actor(request), comment=request.POST.get("comment", ""))
+    except (DeskError, ValueError) as e:
+        messages.error(request, getattr(e, "message", str(e)))
+    context = page_context(request)
+    context["history"] = Alert.objects.filter(account=context["account"]).order_by("-raised_at")[:100]
+    return render(request, "orders/risk.html#alerts", context)
+
+
+@login_required
+@require_POST
+@risk_only
+def kill_switch_view(request: HttpRequest) -> HttpResponse:
+    context = page_context(request)
+    receipt = kill_switch(account=context["account"], broker=context["broker"], actor=_actor(request),
+                          flatten=request.POST.get("flatten") == "on")
+    context["account"].refresh_from_db()
+    context["receipt"] = receipt.as_dict()
+    return render(request, "orders/risk.html#kill-switch", context)
+
+
+@login_required
+@require_POST
+@risk_only
+def trading_state_view(request: HttpRequest) -> HttpResponse:
+    context = page_context(request)
+    try:
+        trading_state_set(account=context["account"], state=request.POST.get("state", ""), actor=_actor(request),
+                          reason=request.POST.get("reason", ""))
+    except DeskError as e:
+        messages.error(request, e.message)
+    context["states"] = TradingState.values
+    return render(request, "orders/risk.html#trading-state", context)
+
+
+# -- audit ---------------------------------------------------------------------------------------------
+
+def _audit_rows(request: HttpRequest):
+    rows = AuditEvent.objects.all().order_by("-at")
+    if not can_supervise(request.user):
+        rows = rows.filter(account__in=visible_accounts(request.user))
+    for name in ("actor", "action", "result"):
+        value = request.GET.get(name, "").strip()
+        if value:
+            rows = rows.filter(**{f"{name}__icontains": value})
+    for name, lookup in (("since", "at__gte"), ("until", "at__lt")):
+        value = request.GET.get(name, "").strip()
+        if value:
+            try:
+                rows = rows.filter(**{lookup: datetime.fromisoformat(value)})
+            except ValueError:
+                pass
+    return rows
+
+
+@login_required
+@require_GET
+def audit(request: HttpRequest) -> HttpResponse:
+    context = page_context(request)
+    context["rows"] = _audit_rows(request)[:500]
+    context["filters"] = {k: request.GET.get(k, "") for k in ("actor", "action", "result", "since", "until")}
+    template = "orders/audit.html"
+    if request.htmx:
+        template += "#audit-table"
+    return render(request, template, context)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    """A cell a spreadsheet will show as text, never run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@login_required
+@require_GET
+def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    header = ["at", "account", "actor", "action", "target", "result", "details"]
+
+    def rows():
+        yield writer.writerow(header)
+        for event in _audit_rows(request).select_related("account").iterator(chunk_size=2000):
+            yield writer.writerow([csv_safe(v) for v in (
+                event.at.isoformat(), event.account.name if event.account else "", event.actor, event.action,
+                event.target, event.result, json.dumps(event.details, sort_keys=True))])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="audit.csv"'
+    return response
+
+
+def static_version() -> str:
+    return settings.VERSION

@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from orders.models import Account, DeskMembership
+from orders.models import Account
 from orders.services.keys import api_key_create
+from orders.web.roles import RISK, TRADER, ensure_groups, grant
 
 
 class Command(BaseCommand):
@@ -29,20 +30,25 @@ class Command(BaseCommand):
             name=options["account"],
             defaults={"broker": settings.GATEWAY_PROVIDER, "cash": settings.PAPER_STARTING_CASH,
                       "is_default": not Account.objects.filter(is_default=True).exists()})
-        User = get_user_model()
-        user = User.objects.filter(username=options["username"]).first()
-        if user is None:
-            user = User.objects.create_user(options["username"], password=options["password"], is_staff=True,
-                                            is_superuser=True)
-            user_note = f"password {options['password']}"
-        else:
-            user_note = "existing user, password unchanged"
-        DeskMembership.objects.get_or_create(user=user, account=account)
+        ensure_groups()
+        user, user_note = self._user(options["username"], options["password"], superuser=True)
+        grant(user, TRADER, account)
+        risk_user, risk_note = self._user("risk", "risk-desk-2026", superuser=False)
+        grant(risk_user, RISK, account)
         self.stdout.write(f"account  {account.name} on {account.broker}"
                           f"{' (paper, funded ' + str(account.cash) + ' ' + account.currency + ')' if created else ''}")
-        self.stdout.write(f"login    {user.username} / {user_note}")
+        self.stdout.write(f"login    {user.username} / {user_note}   (trader + admin)")
+        self.stdout.write(f"login    {risk_user.username} / {risk_note}   (risk: alerts, kill switch; no orders)")
         if options["new_key"] or not account.api_keys.filter(revoked_at__isnull=True).exists():
             raw = api_key_create(account=account, name="demo key")
             self.stdout.write(f"api key  {raw}   (shown once; stored hashed)")
         else:
             self.stdout.write("api key  already issued (run with --new-key for another)")
+
+    def _user(self, username: str, password: str, *, superuser: bool):
+        User = get_user_model()
+        user = User.objects.filter(username=username).first()
+        if user is not None:
+            return user, "existing user, password unchanged"
+        user = User.objects.create_user(username, password=password, is_staff=superuser, is_superuser=superuser)
+        return user, f"password {password}"

@@ -1,0 +1,125 @@
+/* The desk's small amount of behaviour: connection state, theme, alarms, keyboard shortcuts, chart. */
+(function () {
+  "use strict";
+  var conn = document.getElementById("connection-state");
+  var staleSince = null;
+
+  function setConnection(state) {
+    if (!conn) return;
+    conn.dataset.state = state;
+    if (state === "live") { staleSince = null; conn.textContent = "live"; }
+    else if (state === "reconnecting") {
+      staleSince = staleSince || new Date();
+      conn.textContent = "reconnecting · stale since " + staleSince.toLocaleTimeString();
+    }
+  }
+  document.body.addEventListener("htmx:wsOpen", function () { setConnection("live"); });
+  document.body.addEventListener("htmx:wsClose", function () { setConnection("reconnecting"); });
+  document.body.addEventListener("htmx:wsError", function () { setConnection("reconnecting"); });
+
+  // theme
+  var toggle = document.getElementById("theme-toggle");
+  if (toggle) toggle.addEventListener("click", function () {
+    var next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    localStorage.setItem("desk-theme", next);
+  });
+
+  // alarms: any OPEN alert flashes the banner and beeps every 5 s until it is acknowledged
+  var alarm = document.getElementById("alarm");
+  var audio = null;
+  function beep() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.08;
+      osc.connect(gain); gain.connect(audio.destination);
+      osc.start(); osc.stop(audio.currentTime + 0.25);
+    } catch (e) { /* no audio device */ }
+  }
+  function checkAlarm() {
+    var open = document.querySelectorAll('.alert[data-status="OPEN"]').length;
+    if (alarm) alarm.hidden = open === 0;
+    document.body.classList.toggle("alarming", open > 0);
+    return open;
+  }
+  setInterval(function () { if (checkAlarm() > 0) beep(); }, 5000);
+  document.body.addEventListener("htmx:oobAfterSwap", checkAlarm);
+  document.body.addEventListener("htmx:afterSwap", checkAlarm);
+  checkAlarm();
+
+  // Ctrl+Shift+K: the kill switch, from any focus
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey && event.shiftKey && (event.key === "K" || event.key === "k")) {
+      event.preventDefault();
+      var button = document.getElementById("kill-button");
+      if (button) { button.focus(); button.click(); }
+      else { window.location.href = "/risk/#kill-switch"; }
+    }
+  });
+
+  // ticket: show only the price fields the order type uses
+  function syncTicket() {
+    var type = document.getElementById("ticket-type");
+    if (!type) return;
+    document.querySelectorAll("#ticket-form [data-for]").forEach(function (label) {
+      var show = label.dataset.for.split(" ").indexOf(type.value) >= 0;
+      label.hidden = !show;
+      if (!show) { var input = label.querySelector("input, select"); if (input) input.value = ""; }
+    });
+  }
+  document.body.addEventListener("change", function (e) { if (e.target.id === "ticket-type") syncTicket(); });
+  document.body.addEventListener("htmx:afterSwap", syncTicket);
+  syncTicket();
+
+  // chart
+  var holder = document.getElementById("chart");
+  var chart = null, series = null, lastBar = null, drawn = [];
+  function loadChart(symbol) {
+    if (!holder || !window.LightweightCharts) return;
+    fetch(holder.dataset.url + "&symbol=" + encodeURIComponent(symbol)).then(function (r) { return r.json(); })
+      .then(function (data) {
+        if (data.error) return;
+        var dark = document.documentElement.dataset.theme === "dark";
+        if (!chart) {
+          chart = LightweightCharts.createChart(holder, {height: 260, layout: {background: {color: "transparent"},
+            textColor: dark ? "#cbd5e1" : "#1f2937"}, timeScale: {timeVisible: true, secondsVisible: false}});
+          series = chart.addCandlestickSeries();
+        }
+        var bars = data.bars.map(function (b) { return {time: b.time, open: +b.open, high: +b.high, low: +b.low, close: +b.close}; });
+        series.setData(bars);
+        lastBar = bars[bars.length - 1] || null;
+        drawn.forEach(function (l) { series.removePriceLine(l); });
+        drawn = data.lines.map(function (l) {
+          return series.createPriceLine({price: +l.price, title: l.label, lineStyle: 2,
+            color: l.label === "stop" ? "#dc2626" : (l.label === "target" ? "#16a34a" : "#2563eb")});
+        });
+        series.setMarkers(data.fills.slice().reverse().map(function (f) {
+          var t = f.time - (f.time % 60);
+          return {time: t, position: f.side === "BUY" ? "belowBar" : "aboveBar", color: f.side === "BUY" ? "#16a34a" : "#dc2626",
+                  shape: f.side === "BUY" ? "arrowUp" : "arrowDown", text: f.side + " " + f.quantity};
+        }).filter(function (m) { return lastBar && m.time <= lastBar.time; }));
+        var label = document.getElementById("chart-symbol"); if (label) label.textContent = symbol;
+        holder.dataset.symbol = symbol;
+      });
+  }
+  document.body.addEventListener("htmx:oobAfterSwap", function (e) {
+    var tick = e.detail.target;
+    if (!tick || tick.id !== "chart-tick" || !series || tick.dataset.symbol !== (holder && holder.dataset.symbol)) return;
+    var price = +tick.dataset.price, minute = +tick.dataset.time - (+tick.dataset.time % 60);
+    if (lastBar && minute === lastBar.time) {
+      lastBar = {time: minute, open: lastBar.open, high: Math.max(lastBar.high, price), low: Math.min(lastBar.low, price), close: price};
+    } else { lastBar = {time: minute, open: price, high: price, low: price, close: price}; }
+    series.update(lastBar);
+  });
+  var symbolSelect = document.getElementById("ticket-symbol");
+  if (holder && symbolSelect) {
+    loadChart(symbolSelect.value);
+    document.body.addEventListener("change", function (e) { if (e.target.id === "ticket-symbol") loadChart(e.target.value); });
+    document.body.addEventListener("htmx:wsAfterMessage", function (e) {
+      if (typeof e.detail.message === "string" && e.detail.message.indexOf('id="positions-body"') >= 0 && holder.dataset.reload !== "0") {
+        holder.dataset.reload = "0"; setTimeout(function () { holder.dataset.reload = "1"; loadChart(holder.dataset.symbol || symbolSelect.value); }, 1500);
+      }
+    });
+  }
+})();
