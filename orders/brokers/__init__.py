@@ -18,6 +18,9 @@ from orders.brokers.base import Broker
 
 BROKERS = {
     "paper": "orders.brokers.paper_factory.build_paper_broker",
+    "alpaca": "orders.brokers.alpaca.build_alpaca_broker",
+    "binance_spot": "orders.brokers.binance.build_binance_broker",
+    "kraken": "orders.brokers.kraken.build_kraken_broker",
 }
 
 
