@@ -119,9 +119,9 @@ def test_every_operation_answers_as_documented_on_existing_orders_positions_and_
 # --- what the fuzzing found, pinned ----------------------------------------------------------------------
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/v1/orders", "/v1/orders/history"])
+@pytest.mark.parametrize("path", ["/v1/orders", "/v1/orders/history", "/v1/trades"])
 @pytest.mark.parametrize("limit", [2**32, 2**64, 4455041428381146971545534464])
-def test_a_list_limit_beyond_the_gateways_u32_range_is_refused_with_a_400(client, account, path, limit):
+def test_a_list_limit_beyond_the_gateways_u32_range_is_refused_with_a_400_not_a_500(client, account, path, limit):
     response = client.get(path, {"limit": limit})
 
     assert response.status_code == 400
