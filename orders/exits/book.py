@@ -66,8 +66,9 @@ class _OneWayBook:
         self.by_peak: list = []        # min-heap of (peak, seq, bucket)
         self.by_level: list = []       # max-heap as (-level, seq, version, bucket)
         self.leg_bucket: dict[str, _Bucket] = {}
-        self.legs: dict[str, int] = {}       # leg_id -> seq of its live heap entry (a removed leg's
-        #                                      entries linger in bucket heaps: a re-added id must not revive them)
+        # leg_id -> seq of its live heap entry: a removed leg's entries linger in bucket heaps, and an id
+        # added again must not bring them back to life
+        self.legs: dict[str, int] = {}
         self.top_level: Decimal | None = None
         self._buckets = 0
         self._levels_stale = False
