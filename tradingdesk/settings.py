@@ -149,7 +149,7 @@ def _database(url: str) -> dict:
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "init_command": "PRAGMA synchronous=NORMAL;",   # WAL is set once per file (orders/apps.py)
             },
         }
     parts = urlsplit(url)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from django.db.models import F, Sum
+
 from orders.brokers.base import Broker
 from orders.brokers.types import AccountContext
 from orders.domain.account import AccountFigures, Holding, account_figures
@@ -22,11 +24,17 @@ def mark_price(broker: Broker, symbol: str, *, now: datetime, fallback: Decimal)
         return fallback
 
 
-def account_snapshot(*, account: Account, broker: Broker, now: datetime) -> AccountFigures:
-    positions = list(Position.objects.filter(account=account).exclude(quantity=0))
-    working = list(Order.objects.filter(account=account, status__in=WORKING_STATUSES, reduce_only=False)
-                   .values_list("symbol", "side", "quantity", "filled_quantity", "reserved_price"))
-    return _figures(account, broker, positions, working, now=now)
+def account_snapshot(*, account: Account, broker: Broker, now: datetime,
+                     positions: list[Position] | None = None) -> AccountFigures:
+    if positions is None:
+        positions = list(Position.objects.filter(account=account).exclude(quantity=0))
+    # buying power held by working orders, summed per symbol and side in the database
+    working = (Order.objects.filter(account=account, status__in=WORKING_STATUSES, reduce_only=False)
+               .values("symbol", "side")
+               .annotate(remaining=Sum(F("quantity") - F("filled_quantity")),
+                         value=Sum((F("quantity") - F("filled_quantity")) * F("reserved_price")))
+               .values_list("symbol", "side", "remaining", "value"))
+    return _figures(account, broker, positions, list(working), now=now)
 
 
 def _figures(account: Account, broker: Broker, positions: list[Position], working: list[tuple],
@@ -38,9 +46,11 @@ def _figures(account: Account, broker: Broker, positions: list[Position], workin
         mark = mark_price(broker, p.symbol, now=now, fallback=p.average_price)
         holdings.append(Holding(quantity=p.quantity, average_price=p.average_price, mark=mark, margin_rate=rate))
     reserved = ZERO
-    for symbol, side, quantity, filled, price in working:
-        added = exposure_increase(held.get(symbol, ZERO), side=Side(side), quantity=quantity - filled)
-        reserved += added * price * _margin_rate(broker, symbol)
+    for symbol, side, remaining, value in working:
+        if not remaining:
+            continue
+        added = exposure_increase(held.get(symbol, ZERO), side=Side(side), quantity=remaining)
+        reserved += value * (added / remaining) * _margin_rate(broker, symbol)
     return account_figures(cash=account.cash, holdings=holdings, reserved=reserved, currency=account.currency)
 
 
@@ -52,6 +62,7 @@ def _margin_rate(broker: Broker, symbol: str) -> Decimal:
 
 
 def account_context(*, account: Account, symbol: str, broker: Broker, now: datetime) -> AccountContext:
-    figures = account_snapshot(account=account, broker=broker, now=now)
-    position = Position.objects.filter(account=account, symbol=symbol).values_list("quantity", flat=True).first()
-    return AccountContext(figures=figures, position_quantity=position or ZERO)
+    positions = list(Position.objects.filter(account=account).exclude(quantity=0))
+    figures = account_snapshot(account=account, broker=broker, now=now, positions=positions)
+    held = next((p.quantity for p in positions if p.symbol == symbol), ZERO)
+    return AccountContext(figures=figures, position_quantity=held)

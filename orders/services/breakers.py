@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -56,6 +57,8 @@ def breaker_record_failure(*, account_id: int, name: str, reason: str) -> bool:
             breaker.opened_at = now
             audit_record(account_id=account_id, actor="system", action="breaker.open", target=name, reason=reason)
         breaker.save(update_fields=["failures", "opened_at"])
+    if opened:
+        cache.delete(f"breaker-open:{account_id}")
     return opened
 
 
@@ -64,7 +67,14 @@ def breaker_is_open(*, account_id: int, name: str) -> bool:
 
 
 def breaker_guard_entry(*, account: Account) -> None:
-    if breaker_is_open(account_id=account.pk, name=ADAPTER):
+    """Refuse new entries while the adapter breaker is open (read at most once a second per process:
+    a breaker is about outages that last far longer than that)."""
+    key = f"breaker-open:{account.pk}"
+    is_open = cache.get(key)
+    if is_open is None:
+        is_open = breaker_is_open(account_id=account.pk, name=ADAPTER)
+        cache.set(key, is_open, timeout=1)
+    if is_open:
         raise ProviderUnavailable(f"Adapter circuit breaker open — {account.broker} provider outage detected. "
                                   "Manual reset required.")
 
@@ -80,4 +90,5 @@ def breakers_reset(*, account: Account, actor: str) -> dict:
             breaker.failures, breaker.opened_at, breaker.last_reset_at = [], None, now
             breaker.save(update_fields=["failures", "opened_at", "last_reset_at"])
         audit_record(account_id=account.pk, actor=actor, action="breaker.reset", target="adapter,exit_order")
+    cache.delete(f"breaker-open:{account.pk}")
     return breaker_snapshot(account=account)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +31,7 @@ from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest, check_exit_prices, validate_order_request
 from orders.domain.positions import exposure_increase
 from orders.exits import engine as exits
+from orders.exits.strategy import choose_strategy
 from orders.models import Account, Order, Position, TradingState
 from orders.services import breakers
 from orders.services.accounts import account_context
@@ -64,12 +67,21 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
     is_entry = parent is None and leg_role is None
     if is_entry:
         breakers.breaker_guard_entry(account=account)
+    nested = transaction.get_connection().in_atomic_block
     try:
-        with transaction.atomic():
-            order = _record_checked_order(account=account, request=request, broker=broker, actor=actor, now=now,
-                                          parent=parent, leg_role=leg_role)
+        with _serialised_writes(), transaction.atomic():
+            order = _checked_order(account=account, request=request, broker=broker, actor=actor, now=now,
+                                   parent=parent, leg_role=leg_role)
+            sends_alone = broker.is_local and not (is_entry and request.has_exits and choose_strategy(
+                broker.capabilities, request) == "native_bracket")
+            if sends_alone:                 # a local venue answers at once: record the order as acknowledged
+                _apply_ack(order, broker.submit_order(ticket_for(order)))
+            with transaction.atomic(savepoint=nested):
+                order.save(force_insert=True)
             legs = exits.legs_register(entry=order, request=request, broker=broker) if is_entry else []
-            if broker.is_local:
+            if sends_alone:
+                events.record_order(order)
+            elif broker.is_local:
                 _send(order, broker, legs=legs)
             audit_record(account_id=account.pk, actor=actor, action="order.submit", target=str(order.id),
                          symbol=order.symbol, side=order.side, order_type=order.order_type,
@@ -111,8 +123,24 @@ def _check_trading_state(account: Account, request: OrderRequest, position_quant
                             reject_code="TRADING_REDUCING", trading_state=account.trading_state)
 
 
-def _record_checked_order(*, account: Account, request: OrderRequest, broker: Broker, actor: str, now: datetime,
-                          parent: Order | None, leg_role: str | None) -> Order:
+def _serialised_writes():
+    """On SQLite only one writer can proceed; queueing writers here, in order, is fairer and much faster
+    than letting each one sleep and retry on the database's busy lock."""
+    if transaction.get_connection().vendor == "sqlite":
+        return _SQLITE_WRITES
+    return nullcontext()
+
+
+_SQLITE_WRITES = threading.RLock()
+
+
+def _apply_ack(order: Order, ack) -> None:
+    order.broker_order_id, order.status = ack.broker_order_id, ack.status
+
+
+def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, actor: str, now: datetime,
+                   parent: Order | None, leg_role: str | None) -> Order:
+    """The order, checked against the account and the venue's rules, not yet saved."""
     account = Account.objects.select_for_update().get(pk=account.pk)
     context = account_context(account=account, symbol=request.symbol, broker=broker, now=now)
     if parent is None and leg_role != Order.LegRole.CLOSE:
@@ -132,8 +160,6 @@ def _record_checked_order(*, account: Account, request: OrderRequest, broker: Br
         parent=parent, leg_role=leg_role, submitted_by=actor, status=OrderStatus.PENDING,
         created_at=now, updated_at=now,
     )
-    with transaction.atomic():
-        order.save(force_insert=True)
     return order
 
 
