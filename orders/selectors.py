@@ -25,12 +25,9 @@ class OrderFilter:
     limit: int | None = None
 
 
-def order_list(*, account: Account, filters: OrderFilter) -> QuerySet[Order]:
-    orders = Order.objects.filter(account=account)
+def _filtered(orders: QuerySet[Order], filters: OrderFilter, *, time_field: str) -> QuerySet[Order]:
     if filters.symbol:
         orders = orders.filter(symbol=filters.symbol)
-    if filters.statuses:
-        orders = orders.filter(status__in=filters.statuses)
     if filters.side:
         orders = orders.filter(side=filters.side)
     if filters.client_order_id is not None:
@@ -38,31 +35,26 @@ def order_list(*, account: Account, filters: OrderFilter) -> QuerySet[Order]:
     if filters.oco_group_id is not None:
         orders = orders.filter(oco_group_id=filters.oco_group_id)
     if filters.since:
-        orders = orders.filter(created_at__gte=filters.since)
+        orders = orders.filter(**{f"{time_field}__gte": filters.since})
     if filters.until:
-        orders = orders.filter(created_at__lt=filters.until)
-    orders = orders.order_by("-created_at", "-pk")
+        orders = orders.filter(**{f"{time_field}__lt": filters.until})
+    orders = orders.order_by(f"-{time_field}", "-pk")
     return orders[: filters.limit] if filters.limit is not None else orders
+
+
+def order_list(*, account: Account, filters: OrderFilter) -> QuerySet[Order]:
+    """Every order of the account in any status, newest first (``since``/``until`` on creation)."""
+    orders = Order.objects.filter(account=account)
+    if filters.statuses:
+        orders = orders.filter(status__in=filters.statuses)
+    return _filtered(orders, filters, time_field="created_at")
 
 
 def order_history(*, account: Account, filters: OrderFilter) -> QuerySet[Order]:
+    """Finished orders, most recently finished first (``since``/``until`` on the last update)."""
     statuses = tuple(s for s in filters.statuses if s in TERMINAL_STATUSES) if filters.statuses else tuple(
         TERMINAL_STATUSES)
-    orders = Order.objects.filter(account=account, status__in=statuses)
-    if filters.symbol:
-        orders = orders.filter(symbol=filters.symbol)
-    if filters.side:
-        orders = orders.filter(side=filters.side)
-    if filters.client_order_id is not None:
-        orders = orders.filter(client_order_id=filters.client_order_id)
-    if filters.oco_group_id is not None:
-        orders = orders.filter(oco_group_id=filters.oco_group_id)
-    if filters.since:
-        orders = orders.filter(updated_at__gte=filters.since)
-    if filters.until:
-        orders = orders.filter(updated_at__lt=filters.until)
-    orders = orders.order_by("-updated_at", "-pk")
-    return orders[: filters.limit] if filters.limit is not None else orders
+    return _filtered(Order.objects.filter(account=account, status__in=statuses), filters, time_field="updated_at")
 
 
 def order_get(*, account: Account, order_id: str) -> Order:
