@@ -70,7 +70,8 @@ def working_order_of(order: Order) -> WorkingOrder:
         time_in_force=TimeInForce(order.time_in_force), created_at=order.created_at, limit_price=order.limit_price,
         stop_price=order.stop_price, trailing_distance=order.trailing_distance, trailing_type=order.trailing_type,
         trail_reference=order.trail_reference, triggered=order.triggered, checked_until=order.checked_until,
-        post_only=order.post_only, venue_oco_id=order.venue_oco_id)
+        post_only=order.post_only, venue_oco_id=order.venue_oco_id, client_order_id=order.client_order_id,
+        broker_order_id=order.broker_order_id or None)
 
 
 @dataclass
@@ -115,7 +116,8 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
     management retry, escalate and trail."""
     now = now or timezone.now()
     result = TickResult(accounts=len(accounts))
-    working = list(Order.objects.filter(account__in=accounts, status__in=_MATCHED_STATUSES).order_by("created_at"))
+    statuses = _MATCHED_STATUSES if broker.is_local else (*_MATCHED_STATUSES, OrderStatus.PENDING)
+    working = list(Order.objects.filter(account__in=accounts, status__in=statuses).order_by("created_at"))
     result.orders = len(working)
     link = link or BrokerLink()
     try:

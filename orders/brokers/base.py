@@ -32,6 +32,7 @@ from decimal import Decimal
 from orders.brokers.types import (
     AccountContext,
     Bar,
+    BracketStrategy,
     BrokerAck,
     Capabilities,
     ConnectionStatus,
@@ -63,6 +64,11 @@ class Broker:
 
     def cancel_order(self, ticket: OrderTicket) -> None:
         raise NotImplementedError("a broker must cancel orders")
+
+    def bracket_strategy_for(self, request: OrderRequest) -> BracketStrategy:
+        """How this broker protects this particular entry (a broker may bracket stocks natively but not
+        crypto, say). Default: what the capabilities say for every order."""
+        return self.capabilities.bracket_strategy
 
     def submit_bracket(self, entry: OrderTicket, legs: Sequence[OrderTicket]) -> list[BrokerAck]:
         raise Unsupported("bracket orders", self.name)

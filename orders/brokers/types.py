@@ -127,6 +127,7 @@ class OrderTicket:
     trailing_type: TrailingType | None = None
     reduce_only: bool = False
     post_only: bool = False
+    broker_order_id: str | None = None      # the venue's id, once it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,8 @@ class WorkingOrder:
     checked_until: datetime | None = None     # the venue has matched this order up to here
     post_only: bool = False
     venue_oco_id: str | None = None           # orders the venue cancels together (native OCO / bracket legs)
+    client_order_id: str | None = None
+    broker_order_id: str | None = None
 
     @property
     def remaining(self) -> Decimal:
@@ -167,6 +170,7 @@ class ReportKind(StrEnum):
     EXPIRED = "expired"
     REJECTED = "rejected"
     STATE = "state"            # venue-side state changed (trigger, trail reference, checked_until)
+    ACCEPTED = "accepted"      # an order we had not heard back about is working at the venue
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from django.utils import timezone
 from orders import events
 from orders.brokers.base import Broker
 from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType, Side, TrailingType
-from orders.domain.errors import DeskError, ProviderError, ProviderUnavailable
+from orders.domain.errors import DeskError, ProviderError, ProviderUnavailable, Unsupported
 from orders.domain.money import ZERO, format_decimal
 from orders.domain.orders import OrderRequest
 from orders.exits.book import TrailingBook, TrailingLeg
@@ -58,7 +58,7 @@ _ROLES = (Order.LegRole.STOP_LOSS, Order.LegRole.TAKE_PROFIT)
 
 def legs_register(*, entry: Order, request: OrderRequest, broker: Broker) -> list[ExitLeg]:
     """Store the entry's legs (inside the submission's transaction). Returns them."""
-    strategy = choose_strategy(broker.capabilities, request)
+    strategy = choose_strategy(broker.capabilities, request, broker)
     now = timezone.now()
     legs = [ExitLeg.objects.create(
         account_id=entry.account_id, entry=entry, symbol=entry.symbol, role=plan.role, side=plan.side,
@@ -205,6 +205,9 @@ def _release_held(entry: Order, leg: ExitLeg) -> None:
 
 def _protect_one(entry: Order, leg: ExitLeg, *, broker: Broker, now: datetime) -> None:
     if leg.strategy == ExitLeg.Strategy.NATIVE_BRACKET:
+        if not broker.is_local:      # a remote broker releases its own held legs; sync reports what they do
+            _mark_placed(leg)
+            return
         _release_held(entry, leg)
     shortfall = _shortfall(entry, leg)
     if shortfall <= 0:
@@ -213,9 +216,7 @@ def _protect_one(entry: Order, leg: ExitLeg, *, broker: Broker, now: datetime) -
     try:
         with transaction.atomic():
             working = [o for o in _live_orders(leg) if o.status in WORKING_STATUSES]
-            if working:
-                _grow(working[-1], shortfall, broker=broker)
-            else:
+            if not working or not _try_grow(working[-1], shortfall, broker=broker):
                 _place_new(entry, leg, shortfall, broker=broker)
     except DeskError as e:
         _placement_failed(leg, entry, e.message, now=now, infrastructure=isinstance(
@@ -234,11 +235,10 @@ def _protect_together(entry: Order, legs: list[ExitLeg], *, broker: Broker, now:
     try:
         with transaction.atomic():
             working = [[o for o in _live_orders(leg) if o.status in WORKING_STATUSES] for leg in legs]
-            if all(working):
-                for orders, shortfall in zip(working, shortfalls, strict=True):
-                    if shortfall > 0:
-                        _grow(orders[-1], shortfall, broker=broker)
-            else:
+            grown = all(working) and all(
+                _try_grow(orders[-1], shortfall, broker=broker) if shortfall > 0 else True
+                for orders, shortfall in zip(working, shortfalls, strict=True))
+            if not grown:           # no pair yet, or the broker cannot resize one: add a pair for the rest
                 _place_oco_pair(entry, legs, max(shortfalls), broker=broker)
     except DeskError as e:
         outage = isinstance(e, ProviderUnavailable | ProviderError)
@@ -268,9 +268,10 @@ def _place_oco_pair(entry: Order, legs: list[ExitLeg], quantity: Decimal, *, bro
     from orders.services.orders import ticket_for
 
     orders = []
+    pair = Order.objects.filter(exit_leg=legs[0]).count()          # 0 for the first pair, then 1, 2 …
     for leg in legs:
         order = _leg_order(entry, leg, quantity=quantity, index=Order.objects.filter(exit_leg=leg).count())
-        order.venue_oco_id = f"oco-{entry.id}"
+        order.venue_oco_id = f"oco-{entry.id}" if pair == 0 else f"oco-{entry.id}-{pair + 1}"
         order.save(force_insert=True)
         orders.append(order)
     acks = broker.submit_oco([ticket_for(o) for o in orders])
@@ -280,6 +281,15 @@ def _place_oco_pair(entry: Order, legs: list[ExitLeg], quantity: Decimal, *, bro
         events.record_order(order)
     audit_record(account_id=entry.account_id, actor="engine", action="leg.place_oco", target=str(entry.id),
                  quantity=quantity)
+
+
+def _try_grow(order: Order, extra: Decimal, *, broker: Broker) -> bool:
+    """Grow a resting leg order; False when the broker cannot modify orders (the caller adds one)."""
+    try:
+        _grow(order, extra, broker=broker)
+    except Unsupported:
+        return False
+    return True
 
 
 def _grow(order: Order, extra: Decimal, *, broker: Broker) -> None:

@@ -30,11 +30,13 @@ class LegPlan:
     emulated: bool = False
 
 
-def choose_strategy(capabilities: Capabilities, request: OrderRequest) -> str:
+def choose_strategy(capabilities: Capabilities, request: OrderRequest, broker=None) -> str:
+    """``broker`` (optional) may narrow the strategy per request via ``bracket_strategy_for``."""
     both = request.stop_loss is not None and request.take_profit is not None
-    if capabilities.bracket_strategy is BracketStrategy.NATIVE_BRACKET:
+    offered = broker.bracket_strategy_for(request) if broker is not None else capabilities.bracket_strategy
+    if offered is BracketStrategy.NATIVE_BRACKET:
         return "native_bracket"
-    if capabilities.bracket_strategy is BracketStrategy.NATIVE_OCO and both:
+    if offered is BracketStrategy.NATIVE_OCO and both:
         return "native_oco"
     return "pending"
 

@@ -2,10 +2,11 @@
 websocket extension (out-of-band swaps), rendered from the same template partials as the page.
 
 * on connect the whole blotter is sent (working orders, positions, fills, finished orders, account
-  figures, alerts), so a reconnecting page is reconciled, never left half-right;
-* an order event replaces its row, or redraws the tables it moved between; position, trade and
-  account events redraw positions, fills and figures; alerts redraw the alert bar — redraws are
-  coalesced, at most one per section every ``REDRAW_SECONDS``;
+  figures, trading state, alerts), so a reconnecting page is reconciled, never left half-right;
+* an order event replaces its row, or redraws the tables it moved between and the account figures
+  (whose buying power its reservation holds); position, trade and account events redraw positions,
+  fills and figures; alerts redraw the alert bar — redraws are coalesced, at most one per section
+  every ``REDRAW_SECONDS``;
 * every second the ticket's symbol gets a fresh quote, every two seconds positions are marked to
   market (live P&L);
 * only a logged-in user who may see the account gets in, and only from an allowed origin
@@ -27,7 +28,7 @@ from django.utils import timezone
 from orders import wire
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
-from orders.models import Alert
+from orders.models import Account, Alert
 from orders.realtime.relay import get_relay
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,10 @@ def render_fragment(kind: str, frame: dict, *, can_trade: bool = False) -> str |
 
 def sections_for(kind: str, frame: dict) -> set[str]:
     if kind == "order":
+        # a new or finished order also changes the buying power its reservation holds
         if frame["order"]["status"] in TERMINAL:
-            return {"working", "finished"}
-        return {"working"} if frame.get("event") == "ORDER_CREATED" else set()
+            return {"working", "finished", "figures"}
+        return {"working", "figures"} if frame.get("event") == "ORDER_CREATED" else set()
     if kind in ("position", "trade", "account"):
         return {"positions", "fills", "figures"}
     if kind == "error":
@@ -172,6 +174,9 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
         if "figures" in sections:
             parts.append(render_to_string(f"{FRAGMENTS}#account-figures", {"account": context["figures"],
                                                                             "oob": True}))
+            # the top bar's trading state, which the risk desk may have changed (the kill switch)
+            state = Account.objects.values_list("trading_state", flat=True).get(pk=self.account_id)
+            parts.append(render_to_string(f"{FRAGMENTS}#trading-state-badge", {"state": state, "oob": True}))
         if "alerts" in sections:
             alerts = Alert.objects.filter(account=self.account,
                                           status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED))

@@ -49,6 +49,8 @@ def report_apply(*, report: ExecutionReport, broker: Broker) -> bool:
             return _apply_fill(order, report, broker)
         if report.kind is ReportKind.STATE:
             return _apply_state(order, report)
+        if report.kind is ReportKind.ACCEPTED:
+            return _apply_accepted(order, report)
         return _apply_terminal(order, report, broker)
 
 
@@ -59,6 +61,17 @@ def _apply_state(order: Order, report: ExecutionReport) -> bool:
         trail_reference=report.trail_reference, triggered=bool(report.triggered),
         checked_until=report.checked_until)
     return bool(updated)
+
+
+def _apply_accepted(order: Order, report: ExecutionReport) -> bool:
+    """A submission whose answer was lost turned out to be working at the venue."""
+    if order.status != OrderStatus.PENDING:
+        return False
+    order.status, order.updated_at = OrderStatus.OPEN, timezone.now()
+    order.broker_order_id = report.extra.get("broker_order_id", order.broker_order_id) or order.broker_order_id
+    order.save(update_fields=["status", "broker_order_id", "updated_at"])
+    events.record_order(order, "ORDER_CREATED")
+    return True
 
 
 def _apply_terminal(order: Order, report: ExecutionReport, broker: Broker) -> bool:
@@ -125,8 +138,14 @@ def _update_order(order: Order, report: ExecutionReport) -> None:
                               "trail_reference", "triggered", "updated_at"])
 
 
+_CASH_LIKE = frozenset({"USD", "USDT", "USDC"})
+
+
 def _update_cash(order: Order, report: ExecutionReport) -> None:
-    flow = report.quantity * report.price * Side(order.side).sign + report.commission
+    """Cash moves by the fill's value, and by its fee when the fee is paid in cash; a fee taken in another
+    asset (BNB, BTC) is on the fill record but does not touch the cash balance."""
+    fee = report.commission if report.commission_currency.upper() in _CASH_LIKE else 0
+    flow = report.quantity * report.price * Side(order.side).sign + fee
     Account.objects.filter(pk=order.account_id).update(cash=F("cash") - flow)
 
 

@@ -26,6 +26,7 @@ from orders.domain.errors import (
     OrderRejected,
     ProviderError,
     ProviderUnavailable,
+    RateLimited,
 )
 from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest, check_exit_prices, validate_order_request
@@ -51,7 +52,8 @@ def ticket_for(order: Order) -> OrderTicket:
                        side=Side(order.side), order_type=OrderType(order.order_type), quantity=order.quantity,
                        time_in_force=order.time_in_force, limit_price=order.limit_price, stop_price=order.stop_price,
                        trailing_distance=order.trailing_distance, trailing_type=order.trailing_type,
-                       reduce_only=order.reduce_only, post_only=order.post_only)
+                       reduce_only=order.reduce_only, post_only=order.post_only,
+                       broker_order_id=order.broker_order_id or None)
 
 
 def order_submit(*, account: Account, request: OrderRequest, broker: Broker, actor: str = "",
@@ -73,7 +75,7 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
             order = _checked_order(account=account, request=request, broker=broker, actor=actor, now=now,
                                    parent=parent, leg_role=leg_role)
             sends_alone = broker.is_local and not (is_entry and request.has_exits and choose_strategy(
-                broker.capabilities, request) == "native_bracket")
+                broker.capabilities, request, broker) == "native_bracket")
             if sends_alone:                 # a local venue answers at once: record the order as acknowledged
                 _apply_ack(order, broker.submit_order(ticket_for(order)))
             with transaction.atomic(savepoint=nested):
@@ -95,7 +97,7 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
         breakers.breaker_record_failure(account_id=account.pk, name=breakers.ADAPTER, reason=e.message)
         raise
     if not broker.is_local:
-        _send_remote(order, broker)
+        _send_remote(order, broker, legs=legs)
     return SubmitResult(order, created=True)
 
 
@@ -183,21 +185,32 @@ def _send(order: Order, broker: Broker, *, legs: list) -> None:
         events.record_order(leg_order, "BRACKET_ORDER_CREATED")
 
 
-def _send_remote(order: Order, broker: Broker) -> None:
-    """Send after the order is recorded (remote venues), then record what the venue said."""
+def _send_remote(order: Order, broker: Broker, *, legs: list) -> None:
+    """Send after the order is recorded (remote venues), then record what the venue said. A native
+    bracket goes with its legs, recorded first as held orders so nothing the broker creates is unknown."""
+    held = []
     try:
-        ack = broker.submit_order(ticket_for(order))
-    except OrderRejected as e:
-        _mark_rejected(order, e)
+        if legs and legs[0].strategy == "native_bracket":
+            with transaction.atomic():
+                held = exits.held_leg_orders(entry=order, legs=legs)
+            acks = broker.submit_bracket(ticket_for(order), [ticket_for(o) for o in held])
+        else:
+            acks = [broker.submit_order(ticket_for(order))]
+    except (OrderRejected, RateLimited) as e:
+        # a rate limit is a definite "not accepted": the order must not wait for reconciliation
+        rejection = e if isinstance(e, OrderRejected) else OrderRejected("RATE_LIMITED", e.message)
+        for record in (order, *held):
+            _mark_rejected(record, rejection)
         raise
     except DeskError:
         # unknown outcome: the engine reconciles PENDING orders with the broker by their client id
         log.warning("order %s: broker did not confirm the submission; left PENDING for reconciliation", order.id)
         raise
     with transaction.atomic():
-        order.broker_order_id, order.status, order.updated_at = ack.broker_order_id, ack.status, timezone.now()
-        order.save(update_fields=["broker_order_id", "status", "updated_at"])
-        events.record_order(order)
+        for record, ack in zip([order, *held], acks, strict=False):
+            record.broker_order_id, record.status, record.updated_at = ack.broker_order_id, ack.status, timezone.now()
+            record.save(update_fields=["broker_order_id", "status", "updated_at"])
+            events.record_order(record, "BRACKET_ORDER_CREATED" if record is not order else None)
 
 
 def _mark_rejected(order: Order, error: OrderRejected) -> None:

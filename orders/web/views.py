@@ -7,6 +7,7 @@ import csv
 import json
 import uuid
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -15,6 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -34,8 +36,10 @@ from orders.services.tickets import ticket_preview
 from orders.web.forms import OrderTicketForm
 from orders.web.roles import can_supervise, can_trade, desk_account, require, roles_of, visible_accounts
 
+WORKING_ROWS = 500
 FINISHED_ROWS = 50
 FILL_ROWS = 50
+FILL_WINDOW = 2000
 LOGIN_ATTEMPTS = 5
 LOGIN_LOCK_SECONDS = 900
 
@@ -48,6 +52,19 @@ risk_only = require(can_supervise, "Only the risk desk may do this.")
 class ThrottledLoginView(auth_views.LoginView):
     """Five failed attempts for a user name from one address lock it out for 15 minutes."""
     template_name = "orders/login.html"
+
+    def get_template_names(self) -> list[str]:
+        names = super().get_template_names()
+        return [f"{names[0]}#login-form"] if self.request.htmx else names
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        if request.htmx:
+            # an htmx action of a page whose session expired lands here: load the whole login page
+            # (and come back to that page after) rather than swap a login form into the ticket
+            back = request.htmx.current_url_abs_path or settings.LOGIN_REDIRECT_URL
+            response["HX-Redirect"] = f"{reverse('login')}?{urlencode({'next': back})}"
+        return response
 
     def _key(self) -> str:
         name = self.request.POST.get("username", "").lower()[:150]
@@ -83,13 +100,28 @@ def _positions(account, broker, now) -> list[dict]:
     return rows
 
 
+def latest_fills(account, count: int, *, symbol: str | None = None) -> list[Fill]:
+    """The account's newest fills, without sorting its whole history (there is no (account, timestamp)
+    index): the desk's newest ``FILL_WINDOW`` fills, read along the timestamp index, hold them unless
+    other accounts traded far more lately — only then are all the account's fills sorted."""
+    window = list(Fill.objects.order_by("-timestamp").values_list("pk", "account_id", "symbol")[:FILL_WINDOW])
+    ids = [pk for pk, owner, sym in window if owner == account.pk and symbol in (None, sym)][:count]
+    if len(ids) < count and len(window) == FILL_WINDOW:
+        mine = Fill.objects.filter(account=account, **({"symbol": symbol} if symbol else {}))
+        return list(mine.order_by("-timestamp")[:count])
+    return list(Fill.objects.filter(pk__in=ids).order_by("-timestamp"))
+
+
 def blotter_context(account, broker) -> dict:
     now = timezone.now()
     account = Account.objects.get(pk=account.pk)          # fresh cash, whoever holds the object
-    working = Order.objects.filter(account=account, status__in=WORKING_STATUSES).order_by("-created_at")[:500]
+    # the working orders by the (account, status) index, then sorted: ordered in SQL, SQLite walks the
+    # account's whole history along (account, created_at) looking for them
+    working_ids = Order.objects.filter(account=account, status__in=WORKING_STATUSES).values("pk")
+    working = Order.objects.filter(pk__in=working_ids).order_by("-created_at")[:WORKING_ROWS]
     finished = (Order.objects.filter(account=account).exclude(status__in=WORKING_STATUSES)
                 .order_by("-created_at")[:FINISHED_ROWS])
-    fills = Fill.objects.filter(account=account).order_by("-timestamp")[:FILL_ROWS]
+    fills = latest_fills(account, FILL_ROWS)
     return {
         "working": [wire.order_out(o) for o in working],
         "finished": [{**wire.order_out(o), "message": o.status_message} for o in finished],
@@ -208,10 +240,11 @@ def _actor(request: HttpRequest) -> str:
 @login_required
 @require_POST
 @trader_only
-def cancel_order_view(request: HttpRequest, order_id: str) -> HttpResponse:
+def cancel_order_view(request: HttpRequest, order_id: uuid.UUID) -> HttpResponse:
     context = page_context(request)
     try:
-        order_cancel(account=context["account"], order_id=order_id, broker=context["broker"], actor=_actor(request))
+        order_cancel(account=context["account"], order_id=str(order_id), broker=context["broker"],
+                     actor=_actor(request))
     except DeskError as e:
         return _blotter_response(request, error=e.message)
     return _blotter_response(request, note="Order cancelled.")
@@ -220,12 +253,12 @@ def cancel_order_view(request: HttpRequest, order_id: str) -> HttpResponse:
 @login_required
 @require_POST
 @trader_only
-def modify_order_view(request: HttpRequest, order_id: str) -> HttpResponse:
+def modify_order_view(request: HttpRequest, order_id: uuid.UUID) -> HttpResponse:
     context = page_context(request)
     try:
         changes = OrderChanges(**{name: to_decimal(request.POST[name]) for name in ("quantity", "limit_price",
                                   "stop_price") if request.POST.get(name, "").strip()})
-        order_modify(account=context["account"], order_id=order_id, changes=changes, broker=context["broker"],
+        order_modify(account=context["account"], order_id=str(order_id), changes=changes, broker=context["broker"],
                      actor=_actor(request))
     except ValueError as e:
         return _blotter_response(request, error=f"INVALID_VALUE: {e}")
@@ -286,7 +319,7 @@ def chart_data(request: HttpRequest) -> JsonResponse:
             price = leg.stop_price or leg.limit_price
             lines.append({"label": "stop" if leg.leg_role == "stop_loss" else "target",
                           "price": format_decimal(price)})
-    fills = Fill.objects.filter(account=account, symbol=symbol).order_by("-timestamp")[:50]
+    fills = latest_fills(account, 50, symbol=symbol)
     return JsonResponse({
         "symbol": symbol,
         "bars": [{"time": int(b.timestamp.timestamp()), "open": str(b.open), "high": str(b.high), "low": str(b.low),
@@ -337,6 +370,7 @@ def kill_switch_view(request: HttpRequest) -> HttpResponse:
                           flatten=request.POST.get("flatten") == "on")
     context["account"].refresh_from_db()
     context["receipt"] = receipt.as_dict()
+    context["states"] = TradingState.values            # the trading state is redrawn with the receipt
     return render(request, "orders/risk.html#kill-switch", context)
 
 
@@ -350,6 +384,8 @@ def trading_state_view(request: HttpRequest) -> HttpResponse:
                           reason=request.POST.get("reason", ""))
     except DeskError as e:
         messages.error(request, e.message)
+    else:
+        context["state_changed"] = True                  # redraws the badge in the top bar too
     context["states"] = TradingState.values
     return render(request, "orders/risk.html#trading-state", context)
 
@@ -368,9 +404,12 @@ def _audit_rows(request: HttpRequest):
         value = request.GET.get(name, "").strip()
         if value:
             try:
-                rows = rows.filter(**{lookup: datetime.fromisoformat(value)})
+                moment = datetime.fromisoformat(value)
             except ValueError:
-                pass
+                continue
+            if timezone.is_naive(moment):           # a datetime-local field: the desk's time zone
+                moment = timezone.make_aware(moment)
+            rows = rows.filter(**{lookup: moment})
     return rows
 
 

@@ -1,0 +1,126 @@
+"""The user-data stream over Binance's WebSocket API.
+
+REST listen keys are deprecated (NOTES §0.3): the stream is a ``userDataStream.subscribe.signature``
+request on a WebSocket API connection; events then arrive wrapped as ``{"subscriptionId", "event"}``.
+``executionReport`` events become ``ExecutionReport``s (``parse_binance_execution_report``) handed to a
+callback; the desk applies them exactly like the reports of ``sync`` (fill ids are the same, so a fill
+seen on both paths is recorded once).
+
+The connection is re-opened with exponential backoff and jitter (PROTOCOL §7.7) whenever it drops, the
+subscription is refused, or Binance ends it (``eventStreamTerminated``). After a reconnect, anything
+missed is caught up by the next ``sync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from orders.brokers.binance.mapping import PROVIDER, parse_binance_execution_report, to_binance_ws_subscribe
+from orders.brokers.types import ExecutionReport
+
+log = logging.getLogger(__name__)
+
+WS_API_URLS = {
+    "https://testnet.binance.vision": "wss://ws-api.testnet.binance.vision/ws-api/v3",
+    "https://demo-api.binance.com": "wss://demo-ws-api.binance.com/ws-api/v3",
+}
+LIVE_WS_API_URL = "wss://ws-api.binance.com:443/ws-api/v3"
+
+OnReports = Callable[[list[ExecutionReport]], Awaitable[None] | None]
+
+
+class StreamRefused(Exception):
+    """The venue answered the subscription with an error."""
+
+
+def ws_api_url(base_url: str) -> str:
+    return WS_API_URLS.get(base_url.rstrip("/").removesuffix("/api"), LIVE_WS_API_URL)
+
+
+def reconnect_delay(attempt: int, *, initial: float = 1.0, maximum: float = 60.0,
+                    jitter: Callable[[], float] = random.random) -> float:
+    """``min(initial × 2^min(attempt, 6), maximum)`` plus 0-25 % jitter."""
+    return min(initial * 2 ** min(attempt, 6), maximum) * (1 + 0.25 * jitter())
+
+
+def _default_connect(url: str) -> Any:
+    # imported here: only the stream needs the library
+    from websockets.asyncio.client import connect
+
+    return connect(url, ping_interval=20, ping_timeout=20, close_timeout=5, max_size=2 ** 20)
+
+
+class BinanceUserStream:
+    def __init__(self, config: Any, *, timestamp: Callable[[], int], url: str | None = None,
+                 connect: Callable[[str], Any] = _default_connect,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 initial_delay: float = 1.0, max_delay: float = 60.0, answer_timeout: float = 10.0) -> None:
+        self.config = config
+        self.timestamp = timestamp
+        self.url = url or ws_api_url(config.base_url)
+        self.connect = connect
+        self.sleep = sleep
+        self.initial_delay, self.max_delay, self.answer_timeout = initial_delay, max_delay, answer_timeout
+        self.subscription_id: int | None = None
+        self.connections = 0
+
+    async def run(self, on_reports: OnReports, *, stop: asyncio.Event | None = None,
+                  max_connections: int | None = None) -> None:
+        """Stream until ``stop`` is set (or after ``max_connections`` connection attempts)."""
+        stop = stop or asyncio.Event()
+        attempt = 0
+        while not stop.is_set():
+            self.connections += 1
+            try:
+                async with self.connect(self.url) as ws:
+                    await self._subscribe(ws)
+                    attempt = 0                                   # a working subscription resets the backoff
+                    await self._listen(ws, on_reports, stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:       # any failure of the socket or the subscription: reconnect
+                log.warning("%s: user-data stream dropped: %s", PROVIDER, e)
+            self.subscription_id = None
+            if stop.is_set() or (max_connections is not None and self.connections >= max_connections):
+                return
+            delay = reconnect_delay(attempt, initial=self.initial_delay, maximum=self.max_delay)
+            attempt += 1
+            await self.sleep(delay)
+
+    async def _subscribe(self, ws: Any) -> None:
+        request = to_binance_ws_subscribe(api_key=self.config.api_key, secret=self.config.api_secret,
+                                          timestamp=self.timestamp(), recv_window=self.config.recv_window,
+                                          request_id=str(uuid.uuid4()))
+        await ws.send(json.dumps(request))
+        while True:
+            answer = json.loads(await asyncio.wait_for(ws.recv(), self.answer_timeout), parse_float=Decimal)
+            if answer.get("id") != request["id"]:
+                continue                                          # an event before the answer: replayed by sync
+            if answer.get("status") != 200:
+                error = answer.get("error") or {}
+                raise StreamRefused(f"subscription refused: {error.get('code')} {error.get('msg')}")
+            self.subscription_id = (answer.get("result") or {}).get("subscriptionId")
+            return
+
+    async def _listen(self, ws: Any, on_reports: OnReports, stop: asyncio.Event) -> None:
+        async for raw in ws:
+            frame = json.loads(raw, parse_float=Decimal)
+            event = frame.get("event", frame)
+            if event.get("e") == "eventStreamTerminated":
+                log.info("%s: the venue ended the user-data stream; reconnecting", PROVIDER)
+                return
+            reports = parse_binance_execution_report(frame)
+            if reports:
+                result = on_reports(reports)
+                if inspect.isawaitable(result):
+                    await result
+            if stop.is_set():
+                return
