@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -79,6 +79,7 @@ class BrokerLink:
     """What the engine last knew of its broker connection, to report changes once."""
     connected: bool = True
     down_since: datetime | None = None
+    stale_symbols: list[str] = field(default_factory=list)
 
     def went_down(self, *, accounts: list[Account], broker: Broker, error: str, now: datetime) -> None:
         if not self.connected:
@@ -86,6 +87,7 @@ class BrokerLink:
         self.connected, self.down_since = False, now
         symbols = sorted(set(Order.objects.filter(account__in=accounts, status__in=_MATCHED_STATUSES)
                              .values_list("symbol", flat=True)))
+        self.stale_symbols = symbols
         with transaction.atomic():
             for account in accounts:
                 events.record_connection(account.pk, "BROKER_DISCONNECTED", broker=broker.name, error=error)
@@ -98,9 +100,9 @@ class BrokerLink:
         with transaction.atomic():
             for account in accounts:
                 events.record_connection(account.pk, "BROKER_RECONNECTED", broker=broker.name, gap_duration_ms=gap)
-                events.record_staleness(account.pk, "FRESH", symbols=[], broker=broker.name,
+                events.record_staleness(account.pk, "FRESH", symbols=self.stale_symbols, broker=broker.name,
                                         stale_since=self.down_since)
-        self.connected, self.down_since = True, None
+        self.connected, self.down_since, self.stale_symbols = True, None, []
 
 
 @dataclass

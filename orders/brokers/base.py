@@ -8,6 +8,7 @@ instrument(symbol)     yes       tick/step/min for a symbol, or raise SymbolNotF
 check_order(...)       yes       the venue's own pre-trade rules; raise OrderRejected
 submit_order(ticket)   yes       send an order; return a BrokerAck or raise a DeskError
 cancel_order(ticket)   yes       cancel a working order at the venue
+lookup_order(ticket)   no        the order the venue holds under our id, if any (checked before a resend)
 submit_bracket(...)    no        entry + SL + TP as one atomic unit (capability native_bracket)
 submit_oco(tickets)    no        orders the venue links one-cancels-other (capability native_oco)
 modify_order(...)      no        change price/quantity in place (default: UnsupportedOperation)
@@ -64,6 +65,12 @@ class Broker:
 
     def cancel_order(self, ticket: OrderTicket) -> None:
         raise NotImplementedError("a broker must cancel orders")
+
+    def lookup_order(self, ticket: OrderTicket) -> BrokerAck | None:
+        """The venue's acknowledgement of an order sent earlier under ``ticket.order_id``, or None when the
+        venue has none. Called before (re)sending exit legs, so an engine that died between sending and
+        recording never places a leg twice. Default: the venue cannot tell (None)."""
+        return None
 
     def bracket_strategy_for(self, request: OrderRequest) -> BracketStrategy:
         """How this broker protects this particular entry (a broker may bracket stocks natively but not

@@ -22,6 +22,7 @@ client ids (``<seed>-sl``, ``<seed>-tp``), so no leg is placed twice.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -88,6 +89,8 @@ def _leg_order(entry: Order, leg: ExitLeg, *, quantity: Decimal, index: int) -> 
     order_type = OrderType.TRAILING_STOP if native_trailing else OrderType.STOP if is_stop else OrderType.LIMIT
     now = timezone.now()
     return Order(
+        # a deterministic id: the broker's client id for the leg is the same however often it is retried
+        id=uuid.uuid5(entry.id, f"{leg.role}:{index}"),
         account_id=entry.account_id, symbol=entry.symbol, side=leg.side, order_type=order_type, quantity=quantity,
         stop_price=stop_price, limit_price=None if is_stop else leg.trigger_price,
         trailing_distance=leg.trailing_distance if native_trailing else None,
@@ -255,7 +258,8 @@ def _place_new(entry: Order, leg: ExitLeg, quantity: Decimal, *, broker: Broker)
     index = Order.objects.filter(exit_leg=leg).count()
     order = _leg_order(entry, leg, quantity=quantity, index=index)
     order.save(force_insert=True)
-    ack = broker.submit_order(ticket_for(order))
+    ticket = ticket_for(order)
+    ack = (None if broker.is_local else broker.lookup_order(ticket)) or broker.submit_order(ticket)
     order.broker_order_id, order.status = ack.broker_order_id, ack.status
     order.save(update_fields=["broker_order_id", "status"])
     events.record_order(order)

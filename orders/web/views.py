@@ -39,7 +39,7 @@ from orders.web.roles import can_supervise, can_trade, desk_account, require, ro
 WORKING_ROWS = 500
 FINISHED_ROWS = 50
 FILL_ROWS = 50
-FILL_WINDOW = 2000
+FILL_WINDOWS = (200, 2000)       # the desk's newest fills searched for an account's newest
 LOGIN_ATTEMPTS = 5
 LOGIN_LOCK_SECONDS = 900
 
@@ -102,14 +102,15 @@ def _positions(account, broker, now) -> list[dict]:
 
 def latest_fills(account, count: int, *, symbol: str | None = None) -> list[Fill]:
     """The account's newest fills, without sorting its whole history (there is no (account, timestamp)
-    index): the desk's newest ``FILL_WINDOW`` fills, read along the timestamp index, hold them unless
-    other accounts traded far more lately — only then are all the account's fills sorted."""
-    window = list(Fill.objects.order_by("-timestamp").values_list("pk", "account_id", "symbol")[:FILL_WINDOW])
-    ids = [pk for pk, owner, sym in window if owner == account.pk and symbol in (None, sym)][:count]
-    if len(ids) < count and len(window) == FILL_WINDOW:
-        mine = Fill.objects.filter(account=account, **({"symbol": symbol} if symbol else {}))
-        return list(mine.order_by("-timestamp")[:count])
-    return list(Fill.objects.filter(pk__in=ids).order_by("-timestamp"))
+    index): the desk's newest fills, read along the timestamp index, hold them unless other accounts (or
+    symbols) traded far more lately — only then are all the account's fills sorted."""
+    for size in FILL_WINDOWS:
+        window = list(Fill.objects.order_by("-timestamp").values_list("pk", "account_id", "symbol")[:size])
+        ids = [pk for pk, owner, sym in window if owner == account.pk and symbol in (None, sym)][:count]
+        if len(ids) == count or len(window) < size:
+            return list(Fill.objects.filter(pk__in=ids).order_by("-timestamp"))
+    mine = Fill.objects.filter(account=account, **({"symbol": symbol} if symbol else {}))
+    return list(mine.order_by("-timestamp")[:count])
 
 
 def blotter_context(account, broker) -> dict:

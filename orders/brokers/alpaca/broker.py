@@ -341,6 +341,10 @@ class AlpacaBroker(Broker):
         return ack
 
     # -- finding orders --------------------------------------------------------------------------------
+    def lookup_order(self, ticket: OrderTicket) -> BrokerAck | None:
+        found = self.find_order(ticket.order_id)
+        return _ack(found, armed=found.status != "held") if found is not None else None
+
     def find_order(self, client_order_id: str) -> AlpacaOrder | None:
         """The Alpaca order placed under our client id, or None: the check before any resubmission."""
         try:

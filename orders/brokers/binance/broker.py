@@ -269,6 +269,9 @@ class BinanceBroker(Broker):
 
         return self._place(send, find, symbol=stop.symbol, order_id=list_id)
 
+    def lookup_order(self, ticket: OrderTicket) -> BrokerAck | None:
+        return self._find_order(ticket)
+
     def _find_order(self, ticket: OrderTicket) -> BrokerAck | None:
         try:
             body = self.client.signed("GET", "/api/v3/order", [("symbol", ticket.symbol),

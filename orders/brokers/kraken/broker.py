@@ -265,6 +265,14 @@ class KrakenBroker(Broker):
         self._txids[ticket.order_id] = str(txids[0])
         return BrokerAck(broker_order_id=str(txids[0]), status=OrderStatus.OPEN)
 
+    def lookup_order(self, ticket: OrderTicket) -> BrokerAck | None:
+        working = WorkingOrder(order_id=ticket.order_id, symbol=ticket.symbol, side=ticket.side,
+                               order_type=ticket.order_type, quantity=ticket.quantity, filled_quantity=Decimal("0"),
+                               time_in_force=ticket.time_in_force, created_at=datetime.now(UTC),
+                               broker_order_id=ticket.broker_order_id)
+        venue = self._find_orders([working]).get(ticket.order_id)
+        return BrokerAck(broker_order_id=venue.txid, status=OrderStatus.OPEN) if venue is not None else None
+
     def cancel_order(self, ticket: OrderTicket) -> None:
         result = self._private("CancelOrder", [("cl_ord_id", kraken_client_id(ticket.order_id))],
                                order_id=ticket.order_id, symbol=ticket.symbol)
