@@ -9,6 +9,8 @@ check_order(...)       yes       the venue's own pre-trade rules; raise OrderRej
 submit_order(ticket)   yes       send an order; return a BrokerAck or raise a DeskError
 cancel_order(ticket)   yes       cancel a working order at the venue
 lookup_order(ticket)   no        the order the venue holds under our id, if any (checked before a resend)
+watch(wake, stop)      no        follow the venue's own event stream; call ``wake()`` on every event and
+                                 reconnect, so the engine syncs at once instead of at its next tick
 submit_bracket(...)    no        entry + SL + TP as one atomic unit (capability native_bracket)
 submit_oco(tickets)    no        orders the venue links one-cancels-other (capability native_oco)
 modify_order(...)      no        change price/quantity in place (default: UnsupportedOperation)
@@ -26,7 +28,8 @@ through the constructor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -70,6 +73,12 @@ class Broker:
         """The venue's acknowledgement of an order sent earlier under ``ticket.order_id``, or None when the
         venue has none. Called before (re)sending exit legs, so an engine that died between sending and
         recording never places a leg twice. Default: the venue cannot tell (None)."""
+        return None
+
+    def watch(self, *, wake: Callable[[], None], stop: threading.Event) -> None:
+        """Follow the venue's event stream until ``stop`` is set (runs in a thread of the engine). The
+        engine's ``sync`` stays the one place that applies what happened, so a stream event that
+        arrives twice, late or never changes nothing but how soon a fill is seen. Default: no stream."""
         return None
 
     def bracket_strategy_for(self, request: OrderRequest) -> BracketStrategy:

@@ -19,6 +19,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from orders import wire
 from orders.brokers import get_broker
@@ -156,6 +157,7 @@ def _symbols(broker) -> list[str]:
 
 @login_required
 @require_GET
+@vary_on_headers("HX-Request")              # one URL, two answers: a browser must not cache one for the other
 def desk(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
     context.update(blotter_context(context["account"], context["broker"]))
@@ -335,6 +337,7 @@ def chart_data(request: HttpRequest) -> JsonResponse:
 
 @login_required
 @require_GET
+@vary_on_headers("HX-Request")              # one URL, two answers: a browser must not cache one for the other
 def risk(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
     account = context["account"]
@@ -416,13 +419,14 @@ def _audit_rows(request: HttpRequest):
 
 @login_required
 @require_GET
+@vary_on_headers("HX-Request")              # one URL, two answers: a browser must not cache one for the other
 def audit(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
     context["rows"] = _audit_rows(request)[:500]
     context["filters"] = {k: request.GET.get(k, "") for k in ("actor", "action", "result", "since", "until")}
     template = "orders/audit.html"
-    if request.htmx:
-        template += "#audit-table"
+    if request.htmx and not request.htmx.history_restore_request:     # the filters push their URL: a restored
+        template += "#audit-table"                                      # history entry needs the whole page
     return render(request, template, context)
 
 

@@ -341,6 +341,14 @@ class AlpacaBroker(Broker):
         return ack
 
     # -- finding orders --------------------------------------------------------------------------------
+    def watch(self, *, wake, stop) -> None:
+        """Alpaca's trade_updates stream wakes the engine; the engine's sync records what happened."""
+        from orders.brokers.alpaca.stream import AlpacaTradeUpdates
+
+        updates = AlpacaTradeUpdates(self.config, order_id_for=self.desk_order_id, on_reconnect=wake)
+        for _ in updates.reports(stop):
+            wake()
+
     def lookup_order(self, ticket: OrderTicket) -> BrokerAck | None:
         found = self.find_order(ticket.order_id)
         return _ack(found, armed=found.status != "held") if found is not None else None

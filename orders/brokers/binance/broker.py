@@ -120,6 +120,24 @@ class BinanceBroker(Broker):
         self.client = BinanceClient(config, http=http, clock=clock)
         self._rules: dict[str, tuple[float, SymbolRules]] = {}
 
+    def watch(self, *, wake, stop) -> None:
+        """The user-data stream wakes the engine; the engine's sync records what happened."""
+        import asyncio
+
+        async def follow() -> None:
+            halt = asyncio.Event()
+
+            async def watch_stop() -> None:
+                while not stop.is_set():
+                    await asyncio.sleep(0.5)
+                halt.set()
+
+            watcher = asyncio.create_task(watch_stop())
+            await self.user_stream().run(lambda reports: wake(), stop=halt)
+            watcher.cancel()
+
+        asyncio.run(follow())
+
     def user_stream(self, **options: Any) -> BinanceUserStream:
         """The user-data stream (executionReport → ExecutionReport); its subscription is stamped with the
         server clock, measured here first if need be."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 
 from django.conf import settings
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         accounts = self._accounts(options["account"], broker.name)
         owner = new_owner_id()
         self._stopping = False
+        self._stop_event = threading.Event()
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         while True:
@@ -50,6 +52,9 @@ class Command(BaseCommand):
         book = trail_book_load(accounts=accounts)
         link = BrokerLink()
         self.stdout.write(f"reconciled exit legs of {reconciled} entries; {len(book)} trailing stops followed")
+        wake = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(broker, wake), daemon=True, name="broker-stream")
+        watcher.start()
         last_renewal = time.monotonic()
         try:
             while not self._stopping:
@@ -61,7 +66,8 @@ class Command(BaseCommand):
                 close_old_connections()
                 if options["once"]:
                     break
-                time.sleep(max(0.0, tick - (time.monotonic() - started)))
+                wake.wait(max(0.0, tick - (time.monotonic() - started)))
+                wake.clear()
         finally:
             for account in accounts:
                 lease_release(account=account, owner=owner)
@@ -69,6 +75,14 @@ class Command(BaseCommand):
 
     def _stop(self, signum, frame):
         self._stopping = True
+        self._stop_event.set()
+
+    def _watch(self, broker, wake: threading.Event) -> None:
+        """The broker's own event stream, if it has one, wakes the loop so fills are synced at once."""
+        try:
+            broker.watch(wake=wake.set, stop=self._stop_event)
+        except Exception:
+            self.stderr.write("broker stream stopped; the engine keeps syncing every tick")
 
     def _accounts(self, names: list[str] | None, broker_name: str) -> list[Account]:
         accounts = Account.objects.filter(broker=broker_name)
