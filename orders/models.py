@@ -179,6 +179,7 @@ class Fill(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="fill_quantity_positive"),
             models.CheckConstraint(condition=Q(price__gt=0), name="fill_price_positive"),
         ]
+        indexes = [models.Index(fields=["account", "-timestamp"], name="fill_account_time")]
 
 
 class Position(models.Model):

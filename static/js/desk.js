@@ -3,6 +3,7 @@
   "use strict";
   var conn = document.getElementById("connection-state");
   var staleSince = null;
+  if (conn && !document.body.hasAttribute("ws-connect")) conn.hidden = true;   // a page without a live socket
 
   function setConnection(state) {
     if (!conn) return;
@@ -65,6 +66,7 @@
     document.querySelectorAll("#ticket-form [data-for]").forEach(function (label) {
       var show = label.dataset.for.split(" ").indexOf(type.value) >= 0;
       label.hidden = !show;
+      label.style.display = show ? "" : "none";   // the stylesheet's label { display: flex } beats [hidden]
       if (!show) { var input = label.querySelector("input, select"); if (input) input.value = ""; }
     });
   }
@@ -74,7 +76,15 @@
 
   // chart
   var holder = document.getElementById("chart");
-  var chart = null, series = null, lastBar = null, drawn = [];
+  var chart = null, series = null, lastBar = null, drawn = [], linePrices = [];
+  // keep the entry, stop and target lines on screen even when the bars never reached them
+  function withLines(original) {
+    var scale = original();
+    if (!scale || !linePrices.length) return scale;
+    return {priceRange: {minValue: Math.min.apply(null, [scale.priceRange.minValue].concat(linePrices)),
+                         maxValue: Math.max.apply(null, [scale.priceRange.maxValue].concat(linePrices))},
+            margins: scale.margins};
+  }
   function loadChart(symbol) {
     if (!holder || !window.LightweightCharts) return;
     fetch(holder.dataset.url + "&symbol=" + encodeURIComponent(symbol)).then(function (r) { return r.json(); })
@@ -84,12 +94,13 @@
         if (!chart) {
           chart = LightweightCharts.createChart(holder, {height: 260, layout: {background: {color: "transparent"},
             textColor: dark ? "#cbd5e1" : "#1f2937"}, timeScale: {timeVisible: true, secondsVisible: false}});
-          series = chart.addCandlestickSeries();
+          series = chart.addCandlestickSeries({autoscaleInfoProvider: withLines});
         }
         var bars = data.bars.map(function (b) { return {time: b.time, open: +b.open, high: +b.high, low: +b.low, close: +b.close}; });
         series.setData(bars);
         lastBar = bars[bars.length - 1] || null;
         drawn.forEach(function (l) { series.removePriceLine(l); });
+        linePrices = data.lines.map(function (l) { return +l.price; });
         drawn = data.lines.map(function (l) {
           return series.createPriceLine({price: +l.price, title: l.label, lineStyle: 2,
             color: l.label === "stop" ? "#dc2626" : (l.label === "target" ? "#16a34a" : "#2563eb")});
@@ -117,7 +128,12 @@
     loadChart(symbolSelect.value);
     document.body.addEventListener("change", function (e) { if (e.target.id === "ticket-symbol") loadChart(e.target.value); });
     document.body.addEventListener("htmx:wsAfterMessage", function (e) {
-      if (typeof e.detail.message === "string" && e.detail.message.indexOf('id="positions-body"') >= 0 && holder.dataset.reload !== "0") {
+      // redraw the lines and fill markers when fills or working orders (exit legs) change; positions are
+      // also redrawn every few seconds just to mark them to market, which changes neither
+      var message = e.detail.message;
+      var changed = typeof message === "string" &&
+        (message.indexOf('id="fills-body"') >= 0 || message.indexOf('id="working-body"') >= 0);
+      if (changed && holder.dataset.reload !== "0") {
         holder.dataset.reload = "0"; setTimeout(function () { holder.dataset.reload = "1"; loadChart(holder.dataset.symbol || symbolSelect.value); }, 1500);
       }
     });

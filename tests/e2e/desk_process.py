@@ -56,7 +56,7 @@ class Desk:
             try:
                 if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:      # not listening yet, or too busy to answer in time
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"the desk did not become ready on {self.url}")

@@ -1,0 +1,263 @@
+"""The desk page's socket (/ws/desk/) as the page uses it: a logged-in user from the desk's own origin gets
+the whole blotter on connect (so a reconnecting page is reconciled), then the page's own partials as
+out-of-band swaps whenever something changes, whoever changed it."""
+
+from __future__ import annotations
+
+import re
+import time
+from decimal import Decimal
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+
+from orders.realtime.desk import CLOSE_UNAUTHORIZED
+from orders.services.orders import OrderChanges, order_cancel, order_modify
+from orders.services.risk import kill_switch
+from tests.web.page import parse
+from tests.web.support import logged_in, raise_alert, resting_limit
+from tradingdesk.asgi import application
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+ORIGIN = (b"origin", b"http://testserver")
+TIMEOUT = 5
+BUNDLE = ("working-body", "finished-body", "positions-body", "fills-body", "account-figures", "trading-state-badge",
+          "alerts-bar")
+
+
+def cookie_of(client) -> tuple[bytes, bytes]:
+    name = settings.SESSION_COOKIE_NAME
+    return b"cookie", f"{name}={client.cookies[name].value}".encode()
+
+
+def socket(*headers, path: str = "/ws/desk/") -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, path, headers=list(headers))
+    communicator.scope["client"] = ("127.0.0.1", 50000)
+    return communicator
+
+
+async def opened(client, path: str = "/ws/desk/") -> WebsocketCommunicator:
+    communicator = socket(cookie_of(client), ORIGIN, path=path)
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    return communicator
+
+
+async def receive_until(communicator, pattern: str) -> str:
+    """The first message in which ``pattern`` is found; other messages are skipped."""
+    deadline = time.monotonic() + TIMEOUT
+    seen = []
+    while (remaining := deadline - time.monotonic()) > 0:
+        html = await communicator.receive_from(timeout=remaining)
+        if re.search(pattern, html):
+            return html
+        seen.append(html[:100])
+    raise AssertionError(f"no message matched {pattern!r}; saw {seen}")
+
+
+def swapped(html: str) -> dict[str, object]:
+    """The elements a message swaps in, by id; each must be an out-of-band swap."""
+    elements = parse(html).elements
+    assert all(e.attrs.get("hx-swap-oob") == "true" for e in elements), [e.attrs for e in elements]
+    return {e.attrs["id"]: e for e in elements}
+
+
+# -- who gets in ---------------------------------------------------------------------------------------
+
+async def test_an_anonymous_visitor_is_refused(account):
+    connected, code = await socket(ORIGIN).connect(timeout=TIMEOUT)
+
+    assert (connected, code) == (False, CLOSE_UNAUTHORIZED)
+
+
+async def test_a_page_from_another_origin_is_refused_even_with_a_traders_session(trader_client):
+    communicator = socket(cookie_of(trader_client), (b"origin", b"http://evil.example"))
+
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+
+    assert not connected
+
+
+async def test_a_socket_without_an_origin_is_refused(trader_client):
+    connected, _ = await socket(cookie_of(trader_client)).connect(timeout=TIMEOUT)
+
+    assert not connected
+
+
+async def test_a_logged_out_session_is_refused(trader_client):
+    cookie = cookie_of(trader_client)
+    await database_sync_to_async(trader_client.logout)()
+
+    connected, code = await socket(cookie, ORIGIN).connect(timeout=TIMEOUT)
+
+    assert (connected, code) == (False, CLOSE_UNAUTHORIZED)
+
+
+# -- the first draw ------------------------------------------------------------------------------------
+
+async def test_a_member_gets_the_whole_blotter_on_connect(trader_client, account, broker):
+    order = await database_sync_to_async(resting_limit)(account, broker)
+
+    communicator = await opened(trader_client)
+    first = await communicator.receive_from(timeout=TIMEOUT)
+
+    assert "<html" not in first
+    parts = swapped(first)
+    assert tuple(parts) == BUNDLE
+    assert parts["working-body"].find(id=f"order-{order.id}") is not None
+    assert parts["positions-body"].text == "Flat"
+    await communicator.disconnect()
+
+
+async def test_the_first_draw_carries_the_live_alerts(trader_client, account):
+    alert = await database_sync_to_async(raise_alert)(account)
+
+    communicator = await opened(trader_client)
+    parts = swapped(await communicator.receive_from(timeout=TIMEOUT))
+
+    assert parts["alerts-bar"].find(id=f"alert-{alert.pk}").attrs["data-status"] == "OPEN"
+    await communicator.disconnect()
+
+
+async def test_a_trader_gets_rows_with_buttons_and_the_risk_desk_without(trader_client, risk_client, account,
+                                                                        broker):
+    order = await database_sync_to_async(resting_limit)(account, broker)
+    rows = {}
+    for name, client in (("trader", trader_client), ("risk", risk_client)):
+        communicator = await opened(client)
+        rows[name] = swapped(await communicator.receive_from(timeout=TIMEOUT))["working-body"].by_id(
+            f"order-{order.id}")
+        await communicator.disconnect()
+
+    assert rows["trader"].find("button") is not None
+    assert rows["risk"].find("button") is None
+
+
+async def test_a_trader_asking_for_an_account_they_are_not_a_member_of_gets_their_own(outsider, account, broker):
+    alices = await database_sync_to_async(resting_limit)(account, broker)
+    client = await database_sync_to_async(logged_in)(outsider)
+
+    communicator = await opened(client, path="/ws/desk/?account=alice")
+    html = await communicator.receive_from(timeout=TIMEOUT)
+
+    assert str(alices.id) not in html
+    await communicator.disconnect()
+
+
+# -- what follows --------------------------------------------------------------------------------------
+
+async def test_an_order_placed_elsewhere_appears_without_a_reload(trader_client, account, broker):
+    communicator = await opened(trader_client)
+    await communicator.receive_from(timeout=TIMEOUT)                       # the first draw
+
+    order = await database_sync_to_async(resting_limit)(account, broker)
+
+    html = await receive_until(communicator, f'id="order-{order.id}"')
+    parts = swapped(html)
+    row = parts["working-body"].by_id(f"order-{order.id}")
+    assert "status-open" in row.attrs["class"] and row.find(class_="status").text == "OPEN"
+    await communicator.disconnect()
+
+
+async def test_an_order_from_the_rest_api_appears_too(trader_client, account):
+    communicator = await opened(trader_client)
+    await communicator.receive_from(timeout=TIMEOUT)
+
+    response = await database_sync_to_async(trader_client.post)(
+        "/v1/orders", {"symbol": "MSFT", "side": "SELL", "quantity": "3", "order_type": "LIMIT",
+                       "limit_price": "500"}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    order_id = response.json()["id"]
+
+    row = swapped(await receive_until(communicator, f'id="order-{order_id}"'))["working-body"].by_id(
+        f"order-{order_id}")
+    assert [td.text for td in row.find_all("td")[1:5]] == ["MSFT", "SELL", "LIMIT", "3"]
+    await communicator.disconnect()
+
+
+async def test_a_changed_order_arrives_as_its_own_row(trader_client, account, broker):
+    order = await database_sync_to_async(resting_limit)(account, broker)
+    communicator = await opened(trader_client)
+    await communicator.receive_from(timeout=TIMEOUT)
+
+    await database_sync_to_async(order_modify)(account=account, order_id=str(order.id),
+                                               changes=OrderChanges(quantity=Decimal("4")), broker=broker)
+
+    html = await receive_until(communicator, rf'^<tr id="order-{order.id}"')
+    assert list(swapped(html)) == [f"order-{order.id}"]
+    assert parse(html).by_id(f"order-{order.id}").find_all("td")[4].text == "4"
+    await communicator.disconnect()
+
+
+async def test_a_cancelled_order_moves_from_working_to_finished(trader_client, account, broker):
+    order = await database_sync_to_async(resting_limit)(account, broker)
+    communicator = await opened(trader_client)
+    await communicator.receive_from(timeout=TIMEOUT)
+
+    await database_sync_to_async(order_cancel)(account=account, order_id=str(order.id), broker=broker)
+
+    parts = swapped(await receive_until(communicator, f'id="done-{order.id}"'))
+    assert parts["working-body"].find(id=f"order-{order.id}") is None
+    assert parts["finished-body"].by_id(f"done-{order.id}").find(class_="status").text == "CANCELLED"
+    await communicator.disconnect()
+
+
+async def test_another_accounts_orders_are_not_sent(trader_client, account, other_account, broker):
+    communicator = await opened(trader_client)
+    await communicator.receive_from(timeout=TIMEOUT)
+
+    theirs = await database_sync_to_async(resting_limit)(other_account, broker, actor="user:oscar")
+    mine = await database_sync_to_async(resting_limit)(account, broker)
+
+    html = await receive_until(communicator, f'id="order-{mine.id}"')
+    assert str(theirs.id) not in html
+    await communicator.disconnect()
+
+
+# -- the risk view -------------------------------------------------------------------------------------
+
+async def test_the_risk_view_gets_its_alerts_section_on_connect_and_when_an_alert_is_raised(risk_client, account):
+    communicator = await opened(risk_client, path="/ws/desk/?view=risk&account=alice")
+    first = swapped(await communicator.receive_from(timeout=TIMEOUT))
+    assert list(first) == ["alerts"] and first["alerts"].find(id="no-alerts") is not None
+
+    alert = await database_sync_to_async(raise_alert)(account)
+
+    html = await receive_until(communicator, f'id="alert-{alert.pk}"')
+    alerts = swapped(html)["alerts"]
+    assert alerts.by_id(f"ack-{alert.pk}") is not None                 # the form to acknowledge it
+    await communicator.disconnect()
+
+
+async def test_the_account_figures_follow_what_working_orders_hold(trader_client, account, broker):
+    communicator = await opened(trader_client)
+    first = swapped(await communicator.receive_from(timeout=TIMEOUT))
+
+    def available(parts) -> Decimal:
+        figures = parts["account-figures"]
+        labels = [dt.text for dt in figures.find_all("dt")]
+        return Decimal(figures.find_all("dd")[labels.index("Available")].text)
+
+    order = await database_sync_to_async(resting_limit)(account, broker, quantity="10")
+    placed = swapped(await receive_until(communicator, f'id="order-{order.id}"'))
+    await database_sync_to_async(order_cancel)(account=account, order_id=str(order.id), broker=broker)
+    cancelled = swapped(await receive_until(communicator, f'id="done-{order.id}"'))
+
+    assert available(placed) == available(first) - order.limit_price * 10
+    assert available(cancelled) == available(first)
+    await communicator.disconnect()
+
+
+async def test_the_top_bar_follows_a_halt_by_the_risk_desk(trader_client, account, broker):
+    await database_sync_to_async(resting_limit)(account, broker)
+    communicator = await opened(trader_client)
+    assert swapped(await communicator.receive_from(timeout=TIMEOUT))["trading-state-badge"].text == "ACTIVE"
+
+    await database_sync_to_async(kill_switch)(account=account, broker=broker, actor="user:rita")
+
+    badge = swapped(await receive_until(communicator, 'id="trading-state-badge"[^>]*>HALTED'))["trading-state-badge"]
+    assert badge.attrs["class"] == "badge state-halted"
+    await communicator.disconnect()

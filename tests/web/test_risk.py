@@ -1,0 +1,199 @@
+"""The risk view: live alerts stay until someone says what was done about them; the kill switch halts the
+account, cancels what is working and hands back a receipt; the trading state is set by the risk desk only."""
+
+from __future__ import annotations
+
+import pytest
+
+from orders.models import Account, Alert, AuditEvent, Order
+from tests.builders import run_engine
+from tests.web.page import parse
+from tests.web.support import open_position, quote, raise_alert, resting_limit
+
+pytestmark = pytest.mark.django_db
+
+
+def fragment(response, partial: str, *, also: tuple[str, ...] = ()):
+    """The partial an action answers with, plus the ``also`` elements it redraws out of band."""
+    assert response.status_code == 200, response.content
+    html = response.content.decode()
+    assert "<html" not in html
+    part = parse(html)
+    assert [e.attrs["id"] for e in part.elements] == [partial, *also]
+    assert all(e.attrs.get("hx-swap-oob") == "true" for e in part.elements[1:])
+    return part
+
+
+KILL_SWITCH = {"partial": "kill-switch", "also": ("trading-state", "trading-state-badge")}
+
+
+def acknowledge(client, alert, comment="stop re-placed by hand", **headers):
+    return client.post(f"/risk/alerts/{alert.pk}/acknowledge/", {"comment": comment}, headers=headers)
+
+
+# -- alerts --------------------------------------------------------------------------------------------
+
+def test_an_open_alert_is_listed_with_a_form_to_acknowledge_it(risk_client, account):
+    alert = raise_alert(account)
+
+    page = parse(risk_client.get("/risk/").content)
+
+    item = page.by_id(f"alert-{alert.pk}")
+    assert item.attrs["data-status"] == "OPEN" and "AAPL position has no stop-loss" in item.text
+    assert page.by_id(f"ack-{alert.pk}").attrs["name"] == "comment"
+    assert page.find(id="no-alerts") is None
+
+
+def test_no_alerts_says_so(risk_client):
+    assert parse(risk_client.get("/risk/").content).by_id("no-alerts").text == "No live alerts."
+
+
+def test_the_desk_page_shows_the_live_alerts_too(trader_client, account):
+    alert = raise_alert(account)
+
+    page = parse(trader_client.get("/").content)
+
+    assert page.by_id("alerts-bar").find(id=f"alert-{alert.pk}") is not None
+    assert page.by_id("alert-count").text == "1"
+
+
+def test_the_risk_desk_acknowledges_an_alert_with_a_comment(risk_client, htmx, account):
+    alert = raise_alert(account)
+
+    part = fragment(acknowledge(risk_client, alert, **htmx), "alerts")
+
+    alert.refresh_from_db()
+    assert (alert.status, alert.acknowledged_by, alert.ack_comment) == (
+        "ACKNOWLEDGED", "user:rita", "stop re-placed by hand")
+    assert part.by_id(f"alert-{alert.pk}").attrs["data-status"] == "ACKNOWLEDGED"
+    assert "acknowledged by user:rita" in part.text and "“stop re-placed by hand”" in part.text
+    assert part.find("form", class_="ack") is None
+    event = AuditEvent.objects.get(action="alert.acknowledge")
+    assert (event.actor, event.target, event.details) == ("user:rita", str(alert.pk),
+                                                          {"comment": "stop re-placed by hand"})
+
+
+def test_an_acknowledgement_needs_a_comment(risk_client, account):
+    alert = raise_alert(account)
+
+    part = fragment(acknowledge(risk_client, alert, comment="   "), "alerts")
+
+    alert.refresh_from_db()
+    assert alert.status == "OPEN"
+    assert "say what was done about the alert" in part.find("p", class_="error").text
+
+
+def test_an_alert_of_another_account_cannot_be_acknowledged_from_this_one(risk_client, other_account):
+    alert = raise_alert(other_account)
+
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/acknowledge/?account=alice", {"comment": "x"}),
+                    "alerts")
+
+    alert.refresh_from_db()
+    assert alert.status == "OPEN"
+    assert part.find("p", class_="error").text == "Alert not found"
+
+
+def test_a_trader_cannot_acknowledge_an_alert(trader_client, account):
+    alert = raise_alert(account)
+
+    assert acknowledge(trader_client, alert).status_code == 403
+    alert.refresh_from_db()
+    assert alert.status == "OPEN"
+
+
+def test_a_trader_sees_the_alert_without_a_usable_acknowledge_button(trader_client, account):
+    raise_alert(account)
+
+    form = parse(trader_client.get("/risk/").content).find("form", class_="ack")
+
+    assert "disabled" in form.find("button").attrs
+
+
+def test_the_history_keeps_resolved_alerts(risk_client, account):
+    alert = raise_alert(account)
+    Alert.objects.filter(pk=alert.pk).update(status="RESOLVED", resolution="position closed")
+
+    page = parse(risk_client.get("/risk/").content)
+
+    assert page.by_id("no-alerts") is not None
+    assert "position closed" in page.by_id("alerts").find("table").text
+
+
+# -- kill switch ---------------------------------------------------------------------------------------
+
+def test_the_kill_switch_halts_cancels_and_shows_a_receipt(risk_client, htmx, account, broker):
+    orders = [resting_limit(account, broker), resting_limit(account, broker, symbol="MSFT")]
+
+    part = fragment(risk_client.post("/risk/kill-switch/", headers=htmx), **KILL_SWITCH)
+
+    assert Account.objects.get(pk=account.pk).trading_state == "HALTED"
+    assert {o.status for o in Order.objects.filter(pk__in=[o.pk for o in orders])} == {"CANCELLED"}
+    receipt = part.by_id("kill-receipt")
+    assert receipt.attrs["role"] == "status"
+    assert "Account alice is HALTED. Cancelled 2 orders." in receipt.text
+    assert AuditEvent.objects.get(action="account.kill_switch").actor == "user:rita"
+    assert part.by_id("state-now").text == "HALTED"                      # the state shown beside it follows
+    assert part.by_id("trading-state-badge").text == "HALTED"            # and so does the top bar
+    assert [o.attrs["value"] for o in part.by_id("trading-state").find_all("option")] == [
+        "ACTIVE", "REDUCING", "HALTED"]
+
+
+def test_the_kill_switch_keeps_the_stop_of_an_open_position_unless_asked_to_flatten(risk_client, account, broker,
+                                                                                      clock):
+    ask = quote(broker).ask
+    open_position(account, broker, clock, stop_loss=ask - 3)
+    run_engine(account, broker, seconds=1, clock=clock)
+
+    receipt = fragment(risk_client.post("/risk/kill-switch/"), **KILL_SWITCH).by_id("kill-receipt")
+
+    assert "kept 1 protective stops" in receipt.text
+
+
+def test_the_kill_switch_can_flatten_every_position(risk_client, account, broker, clock):
+    open_position(account, broker, clock)
+
+    receipt = fragment(risk_client.post("/risk/kill-switch/", {"flatten": "on"}), **KILL_SWITCH).by_id(
+        "kill-receipt")
+
+    assert "sent 1 closing orders" in receipt.text
+
+
+def test_a_trader_cannot_use_the_kill_switch(trader_client, account, broker):
+    order = resting_limit(account, broker)
+
+    assert trader_client.post("/risk/kill-switch/").status_code == 403
+    order.refresh_from_db()
+    assert order.status == "OPEN"
+    assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
+
+
+def test_a_trader_is_not_shown_the_kill_switch(trader_client):
+    page = parse(trader_client.get("/risk/").content)
+
+    assert page.find(id="kill-button") is None and page.find(id="kill-form") is None
+
+
+# -- trading state -------------------------------------------------------------------------------------
+
+def test_the_risk_desk_sets_the_trading_state(risk_client, htmx, account):
+    part = fragment(risk_client.post("/risk/trading-state/", {"state": "REDUCING", "reason": "end of day"},
+                                     headers=htmx), "trading-state", also=("trading-state-badge",))
+
+    assert Account.objects.get(pk=account.pk).trading_state == "REDUCING"
+    assert part.by_id("state-now").text == "REDUCING"
+    assert part.by_id("trading-state-badge").text == "REDUCING"
+    assert AuditEvent.objects.get(action="account.trading_state").details == {
+        "previous": "ACTIVE", "state": "REDUCING", "reason": "end of day"}
+
+
+def test_an_unknown_trading_state_is_refused_with_the_reason(risk_client, account):
+    part = fragment(risk_client.post("/risk/trading-state/", {"state": "PARTY"}), "trading-state")
+
+    assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
+    assert part.find("p", class_="error").text.startswith("Invalid value for state: must be one of ACTIVE")
+
+
+def test_a_trader_cannot_set_the_trading_state(trader_client, account):
+    assert trader_client.post("/risk/trading-state/", {"state": "HALTED"}).status_code == 403
+    assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"

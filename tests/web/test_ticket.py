@@ -1,0 +1,314 @@
+"""The order ticket: a preview with the figures a trader decides on, pre-trade limits (a soft one warns and
+needs a typed reason, a hard one blocks), one order per ticket however often it is sent, and the domain's
+own errors, in the API's words, beside the field they are about."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from orders.models import Account, AuditEvent, Order, PreTradeLimits, TradingState
+from tests.web.page import parse
+from tests.web.support import logged_in, quote
+
+pytestmark = pytest.mark.django_db
+
+PREVIEW = "/ticket/preview/"
+SUBMIT = "/ticket/submit/"
+
+
+def ticket(**fields) -> dict[str, str]:
+    """The ticket form as the browser sends it: BUY 10 AAPL MARKET GTC unless told otherwise."""
+    data = {"token": str(uuid.uuid4()), "symbol": "AAPL", "side": "BUY", "order_type": "MARKET", "quantity": "10",
+            "time_in_force": "GTC", "limit_price": "", "stop_price": "", "trailing_distance": "",
+            "trailing_type": "", "stop_loss": "", "take_profit": "", "override_reason": ""}
+    data.update({k: str(v) for k, v in fields.items()})
+    return data
+
+
+def entries():
+    return Order.objects.filter(parent__isnull=True)
+
+
+# -- preview -------------------------------------------------------------------------------------------
+
+def test_the_preview_shows_notional_impact_risk_and_reward(trader_client, broker, clock):
+    ask = quote(broker).ask
+    response = trader_client.post(PREVIEW, ticket(quantity="10", stop_loss=ask - 2, take_profit=ask + 3))
+
+    assert response.status_code == 200
+    preview = parse(response.content).by_id("ticket-preview")
+    notional = (ask * 10).quantize(Decimal("0.01"))
+    assert preview.by_id("preview-notional").text == str(notional)
+    assert preview.by_id("preview-impact").text == f"−{notional} → {Decimal('100000.00') - notional}"
+    assert preview.by_id("preview-risk").text == "20.00"
+    assert preview.by_id("preview-reward").text == "30.00"
+    assert f"Ask {ask}" in preview.by_id("ticket-quote").text
+    assert entries().count() == 0
+
+
+def test_the_preview_is_a_fragment(trader_client, clock):
+    html = trader_client.post(PREVIEW, ticket()).content.decode()
+
+    assert "<html" not in html and [e.attrs["id"] for e in parse(html).elements] == ["ticket-preview"]
+
+
+def test_the_preview_of_a_limit_order_is_priced_at_its_limit(trader_client, broker, clock):
+    limit = quote(broker).bid - 5
+    preview = parse(trader_client.post(PREVIEW, ticket(order_type="LIMIT", limit_price=limit)).content)
+
+    assert preview.by_id("preview-notional").text == str((limit * 10).quantize(Decimal("0.01")))
+
+
+def test_the_preview_warns_about_a_soft_breach_and_shows_a_hard_one_as_blocked(trader_client, account, clock):
+    PreTradeLimits.objects.create(account=account, max_quantity_soft=Decimal("5"), max_notional_hard=Decimal("1000"))
+
+    preview = parse(trader_client.post(PREVIEW, ticket(quantity="10")).content)
+
+    warning = preview.find(class_="breach", data_check="max_quantity")
+    blocked = preview.find(class_="breach", data_check="max_notional")
+    assert warning.attrs["class"] == "warning breach"
+    assert warning.text == "Warning: Quantity 10 is above the soft limit 5"
+    assert blocked.attrs["class"] == "error breach" and blocked.text.startswith("Blocked: Notional ")
+
+
+def test_the_risk_desk_can_preview(risk_client, clock):
+    assert parse(risk_client.post(PREVIEW, ticket()).content).find(id="preview-notional") is not None
+
+
+# -- placing -------------------------------------------------------------------------------------------
+
+def test_placing_sends_the_order_and_offers_a_fresh_ticket(trader_client, account, clock):
+    data = ticket(quantity="7")
+
+    response = trader_client.post(SUBMIT, data)
+
+    assert response.status_code == 200
+    order = entries().get()
+    assert (order.symbol, order.side, order.quantity, order.order_type) == ("AAPL", "BUY", 7, "MARKET")
+    assert order.client_order_id == f"web-{data['token']}" and order.submitted_by == "user:tina"
+    page = parse(response.content)
+    assert [e.attrs["id"] for e in page.elements] == ["ticket"]
+    assert page.by_id("ticket-placed").text.startswith("Order BUY 7 AAPL MARKET sent")
+    assert str(order.id)[:8] in page.by_id("ticket-placed").text
+    assert page.find("input", name="token").attrs["value"] != data["token"]
+    assert AuditEvent.objects.filter(action="order.submit", target=str(order.id), actor="user:tina").exists()
+
+
+def test_a_bracket_from_the_ticket_carries_its_stop_loss_and_take_profit(trader_client, broker, clock):
+    ask = quote(broker).ask
+    trader_client.post(SUBMIT, ticket(stop_loss=ask - 2, take_profit=ask + 2))
+
+    order = entries().get()
+    assert (order.stop_loss, order.take_profit) == (ask - 2, ask + 2)
+    assert order.exit_legs.count() == 2
+
+
+def test_the_same_ticket_sent_twice_places_one_order(trader_client, clock):
+    data = ticket()
+
+    first = trader_client.post(SUBMIT, data)
+    second = trader_client.post(SUBMIT, data)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    order = entries().get()
+    for response in (first, second):
+        assert str(order.id)[:8] in parse(response.content).by_id("ticket-placed").text
+
+
+def test_two_tickets_place_two_orders(trader_client, clock):
+    trader_client.post(SUBMIT, ticket())
+    trader_client.post(SUBMIT, ticket())
+
+    assert entries().count() == 2
+
+
+# -- pre-trade limits ----------------------------------------------------------------------------------
+
+def test_a_hard_limit_blocks_the_order_with_the_reason_beside_the_field(trader_client, account, clock):
+    PreTradeLimits.objects.create(account=account, max_quantity_hard=Decimal("100"))
+
+    response = trader_client.post(SUBMIT, ticket(quantity="500"))
+
+    assert response.status_code == 422
+    page = parse(response.content)
+    assert page.field_errors("quantity") == ["Blocked: Quantity 500 is above the hard limit 100"]
+    assert entries().count() == 0
+
+
+def test_a_hard_limit_cannot_be_overridden(trader_client, account, clock):
+    PreTradeLimits.objects.create(account=account, max_quantity_hard=Decimal("100"))
+
+    response = trader_client.post(SUBMIT, ticket(quantity="500", override_reason="I really mean it"))
+
+    assert response.status_code == 422 and entries().count() == 0
+
+
+def test_a_soft_limit_asks_for_a_reason_and_places_nothing(trader_client, account, clock):
+    PreTradeLimits.objects.create(account=account, max_quantity_soft=Decimal("5"))
+
+    response = trader_client.post(SUBMIT, ticket(quantity="10"))
+
+    assert response.status_code == 422
+    page = parse(response.content)
+    assert page.field_errors("override_reason") == ["Type a reason to send an order past the warnings above."]
+    assert page.find(class_="breach", data_check="max_quantity").text.startswith("Warning: Quantity 10")
+    assert entries().count() == 0
+
+
+def test_a_soft_limit_with_a_reason_places_the_order_and_audits_the_override(trader_client, account, clock):
+    PreTradeLimits.objects.create(account=account, max_quantity_soft=Decimal("5"))
+    data = ticket(quantity="10")
+    trader_client.post(SUBMIT, data)                    # warned first, as at the desk
+
+    response = trader_client.post(SUBMIT, {**data, "override_reason": "client order, confirmed by phone"})
+
+    assert response.status_code == 200
+    order = entries().get()
+    override = AuditEvent.objects.get(action="order.override")
+    assert (override.actor, override.target, override.account_id) == ("user:tina", str(order.id), account.pk)
+    assert override.details == {"reason": "client order, confirmed by phone",
+                                "breaches": ["Quantity 10 is above the soft limit 5"]}
+
+
+def test_an_override_sent_twice_is_one_order_and_one_audit_entry(trader_client, account, clock):
+    PreTradeLimits.objects.create(account=account, max_quantity_soft=Decimal("5"))
+    data = ticket(quantity="10", override_reason="confirmed")
+
+    trader_client.post(SUBMIT, data)
+    trader_client.post(SUBMIT, data)
+
+    assert entries().count() == 1
+    assert AuditEvent.objects.filter(action="order.override").count() == 1
+
+
+def test_a_blank_reason_does_not_count(trader_client, account, clock):
+    PreTradeLimits.objects.create(account=account, max_quantity_soft=Decimal("5"))
+
+    response = trader_client.post(SUBMIT, ticket(quantity="10", override_reason="   "))
+
+    assert response.status_code == 422 and entries().count() == 0
+
+
+# -- errors beside their field -------------------------------------------------------------------------
+
+def test_a_limit_order_without_a_limit_price_shows_invalid_request_beside_the_limit_price(trader_client, clock):
+    response = trader_client.post(SUBMIT, ticket(order_type="LIMIT"))
+
+    assert response.status_code == 400
+    page = parse(response.content)
+    assert page.field_errors("limit_price") == ["INVALID_REQUEST: Invalid request: Limit orders require limit_price"]
+    assert page.find(class_="error", role="alert") is None           # nothing on the form as a whole
+    assert entries().count() == 0
+
+
+def test_a_stop_order_without_a_stop_price_shows_the_error_beside_the_stop_price(trader_client, clock):
+    page = parse(trader_client.post(SUBMIT, ticket(order_type="STOP")).content)
+
+    assert page.field_errors("stop_price") == ["INVALID_REQUEST: Invalid request: Stop orders require stop_price"]
+
+
+def test_a_take_profit_on_the_losing_side_shows_invalid_value_beside_the_take_profit(trader_client, broker, clock):
+    ask = quote(broker).ask
+
+    response = trader_client.post(SUBMIT, ticket(take_profit=ask - 5))
+
+    assert response.status_code == 400
+    [error] = parse(response.content).field_errors("take_profit")
+    assert error.startswith("INVALID_VALUE: Invalid value for take_profit: take_profit must be above the entry price")
+    assert entries().count() == 0
+
+
+def test_a_stop_loss_above_the_take_profit_shows_invalid_value_beside_the_stop_loss(trader_client, broker, clock):
+    ask = quote(broker).ask
+
+    page = parse(trader_client.post(SUBMIT, ticket(stop_loss=ask + 5, take_profit=ask + 1)).content)
+
+    assert page.field_errors("stop_loss") == [
+        "INVALID_VALUE: Invalid value for stop_loss: a BUY bracket needs stop_loss below take_profit"]
+
+
+def test_a_zero_quantity_shows_the_validation_error_beside_the_quantity(trader_client, clock):
+    response = trader_client.post(SUBMIT, ticket(quantity="0"))
+
+    assert response.status_code == 400
+    [error] = parse(response.content).field_errors("quantity")
+    assert error.startswith("VALIDATION_ERROR: ")
+    assert entries().count() == 0
+
+
+def test_an_order_the_account_cannot_pay_for_shows_the_rejection_beside_the_quantity(trader_client, clock):
+    response = trader_client.post(SUBMIT, ticket(quantity="100000"))
+
+    assert response.status_code == 422
+    [error] = parse(response.content).field_errors("quantity")
+    assert error.startswith("INSUFFICIENT_BALANCE: ")
+    assert entries().count() == 0
+
+
+def test_a_missing_quantity_is_a_form_error_beside_the_quantity(trader_client, clock):
+    response = trader_client.post(SUBMIT, ticket(quantity=""))
+
+    assert response.status_code == 400
+    assert parse(response.content).field_errors("quantity") == ["This field is required."]
+
+
+def test_an_order_on_a_halted_account_is_refused_with_the_reason_on_the_form(trader_client, account, clock):
+    Account.objects.filter(pk=account.pk).update(trading_state=TradingState.HALTED)
+
+    response = trader_client.post(SUBMIT, ticket())
+
+    assert response.status_code == 422
+    alert = parse(response.content).by_id("ticket-form").find(class_="error", role="alert")
+    assert alert.text == "ORDER_REJECTED: Order rejected: trading on account alice is halted"
+    assert entries().count() == 0
+
+
+def test_a_refused_ticket_keeps_what_was_typed_and_its_token(trader_client, clock):
+    data = ticket(order_type="LIMIT", quantity="12", stop_loss="140")
+
+    page = parse(trader_client.post(SUBMIT, data).content)
+
+    assert page.find("input", name="quantity").attrs["value"] == "12"
+    assert page.find("input", name="stop_loss").attrs["value"] == "140"
+    assert page.find("input", name="token").attrs["value"] == data["token"]
+    assert "selected" in page.find("option", value="LIMIT").attrs
+
+
+# -- who may place -------------------------------------------------------------------------------------
+
+def test_the_risk_desk_cannot_place_an_order(risk_client, clock):
+    response = risk_client.post(SUBMIT, ticket())
+
+    assert response.status_code == 403
+    assert Order.objects.count() == 0
+
+
+def test_the_risk_desk_sees_a_read_only_ticket(risk_client):
+    page = parse(risk_client.get("/").content)
+
+    assert "disabled" in page.by_id("ticket-submit").attrs
+    assert page.by_id("ticket-readonly").text == "Your role cannot place orders. The ticket shows previews only."
+
+
+def test_a_trader_sees_an_enabled_ticket(trader_client):
+    page = parse(trader_client.get("/").content)
+
+    assert "disabled" not in page.by_id("ticket-submit").attrs
+    assert page.find(id="ticket-readonly") is None
+
+
+def test_an_anonymous_post_places_nothing(client, account):
+    response = client.post(SUBMIT, ticket())
+
+    assert response.status_code == 302 and Order.objects.count() == 0
+
+
+def test_a_post_without_the_csrf_token_is_refused(trader, account):
+    strict = logged_in(trader)
+    strict.handler.enforce_csrf_checks = True
+
+    assert strict.post(SUBMIT, ticket()).status_code == 403
+    assert Order.objects.count() == 0
