@@ -158,8 +158,17 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(interval)
             if time.monotonic() - self.last_heard > idle:
+                # a client that stopped reading cannot answer pings either: under daphne this is how a
+                # stuck consumer is found, since the server buffers what it cannot write
                 log.info("stream client of account %s stopped answering; closing", self.account_id)
                 self.closing = True
+                WS_SLOW_CONSUMERS.inc()
+                await self.send(text_data=json.dumps({
+                    "type": "error", "code": "INTERNAL_ERROR",
+                    "message": f"No answer to pings for {idle:g} s: closing; reconnect and reconcile with "
+                               "GET /v1/orders",
+                    "details": {"reason": "unresponsive", "idle_seconds": idle},
+                    "timestamp": wire.ts(timezone.now())}))
                 await self.close(code=CLOSE_IDLE)
                 return
             self.offer({"type": "ping", "timestamp": wire.ts(timezone.now())}, kind="ping", symbol=None)
