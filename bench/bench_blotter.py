@@ -24,6 +24,9 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from desk_server import manage  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (100, 100_000)
 TARGET = 1.5
@@ -152,10 +155,6 @@ def child(env: dict[str, str], *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
 
 
 def database(var_dir: Path, orders: int, working: int) -> dict[str, str]:

@@ -33,6 +33,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from desk_server import manage, wait_ready  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 TARGET_RATIO = 0.5
@@ -89,29 +92,8 @@ def server_env(var_dir: Path, port: int) -> dict[str, str]:
     return env
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
-    if done.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
-def wait_ready(port: int, server: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"daphne exited early with {server.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("daphne did not answer /readyz in time")
 
 
 def run_round(port: int, target: Target, seconds: float, connections: int) -> Round:
@@ -213,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         server = subprocess.Popen([PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                    "tradingdesk.asgi:application"], cwd=ROOT, env=env, stdout=log_file,
                                   stderr=subprocess.STDOUT)
-        wait_ready(port, server)
+        wait_ready(port, server, name="daphne")
 
         get = Target("bare GET /bench/ping", "GET", "/bench/ping", None, {}, 200)
         post = Target("POST /v1/orders", "POST", "/v1/orders", ORDER_BODY,

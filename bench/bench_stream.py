@@ -41,7 +41,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from channels.generic.websocket import AsyncWebsocketConsumer
+from desk_server import manage, wait_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -206,29 +208,8 @@ def server_env(var_dir: Path, port: int, overrides: dict[str, str]) -> dict[str,
     return env
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
-    if done.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
-def wait_ready(port: int, server: subprocess.Popen, timeout: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"rundesk exited early with {server.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the desk did not answer /readyz in time")
 
 
 def stop(server: subprocess.Popen) -> None:
@@ -327,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key = manage(env, "create_api_key", "demo", "--name", "bench", "--rate-limit", "0").strip().splitlines()[-1]
         server = subprocess.Popen([PYTHON, "manage.py", "rundesk"], cwd=ROOT, env=env, stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
-        wait_ready(port, server)
+        wait_ready(port, server, name="rundesk")
         print(f"rundesk pid {server.pid} (daphne + engine) on 127.0.0.1:{port}, DESK_VAR_DIR={var_dir}")
         print(f"{args.clients} clients per measurement, {args.events} events {args.spacing:g}s apart "
               f"(+{args.warmup} warm-up){', settings ' + str(overrides) if overrides else ''}")
