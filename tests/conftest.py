@@ -27,6 +27,7 @@ def _isolated(settings, tmp_path):
     settings.PAPER_MARKET_HOURS = "always"
     settings.GATEWAY_API_KEY = ""
     settings.API_ALLOW_KEYLESS = True
+    settings.DESK_POOLED_WRITES = False      # the test's transaction lives on the test's thread
     reset_broker_cache()
     cache.clear()
     yield

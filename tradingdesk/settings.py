@@ -76,6 +76,7 @@ PAPER_INSTRUMENTS_FILE = envstr("PAPER_INSTRUMENTS_FILE", "")
 PAPER_MARKET_HOURS = envstr("PAPER_MARKET_HOURS", "always")  # always | exchange
 PAPER_STARTING_CASH = envdecimal("PAPER_STARTING_CASH", "100000")
 ENGINE_TICK_SECONDS = float(envdecimal("ENGINE_TICK_SECONDS", "0.25"))
+DESK_POOLED_WRITES = envbool("DESK_POOLED_WRITES", True)
 
 # --- Streams ------------------------------------------------------------------------------------------
 SUBSCRIPTIONS = envstr("SUBSCRIPTIONS", "")
@@ -144,6 +145,8 @@ def _database(url: str) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": envstr("DESK_SQLITE_PATH", str(VAR_DIR / "desk.sqlite3")),
+            # persistent: pooled request threads keep their connection (orders/api/common.py: in_pool)
+            "CONN_MAX_AGE": None,
             # IMMEDIATE: every transaction takes the write lock up front, so check-then-write
             # sequences (buying power, client_order_id) are serialised rather than racing.
             "OPTIONS": {

@@ -73,11 +73,30 @@ def resolve_client(raw_key: str | None, *, loopback: bool) -> ApiClient:
     if settings.GATEWAY_API_KEY and hmac.compare_digest(raw_key.encode(), settings.GATEWAY_API_KEY.encode()):
         return ApiClient(default_account(), ApiRole.TRADING, "gateway-key", "gateway-key",
                          settings.API_RATE_LIMIT_PER_MINUTE)
+    digest = hash_key(raw_key)
+    cached = _recent_keys.get(digest)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
     key = _lookup(raw_key)
     if key is None:
         raise Unauthorized("Invalid API key", detail_code="INVALID_API_KEY")
     limit = settings.API_RATE_LIMIT_PER_MINUTE if key.rate_limit_per_minute is None else key.rate_limit_per_minute
-    return ApiClient(key.account, ApiRole(key.role), f"key:{key.prefix}", f"key:{key.prefix}", limit)
+    client = ApiClient(key.account, ApiRole(key.role), f"key:{key.prefix}", f"key:{key.prefix}", limit)
+    if len(_recent_keys) > 1000:
+        _recent_keys.clear()
+    _recent_keys[digest] = (time.monotonic() + KEY_CACHE_SECONDS, client)
+    return client
+
+
+# A verified key is remembered for a few seconds per process (by its digest, never the key itself), so a
+# script's burst of requests costs one lookup. A revoked key therefore stops working within this delay.
+# The cached account is used for who and where only: services read cash and trading state afresh.
+KEY_CACHE_SECONDS = 5.0
+_recent_keys: dict[str, tuple[float, ApiClient]] = {}
+
+
+def forget_keys() -> None:
+    _recent_keys.clear()
 
 
 def _lookup(raw_key: str) -> ApiKey | None:
@@ -121,6 +140,13 @@ def check_rate(client: ApiClient, *, now: float) -> None:
         reset_at = datetime.fromtimestamp(reset, tz=UTC).isoformat().replace("+00:00", "Z")
         raise RateLimited(retry_after_seconds=max(1, int(reset - now)), reset_at=reset_at,
                           limit_per_minute=client.rate_limit)
+
+
+async def api_key_auth_pooled(request: HttpRequest) -> ApiClient:
+    """``api_key_auth`` for async views, on the same pooled threads as their database work."""
+    from orders.api.common import in_pool
+
+    return await in_pool(api_key_auth)(request)
 
 
 def api_key_auth(request: HttpRequest) -> ApiClient:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.urls import register_converter
 from django.urls.converters import PathConverter
@@ -25,6 +27,14 @@ class AnyPathConverter(PathConverter):
 
 
 register_converter(AnyPathConverter, "anypath")
+
+
+def in_pool(func):
+    """Run ``func`` on a thread of the process's pool, whose database connection lives on from request to
+    request, instead of on a thread made for this request alone (Django's default for sync code under
+    ASGI, which opens and closes a connection every time). Off in tests, whose database transaction
+    belongs to the test's own thread (``DESK_POOLED_WRITES``)."""
+    return sync_to_async(func, thread_sensitive=not settings.DESK_POOLED_WRITES)
 
 
 def wire_response(data: Any, status: int = 200) -> JsonResponse:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from django.conf import settings
+from django.db import close_old_connections
 from django.http import HttpRequest
 from ninja import Query, Router
 from pydantic import Field
 
 from orders import selectors, wire
-from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, parse_statuses, wire_response
+from orders.api.auth import api_key_auth_pooled
+from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, in_pool, parse_statuses, wire_response
 from orders.api.schemas import (
     CancelAllOut,
     CancelOrderOut,
@@ -43,10 +46,17 @@ def _request_from(payload: OrderIn) -> OrderRequest:
         stop_loss_trailing_type=payload.stop_loss_trailing_type)
 
 
-@router.post("/orders", response={201: OrderHandleOut, **ERRORS}, summary="Submit an order")
-def submit_order(request: HttpRequest, payload: OrderIn):
+@router.post("/orders", response={201: OrderHandleOut, **ERRORS}, summary="Submit an order",
+             auth=api_key_auth_pooled)
+async def submit_order(request: HttpRequest, payload: OrderIn):
     """Check and place one order. `201` with the order handle; an identical retry of a
     `client_order_id` answers `201` with the order already placed (header `Idempotent-Replayed: true`)."""
+    return await in_pool(_submit_order)(request, payload)
+
+
+def _submit_order(request: HttpRequest, payload: OrderIn):
+    if settings.DESK_POOLED_WRITES:
+        close_old_connections()         # a pooled thread keeps its connection; drop it if it went bad
     account = account_of(request)
     broker = broker_for(account)
     with ORDER_SUBMIT_SECONDS.time(platform=broker.name):

@@ -77,6 +77,7 @@ def alert_out(alert: Alert) -> dict:
 @router.get("/trading-state", response={200: TradingStateOut, **ERRORS}, summary="Account trading state")
 def get_trading_state(request: HttpRequest):
     account = account_of(request)
+    account.refresh_from_db(fields=["trading_state"])
     return wire_response({"account": account.name, "trading_state": account.trading_state})
 
 

@@ -28,6 +28,7 @@ def account_snapshot(*, account: Account, broker: Broker, now: datetime,
                      positions: list[Position] | None = None) -> AccountFigures:
     if positions is None:
         positions = list(Position.objects.filter(account=account).exclude(quantity=0))
+        account.cash = Account.objects.values_list("cash", flat=True).get(pk=account.pk)   # never a stale balance
     # buying power held by working orders, summed per symbol and side in the database
     working = (Order.objects.filter(account=account, status__in=WORKING_STATUSES, reduce_only=False)
                .values("symbol", "side")

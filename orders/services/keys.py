@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from orders.api.auth import generate_key, hash_key
+from orders.api.auth import forget_keys, generate_key, hash_key
 from orders.domain.enums import ApiRole
 from orders.models import Account, ApiKey
 
@@ -19,3 +19,4 @@ def api_key_create(*, account: Account, name: str, role: ApiRole = ApiRole.TRADI
 
 def api_key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    forget_keys()
