@@ -290,14 +290,25 @@ class TrailingBook:
             return _QUIET
         triggered: list[TrailingLeg] = []
         moved = False
+        # one pass: apply the price to the books of each disturbed side and rebuild that side's band
+        sells = (-_INF, _INF) if not sell_quiet else (sell_trigger, sell_raise)
+        buys = (_INF, -_INF) if not buy_quiet else (buy_trigger, buy_raise)
         for side, _, book in books:
-            if not book.legs or (sell_quiet if side is Side.SELL else buy_quiet):
+            is_sell = side is Side.SELL
+            if (sell_quiet if is_sell else buy_quiet) or not book.legs:
                 continue
-            fired, lifted = book.on_price(bid if side is Side.SELL else -ask)
+            fired, lifted = book.on_price(bid if is_sell else -ask)
             moved = moved or lifted
             for leg_id, peak in fired:
                 leg = self._legs.pop(leg_id)
-                leg.peak = peak if side is Side.SELL else -peak
+                leg.peak = peak if is_sell else -peak
                 triggered.append(leg)
-        self._update_band(symbol, (() if sell_quiet else (Side.SELL,)) + (() if buy_quiet else (Side.BUY,)))
+            if not book.legs:
+                continue
+            top, low_peak = book.top_level, (book.by_peak[0][0] if book.by_peak else _INF)
+            if is_sell:
+                sells = (max(sells[0], top) if top is not None else sells[0], min(sells[1], low_peak))
+            else:
+                buys = (min(buys[0], -top) if top is not None else buys[0], max(buys[1], -low_peak))
+        self._bands[symbol] = (sells[0], sells[1], buys[0], buys[1])
         return triggered, moved
