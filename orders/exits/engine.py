@@ -523,9 +523,9 @@ def _reprotect_after_venue_cancel(order: Order, *, broker: Broker | None) -> Non
 
 
 def _position_quantity(order: Order) -> Decimal:
-    qty = Position.objects.filter(account_id=order.account_id, symbol=order.symbol).values_list(
-        "quantity", flat=True).first()
-    return qty or ZERO
+    from orders.services.orders import position_quantity
+
+    return position_quantity(account=order.account_id, symbol=order.symbol)
 
 
 # -- the engine loop -----------------------------------------------------------------------------------

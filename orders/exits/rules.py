@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from orders.domain.money import ZERO
-
 ROLE_SUFFIX = {"stop_loss": "sl", "take_profit": "tp"}
 
 
@@ -15,8 +11,3 @@ def leg_client_order_id(*, seed: str, role: str, index: int = 0) -> str:
     suffix = ROLE_SUFFIX[role]
     base = f"{seed}-{suffix}" if index == 0 else f"{seed}-{suffix}-{index + 1}"
     return base[-64:]
-
-
-def leg_shortfall(*, entry_filled: Decimal, covered: Decimal) -> Decimal:
-    """How much of the filled entry a leg still has to cover."""
-    return max(ZERO, entry_filled - covered)

@@ -375,6 +375,8 @@ def _check_changes(order: Order, changes: OrderChanges) -> None:
             raise InvalidValue(name, "must be positive", provided=value)
 
 
-def position_quantity(*, account: Account, symbol: str) -> Decimal:
-    qty = Position.objects.filter(account=account, symbol=symbol).values_list("quantity", flat=True).first()
+def position_quantity(*, account: Account | int, symbol: str) -> Decimal:
+    """The signed quantity held of ``symbol`` (0 when flat). ``account`` may be the account or its id."""
+    account_id = account if isinstance(account, int) else account.pk
+    qty = Position.objects.filter(account_id=account_id, symbol=symbol).values_list("quantity", flat=True).first()
     return qty or Decimal("0")
