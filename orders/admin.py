@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from orders.models import Account, ApiKey, AuditEvent, Fill, Order, Position
+from orders.models import Account, Alert, ApiKey, AuditEvent, ExitLeg, Fill, Order, Position, PreTradeLimits
 
 
 @admin.register(Account)
@@ -49,3 +49,22 @@ class PositionAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ("at", "account", "actor", "action", "target", "result")
     list_filter = ("action", "result")
+
+
+@admin.register(PreTradeLimits)
+class PreTradeLimitsAdmin(admin.ModelAdmin):
+    list_display = ("account", "max_quantity_soft", "max_quantity_hard", "max_notional_soft", "max_notional_hard",
+                    "price_band_pct_soft", "price_band_pct_hard", "daily_orders_soft", "daily_orders_hard",
+                    "duplicate_window_seconds")
+
+
+@admin.register(ExitLeg)
+class ExitLegAdmin(admin.ModelAdmin):
+    list_display = ("entry", "role", "strategy", "status", "trigger_price", "attempts", "last_error", "updated_at")
+    list_filter = ("status", "strategy", "role")
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("raised_at", "account", "kind", "symbol", "status", "acknowledged_by", "resolved_at")
+    list_filter = ("kind", "status")

@@ -109,7 +109,26 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
             self.watch = symbol
             await self._send_quote()
 
+    def _staleness_html(self, frame: dict) -> str:
+        """Per-symbol staleness badges: STALE adds the symbols (since when), FRESH clears them."""
+        stale = getattr(self, "stale", {})
+        symbols = frame.get("symbols") or []
+        if frame.get("event") == "STALE":
+            for name in symbols:
+                stale.setdefault(name, frame.get("stale_since") or frame.get("timestamp", ""))
+        else:
+            for name in symbols or list(stale):
+                stale.pop(name, None)
+        self.stale = stale
+        return render_to_string(f"{FRAGMENTS}#staleness", {"stale": sorted(stale.items())})
+
     def offer(self, frame: dict, *, kind: str, symbol: str | None) -> None:
+        if kind == "data_staleness":
+            try:
+                self.queue.put_nowait(self._staleness_html(frame))
+            except asyncio.QueueFull:
+                pass
+            return
         try:
             html = render_fragment(kind, frame, can_trade=self.can_trade)
         except Exception:

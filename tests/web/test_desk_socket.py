@@ -261,3 +261,21 @@ async def test_the_top_bar_follows_a_halt_by_the_risk_desk(trader_client, accoun
     badge = swapped(await receive_until(communicator, 'id="trading-state-badge"[^>]*>HALTED'))["trading-state-badge"]
     assert badge.attrs["class"] == "badge state-halted"
     await communicator.disconnect()
+
+
+async def test_a_broker_outage_shows_stale_badges_per_symbol_until_prices_are_fresh_again(trader_client, account,
+                                                                                          broker):
+    from orders.engine import BrokerLink, engine_tick
+
+    await database_sync_to_async(resting_limit)(account, broker)
+    communicator = await opened(trader_client)
+    link = BrokerLink()
+    broker.faults.set_unavailable(True)
+    await database_sync_to_async(engine_tick)(accounts=[account], broker=broker, link=link)
+    stale = await receive_until(communicator, r'id="staleness"[^>]*>.*AAPL stale since')
+    assert "badge stale" in stale
+    broker.faults.set_unavailable(False)
+    await database_sync_to_async(engine_tick)(accounts=[account], broker=broker, link=link)
+    fresh = await receive_until(communicator, r'<span id="staleness" class="staleness" hx-swap-oob="true"></span>')
+    assert "AAPL" not in fresh
+    await communicator.disconnect()
