@@ -21,6 +21,9 @@ def make_order_request(**overrides) -> OrderRequest:
     fields = {"symbol": "AAPL", "side": Side.BUY, "quantity": Decimal("10"), "order_type": OrderType.MARKET,
               "time_in_force": TimeInForce.GTC}
     fields.update(overrides)
+    for key, enum in (("side", Side), ("order_type", OrderType), ("time_in_force", TimeInForce)):
+        if isinstance(fields.get(key), str):
+            fields[key] = enum(fields[key])
     for key in ("quantity", "limit_price", "stop_price", "stop_loss", "take_profit", "trailing_distance",
                 "display_quantity"):
         if isinstance(fields.get(key), str | int):

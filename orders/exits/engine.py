@@ -484,7 +484,7 @@ def _trim_leg(leg: ExitLeg, held: Decimal, *, broker: Broker) -> None:
 
 def _end_leg(leg: ExitLeg, status: str, reason: str, *, broker: Broker | None) -> bool:
     """Claim the leg's end, then cancel whatever it still has working at the broker."""
-    from orders.services.orders import ticket_for
+    from orders.services.orders import is_at_broker, ticket_for
 
     claimed = ExitLeg.objects.filter(pk=leg.pk, status__in=LIVE_LEG).update(
         status=status, end_reason=reason, next_attempt_at=None, updated_at=timezone.now())
@@ -496,7 +496,7 @@ def _end_leg(leg: ExitLeg, status: str, reason: str, *, broker: Broker | None) -
                 status=OrderStatus.CANCELLED, status_message=reason, updated_at=timezone.now())
             if not done:
                 continue
-            if broker is not None and order.status != OrderStatus.PENDING:
+            if broker is not None and is_at_broker(order, broker):
                 try:
                     broker.cancel_order(ticket_for(order))
                 except DeskError as e:

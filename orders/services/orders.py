@@ -246,13 +246,20 @@ def order_cancel(*, account: Account, order_id: str, broker: Broker, reason: str
             return order
         if order.is_terminal:
             raise OrderNotModifiable(str(order.id), f"order is {order.status} and cannot be cancelled")
-        if order.status != OrderStatus.PENDING or order.exit_leg_id is None:
+        if is_at_broker(order, broker):
             broker.cancel_order(ticket_for(order))
         _finish(order, OrderStatus.CANCELLED, reason, broker=broker)
         if order.exit_leg_id is not None:
             exits.leg_cancelled_by_user(order, actor=actor)
         audit_record(account_id=account.pk, actor=actor, action="order.cancel", target=str(order.id), reason=reason)
     return order
+
+
+def is_at_broker(order: Order, broker: Broker) -> bool:
+    """Whether cancelling must reach the broker: everything but a leg a local venue still holds back
+    (a remote broker's held leg has its own id there and is cancelled there)."""
+    held_locally = order.status == OrderStatus.PENDING and order.exit_leg_id is not None and broker.is_local
+    return not held_locally and (broker.is_local or bool(order.broker_order_id) or order.status != "PENDING")
 
 
 def _finish(order: Order, status: OrderStatus, message: str, *, broker: Broker | None = None) -> None:
