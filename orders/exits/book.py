@@ -53,7 +53,7 @@ class _Bucket:
 
 _NOTHING: tuple = ()
 _INF = Decimal("Infinity")
-_NO_BAND = (_INF, -_INF, -_INF, _INF)
+_NO_BAND = (-_INF, _INF, _INF, -_INF)      # no legs: every quote is quiet
 _QUIET: tuple = ((), False)
 
 
@@ -196,6 +196,11 @@ class _OneWayBook:
         return True
 
 
+def _lifted_level(peak: Decimal, percent: bool, distance: Decimal) -> Decimal:
+    """A bucket's stop level in book terms once its peak is ``peak``."""
+    return peak - abs(peak) * distance / 100 if percent else peak - distance
+
+
 class TrailingBook:
     """All synthetic trailing stops, indexed by symbol, side and trailing type."""
 
@@ -205,6 +210,12 @@ class TrailingBook:
         # per symbol, the quiet band (sell_trigger, sell_raise, buy_trigger, buy_raise): a quote with
         # sell_trigger < bid <= sell_raise and buy_raise <= ask < buy_trigger changes nothing
         self._bands: dict[str, tuple[Decimal, Decimal, Decimal, Decimal]] = {}
+        # per symbol and side, when every book of that side has a single bucket: [(percent, tightest distance)]
+        # — a new best price then lifts them all with a little arithmetic, the books being told later
+        self._lazy_sell: dict[str, list[tuple[bool, Decimal, Decimal]] | None] = {}
+        self._lazy_buy: dict[str, list[tuple[bool, Decimal, Decimal]] | None] = {}
+        self._pending_sell: dict[str, Decimal] = {}     # best prices not yet applied to the books
+        self._pending_buy: dict[str, Decimal] = {}
 
     def __len__(self) -> int:
         return len(self._legs)
@@ -219,7 +230,18 @@ class TrailingBook:
         books.append((side, percent, book))
         return book
 
+    def _materialize(self, symbol: str) -> None:
+        """Apply lifts held back by the lazy path to the books themselves."""
+        for side, pending in ((Side.SELL, self._pending_sell), (Side.BUY, self._pending_buy)):
+            price = pending.pop(symbol, None)
+            if price is None:
+                continue
+            for book_side, _, book in self._by_symbol.get(symbol, ()):
+                if book_side is side and book.legs:
+                    book.on_price(price)
+
     def add(self, leg: TrailingLeg) -> None:
+        self._materialize(leg.symbol)
         self._legs[leg.leg_id] = leg
         peak = leg.peak if leg.side is Side.SELL else -leg.peak
         self._book(leg.symbol, leg.side, leg.trailing_type).add(leg.leg_id, leg.distance, peak)
@@ -228,6 +250,7 @@ class TrailingBook:
     def remove(self, leg_id: str) -> None:
         leg = self._legs.pop(leg_id, None)
         if leg is not None:
+            self._materialize(leg.symbol)
             self._book(leg.symbol, leg.side, leg.trailing_type).remove(leg_id)
             self._update_band(leg.symbol)
 
@@ -253,10 +276,25 @@ class TrailingBook:
                 if -low_peak > buy_raise:
                     buy_raise = -low_peak
         self._bands[symbol] = (sell_trigger, sell_raise, buy_trigger, buy_raise)
+        self._update_lazy(symbol)
+
+    def _update_lazy(self, symbol: str) -> None:
+        for side in (Side.SELL, Side.BUY):
+            info: list[tuple[bool, Decimal, Decimal]] | None = []
+            for book_side, percent, book in self._by_symbol.get(symbol, ()):
+                if book_side is not side or not book.legs:
+                    continue
+                head = book.by_peak[0][2] if book.by_peak else None
+                if book._buckets != 1 or head is None or not head.alive or book._level(head) is None:
+                    info = None
+                    break
+                info.append((percent, head.distances[0][0], head.peak))
+            (self._lazy_sell if side is Side.SELL else self._lazy_buy)[symbol] = info or None
 
     def get(self, leg_id: str) -> TrailingLeg | None:
         leg = self._legs.get(leg_id)
         if leg is not None:
+            self._materialize(leg.symbol)
             self._refresh_peak(leg)
         return leg
 
@@ -265,6 +303,7 @@ class TrailingBook:
 
     def legs_of(self, symbol: str) -> list[TrailingLeg]:
         """The resting legs of a symbol with their current peaks."""
+        self._materialize(symbol)
         legs = [leg for leg in self._legs.values() if leg.symbol == symbol]
         for leg in legs:
             self._refresh_peak(leg)
@@ -285,11 +324,37 @@ class TrailingBook:
         buy_quiet = buy_raise <= ask < buy_trigger
         if sell_quiet and buy_quiet:
             return _QUIET
+        lifted_lazily = False
+        if not sell_quiet and bid > sell_raise:
+            lazy = self._lazy_sell.get(symbol)
+            if lazy is not None:          # a new best bid lifts every sell stop: new levels, no book work
+                self._pending_sell[symbol] = bid
+                sell_trigger = -_INF
+                for pct, d, peak in lazy:
+                    level = _lifted_level(peak if peak > bid else bid, pct, d)
+                    if level > sell_trigger:
+                        sell_trigger = level
+                sell_raise, sell_quiet, lifted_lazily = bid, sell_trigger < bid, True
+        if not buy_quiet and ask < buy_raise:
+            lazy = self._lazy_buy.get(symbol)
+            if lazy is not None:          # a new best ask (book terms: -ask) lifts every buy stop
+                peak = -ask
+                buy_trigger = _INF
+                for pct, d, old in lazy:
+                    level = -_lifted_level(old if old > peak else peak, pct, d)
+                    if level < buy_trigger:
+                        buy_trigger = level
+                self._pending_buy[symbol] = peak
+                buy_raise, buy_quiet, lifted_lazily = ask, buy_raise < buy_trigger, True
+        if sell_quiet and buy_quiet:
+            self._bands[symbol] = (sell_trigger, sell_raise, buy_trigger, buy_raise)
+            return ((), True) if lifted_lazily else _QUIET
         books = self._by_symbol.get(symbol)
         if not books:
             return _QUIET
+        self._materialize(symbol)
         triggered: list[TrailingLeg] = []
-        moved = False
+        moved = lifted_lazily
         # one pass: apply the price to the books of each disturbed side and rebuild that side's band
         sells = (-_INF, _INF) if not sell_quiet else (sell_trigger, sell_raise)
         buys = (_INF, -_INF) if not buy_quiet else (buy_trigger, buy_raise)
