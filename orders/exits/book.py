@@ -236,9 +236,10 @@ class TrailingBook:
             price = pending.pop(symbol, None)
             if price is None:
                 continue
+            # raise only: at its own best price no stop can trigger; triggers are judged at the quote at hand
             for book_side, _, book in self._by_symbol.get(symbol, ()):
-                if book_side is side and book.legs:
-                    book.on_price(price)
+                if book_side is side and book.legs and book.by_peak and price > book.by_peak[0][0]:
+                    book._raise_peaks(price)
 
     def add(self, leg: TrailingLeg) -> None:
         self._materialize(leg.symbol)
@@ -376,4 +377,5 @@ class TrailingBook:
             else:
                 buys = (min(buys[0], -top) if top is not None else buys[0], max(buys[1], -low_peak))
         self._bands[symbol] = (sells[0], sells[1], buys[0], buys[1])
+        self._update_lazy(symbol)
         return triggered, moved
