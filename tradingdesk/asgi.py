@@ -8,7 +8,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from orders.realtime.routing import websocket_application  # noqa: E402
@@ -20,4 +20,3 @@ if settings.SERVE_STATIC:
     http_app = ASGIStaticFilesHandler(django_app)
 
 application = ProtocolTypeRouter({"http": http_app, "websocket": websocket_application})
-__all__ = ["application", "URLRouter"]
