@@ -108,6 +108,5 @@ def render() -> str:
 ORDERS_SUBMITTED = Counter("gateway_orders_submitted_total", "Orders accepted through POST /v1/orders")
 ORDER_SUBMIT_SECONDS = Histogram("gateway_order_submit_duration_seconds", "Order submission latency",
                                  (.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
-HTTP_RESPONSES = Counter("desk_http_responses_total", "HTTP responses on /v1 by status class")
 WS_CONNECTIONS = Gauge("gateway_ws_connections_active", "Open /v1/ws connections")
 WS_SLOW_CONSUMERS = Counter("gateway_ws_slow_consumer_disconnects", "Stream clients closed for being too slow")

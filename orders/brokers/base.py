@@ -5,6 +5,7 @@ method                 required  what it does
 =====================  ========  ===============================================================
 capabilities           yes       what the venue supports; drives the bracket strategy
 instrument(symbol)     yes       tick/step/min for a symbol, or raise SymbolNotFound
+symbols()              no        the symbols a ticket may offer (default: none listed; any may be typed)
 check_order(...)       yes       the venue's own pre-trade rules; raise OrderRejected
 submit_order(ticket)   yes       send an order; return a BrokerAck or raise a DeskError
 cancel_order(ticket)   yes       cancel a working order at the venue
@@ -55,6 +56,10 @@ class Broker:
     capabilities: Capabilities
     # a local venue answers in-process, so an order is sent inside the transaction that records it
     is_local = False
+
+    def symbols(self) -> list[str]:
+        """The symbols the desk's ticket offers. Default: the venue does not list them."""
+        return []
 
     def instrument(self, symbol: str) -> Instrument:
         raise NotImplementedError("a broker must describe its instruments")

@@ -127,6 +127,9 @@ class PaperBroker(Broker):
             raise OrderRejected(rule["reason"], f"Order rejected: {rule['message']}", injected=True)
 
     # -- reference data --------------------------------------------------------------------------------
+    def symbols(self) -> list[str]:
+        return sorted(self.config.instruments)
+
     def instrument(self, symbol: str) -> Instrument:
         try:
             return self.config.instruments[symbol]

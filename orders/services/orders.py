@@ -258,8 +258,9 @@ def order_cancel(*, account: Account, order_id: str, broker: Broker, reason: str
 def is_at_broker(order: Order, broker: Broker) -> bool:
     """Whether cancelling must reach the broker: everything but a leg a local venue still holds back
     (a remote broker's held leg has its own id there and is cancelled there)."""
-    held_locally = order.status == OrderStatus.PENDING and order.exit_leg_id is not None and broker.is_local
-    return not held_locally and (broker.is_local or bool(order.broker_order_id) or order.status != "PENDING")
+    if broker.is_local:
+        return not (order.status == OrderStatus.PENDING and order.exit_leg_id is not None)
+    return bool(order.broker_order_id) or order.status != OrderStatus.PENDING
 
 
 def _finish(order: Order, status: OrderStatus, message: str, *, broker: Broker | None = None) -> None:

@@ -149,10 +149,6 @@ def page_context(request: HttpRequest) -> dict:
     }
 
 
-def _symbols(broker) -> list[str]:
-    return sorted(getattr(broker, "config", None).instruments) if hasattr(broker, "config") else []
-
-
 # -- the desk page -------------------------------------------------------------------------------------
 
 @login_required
@@ -161,7 +157,7 @@ def _symbols(broker) -> list[str]:
 def desk(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
     context.update(blotter_context(context["account"], context["broker"]))
-    context["form"] = OrderTicketForm(symbols=_symbols(context["broker"]))
+    context["form"] = OrderTicketForm(symbols=context["broker"].symbols())
     template = "orders/desk.html"
     if request.htmx:
         template += "#blotter"
@@ -177,7 +173,7 @@ def _ticket_response(request, context, form, *, preview=None, placed=None, statu
 @require_POST
 def ticket_preview_view(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
-    form = OrderTicketForm(request.POST, symbols=_symbols(context["broker"]))
+    form = OrderTicketForm(request.POST, symbols=context["broker"].symbols())
     preview = None
     if form.is_valid():
         try:
@@ -196,7 +192,7 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
     a retry or a resubmitted form places one order, never two."""
     context = page_context(request)
     account, broker = context["account"], context["broker"]
-    form = OrderTicketForm(request.POST, symbols=_symbols(broker))
+    form = OrderTicketForm(request.POST, symbols=broker.symbols())
     if not form.is_valid():
         return _ticket_response(request, context, form, status=400)
     order_request = form.to_request()
@@ -221,7 +217,7 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
         audit_record(account_id=account.pk, actor=f"user:{request.user.username}", action="order.override",
                      target=str(result.order.id), reason=reason,
                      breaches=[b.message for b in preview.soft_breaches])
-    fresh = OrderTicketForm(symbols=_symbols(broker), initial={
+    fresh = OrderTicketForm(symbols=broker.symbols(), initial={
         "symbol": order_request.symbol, "side": order_request.side, "order_type": order_request.order_type,
         "token": uuid.uuid4()})
     return _ticket_response(request, context, fresh, placed=wire.order_out(result.order))
