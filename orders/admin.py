@@ -1,3 +1,8 @@
+"""The admin: accounts, keys and pre-trade limits are edited here; orders, fills, positions, exit legs,
+alerts and the audit trail are only inspected. They change through the desk's services alone, which write
+each change with its outbox event (what clients are told, and what the pre-trade check's remembered
+exposure relies on) and its audit record."""
+
 from django.contrib import admin
 
 from orders.models import Account, Alert, ApiKey, AuditEvent, ExitLeg, Fill, Order, Position, PreTradeLimits
@@ -27,8 +32,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+class InspectOnly(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(InspectOnly):
     list_display = ("id", "account", "symbol", "side", "order_type", "quantity", "filled_quantity", "status",
                     "client_order_id", "created_at")
     list_filter = ("status", "order_type", "side", "account")
@@ -36,17 +52,17 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Fill)
-class FillAdmin(admin.ModelAdmin):
+class FillAdmin(InspectOnly):
     list_display = ("timestamp", "account", "symbol", "side", "quantity", "price", "commission", "order")
 
 
 @admin.register(Position)
-class PositionAdmin(admin.ModelAdmin):
+class PositionAdmin(InspectOnly):
     list_display = ("account", "symbol", "quantity", "average_price", "realized_pnl", "updated_at")
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(InspectOnly):
     list_display = ("at", "account", "actor", "action", "target", "result")
     list_filter = ("action", "result")
 
@@ -59,12 +75,12 @@ class PreTradeLimitsAdmin(admin.ModelAdmin):
 
 
 @admin.register(ExitLeg)
-class ExitLegAdmin(admin.ModelAdmin):
+class ExitLegAdmin(InspectOnly):
     list_display = ("entry", "role", "strategy", "status", "trigger_price", "attempts", "last_error", "updated_at")
     list_filter = ("status", "strategy", "role")
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(InspectOnly):
     list_display = ("raised_at", "account", "kind", "symbol", "status", "acknowledged_by", "resolved_at")
     list_filter = ("kind", "status")

@@ -25,11 +25,17 @@ ORDER_EVENT_BY_STATUS = {
 }
 
 
-def _record(account_id: int, kind: str, frame: dict[str, Any]) -> Event:
+def lock_outbox() -> None:
+    """Serialise outbox writers until this transaction ends, so event ids commit in id order: relays
+    never skip a late commit, and an account's newest event id is a version of its orders and positions
+    (``services/exposure.py``). On PostgreSQL an advisory lock; SQLite has one writer at a time anyway."""
     if connection.vendor == "postgresql":
-        # serialise outbox writers so ids commit in id order and relays never skip a late commit
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(727274)")
+
+
+def _record(account_id: int, kind: str, frame: dict[str, Any]) -> Event:
+    lock_outbox()
     now = timezone.now()
     frame = {"type": kind, **frame, "timestamp": wire.ts(now)}
     return Event.objects.create(account_id=account_id, kind=kind, payload=frame, created_at=now)

@@ -12,6 +12,7 @@ from django.core.cache import cache
 
 from orders.brokers import get_broker, reset_broker_cache
 from orders.models import Account
+from orders.services.exposure import exposure_forget
 from orders.services.keys import api_key_create
 from tests.builders import make_account
 
@@ -28,10 +29,13 @@ def _isolated(settings, tmp_path):
     settings.GATEWAY_API_KEY = ""
     settings.API_ALLOW_KEYLESS = True
     settings.DESK_POOLED_WRITES = False      # the test's transaction lives on the test's thread
+    settings.DESK_VERIFY_EXPOSURE = True
     reset_broker_cache()
+    exposure_forget()
     cache.clear()
     yield
     reset_broker_cache()
+    exposure_forget()
 
 
 @pytest.fixture

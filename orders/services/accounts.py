@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import F, Sum
-
 from orders.brokers.base import Broker
 from orders.brokers.types import AccountContext
 from orders.domain.account import AccountFigures, Holding, account_figures
-from orders.domain.enums import WORKING_STATUSES, Side
+from orders.domain.enums import Side
 from orders.domain.errors import DeskError
 from orders.domain.money import ZERO
 from orders.domain.positions import exposure_increase
-from orders.models import Account, Order, Position
+from orders.models import Account
+from orders.services.exposure import Exposure, exposure_current, exposure_read
 
 
 def mark_price(broker: Broker, symbol: str, *, now: datetime, fallback: Decimal) -> Decimal:
@@ -24,33 +23,30 @@ def mark_price(broker: Broker, symbol: str, *, now: datetime, fallback: Decimal)
         return fallback
 
 
-def account_snapshot(*, account: Account, broker: Broker, now: datetime,
-                     positions: list[Position] | None = None) -> AccountFigures:
-    if positions is None:
-        positions = list(Position.objects.filter(account=account).exclude(quantity=0))
-        account.cash = Account.objects.values_list("cash", flat=True).get(pk=account.pk)   # never a stale balance
-    # buying power held by working orders, summed per symbol and side in the database
-    working = (Order.objects.filter(account=account, status__in=WORKING_STATUSES, reduce_only=False)
-               .values("symbol", "side")
-               .annotate(remaining=Sum(F("quantity") - F("filled_quantity")),
-                         value=Sum((F("quantity") - F("filled_quantity")) * F("reserved_price")))
-               .values_list("symbol", "side", "remaining", "value"))
-    return _figures(account, broker, positions, list(working), now=now)
+def account_snapshot(*, account: Account, broker: Broker, now: datetime) -> AccountFigures:
+    """The account's figures from what the database holds now (cash, positions, working orders)."""
+    account.cash = Account.objects.values_list("cash", flat=True).get(pk=account.pk)   # never a stale balance
+    return _figures(account, broker, exposure_read(account.pk), now=now)
 
 
-def _figures(account: Account, broker: Broker, positions: list[Position], working: list[tuple],
-             *, now: datetime) -> AccountFigures:
-    held = {p.symbol: p.quantity for p in positions}
+def account_context(*, account: Account, symbol: str, broker: Broker, now: datetime,
+                    book: Exposure | None = None) -> AccountContext:
+    """What a broker checks a new ``symbol`` order against. ``account`` must carry the cash just read
+    under its row lock; ``book`` is the account's current exposure when the caller already has it."""
+    book = book or exposure_current(account.pk)
+    return AccountContext(figures=_figures(account, broker, book, now=now),
+                          position_quantity=book.position_quantity(symbol))
+
+
+def _figures(account: Account, broker: Broker, book: Exposure, *, now: datetime) -> AccountFigures:
     holdings = []
-    for p in positions:
-        rate = _margin_rate(broker, p.symbol)
-        mark = mark_price(broker, p.symbol, now=now, fallback=p.average_price)
-        holdings.append(Holding(quantity=p.quantity, average_price=p.average_price, mark=mark, margin_rate=rate))
+    for symbol, (quantity, average_price) in book.positions.items():
+        mark = mark_price(broker, symbol, now=now, fallback=average_price)
+        holdings.append(Holding(quantity=quantity, average_price=average_price, mark=mark,
+                                margin_rate=_margin_rate(broker, symbol)))
     reserved = ZERO
-    for symbol, side, remaining, value in working:
-        if not remaining:
-            continue
-        added = exposure_increase(held.get(symbol, ZERO), side=Side(side), quantity=remaining)
+    for (symbol, side), (remaining, value) in book.working.items():
+        added = exposure_increase(book.position_quantity(symbol), side=Side(side), quantity=remaining)
         reserved += value * (added / remaining) * _margin_rate(broker, symbol)
     return account_figures(cash=account.cash, holdings=holdings, reserved=reserved, currency=account.currency)
 
@@ -60,10 +56,3 @@ def _margin_rate(broker: Broker, symbol: str) -> Decimal:
         return broker.instrument(symbol).margin_rate
     except DeskError:
         return Decimal("1")
-
-
-def account_context(*, account: Account, symbol: str, broker: Broker, now: datetime) -> AccountContext:
-    positions = list(Position.objects.filter(account=account).exclude(quantity=0))
-    figures = account_snapshot(account=account, broker=broker, now=now, positions=positions)
-    held = next((p.quantity for p in positions if p.symbol == symbol), ZERO)
-    return AccountContext(figures=figures, position_quantity=held)

@@ -37,6 +37,7 @@ from orders.models import Account, Order, Position, TradingState
 from orders.services import breakers
 from orders.services.accounts import account_context
 from orders.services.audit import audit_record
+from orders.services.exposure import Exposure, exposure_current, exposure_remember_order
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
     nested = transaction.get_connection().in_atomic_block
     try:
         with _serialised_writes(), transaction.atomic():
-            order = _checked_order(account=account, request=request, broker=broker, actor=actor, now=now,
-                                   parent=parent, leg_role=leg_role)
+            order, book = _checked_order(account=account, request=request, broker=broker, actor=actor, now=now,
+                                         parent=parent, leg_role=leg_role)
             sends_alone = broker.is_local and not (is_entry and request.has_exits and choose_strategy(
                 broker.capabilities, request, broker) == "native_bracket")
             if sends_alone:                 # a local venue answers at once: record the order as acknowledged
@@ -82,7 +83,9 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
                 order.save(force_insert=True)
             legs = exits.legs_register(entry=order, request=request, broker=broker) if is_entry else []
             if sends_alone:
-                events.record_order(order)
+                event = events.record_order(order)
+                if not legs:        # the order's event is the only one since the book's version
+                    exposure_remember_order(book, order, event_id=event.id)
             elif broker.is_local:
                 _send(order, broker, legs=legs)
             audit_record(account_id=account.pk, actor=actor, action="order.submit", target=str(order.id),
@@ -141,10 +144,12 @@ def _apply_ack(order: Order, ack) -> None:
 
 
 def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, actor: str, now: datetime,
-                   parent: Order | None, leg_role: str | None) -> Order:
-    """The order, checked against the account and the venue's rules, not yet saved."""
+                   parent: Order | None, leg_role: str | None) -> tuple[Order, Exposure]:
+    """The order, checked against the account and the venue's rules, not yet saved, and the account's
+    exposure it was checked against."""
     account = Account.objects.select_for_update().get(pk=account.pk)
-    context = account_context(account=account, symbol=request.symbol, broker=broker, now=now)
+    book = exposure_current(account.pk)
+    context = account_context(account=account, symbol=request.symbol, broker=broker, now=now, book=book)
     if parent is None and leg_role != Order.LegRole.CLOSE:
         _check_trading_state(account, request, context.position_quantity)
     reference = broker.check_order(request, context=context, now=now)
@@ -162,7 +167,7 @@ def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, a
         parent=parent, leg_role=leg_role, submitted_by=actor, status=OrderStatus.PENDING,
         created_at=now, updated_at=now,
     )
-    return order
+    return order, book
 
 
 def _send(order: Order, broker: Broker, *, legs: list) -> None:

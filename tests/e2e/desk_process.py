@@ -28,7 +28,7 @@ class Desk:
         self.var_dir = var_dir
         self.port = free_port()
         self.env = {**os.environ, "DESK_VAR_DIR": str(var_dir), "GATEWAY_PORT": str(self.port),
-                    "PYTHONUNBUFFERED": "1", **env}
+                    "PYTHONUNBUFFERED": "1", "DESK_VERIFY_EXPOSURE": "1", **env}
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
         self.processes: list[subprocess.Popen] = []
 
