@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from orders import wire
 from orders.models import Event
+from orders.rows import insert_row
 
 ORDER_EVENT_BY_STATUS = {
     "OPEN": "ORDER_CREATED",
@@ -38,7 +39,7 @@ def _record(account_id: int, kind: str, frame: dict[str, Any]) -> Event:
     lock_outbox()
     now = timezone.now()
     frame = {"type": kind, **frame, "timestamp": wire.ts(now)}
-    return Event.objects.create(account_id=account_id, kind=kind, payload=frame, created_at=now)
+    return insert_row(Event(account_id=account_id, kind=kind, payload=frame, created_at=now))
 
 
 def record_order(order, event: str | None = None) -> Event:

@@ -8,13 +8,14 @@ from django.utils import timezone
 
 from orders.domain.redact import redact
 from orders.models import AuditEvent
+from orders.rows import insert_row
 
 
 def audit_record(*, account_id: int | None, actor: str, action: str, target: str = "", result: str = "ok",
                  **details: Any) -> AuditEvent:
-    return AuditEvent.objects.create(at=timezone.now(), account_id=account_id, actor=actor or "system",
-                                     action=action, target=str(target)[:100], result=result[:32],
-                                     details=redact({k: _plain(v) for k, v in details.items()}))
+    return insert_row(AuditEvent(at=timezone.now(), account_id=account_id, actor=actor or "system",
+                                 action=action, target=str(target)[:100], result=result[:32],
+                                 details=redact({k: _plain(v) for k, v in details.items()})))
 
 
 def _plain(value: Any) -> Any:

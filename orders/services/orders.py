@@ -34,6 +34,7 @@ from orders.domain.positions import exposure_increase
 from orders.exits import engine as exits
 from orders.exits.strategy import choose_strategy
 from orders.models import Account, Order, Position, TradingState
+from orders.rows import insert_row
 from orders.services import breakers
 from orders.services.accounts import account_context
 from orders.services.audit import audit_record
@@ -80,7 +81,7 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
             if sends_alone:                 # a local venue answers at once: record the order as acknowledged
                 _apply_ack(order, broker.submit_order(ticket_for(order)))
             with transaction.atomic(savepoint=nested):
-                order.save(force_insert=True)
+                insert_row(order)
             legs = exits.legs_register(entry=order, request=request, broker=broker) if is_entry else []
             if sends_alone:
                 event = events.record_order(order)

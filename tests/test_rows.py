@@ -1,0 +1,62 @@
+"""orders.rows.insert_row writes the row Model.save() would have written."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from orders.models import AuditEvent, Event, Order
+from orders.rows import insert_row
+from tests.builders import make_account
+
+pytestmark = pytest.mark.django_db
+
+AT = datetime(2026, 3, 2, 15, 0, 0, 123456, tzinfo=UTC)
+
+
+def an_order(account, **fields) -> Order:
+    values = dict(account=account, symbol="BTCUSDT", side="SELL", order_type="STOP_LIMIT",
+                  quantity=Decimal("0.00012345"), limit_price=Decimal("64999.99"), stop_price=Decimal("65000.5"),
+                  client_order_id="bot-7", correlation_id=uuid.uuid4(), reserved_price=Decimal("65000.5"),
+                  status="OPEN", time_in_force="DAY", reduce_only=True, created_at=AT, updated_at=AT)
+    values.update(fields)
+    return Order(**values)
+
+
+def stored(model, pk) -> dict:
+    row = model.objects.filter(pk=pk).values().get()
+    row.pop("id")
+    return row
+
+
+def test_an_order_row_is_the_one_save_writes():
+    account = make_account()
+    by_save, by_insert = an_order(account), an_order(account, client_order_id="bot-8")
+    by_save.save(force_insert=True)
+
+    insert_row(by_insert)
+
+    expected = stored(Order, by_save.pk) | {"client_order_id": "bot-8", "correlation_id": by_insert.correlation_id}
+    assert stored(Order, by_insert.pk) == expected
+    assert Order.objects.get(pk=by_insert.pk).quantity == Decimal("0.00012345")
+
+
+def test_an_outbox_event_gets_its_id_from_the_database_and_keeps_its_payload():
+    account = make_account()
+    first = insert_row(Event(account=account, kind="order", payload={"price": "1.5", "n": [1, None]}, created_at=AT))
+    second = insert_row(Event(account=account, kind="trade", payload={}, created_at=AT))
+
+    assert second.id == first.id + 1
+    event = Event.objects.get(pk=first.id)
+    assert (event.payload, event.created_at, event.kind) == ({"price": "1.5", "n": [1, None]}, AT, "order")
+
+
+def test_an_audit_record_keeps_its_details_and_time():
+    account = make_account()
+    record = insert_row(AuditEvent(at=AT, account=account, actor="key:ab12", action="order.submit",
+                                   details={"quantity": "2"}))
+
+    assert AuditEvent.objects.filter(pk=record.pk, at=AT, details={"quantity": "2"}).exists()
