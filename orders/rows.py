@@ -1,9 +1,10 @@
-"""A lean INSERT for the rows written on every order: the order, its outbox event, its audit record.
+"""Lean statements for the rows touched on every order: the account row read under its lock, and the
+order, its outbox event and its audit record written.
 
-``Model.save()`` builds and compiles its INSERT afresh on every call, which is most of what a row costs on
-the order path. ``insert_row`` compiles the statement once per model and database, and converts every value
-with the model field's own ``pre_save`` and ``get_db_prep_save``, so the row is the one ``save(force_insert=True)``
-would have written. It sends no ``pre_save``/``post_save`` signals: the desk connects none.
+The ORM builds and compiles each statement afresh on every call, which is most of what a row costs on the
+order path. These compile a statement once per model and database and convert every value with the model
+field's own functions, so a row written is the one ``save(force_insert=True)`` writes and a value read is the
+one a queryset returns. No ``pre_save``/``post_save`` signals are sent: the desk connects none.
 """
 
 from __future__ import annotations
@@ -27,11 +28,38 @@ def insert_row(obj: Model) -> Model:
     return obj
 
 
-_statements: dict[tuple[str, type[Model]], str] = {}
+def read_row(model: type[Model], pk, names: tuple[str, ...], *, for_update: bool = False) -> tuple | None:
+    """The ``names`` columns of one row by primary key (``for_update``: and lock it until the transaction
+    ends, where the database has row locks), or None when there is no such row."""
+    fields = [model._meta.get_field(name) for name in names]
+    key = ("read", connection.vendor, model, names, for_update)
+    sql = _statements.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in fields)
+        sql = (f"SELECT {columns} FROM {quote(model._meta.db_table)} "  # noqa: S608 - names from the model
+               f"WHERE {quote(model._meta.pk.column)} = %s")
+        if for_update and connection.features.has_select_for_update:
+            sql += " FOR UPDATE"
+        _statements[key] = sql
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [model._meta.pk.get_db_prep_value(pk, connection)])
+        row = cursor.fetchone()
+    return None if row is None else tuple(_from_db(f, value) for f, value in zip(fields, row, strict=True))
+
+
+def _from_db(field, value):
+    column = field.cached_col
+    for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+        value = convert(value, column, connection)
+    return value
+
+
+_statements: dict[tuple, str] = {}
 
 
 def _statement(model: type[Model], fields: list, generated) -> str:
-    key = (connection.vendor, model)
+    key = ("insert", connection.vendor, model)
     sql = _statements.get(key)
     if sql is None:
         quote = connection.ops.quote_name      # table and column names from the model, values as parameters

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from orders.models import AuditEvent, Event, Order
-from orders.rows import insert_row
+from orders.rows import insert_row, read_row
 from tests.builders import make_account
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +60,17 @@ def test_an_audit_record_keeps_its_details_and_time():
                                    details={"quantity": "2"}))
 
     assert AuditEvent.objects.filter(pk=record.pk, at=AT, details={"quantity": "2"}).exists()
+
+
+@pytest.mark.parametrize("cash", ["1234.56", "0.0000000001", "1000000000000", "-17.5"])
+def test_a_row_read_gives_the_values_a_queryset_gives(cash):
+    account = make_account(cash=Decimal(cash))
+
+    values = read_row(type(account), account.pk, ("cash", "trading_state", "name"), for_update=True)
+
+    assert values == type(account).objects.values_list("cash", "trading_state", "name").get(pk=account.pk)
+    assert values[0] == Decimal(cash)
+
+
+def test_reading_a_missing_row_gives_none():
+    assert read_row(Order, uuid.uuid4(), ("status",)) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import uuid
@@ -34,7 +35,7 @@ from orders.domain.positions import exposure_increase
 from orders.exits import engine as exits
 from orders.exits.strategy import choose_strategy
 from orders.models import Account, Order, Position, TradingState
-from orders.rows import insert_row
+from orders.rows import insert_row, read_row
 from orders.services import breakers
 from orders.services.accounts import account_context
 from orders.services.audit import audit_record
@@ -148,7 +149,7 @@ def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, a
                    parent: Order | None, leg_role: str | None) -> tuple[Order, Exposure]:
     """The order, checked against the account and the venue's rules, not yet saved, and the account's
     exposure it was checked against."""
-    account = Account.objects.select_for_update().get(pk=account.pk)
+    account = _locked(account)
     book = exposure_current(account.pk)
     context = account_context(account=account, symbol=request.symbol, broker=broker, now=now, book=book)
     if parent is None and leg_role != Order.LegRole.CLOSE:
@@ -169,6 +170,17 @@ def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, a
         created_at=now, updated_at=now,
     )
     return order, book
+
+
+def _locked(account: Account) -> Account:
+    """``account`` with its cash and trading state read afresh under its row lock, held until the
+    transaction ends (the caller's copy, from the API key cache, is left as it was)."""
+    row = read_row(Account, account.pk, ("cash", "trading_state"), for_update=True)
+    if row is None:
+        raise Account.DoesNotExist(f"account {account.pk} no longer exists")
+    locked = copy.copy(account)
+    locked.cash, locked.trading_state = row
+    return locked
 
 
 def _send(order: Order, broker: Broker, *, legs: list) -> None:
