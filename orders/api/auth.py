@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -74,9 +75,9 @@ def resolve_client(raw_key: str | None, *, loopback: bool) -> ApiClient:
         return ApiClient(default_account(), ApiRole.TRADING, "gateway-key", "gateway-key",
                          settings.API_RATE_LIMIT_PER_MINUTE)
     digest = hash_key(raw_key)
-    cached = _recent_keys.get(digest)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
+    cached = _recently_verified(digest)
+    if cached is not None:
+        return cached
     key = _lookup(raw_key)
     if key is None:
         raise Unauthorized("Invalid API key", detail_code="INVALID_API_KEY")
@@ -93,6 +94,11 @@ def resolve_client(raw_key: str | None, *, loopback: bool) -> ApiClient:
 # The cached account is used for who and where only: services read cash and trading state afresh.
 KEY_CACHE_SECONDS = 5.0
 _recent_keys: dict[str, tuple[float, ApiClient]] = {}
+
+
+def _recently_verified(digest: str) -> ApiClient | None:
+    cached = _recent_keys.get(digest)
+    return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 
 
 def forget_keys() -> None:
@@ -143,7 +149,13 @@ def check_rate(client: ApiClient, *, now: float) -> None:
 
 
 async def api_key_auth_pooled(request: HttpRequest) -> ApiClient:
-    """``api_key_auth`` for async views, on the same pooled threads as their database work."""
+    """``api_key_auth`` for async views. A key verified in the last few seconds whose rate is counted in
+    this process (or not at all) is recognised right here; anything needing the database or a shared
+    cache goes to the pooled threads that also do the view's database work."""
+    raw_key = credentials_from(request.headers)
+    client = _recently_verified(hash_key(raw_key)) if raw_key and raw_key.startswith(KEY_PREFIX) else None
+    if client is not None and (client.rate_limit <= 0 or isinstance(caches["default"], LocMemCache)):
+        return _authorise(request, client)
     from orders.api.common import in_pool
 
     return await in_pool(api_key_auth)(request)
@@ -151,7 +163,11 @@ async def api_key_auth_pooled(request: HttpRequest) -> ApiClient:
 
 def api_key_auth(request: HttpRequest) -> ApiClient:
     """The ninja auth callable for every /v1 route: authenticate, authorise by role, rate-limit."""
-    client = resolve_client(credentials_from(request.headers), loopback=is_loopback_client(request))
+    return _authorise(request, resolve_client(credentials_from(request.headers),
+                                              loopback=is_loopback_client(request)))
+
+
+def _authorise(request: HttpRequest, client: ApiClient) -> ApiClient:
     if client.role == ApiRole.READ_ONLY and request.method not in _SAFE_METHODS:
         raise Forbidden("this API key is read-only", detail_code="READ_ONLY_KEY")
     check_rate(client, now=time.time())

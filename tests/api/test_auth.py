@@ -132,6 +132,23 @@ def test_rate_limits_are_counted_per_key(client, account, keys_required, clock):
     assert client.get("/v1/account", headers={"X-API-Key": other}).status_code == 200
 
 
+def test_a_key_just_verified_is_still_held_to_its_role_when_placing_orders(client, account, keys_required):
+    key = api_key_create(account=account, name="dashboard", role=ApiRole.READ_ONLY)
+    assert client.get("/v1/account", headers={"X-API-Key": key}).status_code == 200     # verified and remembered
+    for _ in range(2):
+        response = client.post("/v1/orders", order_body(), content_type="application/json", headers={"X-API-Key": key})
+        assert_error(response, 403, "UNAUTHORIZED")
+    assert Order.objects.count() == 0
+
+
+def test_a_key_just_verified_is_still_held_to_its_rate_when_placing_orders(client, account, keys_required, clock):
+    key = api_key_create(account=account, name="burst", rate_limit_per_minute=2)
+    post = lambda: client.post("/v1/orders", order_body(), content_type="application/json",  # noqa: E731
+                               headers={"Authorization": f"Bearer {key}"})
+    assert [post().status_code for _ in range(3)] == [201, 201, 429]
+    assert Order.objects.count() == 2
+
+
 def test_probes_need_no_key(client, keys_required, settings):
     settings.GATEWAY_API_KEY = GATEWAY_KEY
     for path in ("/livez", "/readyz", "/health", "/metrics"):
