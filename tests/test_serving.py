@@ -8,7 +8,8 @@ from tradingdesk.serving import remember_content_types
 
 
 def test_remembered_content_types_parse_as_before(monkeypatch):
-    monkeypatch.setattr(http, "_parseContentType", http._parseContentType)
+    original = getattr(http._parseContentType, "__wrapped__", http._parseContentType)   # asgi may have loaded
+    monkeypatch.setattr(http, "_parseContentType", original)
     headers = [b"application/json", b"application/x-www-form-urlencoded; charset=utf-8",
                b'multipart/form-data; boundary="----x"', b"TEXT/Plain", b"nonsense"]
     before = [http._parseContentType(h) for h in headers]
