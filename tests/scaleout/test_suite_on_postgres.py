@@ -13,7 +13,7 @@ import pytest
 from tests.scaleout.servers import postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]
-ON_POSTGRES = ["tests/api", "tests/services", "tests/exits", "tests/realtime"]
+ON_POSTGRES = ["tests/api", "tests/services", "tests/exits", "tests/realtime", "tests/test_rows.py"]
 
 
 @pytest.mark.slow
