@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from decimal import Decimal
 
@@ -24,9 +25,11 @@ def mark_price(broker: Broker, symbol: str, *, now: datetime, fallback: Decimal)
 
 
 def account_snapshot(*, account: Account, broker: Broker, now: datetime) -> AccountFigures:
-    """The account's figures from what the database holds now (cash, positions, working orders)."""
-    account.cash = Account.objects.values_list("cash", flat=True).get(pk=account.pk)   # never a stale balance
-    return _figures(account, broker, exposure_read(account.pk), now=now)
+    """The account's figures from what the database holds now (cash, positions, working orders).
+    ``account`` itself is left alone: it may be the API key cache's, shared between threads."""
+    fresh = copy.copy(account)
+    fresh.cash = Account.objects.values_list("cash", flat=True).get(pk=account.pk)   # never a stale balance
+    return _figures(fresh, broker, exposure_read(account.pk), now=now)
 
 
 def account_context(*, account: Account, symbol: str, broker: Broker, now: datetime,
