@@ -89,7 +89,7 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
                 if not legs:        # the order's event is the only one since the book's version
                     exposure_remember_order(book, order, event_id=event.id)
             elif broker.is_local:
-                _send(order, broker, legs=legs)
+                _send_bracket_locally(order, broker, legs=legs)
             audit_record(account_id=account.pk, actor=actor, action="order.submit", target=str(order.id),
                          symbol=order.symbol, side=order.side, order_type=order.order_type,
                          quantity=order.quantity, client_order_id=order.client_order_id)
@@ -183,24 +183,20 @@ def _locked(account: Account) -> Account:
     return locked
 
 
-def _send(order: Order, broker: Broker, *, legs: list) -> None:
-    """Send inside the recording transaction (local venues): a refusal rolls the order back.
-    A native bracket goes as one unit with its held legs."""
-    if legs and legs[0].strategy == "native_bracket":
-        held = exits.held_leg_orders(entry=order, legs=legs)
-        acks = broker.submit_bracket(ticket_for(order), [ticket_for(o) for o in held])
-        for leg_order, ack in zip(held, acks[1:], strict=True):
-            Order.objects.filter(pk=leg_order.pk).update(broker_order_id=ack.broker_order_id, status=ack.status)
-        ack = acks[0]
-    else:
-        held = []
-        ack = broker.submit_order(ticket_for(order))
-    order.broker_order_id, order.status = ack.broker_order_id, ack.status
-    Order.objects.filter(pk=order.pk).update(broker_order_id=ack.broker_order_id, status=ack.status)
-    events.record_order(order)
-    for leg_order in held:
-        leg_order.refresh_from_db()
-        events.record_order(leg_order, "BRACKET_ORDER_CREATED")
+def _send_bracket_locally(order: Order, broker: Broker, *, legs: list) -> None:
+    """A native bracket on a local venue, sent inside the recording transaction: the entry and its held
+    legs go as one unit, and a refusal rolls all of them back."""
+    held = exits.held_leg_orders(entry=order, legs=legs)
+    _record_acks(order, held, broker.submit_bracket(ticket_for(order), [ticket_for(o) for o in held]))
+
+
+def _record_acks(order: Order, held: list[Order], acks: list) -> None:
+    """What the venue answered, onto the order and its held legs, each with its event."""
+    now = timezone.now()
+    for record, ack in zip([order, *held], acks, strict=False):   # a leg left unanswered stays PENDING
+        record.broker_order_id, record.status, record.updated_at = ack.broker_order_id, ack.status, now
+        record.save(update_fields=["broker_order_id", "status", "updated_at"])
+        events.record_order(record, "BRACKET_ORDER_CREATED" if record is not order else None)
 
 
 def _send_remote(order: Order, broker: Broker, *, legs: list) -> None:
@@ -225,10 +221,7 @@ def _send_remote(order: Order, broker: Broker, *, legs: list) -> None:
         log.warning("order %s: broker did not confirm the submission; left PENDING for reconciliation", order.id)
         raise
     with transaction.atomic():
-        for record, ack in zip([order, *held], acks, strict=False):
-            record.broker_order_id, record.status, record.updated_at = ack.broker_order_id, ack.status, timezone.now()
-            record.save(update_fields=["broker_order_id", "status", "updated_at"])
-            events.record_order(record, "BRACKET_ORDER_CREATED" if record is not order else None)
+        _record_acks(order, held, acks)
 
 
 def _mark_rejected(order: Order, error: OrderRejected) -> None:
