@@ -17,7 +17,6 @@ just folded in (``exposure_remember_order``); anything else simply makes the nex
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,8 +31,6 @@ from orders.domain.enums import WORKING_STATUSES
 from orders.domain.money import ZERO
 from orders.events import lock_outbox
 from orders.models import Event, Order, Position
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,9 +136,9 @@ def _verify(book: Exposure) -> None:
 
 
 def _same(read: Mapping, kept: Mapping) -> bool:
-    """Equal up to the float rounding of SQLite's SUM (the remembered book adds exactly)."""
+    """Equal up to the float rounding of SQLite's SUM (the remembered book adds exactly): a part in 10^9."""
     if read.keys() != kept.keys():
         return False
-    return all(abs(Decimal(a) - Decimal(b)) <= Decimal("1e-6") * max(1, abs(Decimal(b)))
+    return all(abs(Decimal(a) - Decimal(b)) <= Decimal("1e-9") * max(1, abs(Decimal(b)))
                for key in read for a, b in zip(read[key], kept[key], strict=True))
 
