@@ -85,3 +85,20 @@ def record_staleness(account_id: int, event: str, *, symbols: list[str], broker:
     if stale_since is not None:
         frame["stale_since"] = wire.ts(stale_since)
     return _record(account_id, "data_staleness", frame)
+
+
+def outbox_prune(*, account_ids: list[int], older_than, batch: int = 2000) -> int:
+    """Delete the accounts' outbox events written before ``older_than``, oldest first, a batch per
+    transaction. Events are only read live (relays) and as the accounts' exposure version, which just
+    moves on; the audit trail and the orders themselves are kept. Returns how many were deleted."""
+    deleted = 0
+    for account_id in account_ids:
+        while True:
+            rows = list(Event.objects.filter(account_id=account_id).order_by("id")
+                        .values_list("id", "created_at")[:batch])
+            old = [event_id for event_id, created_at in rows if created_at < older_than]
+            if old:
+                deleted += Event.objects.filter(account_id=account_id, id__lte=old[-1]).delete()[0]
+            if len(old) < batch:
+                break
+    return deleted

@@ -7,6 +7,7 @@ These tests commit (``transaction=True``): a book is only remembered after its o
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from orders.domain.enums import OrderStatus, Side
 from orders.domain.errors import OrderRejected
+from orders.events import outbox_prune
 from orders.models import Event, Order
 from orders.services import exposure
 from orders.services.orders import order_cancel, order_submit
@@ -131,3 +133,14 @@ def test_books_are_per_account(broker, clock):
 
     assert current(alice).working[("AAPL", "BUY")][0] == D("4")
     assert current(bob).working[("AAPL", "BUY")][0] == D("1")
+
+
+def test_after_the_outbox_is_pruned_the_next_check_reads_again(funded_for_ten, broker, clock):
+    for _ in range(9):
+        place(funded_for_ten, broker, quantity=1)
+    outbox_prune(account_ids=[funded_for_ten.pk], older_than=datetime.now(UTC) + timedelta(days=1))
+
+    place(funded_for_ten, broker, quantity=1)
+    with pytest.raises(OrderRejected):
+        place(funded_for_ten, broker, quantity=1)
+    assert current(funded_for_ten).working[("AAPL", "BUY")][0] == D("10")

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
 
 from orders.brokers import get_broker
 from orders.engine import LEASE_SECONDS, BrokerLink, engine_tick, lease_claim, lease_release, new_owner_id
+from orders.events import outbox_prune
 from orders.exits.engine import exits_reconcile, trail_book_load
 from orders.models import Account, EngineLease
+
+log = logging.getLogger(__name__)
+PRUNE_EVERY_SECONDS = 600
 
 
 class Command(BaseCommand):
@@ -55,13 +62,16 @@ class Command(BaseCommand):
         wake = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(broker, wake), daemon=True, name="broker-stream")
         watcher.start()
-        last_renewal = time.monotonic()
+        last_renewal, last_prune = time.monotonic(), float("-inf")
         try:
             while not self._stopping:
                 started = time.monotonic()
                 if started - last_renewal > LEASE_SECONDS / 3:
                     self._renew(accounts, owner)
                     last_renewal = started
+                if started - last_prune > PRUNE_EVERY_SECONDS:
+                    self._prune(accounts)
+                    last_prune = started
                 engine_tick(accounts=accounts, broker=broker, book=book, link=link)
                 close_old_connections()
                 if options["once"]:
@@ -72,6 +82,20 @@ class Command(BaseCommand):
             for account in accounts:
                 lease_release(account=account, owner=owner)
             self.stdout.write("engine stopped")
+
+    def _prune(self, accounts: list[Account]) -> None:
+        """Housekeeping: the outbox keeps ``DESK_OUTBOX_KEEP_HOURS`` of events. A failure is logged; the
+        engine goes on."""
+        if not settings.DESK_OUTBOX_KEEP_HOURS:
+            return
+        cutoff = timezone.now() - timedelta(hours=settings.DESK_OUTBOX_KEEP_HOURS)
+        try:
+            deleted = outbox_prune(account_ids=[a.pk for a in accounts], older_than=cutoff)
+        except DatabaseError as e:
+            log.warning("engine: pruning the outbox failed: %s", e)
+            return
+        if deleted:
+            log.info("engine: deleted %d outbox events older than %s", deleted, cutoff.isoformat())
 
     def _stop(self, signum, frame):
         self._stopping = True
