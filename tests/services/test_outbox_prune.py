@@ -66,6 +66,7 @@ def engine_signals(monkeypatch):
     monkeypatch.setattr("orders.management.commands.run_engine.signal.signal", lambda *args: None)
 
 
+@pytest.mark.django_db(transaction=True)     # the engine's loop closes stale connections between ticks
 def test_the_engine_prunes_when_it_starts(account, settings, engine_signals):
     settings.DESK_OUTBOX_KEEP_HOURS = 72
     old, recent = Event.objects.create(account=account, kind="order", payload={}, created_at=datetime.now(UTC)
@@ -78,6 +79,7 @@ def test_the_engine_prunes_when_it_starts(account, settings, engine_signals):
     assert Event.objects.filter(pk=recent.pk).exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_keep_of_zero_hours_keeps_every_event(account, settings, engine_signals):
     settings.DESK_OUTBOX_KEEP_HOURS = 0
     old = Event.objects.create(account=account, kind="order", payload={},
