@@ -239,7 +239,7 @@ async def test_the_account_figures_follow_what_working_orders_hold(trader_client
     def available(parts) -> Decimal:
         figures = parts["account-figures"]
         labels = [dt.text for dt in figures.find_all("dt")]
-        return Decimal(figures.find_all("dd")[labels.index("Available")].text)
+        return Decimal(figures.find_all("dd")[labels.index("Available")].text.replace(",", ""))
 
     order = await database_sync_to_async(resting_limit)(account, broker, quantity="10")
     placed = swapped(await receive_until(communicator, f'id="order-{order.id}"'))

@@ -41,8 +41,8 @@ def test_the_preview_shows_notional_impact_risk_and_reward(trader_client, broker
     assert response.status_code == 200
     preview = parse(response.content).by_id("ticket-preview")
     notional = (ask * 10).quantize(Decimal("0.01"))
-    assert preview.by_id("preview-notional").text == str(notional)
-    assert preview.by_id("preview-impact").text == f"−{notional} → {Decimal('100000.00') - notional}"
+    assert preview.by_id("preview-notional").text == f"{notional:,}"          # 1,492.30
+    assert preview.by_id("preview-impact").text == f"−{notional:,} → {Decimal('100000.00') - notional:,}"
     assert preview.by_id("preview-risk").text == "20.00"
     assert preview.by_id("preview-reward").text == "30.00"
     assert f"Ask {ask}" in preview.by_id("ticket-quote").text
@@ -59,7 +59,7 @@ def test_the_preview_of_a_limit_order_is_priced_at_its_limit(trader_client, brok
     limit = quote(broker).bid - 5
     preview = parse(trader_client.post(PREVIEW, ticket(order_type="LIMIT", limit_price=limit)).content)
 
-    assert preview.by_id("preview-notional").text == str((limit * 10).quantize(Decimal("0.01")))
+    assert preview.by_id("preview-notional").text == f"{(limit * 10).quantize(Decimal('0.01')):,}"
 
 
 def test_the_preview_warns_about_a_soft_breach_and_shows_a_hard_one_as_blocked(trader_client, account, clock):

@@ -1,0 +1,53 @@
+"""How the desk shows numbers: money to the cent with thousands separators, average prices to a useful
+precision, P&L coloured by its sign. The API keeps every digit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from orders.templatetags.desk_numbers import average, direction, money, price
+from tests.web.page import parse
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("98489.3", "98,489.30"), ("-10.7282037384", "-10.73"), ("1000000000000", "1,000,000,000,000.00"),
+    ("0.005", "0.00"), ("0.015", "0.02"), ("-0.001", "0.00"), ("0", "0.00"), (Decimal("12.345"), "12.34"),
+    ("", ""), (None, ""), ("n/a", "n/a"),
+])
+def test_money_is_shown_to_the_cent(value, shown):
+    assert money(value) == shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("153.6", "153.60"), ("1.08345", "1.08345"), ("48906.7", "48,906.70"), ("1500.000", "1,500.00"),
+    ("0.00001", "0.00001"), ("0", "0.00"), (None, ""),
+])
+def test_venue_prices_keep_every_digit(value, shown):
+    assert price(value) == shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("151.5766109102", "151.57661"), ("1.0834512345", "1.0834512"), ("48906.7140468645", "48,906.714"),
+    ("0.000012345678", "0.000012345678"), ("150", "150.00"), (None, ""),
+])
+def test_averages_keep_eight_significant_digits(value, shown):
+    assert average(value) == shown
+
+
+@pytest.mark.parametrize(("value", "way"), [("12.5", "up"), ("-0.01", "down"), ("-0.004", "flat"), ("0", "flat"),
+                                            (None, "flat")])
+def test_a_pnl_points_the_way_it_shows(value, way):
+    assert direction(value) == way
+
+
+def test_the_blotter_shows_account_figures_with_separators(trader_client, account, clock):
+    figures = parse(trader_client.get("/").content).by_id("account-figures")
+
+    shown = dict(zip([dt.text for dt in figures.find_all("dt")], [dd.text for dd in figures.find_all("dd")],
+                     strict=True))
+    assert shown["Balance"] == "100,000.00"
+    assert shown["Unrealised P&L"] == "0.00"
