@@ -27,6 +27,7 @@ from orders.domain.errors import DeskError
 from orders.exits.book import TrailingBook
 from orders.exits.engine import exits_tick
 from orders.models import Account, EngineLease, Order
+from orders.services.alerts import alerts_escalate
 from orders.services.fills import reports_apply
 
 log = logging.getLogger(__name__)
@@ -132,4 +133,5 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
         link.came_back(accounts=accounts, broker=broker, now=now)
     result.changes = reports_apply(reports=reports, broker=broker)
     exits_tick(accounts=accounts, broker=broker, now=now, book=book)
+    alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
     return result

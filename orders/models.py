@@ -329,6 +329,8 @@ class Alert(models.Model):
     details = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     raised_at = models.DateTimeField()
+    escalated_at = models.DateTimeField(null=True, blank=True,
+                                        help_text="when it was raised again for going unacknowledged too long")
     acknowledged_by = models.CharField(max_length=150, blank=True, default="")
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     ack_comment = models.TextField(blank=True, default="")

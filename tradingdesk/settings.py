@@ -77,6 +77,8 @@ PAPER_MARKET_HOURS = envstr("PAPER_MARKET_HOURS", "always")  # always | exchange
 PAPER_STARTING_CASH = envdecimal("PAPER_STARTING_CASH", "100000")
 ENGINE_TICK_SECONDS = float(envdecimal("ENGINE_TICK_SECONDS", "0.25"))
 DESK_POOLED_WRITES = envbool("DESK_POOLED_WRITES", True)
+# an alert nobody acknowledges within this many minutes is raised again as escalated (0: never)
+DESK_ALERT_ESCALATE_MINUTES = envint("DESK_ALERT_ESCALATE_MINUTES", 5, minimum=0)
 # outbox events older than this are deleted by the engine (relays read them live; 0 keeps them forever)
 DESK_OUTBOX_KEEP_HOURS = envint("DESK_OUTBOX_KEEP_HOURS", 72, minimum=0)
 # check every remembered exposure book against the database (orders/services/exposure.py); on in tests

@@ -52,6 +52,7 @@ class AlertOut(Schema):
     message: str
     details: dict
     raised_at: datetime
+    escalated_at: datetime | None = None
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     comment: str | None = None
@@ -66,6 +67,8 @@ class AcknowledgeIn(Schema):
 def alert_out(alert: Alert) -> dict:
     body = {"id": str(alert.id), "kind": alert.kind, "status": alert.status, "symbol": alert.symbol,
             "message": alert.message, "details": alert.details, "raised_at": wire.ts(alert.raised_at)}
+    if alert.escalated_at:
+        body["escalated_at"] = wire.ts(alert.escalated_at)
     if alert.acknowledged_at:
         body.update(acknowledged_by=alert.acknowledged_by, acknowledged_at=wire.ts(alert.acknowledged_at),
                     comment=alert.ack_comment)

@@ -1,8 +1,13 @@
-"""Risk alerts: raised once per cause, pushed through the outbox, shown until acknowledged,
-resolved when the position is protected again or flat."""
+"""Risk alerts: raised once per cause, pushed through the outbox, shown until acknowledged, raised
+again as escalated when nobody has acknowledged them in ``DESK_ALERT_ESCALATE_MINUTES``, resolved when
+the position is protected again or flat."""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -10,6 +15,8 @@ from orders import events
 from orders.domain.errors import InvalidValue, NotFound
 from orders.models import Alert
 from orders.services.audit import audit_record
+
+log = logging.getLogger(__name__)
 
 LIVE = (Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED)
 
@@ -64,3 +71,31 @@ def alerts_resolve(*, account_id: int, symbol: str, kind: str, resolution: str, 
             audit_record(account_id=account_id, actor="engine", action="alert.resolve", target=str(alert.pk),
                          resolution=resolution)
     return len(alerts)
+
+
+def alerts_escalate(*, account_ids: list[int], now: datetime) -> list[Alert]:
+    """Raise again, once, every alert of these accounts still OPEN ``DESK_ALERT_ESCALATE_MINUTES`` after it was
+    raised: pushed to the desk and to stream clients under its own code with ``escalated`` in its details,
+    audited, and logged at CRITICAL for whatever pages the desk's on-call. Returns the alerts escalated."""
+    minutes = settings.DESK_ALERT_ESCALATE_MINUTES
+    if not minutes:
+        return []
+    due = Alert.objects.filter(account_id__in=account_ids, status=Alert.Status.OPEN, escalated_at__isnull=True,
+                               raised_at__lte=now - timedelta(minutes=minutes))
+    escalated = []
+    for alert in due:
+        with transaction.atomic():
+            claimed = Alert.objects.filter(pk=alert.pk, status=Alert.Status.OPEN, escalated_at__isnull=True).update(
+                escalated_at=now)
+            if not claimed:
+                continue
+            alert.escalated_at = now
+            waited = int((now - alert.raised_at).total_seconds())
+            message = f"{alert.message} — unacknowledged for {waited // 60} min"
+            events.record_error(alert.account_id, alert.kind, message,
+                                {**alert.details, "escalated": True, "unacknowledged_seconds": waited})
+            audit_record(account_id=alert.account_id, actor="engine", action="alert.escalate", target=str(alert.pk),
+                         kind=alert.kind, symbol=alert.symbol, unacknowledged_seconds=waited)
+        log.critical("alert %s %s %s escalated: unacknowledged for %d s", alert.pk, alert.kind, alert.symbol, waited)
+        escalated.append(alert)
+    return escalated

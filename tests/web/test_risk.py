@@ -4,8 +4,10 @@ account, cancels what is working and hands back a receipt; the trading state is 
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from orders.models import Account, Alert, AuditEvent, Order
+from orders.services.alerts import alerts_escalate
 from tests.builders import run_engine
 from tests.web.page import parse
 from tests.web.support import open_position, quote, raise_alert, resting_limit
@@ -42,6 +44,19 @@ def test_an_open_alert_is_listed_with_a_form_to_acknowledge_it(risk_client, acco
     assert item.attrs["data-status"] == "OPEN" and "AAPL position has no stop-loss" in item.text
     assert page.by_id(f"ack-{alert.pk}").attrs["name"] == "comment"
     assert page.find(id="no-alerts") is None
+
+
+def test_an_escalated_alert_says_so_until_it_is_acknowledged(risk_client, account, clock, settings):
+    settings.DESK_ALERT_ESCALATE_MINUTES = 5
+    alert = raise_alert(account)
+    clock.shift(301)
+    alerts_escalate(account_ids=[account.pk], now=timezone.now())
+
+    badge = parse(risk_client.get("/risk/").content).by_id(f"alert-{alert.pk}").find("span", class_="escalated")
+    assert badge.text.startswith("ESCALATED · unacknowledged since")
+
+    acknowledge(risk_client, alert)
+    assert parse(risk_client.get("/risk/").content).by_id(f"alert-{alert.pk}").find("span", class_="escalated") is None
 
 
 def test_no_alerts_says_so(risk_client):
