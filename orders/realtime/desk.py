@@ -196,6 +196,7 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
             # the top bar's trading state, which the risk desk may have changed (the kill switch)
             state = Account.objects.values_list("trading_state", flat=True).get(pk=self.account_id)
             parts.append(render_to_string(f"{FRAGMENTS}#trading-state-badge", {"state": state, "oob": True}))
+            parts.append(render_to_string(f"{FRAGMENTS}#trading-state-note", {"state": state, "oob": True}))
         if "alerts" in sections:
             alerts = Alert.objects.filter(account=self.account,
                                           status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED))

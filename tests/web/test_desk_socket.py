@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 ORIGIN = (b"origin", b"http://testserver")
 TIMEOUT = 5
 BUNDLE = ("working-body", "finished-body", "positions-body", "fills-body", "account-figures", "trading-state-badge",
-          "alerts-bar")
+          "trading-state-note", "alerts-bar")
 
 
 def cookie_of(client) -> tuple[bytes, bytes]:
@@ -258,8 +258,9 @@ async def test_the_top_bar_follows_a_halt_by_the_risk_desk(trader_client, accoun
 
     await database_sync_to_async(kill_switch)(account=account, broker=broker, actor="user:rita")
 
-    badge = swapped(await receive_until(communicator, 'id="trading-state-badge"[^>]*>HALTED'))["trading-state-badge"]
-    assert badge.attrs["class"] == "badge state-halted"
+    parts = swapped(await receive_until(communicator, 'id="trading-state-badge"[^>]*>HALTED'))
+    assert parts["trading-state-badge"].attrs["class"] == "badge state-halted"
+    assert parts["trading-state-note"].text.startswith("Trading is halted on this account")   # above the ticket
     await communicator.disconnect()
 
 

@@ -312,3 +312,13 @@ def test_a_post_without_the_csrf_token_is_refused(trader, account):
 
     assert strict.post(SUBMIT, ticket()).status_code == 403
     assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize(("state", "note"), [("HALTED", "Trading is halted on this account"),
+                                             ("REDUCING", "Reduce-only"), ("ACTIVE", "")])
+def test_the_ticket_says_when_the_account_is_halted_or_reduce_only(trader_client, account, state, note):
+    Account.objects.filter(pk=account.pk).update(trading_state=state)
+
+    shown = parse(trader_client.get("/").content).by_id("trading-state-note").text
+
+    assert shown.startswith(note) if note else shown == ""
