@@ -75,6 +75,21 @@ def working_order_of(order: Order) -> WorkingOrder:
         broker_order_id=order.broker_order_id or None)
 
 
+class PollPacer:
+    """When the engine's tick may poll the venue: at most once every ``broker.poll_seconds`` (every tick for
+    the paper venue), and at once when the venue's stream woke the engine."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.last: float | None = None
+
+    def due(self, now: float, *, woken: bool = False) -> bool:
+        if woken or self.last is None or now - self.last >= self.seconds:
+            self.last = now
+            return True
+        return False
+
+
 @dataclass
 class BrokerLink:
     """What the engine last knew of its broker connection, to report changes once."""
@@ -114,11 +129,16 @@ class TickResult:
 
 
 def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None,
-                book: TrailingBook | None = None, link: BrokerLink | None = None) -> TickResult:
+                book: TrailingBook | None = None, link: BrokerLink | None = None, poll: bool = True) -> TickResult:
     """Match every working order of ``accounts`` up to ``now``, apply what happened, then let exit
-    management retry, escalate and trail."""
+    management retry, escalate and trail. With ``poll`` False (see ``PollPacer``) the venue is left alone:
+    no ``sync`` and no quotes for trailing stops, only what the database alone decides."""
     now = now or timezone.now()
     result = TickResult(accounts=len(accounts))
+    if not poll:
+        exits_tick(accounts=accounts, broker=broker, now=now)
+        alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
+        return result
     statuses = _MATCHED_STATUSES if broker.is_local else (*_MATCHED_STATUSES, OrderStatus.PENDING)
     working = list(Order.objects.filter(account__in=accounts, status__in=statuses).order_by("created_at"))
     result.orders = len(working)

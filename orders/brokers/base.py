@@ -20,6 +20,8 @@ bars(...)              yes       OHLCV history
 status()               yes       connection status (connected, latency, heartbeat)
 sync(working, now)     yes       bring working orders up to date: the paper venue matches them,
                                  a real broker reports fills and cancels it has seen
+poll_seconds           no        the least time between two polls of the venue (``sync`` and the
+                                 trailing stops' quotes) that no stream event asked for; 0 = every tick
 =====================  ========  ===============================================================
 
 Adapters speak only the dataclasses of ``brokers.types`` and raise the errors of
@@ -56,6 +58,9 @@ class Broker:
     capabilities: Capabilities
     # a local venue answers in-process, so an order is sent inside the transaction that records it
     is_local = False
+    # a remote venue is polled no more often than this, so the engine's ticks stay within its request budget;
+    # an event on the venue's stream (``watch``) asks for a poll at once
+    poll_seconds = 0.0
 
     def symbols(self) -> list[str]:
         """The symbols the desk's ticket offers. Default: the venue does not list them."""

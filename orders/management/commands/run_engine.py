@@ -14,7 +14,15 @@ from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from orders.brokers import get_broker
-from orders.engine import LEASE_SECONDS, BrokerLink, engine_tick, lease_claim, lease_release, new_owner_id
+from orders.engine import (
+    LEASE_SECONDS,
+    BrokerLink,
+    PollPacer,
+    engine_tick,
+    lease_claim,
+    lease_release,
+    new_owner_id,
+)
 from orders.events import outbox_prune
 from orders.exits.engine import exits_reconcile, trail_book_load
 from orders.models import Account, EngineLease
@@ -63,6 +71,7 @@ class Command(BaseCommand):
         watcher = threading.Thread(target=self._watch, args=(broker, wake), daemon=True, name="broker-stream")
         watcher.start()
         last_renewal, last_prune = time.monotonic(), float("-inf")
+        pacer, woken = PollPacer(broker.poll_seconds), False
         try:
             while not self._stopping:
                 started = time.monotonic()
@@ -72,11 +81,12 @@ class Command(BaseCommand):
                 if started - last_prune > PRUNE_EVERY_SECONDS:
                     self._prune(accounts)
                     last_prune = started
-                engine_tick(accounts=accounts, broker=broker, book=book, link=link)
+                engine_tick(accounts=accounts, broker=broker, book=book, link=link,
+                            poll=pacer.due(started, woken=woken))
                 close_old_connections()
                 if options["once"]:
                     break
-                wake.wait(max(0.0, tick - (time.monotonic() - started)))
+                woken = wake.wait(max(0.0, tick - (time.monotonic() - started)))
                 wake.clear()
         finally:
             for account in accounts:
