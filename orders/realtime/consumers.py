@@ -29,6 +29,7 @@ from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.metrics import WS_CONNECTIONS, WS_SLOW_CONSUMERS
 from orders.models import Alert
+from orders.realtime.market import market_data
 from orders.realtime.relay import get_relay
 from orders.realtime.subscriptions import SubscriptionFilter
 
@@ -178,19 +179,20 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(settings.STREAM_MARKET_SECONDS)
             now = timezone.now()
             for symbol in sorted(self.filter.symbols()):
-                for frame in self._market_frames(symbol, now):
+                for frame in await self._market_frames(symbol, now):
                     self.offer(frame, kind=frame["type"], symbol=symbol)
 
-    def _market_frames(self, symbol: str, now) -> list[dict]:
+    async def _market_frames(self, symbol: str, now) -> list[dict]:
+        market = market_data(self.broker)
         frames = []
         try:
             if self.filter.wants_market_data(symbol, "quote"):
-                frames.append({"type": "quote", "quote": wire.quote_out(self.broker.quote(symbol, now=now)),
-                               "timestamp": wire.ts(now)})
+                quote = await market.quote(symbol, now=now)
+                frames.append({"type": "quote", "quote": wire.quote_out(quote), "timestamp": wire.ts(now)})
             if self.filter.wants_market_data(symbol, "candle"):
-                bar = self.broker.bars(symbol, timeframe="1m", seconds=60, end=now, count=1)
+                bar = await market.last_bar(symbol, now=now)
                 if bar:
-                    frames.append({"type": "candle", "bar": wire.bar_out(bar[-1]), "timestamp": wire.ts(now)})
+                    frames.append({"type": "candle", "bar": wire.bar_out(bar), "timestamp": wire.ts(now)})
         except DeskError:
             return []
         return frames

@@ -29,6 +29,7 @@ from orders import wire
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.models import Account, Alert
+from orders.realtime.market import market_data
 from orders.realtime.relay import get_relay
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
         if not self.watch:
             return
         try:
-            quote = wire.quote_out(self.broker.quote(self.watch, now=timezone.now()))
+            quote = wire.quote_out(await market_data(self.broker).quote(self.watch, now=timezone.now()))
         except DeskError:
             return
         epoch = int(timezone.now().timestamp())

@@ -1,0 +1,83 @@
+"""Quotes and last bars for the sockets of this process (the /v1/ws stream and the desk).
+
+The paper venue computes a price in-process, so it is asked directly, every time. A real broker is a
+request over the network: it is asked on a worker thread, never on the event loop, and each symbol at most
+once per ``broker.poll_seconds`` (bars: at most every ``BAR_SECONDS``) however many sockets want it, so a
+room of clients costs the broker's request budget no more than one. A failure is remembered as long as an
+answer would be, so a symbol the broker does not know is not asked again on every tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from orders.brokers.base import Broker
+from orders.brokers.types import Bar, Quote
+from orders.domain.errors import DeskError
+
+BAR_SECONDS = 10.0
+
+
+class MarketData:
+    def __init__(self, broker: Broker, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.broker = broker
+        self.clock = clock
+        self._answers: dict[tuple[str, str], tuple[float, Any]] = {}     # (what, symbol) -> (until, answer)
+        self._asking: dict[tuple[str, str], asyncio.Future] = {}
+
+    async def quote(self, symbol: str, *, now: datetime) -> Quote:
+        """The latest quote; raises the broker's DeskError."""
+        return await self._ask(("quote", symbol), self.broker.poll_seconds,
+                               lambda: self.broker.quote(symbol, now=now))
+
+    async def last_bar(self, symbol: str, *, now: datetime) -> Bar | None:
+        """The latest 1-minute bar, or None; raises the broker's DeskError."""
+        bars = await self._ask(("bar", symbol), max(BAR_SECONDS, self.broker.poll_seconds),
+                               lambda: self.broker.bars(symbol, timeframe="1m", seconds=60, end=now, count=1))
+        return bars[-1] if bars else None
+
+    async def _ask(self, key: tuple[str, str], seconds: float, call: Callable[[], Any]) -> Any:
+        if self.broker.is_local:
+            return call()
+        known = self._answers.get(key)
+        if known is not None and known[0] > self.clock():
+            return _answer(known[1])
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = self._asking[key] = asyncio.get_running_loop().create_task(self._fetch(key, seconds, call))
+        return _answer(await asyncio.shield(asking))
+
+    async def _fetch(self, key: tuple[str, str], seconds: float, call: Callable[[], Any]) -> Any:
+        try:
+            try:
+                answer = await sync_to_async(call, thread_sensitive=False)()
+            except DeskError as e:
+                answer = e
+            self._answers[key] = (self.clock() + seconds, answer)
+            return answer
+        finally:
+            del self._asking[key]
+
+
+def _answer(answer: Any) -> Any:
+    if isinstance(answer, DeskError):
+        raise answer.with_traceback(None)         # the same error for every asker, without piling up tracebacks
+    return answer
+
+
+_markets: dict[tuple[int, str], MarketData] = {}
+
+
+def market_data(broker: Broker) -> MarketData:
+    """The running event loop's market data for ``broker`` (one per process under daphne)."""
+    key = (id(asyncio.get_running_loop()), broker.name)
+    market = _markets.get(key)
+    if market is None or market.broker is not broker:
+        market = _markets[key] = MarketData(broker)
+    return market
