@@ -35,8 +35,9 @@ from orders.brokers.binance.mapping import (
     to_binance_query,
     to_binance_ws_subscribe,
 )
-from orders.brokers.binance.stream import BinanceUserStream, reconnect_delay, ws_api_url
+from orders.brokers.binance.stream import BinanceUserStream, ws_api_url
 from orders.brokers.http import HttpClient
+from orders.brokers.streams import reconnect_delay
 from orders.brokers.types import AccountContext, BracketStrategy, OrderTicket, ReportKind, WorkingOrder
 from orders.domain.account import account_figures
 from orders.domain.enums import OrderStatus, OrderType, Side, TimeInForce

@@ -66,7 +66,7 @@ NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 ORDER_ID = "0b8e8f4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 PUBLIC = ("AssetPairs", "Ticker", "OHLC", "SystemStatus")
 PRIVATE = ("AddOrder", "AmendOrder", "CancelOrder", "QueryOrders", "OpenOrders", "ClosedOrders", "QueryTrades",
-           "TradesHistory", "Balance")
+           "TradesHistory", "Balance", "GetWebSocketsToken")
 
 
 def payload(name: str) -> dict:

@@ -60,6 +60,7 @@ from orders.brokers.binance.rules import (
 )
 from orders.brokers.binance.stream import BinanceUserStream
 from orders.brokers.http import HttpClient
+from orders.brokers.streams import follow_until
 from orders.brokers.types import (
     AccountContext,
     Bar,
@@ -123,21 +124,8 @@ class BinanceBroker(Broker):
 
     def watch(self, *, wake, stop) -> None:
         """The user-data stream wakes the engine; the engine's sync records what happened."""
-        import asyncio
-
-        async def follow() -> None:
-            halt = asyncio.Event()
-
-            async def watch_stop() -> None:
-                while not stop.is_set():
-                    await asyncio.sleep(0.5)
-                halt.set()
-
-            watcher = asyncio.create_task(watch_stop())
-            await self.user_stream().run(lambda reports: wake(), stop=halt)
-            watcher.cancel()
-
-        asyncio.run(follow())
+        stream = self.user_stream()
+        follow_until(stop, lambda halt: stream.run(lambda reports: wake(), stop=halt))
 
     def user_stream(self, **options: Any) -> BinanceUserStream:
         """The user-data stream (executionReport → ExecutionReport); its subscription is stamped with the

@@ -17,13 +17,13 @@ import asyncio
 import inspect
 import json
 import logging
-import random
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 from orders.brokers.binance.mapping import PROVIDER, parse_binance_execution_report, to_binance_ws_subscribe
+from orders.brokers.streams import reconnect_delay, websocket_connect
 from orders.brokers.types import ExecutionReport
 
 log = logging.getLogger(__name__)
@@ -45,22 +45,9 @@ def ws_api_url(base_url: str) -> str:
     return WS_API_URLS.get(base_url.rstrip("/").removesuffix("/api"), LIVE_WS_API_URL)
 
 
-def reconnect_delay(attempt: int, *, initial: float = 1.0, maximum: float = 60.0,
-                    jitter: Callable[[], float] = random.random) -> float:
-    """``min(initial × 2^min(attempt, 6), maximum)`` plus 0-25 % jitter."""
-    return min(initial * 2 ** min(attempt, 6), maximum) * (1 + 0.25 * jitter())
-
-
-def _default_connect(url: str) -> Any:
-    # imported here: only the stream needs the library
-    from websockets.asyncio.client import connect
-
-    return connect(url, ping_interval=20, ping_timeout=20, close_timeout=5, max_size=2 ** 20)
-
-
 class BinanceUserStream:
     def __init__(self, config: Any, *, timestamp: Callable[[], int], url: str | None = None,
-                 connect: Callable[[str], Any] = _default_connect,
+                 connect: Callable[[str], Any] = websocket_connect,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  initial_delay: float = 1.0, max_delay: float = 60.0, answer_timeout: float = 10.0) -> None:
         self.config = config

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from orders.brokers.base import Broker
@@ -35,6 +35,7 @@ from orders.brokers.kraken.wire import (
     parse_kraken_ticker,
     to_kraken_order,
 )
+from orders.brokers.streams import follow_until
 from orders.brokers.types import (
     AccountContext,
     Bar,
@@ -70,6 +71,9 @@ from orders.domain.errors import (
 from orders.domain.money import ZERO, format_decimal, is_on_grid, quantize_money
 from orders.domain.orders import OrderRequest
 from orders.domain.positions import exposure_increase
+
+if TYPE_CHECKING:
+    from orders.brokers.kraken.stream import KrakenExecutions
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +308,24 @@ class KrakenBroker(Broker):
         return BrokerAck(broker_order_id=self._txids.get(ticket.order_id, ticket.order_id), status=OrderStatus.OPEN)
 
     # -- what happened -----------------------------------------------------------------------------------------
+    def watch(self, *, wake, stop) -> None:
+        """Kraken's ``executions`` channel wakes the engine; the engine's sync records what happened."""
+        stream = self.executions_stream()
+        follow_until(stop, lambda halt: stream.run(lambda executions: wake(), stop=halt))
+
+    def executions_stream(self, **options: Any) -> KrakenExecutions:
+        """The ``executions`` channel, each connection with a fresh token from ``websocket_token``."""
+        from orders.brokers.kraken.stream import KrakenExecutions
+
+        return KrakenExecutions(token=self.websocket_token, **options)
+
+    def websocket_token(self) -> str:
+        """A token for the authenticated WebSocket API (``GetWebSocketsToken``: use it within 15 minutes)."""
+        token = (self._private("GetWebSocketsToken", []) or {}).get("token")
+        if not token:
+            raise ProviderError("GetWebSocketsToken answered without a token", provider=PROVIDER)
+        return token
+
     def sync(self, working: Sequence[WorkingOrder], *, now: datetime) -> list[ExecutionReport]:
         if not working:
             return []
