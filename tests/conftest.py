@@ -14,6 +14,7 @@ from orders.brokers import get_broker, reset_broker_cache
 from orders.models import Account
 from orders.services.exposure import exposure_forget
 from orders.services.keys import api_key_create
+from orders.services.limits import limits_forget
 from tests.builders import make_account
 
 FROZEN_AT = "2026-03-02T15:00:00+00:00"   # a Monday, 15:00 UTC: US stocks are trading
@@ -32,6 +33,7 @@ def _isolated(settings, tmp_path):
     settings.DESK_VERIFY_EXPOSURE = True
     reset_broker_cache()
     exposure_forget()
+    limits_forget()
     cache.clear()
     yield
     reset_broker_cache()

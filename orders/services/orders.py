@@ -40,6 +40,7 @@ from orders.services import breakers
 from orders.services.accounts import account_context
 from orders.services.audit import audit_record
 from orders.services.exposure import Exposure, exposure_current, exposure_remember_order
+from orders.services.limits import limits_enforce
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,8 @@ def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, a
     if parent is None and leg_role != Order.LegRole.CLOSE:
         _check_trading_state(account, request, context.position_quantity)
     reference = broker.check_order(request, context=context, now=now)
+    if parent is None and leg_role is None:
+        limits_enforce(account_id=account.pk, request=request, reference=reference, broker=broker, now=now)
     if parent is None and request.order_type in (OrderType.MARKET, OrderType.TRAILING_STOP):
         check_exit_prices(request, reference_price=reference)
     order = Order(

@@ -16,9 +16,10 @@ from orders.domain.errors import DeskError
 from orders.domain.money import ZERO, quantize_money
 from orders.domain.orders import OrderRequest
 from orders.domain.positions import exposure_increase
-from orders.domain.pretrade import Breach, Limits, pretrade_breaches
-from orders.models import Account, Order, PreTradeLimits
+from orders.domain.pretrade import Breach, pretrade_breaches
+from orders.models import Account, Order
 from orders.services.accounts import account_snapshot
+from orders.services.limits import limits_read, orders_today
 from orders.services.orders import position_quantity
 
 
@@ -42,16 +43,6 @@ class TicketPreview:
     @property
     def soft_breaches(self) -> list[Breach]:
         return [b for b in self.breaches if not b.hard]
-
-
-def _limits(account: Account) -> tuple[Limits, int | None]:
-    row = PreTradeLimits.objects.filter(account=account).first()
-    if row is None:
-        return Limits(), None
-    return Limits(max_quantity=(row.max_quantity_soft, row.max_quantity_hard),
-                  max_notional=(row.max_notional_soft, row.max_notional_hard),
-                  price_band_pct=(row.price_band_pct_soft, row.price_band_pct_hard),
-                  daily_orders=(row.daily_orders_soft, row.daily_orders_hard)), row.duplicate_window_seconds
 
 
 def ticket_preview(*, account: Account, request: OrderRequest, broker: Broker) -> TicketPreview:
@@ -80,9 +71,8 @@ def ticket_preview(*, account: Account, request: OrderRequest, broker: Broker) -
 
 
 def account_breaches(*, account: Account, request: OrderRequest, market: Decimal, notional: Decimal) -> list[Breach]:
-    limits, window = _limits(account)
-    start_of_day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    today = Order.objects.filter(account=account, created_at__gte=start_of_day, parent__isnull=True).count()
+    limits, window = limits_read(account.pk)
+    today = orders_today(account.pk, now=timezone.now())
     duplicate = None
     if window:
         twin = Order.objects.filter(account=account, symbol=request.symbol, side=request.side,
