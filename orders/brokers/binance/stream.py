@@ -14,7 +14,6 @@ missed is caught up by the next ``sync``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import uuid
@@ -23,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from orders.brokers.binance.mapping import PROVIDER, parse_binance_execution_report, to_binance_ws_subscribe
-from orders.brokers.streams import reconnect_delay, websocket_connect
+from orders.brokers.streams import ReconnectingStream, deliver, websocket_connect
 from orders.brokers.types import ExecutionReport
 
 log = logging.getLogger(__name__)
@@ -45,42 +44,30 @@ def ws_api_url(base_url: str) -> str:
     return WS_API_URLS.get(base_url.rstrip("/").removesuffix("/api"), LIVE_WS_API_URL)
 
 
-class BinanceUserStream:
+class BinanceUserStream(ReconnectingStream):
+    label = f"{PROVIDER}: user-data stream"
+
     def __init__(self, config: Any, *, timestamp: Callable[[], int], url: str | None = None,
                  connect: Callable[[str], Any] = websocket_connect,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  initial_delay: float = 1.0, max_delay: float = 60.0, answer_timeout: float = 10.0) -> None:
+        super().__init__(sleep=sleep, initial_delay=initial_delay, max_delay=max_delay)
         self.config = config
         self.timestamp = timestamp
         self.url = url or ws_api_url(config.base_url)
         self.connect = connect
-        self.sleep = sleep
-        self.initial_delay, self.max_delay, self.answer_timeout = initial_delay, max_delay, answer_timeout
+        self.answer_timeout = answer_timeout
         self.subscription_id: int | None = None
-        self.connections = 0
 
-    async def run(self, on_reports: OnReports, *, stop: asyncio.Event | None = None,
-                  max_connections: int | None = None) -> None:
-        """Stream until ``stop`` is set (or after ``max_connections`` connection attempts)."""
-        stop = stop or asyncio.Event()
-        attempt = 0
-        while not stop.is_set():
-            self.connections += 1
-            try:
-                async with self.connect(self.url) as ws:
-                    await self._subscribe(ws)
-                    attempt = 0                                   # a working subscription resets the backoff
-                    await self._listen(ws, on_reports, stop)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:       # any failure of the socket or the subscription: reconnect
-                log.warning("%s: user-data stream dropped: %s", PROVIDER, e)
-            self.subscription_id = None
-            if stop.is_set() or (max_connections is not None and self.connections >= max_connections):
-                return
-            delay = reconnect_delay(attempt, initial=self.initial_delay, maximum=self.max_delay)
-            attempt += 1
-            await self.sleep(delay)
+    async def _session(self, on_reports: OnReports, stop: asyncio.Event, *,
+                       subscribed: Callable[[], None]) -> None:
+        async with self.connect(self.url) as ws:
+            await self._subscribe(ws)
+            subscribed()
+            await self._listen(ws, on_reports, stop)
+
+    def _ended(self) -> None:
+        self.subscription_id = None
 
     async def _subscribe(self, ws: Any) -> None:
         request = to_binance_ws_subscribe(api_key=self.config.api_key, secret=self.config.api_secret,
@@ -106,8 +93,6 @@ class BinanceUserStream:
                 return
             reports = parse_binance_execution_report(frame)
             if reports:
-                result = on_reports(reports)
-                if inspect.isawaitable(result):
-                    await result
+                await deliver(on_reports, reports)
             if stop.is_set():
                 return

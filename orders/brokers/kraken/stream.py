@@ -14,16 +14,12 @@ token cannot be had or the subscription is refused.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from orders.brokers.streams import reconnect_delay, websocket_connect
-
-log = logging.getLogger(__name__)
+from orders.brokers.streams import ReconnectingStream, deliver, websocket_connect
 
 WS_AUTH_URL = "wss://ws-auth.kraken.com/v2"
 CHANNEL = "executions"
@@ -44,43 +40,31 @@ def _connect(url: str) -> Any:
     return websocket_connect(url, max_size=2 ** 22)         # a snapshot lists every open order
 
 
-class KrakenExecutions:
+class KrakenExecutions(ReconnectingStream):
+    label = "kraken: executions stream"
+
     def __init__(self, *, token: Callable[[], str], url: str = WS_AUTH_URL,
                  connect: Callable[[str], Any] = _connect,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  initial_delay: float = 1.0, max_delay: float = 60.0, answer_timeout: float = 10.0) -> None:
+        super().__init__(sleep=sleep, initial_delay=initial_delay, max_delay=max_delay)
         self.token = token
         self.url = url
         self.connect = connect
-        self.sleep = sleep
-        self.initial_delay, self.max_delay, self.answer_timeout = initial_delay, max_delay, answer_timeout
-        self.connections = 0
+        self.answer_timeout = answer_timeout
         self.subscribed = False
         self._req_ids = itertools.count(1)
 
-    async def run(self, on_executions: OnExecutions, *, stop: asyncio.Event | None = None,
-                  max_connections: int | None = None) -> None:
-        """Stream until ``stop`` is set (or after ``max_connections`` connection attempts)."""
-        stop = stop or asyncio.Event()
-        attempt = 0
-        while not stop.is_set():
-            self.connections += 1
-            try:
-                token = await asyncio.to_thread(self.token)        # a signed REST call: off the loop
-                async with self.connect(self.url) as ws:
-                    await self._subscribe(ws, token)
-                    attempt = 0                                   # a working subscription resets the backoff
-                    await self._listen(ws, on_executions, stop)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:       # the token, the socket or the subscription failed: reconnect
-                log.warning("kraken: executions stream dropped: %s", e)
-            self.subscribed = False
-            if stop.is_set() or (max_connections is not None and self.connections >= max_connections):
-                return
-            delay = reconnect_delay(attempt, initial=self.initial_delay, maximum=self.max_delay)
-            attempt += 1
-            await self.sleep(delay)
+    async def _session(self, on_executions: OnExecutions, stop: asyncio.Event, *,
+                       subscribed: Callable[[], None]) -> None:
+        token = await asyncio.to_thread(self.token)        # a signed REST call: off the loop
+        async with self.connect(self.url) as ws:
+            await self._subscribe(ws, token)
+            subscribed()
+            await self._listen(ws, on_executions, stop)
+
+    def _ended(self) -> None:
+        self.subscribed = False
 
     async def _subscribe(self, ws: Any, token: str) -> None:
         request = to_kraken_ws_subscribe(token=token, req_id=next(self._req_ids))
@@ -98,8 +82,6 @@ class KrakenExecutions:
         async for raw in ws:
             message = json.loads(raw)
             if message.get("channel") == CHANNEL and message.get("data"):
-                result = on_executions(message["data"])
-                if inspect.isawaitable(result):
-                    await result
+                await deliver(on_executions, message["data"])
             if stop.is_set():
                 return
