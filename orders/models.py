@@ -363,8 +363,8 @@ class CircuitBreaker(models.Model):
 
 
 class PreTradeLimits(models.Model):
-    """Per-account pre-trade checks for the desk's order ticket. A soft breach warns and needs a typed
-    reason to go ahead; a hard breach blocks. Empty means no limit."""
+    """Per-account pre-trade checks. On the desk's ticket a soft breach warns and needs a typed reason to go
+    ahead; a hard breach blocks there and on ``/v1`` (``services/limits.py``). Empty means no limit."""
     account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="limits")
     max_quantity_soft = models.DecimalField(null=True, blank=True, **QTY)
     max_quantity_hard = models.DecimalField(null=True, blank=True, **QTY)

@@ -1,4 +1,5 @@
-"""What the brokers' own event streams share: how long to wait before reconnecting, and how to connect."""
+"""What the brokers' own event streams share: the reconnect loop and its backoff, how to connect, how to
+hand events on, and how the engine's stream thread runs one until the engine stops."""
 
 from __future__ import annotations
 
