@@ -135,14 +135,17 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
     no ``sync`` and no quotes for trailing stops, only what the database alone decides."""
     now = now or timezone.now()
     result = TickResult(accounts=len(accounts))
-    if not poll:
-        exits_tick(accounts=accounts, broker=broker, now=now)
-        alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
-        return result
+    if poll:
+        result.orders, result.changes = _poll(accounts=accounts, broker=broker, now=now, link=link or BrokerLink())
+    exits_tick(accounts=accounts, broker=broker, now=now, book=book if poll else None)
+    alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
+    return result
+
+
+def _poll(*, accounts: list[Account], broker: Broker, now: datetime, link: BrokerLink) -> tuple[int, int]:
+    """Hand the working orders to ``broker.sync`` and apply what it reports. Returns (orders, changes)."""
     statuses = _MATCHED_STATUSES if broker.is_local else (*_MATCHED_STATUSES, OrderStatus.PENDING)
     working = list(Order.objects.filter(account__in=accounts, status__in=statuses).order_by("created_at"))
-    result.orders = len(working)
-    link = link or BrokerLink()
     try:
         reports = broker.sync([working_order_of(o) for o in working], now=now)
     except DeskError as e:
@@ -151,7 +154,4 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
         reports = []
     else:
         link.came_back(accounts=accounts, broker=broker, now=now)
-    result.changes = reports_apply(reports=reports, broker=broker)
-    exits_tick(accounts=accounts, broker=broker, now=now, book=book)
-    alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
-    return result
+    return len(working), reports_apply(reports=reports, broker=broker)
