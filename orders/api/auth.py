@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from orders.domain.enums import ApiRole
 from orders.domain.errors import Forbidden, RateLimited, Unauthorized
+from orders.memo import Remembered
 from orders.models import Account, ApiKey
 
 KEY_PREFIX = "tdk_"
@@ -75,30 +76,22 @@ def resolve_client(raw_key: str | None, *, loopback: bool) -> ApiClient:
         return ApiClient(default_account(), ApiRole.TRADING, "gateway-key", "gateway-key",
                          settings.API_RATE_LIMIT_PER_MINUTE)
     digest = hash_key(raw_key)
-    cached = _recently_verified(digest)
+    cached = _recent_keys.get(digest)
     if cached is not None:
         return cached
     key = _lookup(raw_key)
     if key is None:
         raise Unauthorized("Invalid API key", detail_code="INVALID_API_KEY")
     limit = settings.API_RATE_LIMIT_PER_MINUTE if key.rate_limit_per_minute is None else key.rate_limit_per_minute
-    client = ApiClient(key.account, ApiRole(key.role), f"key:{key.prefix}", f"key:{key.prefix}", limit)
-    if len(_recent_keys) > 1000:
-        _recent_keys.clear()
-    _recent_keys[digest] = (time.monotonic() + KEY_CACHE_SECONDS, client)
-    return client
+    return _recent_keys.put(digest, ApiClient(key.account, ApiRole(key.role), f"key:{key.prefix}",
+                                              f"key:{key.prefix}", limit))
 
 
 # A verified key is remembered for a few seconds per process (by its digest, never the key itself), so a
 # script's burst of requests costs one lookup. A revoked key therefore stops working within this delay.
 # The cached account is used for who and where only: services read cash and trading state afresh.
 KEY_CACHE_SECONDS = 5.0
-_recent_keys: dict[str, tuple[float, ApiClient]] = {}
-
-
-def _recently_verified(digest: str) -> ApiClient | None:
-    cached = _recent_keys.get(digest)
-    return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+_recent_keys: Remembered[ApiClient] = Remembered(KEY_CACHE_SECONDS)
 
 
 def forget_keys() -> None:
@@ -153,7 +146,7 @@ async def api_key_auth_pooled(request: HttpRequest) -> ApiClient:
     this process (or not at all) is recognised right here; anything needing the database or a shared
     cache goes to the pooled threads that also do the view's database work."""
     raw_key = credentials_from(request.headers)
-    client = _recently_verified(hash_key(raw_key)) if raw_key and raw_key.startswith(KEY_PREFIX) else None
+    client = _recent_keys.get(hash_key(raw_key)) if raw_key and raw_key.startswith(KEY_PREFIX) else None
     if client is not None and (client.rate_limit <= 0 or isinstance(caches["default"], LocMemCache)):
         return _authorise(request, client)
     from orders.api.common import in_pool

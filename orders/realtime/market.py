@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 from orders.brokers.base import Broker
 from orders.brokers.types import Bar, Quote
 from orders.domain.errors import DeskError
+from orders.memo import Remembered
 
 BAR_SECONDS = 10.0
 
@@ -27,42 +28,41 @@ BAR_SECONDS = 10.0
 class MarketData:
     def __init__(self, broker: Broker, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.broker = broker
-        self.clock = clock
-        self._answers: dict[tuple[str, str], tuple[float, Any]] = {}     # (what, symbol) -> (until, answer)
-        self._asking: dict[tuple[str, str], asyncio.Future] = {}
+        self._quotes: Remembered[Any] = Remembered(broker.poll_seconds, clock=clock)
+        self._bars: Remembered[Any] = Remembered(max(BAR_SECONDS, broker.poll_seconds), clock=clock)
+        self._asking: dict[tuple[int, str], asyncio.Future] = {}
 
     async def quote(self, symbol: str, *, now: datetime) -> Quote:
         """The latest quote; raises the broker's DeskError."""
-        return await self._ask(("quote", symbol), self.broker.poll_seconds,
-                               lambda: self.broker.quote(symbol, now=now))
+        return await self._ask(self._quotes, symbol, lambda: self.broker.quote(symbol, now=now))
 
     async def last_bar(self, symbol: str, *, now: datetime) -> Bar | None:
         """The latest 1-minute bar, or None; raises the broker's DeskError."""
-        bars = await self._ask(("bar", symbol), max(BAR_SECONDS, self.broker.poll_seconds),
+        bars = await self._ask(self._bars, symbol,
                                lambda: self.broker.bars(symbol, timeframe="1m", seconds=60, end=now, count=1))
         return bars[-1] if bars else None
 
-    async def _ask(self, key: tuple[str, str], seconds: float, call: Callable[[], Any]) -> Any:
+    async def _ask(self, answers: Remembered[Any], symbol: str, call: Callable[[], Any]) -> Any:
         if self.broker.is_local:
             return call()
-        known = self._answers.get(key)
-        if known is not None and known[0] > self.clock():
-            return _answer(known[1])
+        known = answers.get(symbol)
+        if known is not None:
+            return _answer(known)
+        key = (id(answers), symbol)
         asking = self._asking.get(key)
         if asking is None:
-            asking = self._asking[key] = asyncio.get_running_loop().create_task(self._fetch(key, seconds, call))
+            asking = self._asking[key] = asyncio.get_running_loop().create_task(self._fetch(answers, symbol, call))
         return _answer(await asyncio.shield(asking))
 
-    async def _fetch(self, key: tuple[str, str], seconds: float, call: Callable[[], Any]) -> Any:
+    async def _fetch(self, answers: Remembered[Any], symbol: str, call: Callable[[], Any]) -> Any:
         try:
             try:
                 answer = await sync_to_async(call, thread_sensitive=False)()
             except DeskError as e:
                 answer = e
-            self._answers[key] = (self.clock() + seconds, answer)
-            return answer
+            return answers.put(symbol, answer)
         finally:
-            del self._asking[key]
+            del self._asking[(id(answers), symbol)]
 
 
 def _answer(answer: Any) -> Any:

@@ -11,7 +11,6 @@ The limits are read at most once per ``CACHE_SECONDS`` per process: a change in 
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,6 +19,7 @@ from orders.domain.enums import OrderType
 from orders.domain.errors import DeskError, OrderRejected
 from orders.domain.orders import OrderRequest
 from orders.domain.pretrade import Limits, pretrade_breaches
+from orders.memo import Remembered
 from orders.models import Order, PreTradeLimits
 
 CACHE_SECONDS = 5.0
@@ -46,16 +46,16 @@ def limits_enforce(*, account_id: int, request: OrderRequest, reference: Decimal
                    now: datetime) -> None:
     """Refuse an entry that breaks one of the account's hard limits (``ORDER_REJECTED``, ``PRETRADE_LIMIT``)."""
     limits = _remembered(account_id)
-    hard = [levels[1] for levels in (limits.max_quantity, limits.max_notional, limits.price_band_pct,
-                                     limits.daily_orders)]
-    if request.reduce_only or all(level is None for level in hard):
+    quantity_cap, notional_cap, band_cap, daily_cap = (
+        levels[1] for levels in (limits.max_quantity, limits.max_notional, limits.price_band_pct, limits.daily_orders))
+    if request.reduce_only or (quantity_cap, notional_cap, band_cap, daily_cap) == (None, None, None, None):
         return
     price = request.limit_price if request.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else (
         request.stop_price)
-    market = _market(broker, request.symbol, now) if price is not None and hard[2] is not None else Decimal(0)
-    today = orders_today(account_id, now=now) if hard[3] is not None else 0
-    breaches = pretrade_breaches(limits=Limits(max_quantity=(None, hard[0]), max_notional=(None, hard[1]),
-                                               price_band_pct=(None, hard[2]), daily_orders=(None, hard[3])),
+    market = _market(broker, request.symbol, now) if price is not None and band_cap is not None else Decimal(0)
+    today = orders_today(account_id, now=now) if daily_cap is not None else 0
+    breaches = pretrade_breaches(limits=Limits(max_quantity=(None, quantity_cap), max_notional=(None, notional_cap),
+                                               price_band_pct=(None, band_cap), daily_orders=(None, daily_cap)),
                                  quantity=request.quantity, notional=request.quantity * reference,
                                  order_price=price, market=market, orders_today=today, duplicate_of=None)
     if breaches:
@@ -66,19 +66,14 @@ def limits_enforce(*, account_id: int, request: OrderRequest, reference: Decimal
 
 def limits_forget() -> None:
     """Read every account's limits afresh next time (tests; the admin's change otherwise waits a few seconds)."""
-    _cache.clear()
+    _recent.clear()
 
 
-_cache: dict[int, tuple[float, Limits]] = {}
+_recent: Remembered[Limits] = Remembered(CACHE_SECONDS)
 
 
 def _remembered(account_id: int) -> Limits:
-    known = _cache.get(account_id)
-    if known is not None and known[0] > time.monotonic():
-        return known[1]
-    limits, _ = limits_read(account_id)
-    _cache[account_id] = (time.monotonic() + CACHE_SECONDS, limits)
-    return limits
+    return _recent.get(account_id) or _recent.put(account_id, limits_read(account_id)[0])
 
 
 def _market(broker: Broker, symbol: str, now: datetime) -> Decimal:
