@@ -12,9 +12,10 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from orders.realtime.routing import websocket_application  # noqa: E402
-from tradingdesk.serving import remember_content_types  # noqa: E402
+from tradingdesk.serving import complete_reason_phrases, remember_content_types  # noqa: E402
 
 remember_content_types()
+complete_reason_phrases()
 
 http_app = django_app
 if settings.SERVE_STATIC:

@@ -49,13 +49,33 @@ GATEWAY_HOST = envstr("GATEWAY_HOST", "127.0.0.1")
 GATEWAY_PORT = envint("GATEWAY_PORT", 8080, minimum=1)
 IS_LOOPBACK_DEPLOYMENT = is_loopback_host(GATEWAY_HOST)
 
-_hosts = envstr("DESK_ALLOWED_HOSTS", "")
-ALLOWED_HOSTS = [h.strip() for h in _hosts.split(",") if h.strip()] or (
-    ["127.0.0.1", "localhost", "[::1]", "testserver"] if IS_LOOPBACK_DEPLOYMENT else []
-)
+
+
+def _default_hosts(host: str) -> list[str]:
+    """The names the desk answers to when DESK_ALLOWED_HOSTS is unset: the address it serves on
+    (``[…]`` for IPv6), plus the loopback names when that address is loopback. A wildcard bind
+    (0.0.0.0, ::) cannot know its names, so it needs DESK_ALLOWED_HOSTS."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is not None and address.is_unspecified:
+        return []
+    served = f"[{address}]" if address is not None and address.version == 6 else host
+    if not IS_LOOPBACK_DEPLOYMENT:
+        return [served]
+    return list(dict.fromkeys([served, "127.0.0.1", "localhost", "[::1]", "testserver"]))
+
+
+def _csv(name: str) -> list[str]:
+    return [part.strip() for part in envstr(name, "").split(",") if part.strip()]
+
+
+ALLOWED_HOSTS = _csv("DESK_ALLOWED_HOSTS") or _default_hosts(GATEWAY_HOST)
 if not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("DESK_ALLOWED_HOSTS must list the host names served when GATEWAY_HOST is not loopback")
-CSRF_TRUSTED_ORIGINS = [o for o in envstr("DESK_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+    raise ImproperlyConfigured(f"GATEWAY_HOST={GATEWAY_HOST} listens on every address: set DESK_ALLOWED_HOSTS "
+                               "to the host names clients use")
+CSRF_TRUSTED_ORIGINS = _csv("DESK_CSRF_TRUSTED_ORIGINS")
 
 # --- API access ---------------------------------------------------------------------------------------
 # GATEWAY_API_KEY: the protocol's single shared key (>= 32 characters); when set, every /v1 request
@@ -65,6 +85,22 @@ if GATEWAY_API_KEY and len(GATEWAY_API_KEY) < 32:
     raise ImproperlyConfigured("GATEWAY_API_KEY must be at least 32 characters")
 API_ALLOW_KEYLESS = IS_LOOPBACK_DEPLOYMENT and not GATEWAY_API_KEY and envbool("DESK_ALLOW_KEYLESS", True)
 API_RATE_LIMIT_PER_MINUTE = envint("DESK_API_RATE_LIMIT_PER_MINUTE", 1200, minimum=0)
+# Browsers: /v1 takes JSON only, and a request carrying an Origin is served only when that is the desk's
+# own origin or listed here ("https://tools.example.com"), so no other web page can use a key or the
+# keyless loopback access (orders/api/edge.py). CORS answers are given for the listed origins alone.
+DESK_CORS_ORIGINS = _csv("DESK_CORS_ORIGINS")
+for _origin in DESK_CORS_ORIGINS:
+    _parts = urlsplit(_origin)
+    if _parts.scheme not in ("http", "https") or not _parts.netloc or _parts.path not in ("", "/"):
+        raise ImproperlyConfigured(f"DESK_CORS_ORIGINS: {_origin!r} is not an origin like https://host[:port]")
+DESK_CORS_ORIGINS = [o.rstrip("/") for o in DESK_CORS_ORIGINS]
+CORS_ALLOWED_ORIGINS = DESK_CORS_ORIGINS
+CORS_URLS_REGEX = r"^/v1/"
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "x-api-key")
+CORS_EXPOSE_HEADERS = ("Idempotent-Replayed", "Retry-After", "X-Next-Cursor", "Link")
+CORS_PREFLIGHT_MAX_AGE = 600
+# the largest /v1 request body accepted; larger ones get 413 in the envelope
+DESK_API_MAX_BODY_BYTES = envint("DESK_API_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 ENABLE_SWAGGER = envbool("ENABLE_SWAGGER", True)
 DESK_BENCH_ENDPOINTS = envbool("DESK_BENCH_ENDPOINTS", False)  # /bench/ping for bench/bench_orders.py
 
@@ -109,6 +145,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "corsheaders",
     "django_htmx",
     "template_partials",
     "ninja",
@@ -117,6 +154,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "orders.api.edge.refuse_foreign_origins",
+    "corsheaders.middleware.CorsMiddleware",
+    "orders.api.edge.api_body_rules",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.urls import register_converter
 from django.urls.converters import PathConverter
+from ninja import Schema
+from ninja.errors import ValidationError
+from pydantic import ValidationError as PydanticValidationError
 
 from orders.brokers import get_broker
 from orders.brokers.base import Broker
 from orders.domain.enums import OrderStatus
-from orders.domain.errors import InvalidValue
+from orders.domain.errors import InvalidRequest, InvalidValue
 from orders.models import Account
 
 CODES_4XX = frozenset({400, 401, 403, 404, 409, 422, 429})
@@ -61,3 +65,32 @@ def parse_statuses(raw: list[str] | None) -> tuple[OrderStatus, ...]:
     except ValueError:
         raise InvalidValue("status", f"must be one of {', '.join(s.value for s in OrderStatus)}",
                            provided=",".join(values)) from None
+
+
+SchemaT = TypeVar("SchemaT", bound=Schema)
+
+
+def optional_body(request: HttpRequest, schema: type[SchemaT]) -> SchemaT:
+    """A body that may be left out: no body, an empty one or ``null`` all mean the schema's defaults.
+    Anything else must be a JSON object valid for ``schema`` (a list, a number … is a 400)."""
+    raw = request.body.strip()
+    if not raw or raw == b"null":
+        return schema()
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise InvalidRequest(f"Invalid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("Invalid JSON: expected an object")
+    try:
+        return schema.model_validate(data)
+    except PydanticValidationError as e:
+        raise ValidationError(e.errors(include_url=False)) from None
+
+
+def optional_body_openapi(schema: type[Schema]) -> dict:
+    """``openapi_extra`` documenting an optional JSON body of ``schema``, inline (ninja lists only the
+    schemas its own parameters use; enums the body refers to are among them)."""
+    body = schema.model_json_schema(ref_template="#/components/schemas/{model}")
+    body.pop("$defs", None)
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": body}}}}

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router
-from ninja.errors import ValidationError
-from pydantic import ValidationError as PydanticValidationError
 
 from orders import selectors, wire
-from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, wire_response
+from orders.api.common import (
+    CODES_4XX,
+    account_of,
+    actor_of,
+    broker_for,
+    optional_body,
+    optional_body_openapi,
+    wire_response,
+)
 from orders.api.schemas import (
     ClosePositionIn,
     ErrorOut,
@@ -21,7 +25,6 @@ from orders.api.schemas import (
     PositionOut,
 )
 from orders.domain.enums import OrderType
-from orders.domain.errors import InvalidRequest
 from orders.domain.money import format_decimal
 from orders.models import position_wire_id
 from orders.services.accounts import mark_price
@@ -51,29 +54,11 @@ def get_position(request: HttpRequest, position_id: str):
     return wire_response(_position_body(position, broker_for(account), timezone.now()))
 
 
-def _close_body(request: HttpRequest) -> ClosePositionIn:
-    """The close body is optional: no body, an empty body or ``null`` all mean "close everything at market"."""
-    raw = request.body.strip()
-    if not raw or raw == b"null":
-        return ClosePositionIn()
-    try:
-        data = json.loads(raw)
-    except ValueError as e:
-        raise InvalidRequest(f"Invalid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("Invalid JSON: expected an object")
-    try:
-        return ClosePositionIn.model_validate(data)
-    except PydanticValidationError as e:
-        raise ValidationError(e.errors(include_url=False)) from None
-
-
 @router.delete("/positions/{anypath:position_id}", response={200: OrderHandleOut, **ERRORS},
-               summary="Close a position", openapi_extra={"requestBody": {"required": False, "content": {
-                   "application/json": {"schema": {"$ref": "#/components/schemas/ClosePositionIn"}}}}})
+               summary="Close a position", openapi_extra=optional_body_openapi(ClosePositionIn))
 def close_position(request: HttpRequest, position_id: str):
     """Send a reduce-only order against the position (all of it unless `quantity` is given); `200` with its handle."""
-    body = _close_body(request)
+    body = optional_body(request, ClosePositionIn)
     account = account_of(request)
     order = position_close(account=account, position_id=position_id, broker=broker_for(account),
                            quantity=body.quantity, order_type=body.order_type or OrderType.MARKET,

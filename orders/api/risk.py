@@ -9,9 +9,17 @@ from ninja import Router, Schema
 from pydantic import Field
 
 from orders import wire
-from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, wire_response
+from orders.api.common import (
+    CODES_4XX,
+    account_of,
+    actor_of,
+    broker_for,
+    optional_body,
+    optional_body_openapi,
+    wire_response,
+)
 from orders.api.schemas import ErrorOut
-from orders.domain.errors import NotFound
+from orders.domain.errors import AlertNotFound
 from orders.models import Alert, TradingState
 from orders.services.alerts import alert_acknowledge
 from orders.services.risk import kill_switch, trading_state_set
@@ -92,13 +100,15 @@ def put_trading_state(request: HttpRequest, payload: TradingStateIn):
     return wire_response({"account": account.name, "trading_state": account.trading_state})
 
 
-@router.post("/kill-switch", response={200: KillSwitchOut, **ERRORS}, summary="Kill switch")
-def post_kill_switch(request: HttpRequest, payload: KillSwitchIn | None = None):
+@router.post("/kill-switch", response={200: KillSwitchOut, **ERRORS}, summary="Kill switch",
+             openapi_extra=optional_body_openapi(KillSwitchIn))
+def post_kill_switch(request: HttpRequest):
     """Halt the account, cancel every working order and, with `flatten`, close every position.
     Without `flatten` the stop-loss/take-profit legs of open positions are kept (listed as kept)."""
+    payload = optional_body(request, KillSwitchIn)
     account = account_of(request)
     receipt = kill_switch(account=account, broker=broker_for(account), actor=actor_of(request),
-                          flatten=bool(payload and payload.flatten))
+                          flatten=payload.flatten)
     return wire_response(receipt.as_dict())
 
 
@@ -114,7 +124,7 @@ def list_alerts(request: HttpRequest, status: str | None = None):
 def acknowledge_alert(request: HttpRequest, alert_id: str, payload: AcknowledgeIn):
     account = account_of(request)
     if not Alert.objects.filter(pk=_uuid_or_none(alert_id), account=account).exists():
-        raise NotFound(f"Alert not found: {alert_id}", details={"resource": "alert", "id": alert_id})
+        raise AlertNotFound(alert_id)
     alert = alert_acknowledge(alert_id=alert_id, actor=actor_of(request), comment=payload.comment)
     return wire_response(alert_out(alert))
 

@@ -4,11 +4,13 @@ and ``details``; the API turns any of them into the protocol's envelope
 
     DeskError
     ├── InvalidRequest        400 INVALID_REQUEST     malformed input, a required field missing
+    │   ├── PayloadTooLarge   413 INVALID_REQUEST     a body over the size limit
+    │   └── UnsupportedMediaType 415 INVALID_REQUEST  a body that is not JSON
     ├── InvalidValue          400 INVALID_VALUE       a field present but not acceptable
     ├── ValidationFailed      400 VALIDATION_ERROR    per-field validator failures
     ├── Unauthorized          401 UNAUTHORIZED        no key / a wrong key
-    ├── Forbidden             403 UNAUTHORIZED        a key whose role does not allow the action
-    ├── NotFound              404 *_NOT_FOUND         ORDER / POSITION / SYMBOL
+    ├── Forbidden             403 UNAUTHORIZED        a key whose role does not allow the action, a foreign Origin
+    ├── NotFound              404 *_NOT_FOUND         ORDER / POSITION / SYMBOL / ALERT
     ├── Conflict              409                     ORDER_NOT_MODIFIABLE, RESET_COOLDOWN
     ├── OrderRejected         422 <reject reason>     INSUFFICIENT_BALANCE, INVALID_QUANTITY, …
     ├── RateLimited           429 RATE_LIMITED        retryable after ``retry_after_seconds``
@@ -46,6 +48,24 @@ class InvalidRequest(DeskError):
     def __init__(self, reason: str, *, field: str | None = None) -> None:
         super().__init__(f"Invalid request: {reason}", details={"field": field} if field else None)
         self.field = field
+
+
+class PayloadTooLarge(InvalidRequest):
+    status = 413
+
+    def __init__(self, *, max_bytes: int, size: int | None = None) -> None:
+        DeskError.__init__(self, f"Invalid request: the body is larger than the {max_bytes} bytes accepted",
+                           details={"code": "BODY_TOO_LARGE", "max_bytes": max_bytes, "size": size})
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
+
+    def __init__(self, content_type: str) -> None:
+        shown = content_type or "none"
+        DeskError.__init__(self, f"Invalid request: the body must be JSON (Content-Type: application/json), "
+                                 f"not {shown}",
+                           details={"code": "UNSUPPORTED_MEDIA_TYPE", "content_type": content_type or None})
 
 
 class InvalidValue(DeskError):
@@ -111,6 +131,13 @@ class PositionNotFound(NotFound):
 
     def __init__(self, position_id: str) -> None:
         super().__init__(f"Position not found: {position_id}", details={"resource": "position", "id": position_id})
+
+
+class AlertNotFound(NotFound):
+    code = "ALERT_NOT_FOUND"
+
+    def __init__(self, alert_id: str) -> None:
+        super().__init__(f"Alert not found: {alert_id}", details={"resource": "alert", "id": alert_id})
 
 
 class SymbolNotFound(NotFound):

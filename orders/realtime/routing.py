@@ -3,16 +3,16 @@
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 from django.conf import settings
 from django.urls import path
 
 from orders.realtime.consumers import StrategyStreamConsumer
 from orders.realtime.desk import DeskLiveConsumer
+from orders.realtime.origin import SameOriginValidator
 
 websocket_urlpatterns = [
-    path("v1/ws", StrategyStreamConsumer.as_asgi()),
-    path("ws/desk/", AllowedHostsOriginValidator(AuthMiddlewareStack(DeskLiveConsumer.as_asgi()))),
+    path("v1/ws", SameOriginValidator(StrategyStreamConsumer.as_asgi())),
+    path("ws/desk/", SameOriginValidator(AuthMiddlewareStack(DeskLiveConsumer.as_asgi()), require_origin=True)),
 ]
 if settings.DESK_BENCH_ENDPOINTS:
     # bench/bench_stream.py's baseline: a bare Channels group broadcast, mounted only for the benchmark

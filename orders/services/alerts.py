@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders import events
-from orders.domain.errors import InvalidValue, NotFound
+from orders.domain.errors import AlertNotFound, InvalidValue
 from orders.models import Alert
 from orders.services.audit import audit_record
 
@@ -51,7 +51,7 @@ def alert_acknowledge(*, alert_id: str, actor: str, comment: str) -> Alert:
             ack_comment=comment)
         alert = Alert.objects.filter(pk=alert_id).first()
         if alert is None:
-            raise NotFound(f"Alert not found: {alert_id}", details={"resource": "alert", "id": alert_id})
+            raise AlertNotFound(alert_id)
         if updated:
             audit_record(account_id=alert.account_id, actor=actor, action="alert.acknowledge", target=alert_id,
                          comment=comment)

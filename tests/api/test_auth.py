@@ -100,7 +100,7 @@ def test_a_read_only_key_reads_but_cannot_trade(client, account, keys_required):
     assert isinstance(body["details"]["code"], str)
     assert Order.objects.count() == 0
     assert client.delete("/v1/orders", headers=headers).status_code == 403
-    assert client.post("/v1/circuit-breakers/reset", headers=headers).status_code == 403
+    assert client.generic("POST", "/v1/circuit-breakers/reset", headers=headers).status_code == 403
 
 
 def test_a_key_acts_on_its_own_account(client, account, keys_required):

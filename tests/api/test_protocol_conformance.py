@@ -44,8 +44,9 @@ class CheckedClient:
     def post(self, path: str, data=None, **kwargs):
         if data is not None and not isinstance(data, str):
             data = json.dumps(data)
-        if data is not None:
-            kwargs.setdefault("content_type", J)
+        if data is None:             # as a script's bare POST: no body, no Content-Type
+            return self._check(self.client.generic("POST", path, **kwargs))
+        kwargs.setdefault("content_type", J)
         return self._check(self.client.post(path, data, **kwargs))
 
     def patch(self, path: str, data, **kwargs):

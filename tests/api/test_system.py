@@ -113,14 +113,14 @@ def test_both_breakers_start_closed(client, account):
 
 
 def test_a_reset_answers_fresh_snapshots_and_a_second_within_a_minute_is_409(client, account, clock):
-    first = client.post("/v1/circuit-breakers/reset")
+    first = client.generic("POST", "/v1/circuit-breakers/reset")
     assert first.status_code == 200
     assert first.json() == {"adapter": CLOSED, "exit_order": CLOSED}
-    body = assert_error(client.post("/v1/circuit-breakers/reset"), 409, "RESET_COOLDOWN")
+    body = assert_error(client.generic("POST", "/v1/circuit-breakers/reset"), 409, "RESET_COOLDOWN")
     assert "cooldown" in body["message"]
     assert "details" not in body
     clock.shift(61)
-    assert client.post("/v1/circuit-breakers/reset").status_code == 200
+    assert client.generic("POST", "/v1/circuit-breakers/reset").status_code == 200
 
 
 def test_venue_outages_count_on_the_adapter_breaker_and_three_open_it(client, account, broker, clock):
@@ -133,7 +133,7 @@ def test_venue_outages_count_on_the_adapter_breaker_and_three_open_it(client, ac
     broker.faults.set_unavailable(False)
     refused = assert_error(submit(client, expect=None), 503, "PROVIDER_UNAVAILABLE")
     assert "circuit breaker" in refused["message"]
-    assert client.post("/v1/circuit-breakers/reset").json()["adapter"] == CLOSED
+    assert client.generic("POST", "/v1/circuit-breakers/reset").json()["adapter"] == CLOSED
     submit(client)
 
 

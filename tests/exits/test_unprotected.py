@@ -266,7 +266,7 @@ def test_the_exit_order_breaker_opens_after_three_outages_and_defers_placement(c
 
     # a manual reset lets the engine protect both entries, which resolves the alerts
     clock.shift(60)
-    assert client.post("/v1/circuit-breakers/reset").status_code == 200
+    assert client.generic("POST", "/v1/circuit-breakers/reset").status_code == 200
     for _ in range(6):
         tick(account, broker, clock, 1)
     assert set(ExitLeg.objects.values_list("status", flat=True)) == {"PLACED"}

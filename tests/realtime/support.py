@@ -95,8 +95,12 @@ def assert_wire_frame(frame: dict[str, Any]) -> dict[str, Any]:
 # -- sockets -------------------------------------------------------------------------------------------
 
 def stream(*, headers: tuple = (), client: tuple[str, int] = LOOPBACK, path: str = "/v1/ws") -> WebsocketCommunicator:
-    """A socket on the routed application (``tradingdesk.asgi``), as from ``client``."""
-    communicator = WebsocketCommunicator(application, path, headers=list(headers))
+    """A socket on the routed application (``tradingdesk.asgi``), as from ``client``; with a ``Host`` header,
+    as every real handshake has (``testserver`` unless one is given)."""
+    headers = list(headers)
+    if not any(name.lower() == b"host" for name, _ in headers):
+        headers.insert(0, (b"host", b"testserver"))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
     communicator.scope["client"] = client
     return communicator
 

@@ -72,6 +72,28 @@ async def test_a_loopback_client_behind_a_proxy_counts_as_remote(account):
     assert (connected, code) == (False, CLOSE_UNAUTHORIZED)
 
 
+async def test_a_web_page_from_another_site_cannot_open_the_keyless_stream(account):
+    """Browsers send Origin on every websocket handshake; the desk's keyless loopback access is for scripts."""
+    communicator = stream(headers=[(b"host", b"127.0.0.1:8080"), (b"origin", b"https://evil.example")])
+    connected, _ = await communicator.connect(timeout=CONNECT_TIMEOUT)
+    assert not connected
+
+
+async def test_a_page_of_the_desk_itself_may_open_the_stream(account):
+    communicator = stream(headers=[(b"host", b"127.0.0.1:8080"), (b"origin", b"http://127.0.0.1:8080")])
+    connected, _ = await communicator.connect(timeout=CONNECT_TIMEOUT)
+    assert connected
+    await communicator.disconnect()
+
+
+async def test_a_listed_origin_may_open_the_stream(account, settings):
+    settings.DESK_CORS_ORIGINS = ["https://tools.example.com"]
+    communicator = stream(headers=[(b"host", b"127.0.0.1:8080"), (b"origin", b"https://tools.example.com")])
+    connected, _ = await communicator.connect(timeout=CONNECT_TIMEOUT)
+    assert connected
+    await communicator.disconnect()
+
+
 async def test_a_remote_client_is_accepted_with_a_bearer_key(account, client):
     key = await new_key(account)
     communicator = await connected_stream(headers=[(b"authorization", b"Bearer " + key)], client=REMOTE)

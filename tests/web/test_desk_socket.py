@@ -22,6 +22,7 @@ from tradingdesk.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
+HOST = (b"host", b"testserver")
 ORIGIN = (b"origin", b"http://testserver")
 TIMEOUT = 5
 BUNDLE = ("working-body", "finished-body", "positions-body", "fills-body", "account-figures", "trading-state-badge",
@@ -34,7 +35,8 @@ def cookie_of(client) -> tuple[bytes, bytes]:
 
 
 def socket(*headers, path: str = "/ws/desk/") -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, path, headers=list(headers))
+    """A handshake as a browser sends it: ``Host`` always, and the given headers."""
+    communicator = WebsocketCommunicator(application, path, headers=[HOST, *headers])
     communicator.scope["client"] = ("127.0.0.1", 50000)
     return communicator
 
@@ -75,6 +77,26 @@ async def test_an_anonymous_visitor_is_refused(account):
 
 async def test_a_page_from_another_origin_is_refused_even_with_a_traders_session(trader_client):
     communicator = socket(cookie_of(trader_client), (b"origin", b"http://evil.example"))
+
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+
+    assert not connected
+
+
+@pytest.mark.parametrize("origin", [b"http://testserver:8081", b"https://testserver", b"null",
+                                    b"http://localhost"])
+async def test_a_page_from_a_near_miss_origin_is_refused(trader_client, origin):
+    connected, _ = await socket(cookie_of(trader_client), (b"origin", origin)).connect(timeout=TIMEOUT)
+
+    assert not connected
+
+
+async def test_a_page_served_under_a_name_the_desk_does_not_answer_to_is_refused(trader_client):
+    """DNS rebinding: a foreign name pointed at the desk's address is its page's own origin, but not a host
+    the desk serves."""
+    communicator = WebsocketCommunicator(application, "/ws/desk/", headers=[
+        (b"host", b"rebind.evil.example:8080"), (b"origin", b"http://rebind.evil.example:8080"),
+        cookie_of(trader_client)])
 
     connected, _ = await communicator.connect(timeout=TIMEOUT)
 
