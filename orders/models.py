@@ -143,6 +143,7 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["account", "status"], name="order_account_status"),
             models.Index(fields=["account", "-created_at"], name="order_account_created"),
+            models.Index(fields=["account", "-updated_at"], name="order_account_updated"),   # history pages
             models.Index(fields=["status"], name="order_status"),
         ]
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Model, Q, QuerySet
 
 from orders.domain.enums import TERMINAL_STATUSES, OrderStatus
-from orders.domain.errors import OrderNotFound, PositionNotFound
-from orders.models import Account, Fill, Order, Position, position_wire_id
+from orders.domain.errors import InvalidValue, OrderNotFound, PositionNotFound
+from orders.domain.paging import DEFAULT_PAGE, decode_cursor, encode_cursor, page_size
+from orders.models import Account, Alert, Fill, Order, Position, position_wire_id
 
 
 @dataclass(frozen=True)
@@ -23,9 +25,38 @@ class OrderFilter:
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = None
+    cursor: str | None = None
 
 
-def _filtered(orders: QuerySet[Order], filters: OrderFilter, *, time_field: str) -> QuerySet[Order]:
+RowT = TypeVar("RowT", bound=Model)
+
+
+@dataclass(frozen=True)
+class Page(Generic[RowT]):
+    """One page of a list, newest first; ``next_cursor`` is set when more rows follow."""
+    rows: list[RowT]
+    next_cursor: str | None
+
+
+def _page(rows: QuerySet[RowT], *, time_field: str, limit: int | None, cursor: str | None) -> Page[RowT]:
+    """Rows ordered newest first by ``time_field`` then id, starting after ``cursor``; at most one page.
+    One row more than the page is read, to know whether another page follows."""
+    if cursor:
+        at, key = decode_cursor(cursor)
+        try:
+            key = uuid.UUID(key)
+        except ValueError:
+            raise InvalidValue("cursor", "not a cursor this server gave out", provided=cursor[:100]) from None
+        rows = rows.filter(Q(**{f"{time_field}__lt": at}) | Q(**{time_field: at, "pk__lt": key}))
+    size = page_size(limit)
+    found = list(rows.order_by(f"-{time_field}", "-pk")[: size + 1])
+    if len(found) <= size:
+        return Page(found, None)
+    last = found[size - 1]
+    return Page(found[:size], encode_cursor(getattr(last, time_field), str(last.pk)))
+
+
+def _filtered(orders: QuerySet[Order], filters: OrderFilter, *, time_field: str) -> Page[Order]:
     if filters.symbol:
         orders = orders.filter(symbol=filters.symbol)
     if filters.side:
@@ -38,20 +69,19 @@ def _filtered(orders: QuerySet[Order], filters: OrderFilter, *, time_field: str)
         orders = orders.filter(**{f"{time_field}__gte": filters.since})
     if filters.until:
         orders = orders.filter(**{f"{time_field}__lt": filters.until})
-    orders = orders.order_by(f"-{time_field}", "-pk")
-    return orders[: filters.limit] if filters.limit is not None else orders
+    return _page(orders, time_field=time_field, limit=filters.limit, cursor=filters.cursor)
 
 
-def order_list(*, account: Account, filters: OrderFilter) -> QuerySet[Order]:
-    """Every order of the account in any status, newest first (``since``/``until`` on creation)."""
+def order_list(*, account: Account, filters: OrderFilter) -> Page[Order]:
+    """The account's orders in any status, newest first (``since``/``until`` on creation), one page."""
     orders = Order.objects.filter(account=account)
     if filters.statuses:
         orders = orders.filter(status__in=filters.statuses)
     return _filtered(orders, filters, time_field="created_at")
 
 
-def order_history(*, account: Account, filters: OrderFilter) -> QuerySet[Order]:
-    """Finished orders, most recently finished first (``since``/``until`` on the last update)."""
+def order_history(*, account: Account, filters: OrderFilter) -> Page[Order]:
+    """Finished orders, most recently finished first (``since``/``until`` on the last update), one page."""
     statuses = tuple(s for s in filters.statuses if s in TERMINAL_STATUSES) if filters.statuses else tuple(
         TERMINAL_STATUSES)
     return _filtered(Order.objects.filter(account=account, status__in=statuses), filters, time_field="updated_at")
@@ -87,7 +117,8 @@ def position_lookup(*, account: Account, position_id: str) -> Position:
 
 def trade_list(*, account: Account, symbol: str | None = None, order_id: str | None = None,
                since: datetime | None = None, until: datetime | None = None,
-               limit: int | None = None) -> QuerySet[Fill]:
+               limit: int | None = None, cursor: str | None = None) -> Page[Fill]:
+    """The account's fills, newest first, one page."""
     fills = Fill.objects.filter(account=account)
     if symbol:
         fills = fills.filter(symbol=symbol)
@@ -95,11 +126,17 @@ def trade_list(*, account: Account, symbol: str | None = None, order_id: str | N
         try:
             uuid.UUID(order_id)
         except ValueError:
-            return fills.none()
+            return Page([], None)
         fills = fills.filter(order_id=order_id)
     if since:
         fills = fills.filter(timestamp__gte=since)
     if until:
         fills = fills.filter(timestamp__lt=until)
-    fills = fills.order_by("-timestamp", "-pk")
-    return fills[:limit] if limit is not None else fills
+    return _page(fills, time_field="timestamp", limit=limit, cursor=cursor)
+
+
+def live_alerts(*, account_id: int) -> list[Alert]:
+    """The account's open and acknowledged alerts, newest first: at most a page of them, for the desk, the
+    risk view and the stream's replay on connect alike (an alert storm must not stall a page or a socket)."""
+    live = Alert.objects.filter(account_id=account_id, status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED))
+    return list(live.order_by("-raised_at")[:DEFAULT_PAGE])

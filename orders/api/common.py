@@ -45,6 +45,27 @@ def wire_response(data: Any, status: int = 200) -> JsonResponse:
     return JsonResponse(data, status=status, safe=False)
 
 
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
+PAGED_DOC = {"headers": {
+    NEXT_CURSOR_HEADER: {"description": "Present when more rows follow: pass it as `cursor` for the next page",
+                         "schema": {"type": "string"}},
+    "Link": {"description": "`<next page URL>; rel=\"next\"` when more rows follow", "schema": {"type": "string"}},
+}}
+
+
+def paged_response(request: HttpRequest, data: list, next_cursor: str | None) -> JsonResponse:
+    """A list page. When more rows follow, the cursor of the next page travels in ``X-Next-Cursor`` and in a
+    ``Link`` header (RFC 8288) holding the same query with that cursor, so the body stays the protocol's
+    plain array."""
+    response = wire_response(data)
+    if next_cursor:
+        query = request.GET.copy()
+        query["cursor"] = next_cursor
+        response[NEXT_CURSOR_HEADER] = next_cursor
+        response["Link"] = f'<{request.path}?{query.urlencode()}>; rel="next"'
+    return response
+
+
 def account_of(request: HttpRequest) -> Account:
     return request.auth.account
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import HttpRequest
 from ninja import Query, Router
-from pydantic import Field
 
 from orders import selectors, wire
 from orders.api.auth import api_key_auth_pooled
-from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, in_pool, parse_statuses, wire_response
+from orders.api.common import (
+    CODES_4XX,
+    PAGED_DOC,
+    account_of,
+    actor_of,
+    broker_for,
+    in_pool,
+    paged_response,
+    parse_statuses,
+    wire_response,
+)
 from orders.api.schemas import (
     CancelAllOut,
     CancelOrderOut,
@@ -22,6 +29,8 @@ from orders.api.schemas import (
     OrderHandleOut,
     OrderIn,
     OrderOut,
+    PageCursor,
+    PageLimit,
     UtcDatetime,
 )
 from orders.domain.orders import OrderRequest
@@ -29,7 +38,7 @@ from orders.metrics import ORDER_SUBMIT_SECONDS, ORDERS_SUBMITTED
 from orders.services import orders as order_services
 
 router = Router(tags=["orders"])
-U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]   # the gateway's `limit` is a u32; larger values are a 400
+
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 501, 502, 503)}
 
 
@@ -70,7 +79,8 @@ def _submit_order(request: HttpRequest, payload: OrderIn):
     return response
 
 
-def _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit) -> selectors.OrderFilter:
+def _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit,
+             cursor) -> selectors.OrderFilter:
     side_value = side.upper() if side and side == side.lower() else side
     if side_value not in (None, "BUY", "SELL"):
         from orders.domain.errors import InvalidValue
@@ -78,29 +88,32 @@ def _filters(symbol, status, side, client_order_id, oco_group_id, since, until, 
         raise InvalidValue("side", "must be BUY or SELL", provided=side)
     return selectors.OrderFilter(symbol=symbol or None, statuses=parse_statuses(status), side=side_value,
                                  client_order_id=client_order_id, oco_group_id=oco_group_id, since=since,
-                                 until=until, limit=limit)
+                                 until=until, limit=limit, cursor=cursor)
 
 
-@router.get("/orders", response={200: list[OrderOut], **ERRORS}, summary="List orders")
+@router.get("/orders", response={200: list[OrderOut], **ERRORS}, summary="List orders",
+            openapi_extra={"responses": {"200": PAGED_DOC}})
 def list_orders(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
                 side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
                 since: UtcDatetime | None = None, until: UtcDatetime | None = None,
-                limit: U32 | None = None):
-    """Every order of the account, newest first. `status` repeats or takes a comma-separated list."""
-    filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit)
-    orders = selectors.order_list(account=account_of(request), filters=filters)
-    return wire_response([wire.order_out(o) for o in orders])
+                limit: PageLimit | None = None, cursor: PageCursor = None):
+    """The account's orders, newest first, a page at a time (`limit`, `cursor`). `status` repeats or takes a
+    comma-separated list."""
+    filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit, cursor)
+    page = selectors.order_list(account=account_of(request), filters=filters)
+    return paged_response(request, [wire.order_out(o) for o in page.rows], page.next_cursor)
 
 
-@router.get("/orders/history", response={200: list[OrderOut], **ERRORS}, summary="Finished orders")
+@router.get("/orders/history", response={200: list[OrderOut], **ERRORS}, summary="Finished orders",
+            openapi_extra={"responses": {"200": PAGED_DOC}})
 def order_history(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
                   side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
                   since: UtcDatetime | None = None, until: UtcDatetime | None = None,
-                  limit: U32 | None = None):
-    """Filled, cancelled, rejected and expired orders, most recently finished first."""
-    filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit)
-    orders = selectors.order_history(account=account_of(request), filters=filters)
-    return wire_response([wire.order_out(o) for o in orders])
+                  limit: PageLimit | None = None, cursor: PageCursor = None):
+    """Filled, cancelled, rejected and expired orders, most recently finished first, a page at a time."""
+    filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit, cursor)
+    page = selectors.order_history(account=account_of(request), filters=filters)
+    return paged_response(request, [wire.order_out(o) for o in page.rows], page.next_cursor)
 
 
 @router.get("/orders/{order_id}", response={200: OrderOut, **ERRORS}, summary="One order")

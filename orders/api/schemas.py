@@ -24,6 +24,7 @@ from orders.domain.enums import (
     TrailingType,
 )
 from orders.domain.money import to_decimal
+from orders.domain.paging import DEFAULT_PAGE, MAX_PAGE
 
 # No price or quantity comes near 10^15, and the database cannot hold much more (max_digits=28 with
 # 10 places; SQLite keeps 15 significant digits): larger input is refused here rather than
@@ -60,6 +61,13 @@ def _utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 MAX_LIMIT = 100_000
 QueryLimit = Annotated[int, Field(ge=0, le=MAX_LIMIT, description=f"at most {MAX_LIMIT}")]
+# Lists of orders and trades come a page at a time. `limit` is the gateway's u32 (a larger value is a 400).
+PageLimit = Annotated[int, Field(ge=0, le=2**32 - 1,
+                                 description=f"Rows per page: {DEFAULT_PAGE} when left out, at most {MAX_PAGE} "
+                                             f"(a larger value is served as {MAX_PAGE})")]
+PageCursor = Annotated[str | None, Field(max_length=200, description=(
+    "Where the page starts: the `X-Next-Cursor` header of the previous page (its `Link: <…>; rel=\"next\"` "
+    "holds the whole URL). Leave out for the newest page."))]
 DecimalIn = Annotated[Decimal, BeforeValidator(_decimal),
                       WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["100"]})]
 DecimalOut = Annotated[str, WithJsonSchema({"type": "string", "examples": ["150.25"]})]

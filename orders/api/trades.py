@@ -6,18 +6,19 @@ from django.http import HttpRequest
 from ninja import Router
 
 from orders import selectors, wire
-from orders.api.common import CODES_4XX, account_of, wire_response
-from orders.api.schemas import ErrorOut, QueryLimit, TradeOut, UtcDatetime
+from orders.api.common import CODES_4XX, PAGED_DOC, account_of, paged_response
+from orders.api.schemas import ErrorOut, PageCursor, PageLimit, TradeOut, UtcDatetime
 
 router = Router(tags=["trades"])
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
 
 
-@router.get("/trades", response={200: list[TradeOut], **ERRORS}, summary="Fills, newest first")
+@router.get("/trades", response={200: list[TradeOut], **ERRORS}, summary="Fills, newest first",
+            openapi_extra={"responses": {"200": PAGED_DOC}})
 def list_trades(request: HttpRequest, symbol: str | None = None, order_id: str | None = None,
                 since: UtcDatetime | None = None, until: UtcDatetime | None = None,
-                limit: QueryLimit | None = None):
-    """One trade per fill. `since` is inclusive, `until` exclusive."""
-    fills = selectors.trade_list(account=account_of(request), symbol=symbol or None, order_id=order_id,
-                                 since=since, until=until, limit=limit)
-    return wire_response([wire.trade_out(f) for f in fills])
+                limit: PageLimit | None = None, cursor: PageCursor = None):
+    """One trade per fill, a page at a time (`limit`, `cursor`). `since` is inclusive, `until` exclusive."""
+    page = selectors.trade_list(account=account_of(request), symbol=symbol or None, order_id=order_id,
+                                since=since, until=until, limit=limit, cursor=cursor)
+    return paged_response(request, [wire.trade_out(f) for f in page.rows], page.next_cursor)

@@ -28,10 +28,10 @@ from orders.api.auth import credentials_from, resolve_client
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.metrics import WS_CONNECTIONS, WS_SLOW_CONSUMERS
-from orders.models import Alert
 from orders.realtime.market import market_data
 from orders.realtime.relay import get_relay
 from orders.realtime.subscriptions import SubscriptionFilter
+from orders.selectors import live_alerts
 
 log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
@@ -205,7 +205,6 @@ def _strings(value) -> list[str]:
 
 @database_sync_to_async
 def _live_alert_frames(account_id: int) -> list[dict]:
-    alerts = Alert.objects.filter(account_id=account_id, status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED))
     return [{"type": "error", "code": a.kind, "message": a.message,
              "details": {**a.details, "alert_status": a.status, "rebroadcast": True},
-             "timestamp": wire.ts(a.raised_at)} for a in alerts.order_by("raised_at")]
+             "timestamp": wire.ts(a.raised_at)} for a in reversed(live_alerts(account_id=account_id))]

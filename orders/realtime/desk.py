@@ -31,6 +31,7 @@ from orders.domain.errors import DeskError
 from orders.models import Account, Alert
 from orders.realtime.market import market_data
 from orders.realtime.relay import get_relay
+from orders.selectors import live_alerts
 
 log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
@@ -199,8 +200,7 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
             parts.append(render_to_string(f"{FRAGMENTS}#trading-state-badge", {"state": state, "oob": True}))
             parts.append(render_to_string(f"{FRAGMENTS}#trading-state-note", {"state": state, "oob": True}))
         if "alerts" in sections:
-            alerts = Alert.objects.filter(account=self.account,
-                                          status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED))
+            alerts = live_alerts(account_id=self.account_id)
             if self.view == "risk":
                 history = Alert.objects.filter(account=self.account).order_by("-raised_at")[:100]
                 html = render_to_string("orders/risk.html#alerts", {

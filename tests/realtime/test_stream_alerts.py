@@ -192,3 +192,28 @@ async def test_an_entry_order_fill_arrives_before_the_alert_about_its_legs(
     filled = next(i for i, f in enumerate(frames) if is_order_event("ORDER_FILLED", entry["id"])(f))
     assert filled < len(frames) - 1
     await communicator.disconnect()
+
+
+async def test_an_alert_storm_replays_only_the_newest_page_oldest_first(account):
+    """A flood of open alerts must not hold a (re)connecting client back: the newest page of them is
+    replayed, in the order they were raised, and then the stream goes on."""
+    from orders.domain.paging import DEFAULT_PAGE
+
+    @database_sync_to_async
+    def storm(count: int) -> list[str]:
+        start = timezone.now() - timedelta(hours=1)
+        Alert.objects.bulk_create([
+            Alert(account=account, kind="POSITION_UNPROTECTED", symbol=f"S{n}", dedupe_key=f"storm-{n}",
+                  message=f"S{n} position has no stop-loss", details={"symbol": f"S{n}"},
+                  raised_at=start + timedelta(seconds=n)) for n in range(count)])
+        return [f"S{n}" for n in range(count)]
+
+    symbols = await storm(DEFAULT_PAGE + 50)
+    communicator = await connected_stream()
+
+    replayed = await frames_until(communicator, lambda f: f["type"] == "error"
+                                  and f["details"]["symbol"] == symbols[-1])
+
+    errors = [f["details"]["symbol"] for f in replayed if f["type"] == "error"]
+    assert errors == symbols[-DEFAULT_PAGE:]
+    await communicator.disconnect()
