@@ -20,7 +20,7 @@ from orders.domain.enums import OrderStatus
 from orders.domain.errors import InvalidRequest, InvalidValue
 from orders.models import Account
 
-CODES_4XX = frozenset({400, 401, 403, 404, 409, 422, 429})
+CODES_4XX = frozenset({400, 401, 403, 404, 409, 413, 415, 422, 429})
 
 
 class AnyPathConverter(PathConverter):
@@ -81,6 +81,8 @@ def broker_for(account: Account) -> Broker:
 def parse_statuses(raw: list[str] | None) -> tuple[OrderStatus, ...]:
     """``status`` may repeat and/or hold a comma-separated list; values are UPPER-case only."""
     values = [part.strip() for item in (raw or []) for part in item.split(",") if part.strip()]
+    if len(values) > len(OrderStatus):
+        raise InvalidValue("status", f"at most {len(OrderStatus)} values", provided=f"{len(values)} values")
     try:
         return tuple(OrderStatus(v) for v in values)
     except ValueError:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404, HttpRequest, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from orders.domain.errors import DeskError
+from orders.domain.errors import DeskError, InvalidRequest, PayloadTooLarge
 from orders.domain.redact import redact
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,15 @@ def install(api: NinjaAPI) -> None:
             return error_response("INVALID_REQUEST", f"Invalid request: Invalid JSON: {message}", 400)
         return error_response("INVALID_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR", message,
                               exc.status_code)
+
+    @api.exception_handler(RequestDataTooBig)
+    def on_body_too_big(request: HttpRequest, exc: RequestDataTooBig):
+        return desk_error_response(PayloadTooLarge(max_bytes=settings.DESK_API_MAX_BODY_BYTES))
+
+    @api.exception_handler(TooManyFieldsSent)
+    def on_too_many_fields(request: HttpRequest, exc: TooManyFieldsSent):
+        return desk_error_response(InvalidRequest(
+            f"more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} query or form parameters"))
 
     @api.exception_handler(Http404)
     def on_not_found(request: HttpRequest, exc: Http404):

@@ -92,7 +92,7 @@ def _filters(symbol, status, side, client_order_id, oco_group_id, since, until, 
 
 
 @router.get("/orders", response={200: list[OrderOut], **ERRORS}, summary="List orders",
-            openapi_extra={"responses": {"200": PAGED_DOC}})
+            openapi_extra={"responses": {200: PAGED_DOC}})
 def list_orders(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
                 side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
                 since: UtcDatetime | None = None, until: UtcDatetime | None = None,
@@ -105,7 +105,7 @@ def list_orders(request: HttpRequest, symbol: str | None = None, status: list[st
 
 
 @router.get("/orders/history", response={200: list[OrderOut], **ERRORS}, summary="Finished orders",
-            openapi_extra={"responses": {"200": PAGED_DOC}})
+            openapi_extra={"responses": {200: PAGED_DOC}})
 def order_history(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
                   side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
                   since: UtcDatetime | None = None, until: UtcDatetime | None = None,

@@ -30,7 +30,7 @@ ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
 
 class TradingStateIn(Schema):
     state: TradingState
-    reason: str = ""
+    reason: str = Field("", max_length=500)
 
 
 class TradingStateOut(Schema):
@@ -69,7 +69,7 @@ class AlertOut(Schema):
 
 
 class AcknowledgeIn(Schema):
-    comment: str
+    comment: str = Field(max_length=500)
 
 
 def alert_out(alert: Alert) -> dict:

@@ -14,7 +14,7 @@ ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
 
 
 @router.get("/trades", response={200: list[TradeOut], **ERRORS}, summary="Fills, newest first",
-            openapi_extra={"responses": {"200": PAGED_DOC}})
+            openapi_extra={"responses": {200: PAGED_DOC}})
 def list_trades(request: HttpRequest, symbol: str | None = None, order_id: str | None = None,
                 since: UtcDatetime | None = None, until: UtcDatetime | None = None,
                 limit: PageLimit | None = None, cursor: PageCursor = None):

@@ -75,6 +75,12 @@ class OrderRequest:
         return replace(self, **changes)
 
 
+def is_plain_id(value: str) -> bool:
+    """An identifier a person can read back and a log line cannot be broken by: printable characters only
+    (no NUL, line break or tab), and no space at either end."""
+    return value.isprintable() and value == value.strip()
+
+
 def validate_order_request(request: OrderRequest) -> None:
     """Raise the first rule the request breaks, in the gateway's order:
     field validators (VALIDATION_ERROR), then per-type semantics (INVALID_REQUEST / INVALID_VALUE)."""
@@ -98,6 +104,9 @@ def _check_fields(request: OrderRequest) -> None:
         if value is not None and not 1 <= len(value) <= MAX_CLIENT_ORDER_ID:
             errors[name] = [field_error("length", f"{name} must be 1-{MAX_CLIENT_ORDER_ID} characters",
                                         min=1, max=MAX_CLIENT_ORDER_ID, value=len(value))]
+        elif value is not None and not is_plain_id(value):
+            errors[name] = [field_error("characters", f"{name} must be printable characters with no space "
+                                                      "at either end")]
     if errors:
         raise ValidationFailed(errors)
 
