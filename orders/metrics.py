@@ -110,5 +110,8 @@ ORDER_SUBMIT_SECONDS = Histogram("gateway_order_submit_duration_seconds", "Order
                                  (.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 WS_CONNECTIONS = Gauge("gateway_ws_connections_active", "Open /v1/ws connections")
 WS_SLOW_CONSUMERS = Counter("gateway_ws_slow_consumer_disconnects", "Stream clients closed for being too slow")
+WS_DISCONNECTS = Counter("gateway_ws_disconnects_total",
+                         "Stream clients gone, by reason: closed_by_client, closed_by_server (slow or unresponsive), "
+                         "lost (the connection dropped or stopped answering the server's pings)")
 API_EDGE_REFUSALS = Counter("desk_api_refused_total",
                             "/v1 requests refused at the edge: foreign origin, non-JSON body, body too large")

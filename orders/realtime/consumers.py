@@ -27,7 +27,7 @@ from orders import wire
 from orders.api.auth import credentials_from, resolve_client
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
-from orders.metrics import WS_CONNECTIONS, WS_SLOW_CONSUMERS
+from orders.metrics import WS_CONNECTIONS, WS_DISCONNECTS, WS_SLOW_CONSUMERS
 from orders.realtime.market import market_data
 from orders.realtime.relay import get_relay
 from orders.realtime.subscriptions import SubscriptionFilter
@@ -98,6 +98,17 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
             return
         get_relay().unregister(self)
         WS_CONNECTIONS.inc(-1)
+        if self.closing:
+            reason = "closed_by_server"                 # slow or unresponsive: logged and counted already
+        elif code in (1000, 1001):
+            reason = "closed_by_client"
+        else:
+            # the connection was lost: the network, or the server's own protocol-level ping going unanswered
+            # (daphne drops a client that cannot keep up that way); events after this point are not delivered
+            reason = "lost"
+            log.warning("stream client of account %s lost (close code %s); it must reconnect and reconcile",
+                        self.account_id, code)
+        WS_DISCONNECTS.inc(reason=reason)
         for task in self.tasks:
             task.cancel()
 
@@ -161,7 +172,8 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
             if time.monotonic() - self.last_heard > idle:
                 # a client that stopped reading cannot answer pings either: under daphne this is how a
                 # stuck consumer is found, since the server buffers what it cannot write
-                log.info("stream client of account %s stopped answering; closing", self.account_id)
+                log.warning("stream client of account %s stopped answering for %g s; closing it",
+                            self.account_id, idle)
                 self.closing = True
                 WS_SLOW_CONSUMERS.inc()
                 await self.send(text_data=json.dumps({

@@ -192,11 +192,22 @@ async def test_a_client_that_answers_pings_outlives_the_idle_deadline(account, s
 
 # -- backpressure --------------------------------------------------------------------------------------
 
-async def test_a_client_that_stops_reading_is_told_it_is_too_slow_and_closed(account, broker, client, settings):
+async def scraped(client, name: str) -> float:
+    """The value of one series on /metrics as a scrape shows it (0 when not yet recorded)."""
+    text = (await database_sync_to_async(client.get)("/metrics")).content.decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_a_client_that_stops_reading_is_told_it_is_too_slow_and_closed(account, broker, client, settings,
+                                                                               caplog):
     # SlowReader's send waits once 3 messages are unread, as a socket with a full buffer would. Under daphne
     # a send never waits (Twisted buffers without bound), so there a stuck client is caught only by the idle
     # deadline, since it answers no pings, or by a single relay batch larger than STREAM_QUEUE_SIZE.
     settings.STREAM_QUEUE_SIZE = 4
+    cut_before = await scraped(client, "gateway_ws_slow_consumer_disconnects")
     communicator = SlowReader(application, "/v1/ws", capacity=3)
     communicator.scope["client"] = ("127.0.0.1", 50000)
     connected, _ = await communicator.connect(timeout=CONNECT_TIMEOUT)
@@ -219,6 +230,20 @@ async def test_a_client_that_stops_reading_is_told_it_is_too_slow_and_closed(acc
     assert told["details"] == {"reason": "slow_consumer", "queue_size": 4}
     assert "reconnect" in told["message"]
     assert len(frames) < 25, "the rest was dropped, not delivered"
+    assert await scraped(client, "gateway_ws_slow_consumer_disconnects") == cut_before + 1
+    assert any(r.levelname == "WARNING" and "too slow" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_client_whose_connection_drops_is_logged_and_counted(account, client, caplog):
+    series = 'gateway_ws_disconnects_total{reason="lost"}'
+    before = await scraped(client, series)
+    communicator = await connected_stream()
+
+    await communicator.send_input({"type": "websocket.disconnect", "code": 1006})
+    await communicator.wait(timeout=CONNECT_TIMEOUT)
+
+    assert await scraped(client, series) == before + 1
+    assert any(r.levelname == "WARNING" and "lost (close code 1006)" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_burst_smaller_than_the_queue_reaches_a_client_that_reads_late(account, broker, client):
