@@ -37,3 +37,78 @@ def wait_ready(port: int, server: subprocess.Popen, *, timeout: float = 45.0, na
             pass
         time.sleep(0.1)
     raise SystemExit(f"{name} did not answer /readyz in time")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_group(server: subprocess.Popen, *, grace: float = 10.0) -> None:
+    """SIGTERM the process group ``server`` leads (started with ``start_new_session=True``: rundesk, daphne,
+    the engine), SIGKILL what is left after ``grace`` seconds."""
+    import os
+    import signal
+
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(server.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    server.wait(timeout=5)
+
+
+def child_pid(parent: int, needle: str, *, timeout: float = 10.0) -> int | None:
+    """The pid of a child process of ``parent`` whose command line contains ``needle`` (e.g. rundesk's
+    daphne), read from /proc; None if none appears within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+                if ppid == parent and needle in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    return int(entry.name)
+            except (OSError, ValueError):
+                continue
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """``VmRSS`` (resident now) and ``VmHWM`` (peak resident) of ``pid`` in kB, from /proc/<pid>/status;
+    empty once the process is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0])
+    return out
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds ``pid`` has used so far (/proc/<pid>/stat); None once it is gone."""
+    import os
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
