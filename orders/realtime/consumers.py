@@ -29,7 +29,7 @@ from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.metrics import WS_CONNECTIONS, WS_DISCONNECTS, WS_SLOW_CONSUMERS
 from orders.realtime.market import market_data
-from orders.realtime.relay import get_relay
+from orders.realtime.relay import frame_text, get_relay
 from orders.realtime.subscriptions import SubscriptionFilter
 from orders.selectors import live_alerts
 
@@ -163,7 +163,7 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
             if frame is None:
                 await self.close(code=CLOSE_SLOW)
                 return
-            await self.send(text_data=json.dumps(frame))
+            await self.send(text_data=frame_text(frame))
 
     async def _heartbeat(self) -> None:
         interval, idle = settings.STREAM_PING_SECONDS, settings.STREAM_IDLE_SECONDS

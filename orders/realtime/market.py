@@ -1,6 +1,8 @@
 """Quotes and last bars for the sockets of this process (the /v1/ws stream and the desk).
 
-The paper venue computes a price in-process, so it is asked directly, every time. A real broker is a
+The paper venue computes a price in-process from the second asked about: its answer for a symbol and a
+second is computed once and shared by every socket for up to ``LOCAL_SECONDS`` (so an injected fault shows
+within that), instead of once per socket, each reading the fault file. A real broker is a
 request over the network: it is asked on a worker thread, never on the event loop, and each symbol at most
 once per ``broker.poll_seconds`` (bars: at most every ``BAR_SECONDS``) however many sockets want it, so a
 room of clients costs the broker's request budget no more than one. A failure is remembered as long as an
@@ -23,6 +25,7 @@ from orders.domain.errors import DeskError
 from orders.memo import Remembered
 
 BAR_SECONDS = 10.0
+LOCAL_SECONDS = 1.0
 
 
 class MarketData:
@@ -31,20 +34,29 @@ class MarketData:
         self._quotes: Remembered[Any] = Remembered(broker.poll_seconds, clock=clock)
         self._bars: Remembered[Any] = Remembered(max(BAR_SECONDS, broker.poll_seconds), clock=clock)
         self._asking: dict[tuple[int, str], asyncio.Future] = {}
+        self._local: Remembered[Any] = Remembered(LOCAL_SECONDS, clock=clock)
 
     async def quote(self, symbol: str, *, now: datetime) -> Quote:
         """The latest quote; raises the broker's DeskError."""
-        return await self._ask(self._quotes, symbol, lambda: self.broker.quote(symbol, now=now))
+        return await self._ask(self._quotes, symbol, lambda: self.broker.quote(symbol, now=now), now=now)
 
     async def last_bar(self, symbol: str, *, now: datetime) -> Bar | None:
         """The latest 1-minute bar, or None; raises the broker's DeskError."""
         bars = await self._ask(self._bars, symbol,
-                               lambda: self.broker.bars(symbol, timeframe="1m", seconds=60, end=now, count=1))
+                               lambda: self.broker.bars(symbol, timeframe="1m", seconds=60, end=now, count=1),
+                               now=now)
         return bars[-1] if bars else None
 
-    async def _ask(self, answers: Remembered[Any], symbol: str, call: Callable[[], Any]) -> Any:
+    async def _ask(self, answers: Remembered[Any], symbol: str, call: Callable[[], Any], *, now: datetime) -> Any:
         if self.broker.is_local:
-            return call()
+            key = (id(answers), symbol, int(now.timestamp()))
+            known = self._local.get(key)
+            if known is None:
+                try:
+                    known = self._local.put(key, call())
+                except DeskError as e:
+                    known = self._local.put(key, e)
+            return _answer(known)
         known = answers.get(symbol)
         if known is not None:
             return _answer(known)

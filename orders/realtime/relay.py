@@ -9,7 +9,9 @@ gets frames through its own bounded queue; a client that cannot keep up is told 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from functools import cached_property
 from typing import Protocol
 
 from channels.db import database_sync_to_async
@@ -18,6 +20,18 @@ from django.conf import settings
 from orders.models import Event
 
 log = logging.getLogger(__name__)
+
+
+class SharedFrame(dict):
+    """A frame handed to many clients: its JSON text is made once, by the first client that sends it."""
+
+    @cached_property
+    def text(self) -> str:
+        return json.dumps(self)
+
+
+def frame_text(frame: dict) -> str:
+    return frame.text if isinstance(frame, SharedFrame) else json.dumps(frame)
 
 
 class StreamClient(Protocol):
@@ -66,8 +80,9 @@ class Relay:
                 log.exception("relay: reading the outbox failed")
                 batch = []
                 await asyncio.sleep(1)
-            for event_id, account_id, kind, frame in batch:
+            for event_id, account_id, kind, payload in batch:
                 self.last_id = event_id
+                frame = SharedFrame(payload)
                 symbol = _symbol_of(frame)
                 for client in list(self.clients):
                     if client.account_id == account_id:

@@ -132,9 +132,12 @@ def _check_trading_state(account: Account, request: OrderRequest, position_quant
 
 
 def _serialised_writes():
-    """On SQLite only one writer can proceed; queueing writers here, in order, is fairer and much faster
-    than letting each one sleep and retry on the database's busy lock."""
-    if transaction.get_connection().vendor == "sqlite":
+    """On SQLite only one writer can proceed; queueing this process's writers here, in order, is fairer and
+    much faster than letting each one sleep and retry on the database's busy lock. A caller already inside a
+    transaction holds the database's write lock (transactions are IMMEDIATE) and must not queue behind a
+    thread that waits for that very lock."""
+    connection = transaction.get_connection()
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
         return _SQLITE_WRITES
     return nullcontext()
 
@@ -254,7 +257,7 @@ def order_get_for_update(*, account: Account, order_id: str) -> Order:
 
 def order_cancel(*, account: Account, order_id: str, broker: Broker, reason: str = "cancelled by request",
                  actor: str = "") -> Order:
-    with transaction.atomic():
+    with _serialised_writes(), transaction.atomic():
         order = order_get_for_update(account=account, order_id=order_id)
         if order.status == OrderStatus.CANCELLED:
             return order
@@ -332,7 +335,7 @@ def order_modify(*, account: Account, order_id: str, changes: OrderChanges, brok
     if changes.is_empty():
         raise InvalidRequest("at least one of quantity, limit_price, stop_price, stop_loss, take_profit or "
                              "trailing_distance is required")
-    with transaction.atomic():
+    with _serialised_writes(), transaction.atomic():
         order = order_get_for_update(account=account, order_id=order_id)
         if order.is_terminal:
             raise OrderNotModifiable(str(order.id), f"order is {order.status}")
