@@ -149,6 +149,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",
+    "axes",
     "orders",
 ]
 
@@ -164,6 +165,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",   # last: turns a refused login into the lockout page
 ]
 APPEND_SLASH = False
 
@@ -258,3 +260,29 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }
+
+# --- Login throttling (django-axes) -------------------------------------------------------------------
+# Every failed login, at /login/ and /admin/login/ alike (axes' backend sees every authenticate()), counts
+# against the user name, normalised as the login form normalises it and casefolded ("risk ", " risk",
+# "RISK" are one name), and against the client address. 5 failures lock the name, 20 from one address
+# (over any names) lock the address, for 15 minutes after the last one; a locked client gets the login
+# page again with 429, before its password is checked, and the same answer whether the name exists or
+# not. axes compares every parameter with one limit, so the handler adds the address's own: see
+# LoginThrottle in orders/web/login.py, with the name, address and lockout-page callables.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",              # first: refuses a locked client
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "orders.web.login.LoginThrottle"        # the database handler, plus the address limit
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]   # each counted on its own, not as a pair
+AXES_FAILURE_LIMIT = 5                                 # per user name
+DESK_LOGIN_ADDRESS_FAILURE_LIMIT = 20                  # per client address, over any names
+AXES_COOLOFF_TIME = 15 / 60                            # hours (axes reads a float as hours): 15 minutes
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lock ends 15 minutes after it began
+AXES_RESET_ON_SUCCESS = True                           # only that name's failures from that address
+AXES_USERNAME_CALLABLE = "orders.web.login.login_name"
+AXES_CLIENT_IP_CALLABLE = "orders.web.login.login_address"   # the peer; X-Forwarded-For is not trusted
+AXES_LOCKOUT_CALLABLE = "orders.web.login.login_locked_out"
+AXES_DISABLE_ACCESS_LOG = True                         # the audit trail records logins (user.login)
+AXES_VERBOSE = False
+# --- end of login throttling -------------------------------------------------------------------------

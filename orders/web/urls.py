@@ -1,11 +1,11 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from orders.web import views
+from orders.web import login, views
 
 urlpatterns = [
     path("", views.desk, name="desk"),
-    path("login/", views.ThrottledLoginView.as_view(), name="login"),
+    path("login/", login.ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("ticket/preview/", views.ticket_preview_view, name="ticket-preview"),
     path("ticket/submit/", views.ticket_submit, name="ticket-submit"),

@@ -7,16 +7,11 @@ import csv
 import json
 import uuid
 from datetime import datetime
-from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -27,6 +22,7 @@ from orders.domain.enums import WORKING_STATUSES
 from orders.domain.errors import DeskError
 from orders.domain.money import format_decimal, to_decimal
 from orders.models import Account, Alert, AuditEvent, Fill, Order, Position, TradingState, position_wire_id
+from orders.selectors import live_alerts
 from orders.services.accounts import account_snapshot, mark_price
 from orders.services.alerts import alert_acknowledge
 from orders.services.audit import audit_record
@@ -41,53 +37,9 @@ WORKING_ROWS = 500
 FINISHED_ROWS = 50
 FILL_ROWS = 50
 FILL_WINDOWS = (200, 2000)       # the desk's newest fills searched for an account's newest
-LOGIN_ATTEMPTS = 5
-LOGIN_LOCK_SECONDS = 900
 
 trader_only = require(can_trade, "Only traders place, change or cancel orders.")
 risk_only = require(can_supervise, "Only the risk desk may do this.")
-
-
-# -- login ---------------------------------------------------------------------------------------------
-
-class ThrottledLoginView(auth_views.LoginView):
-    """Five failed attempts for a user name from one address lock it out for 15 minutes."""
-    template_name = "orders/login.html"
-
-    def get_template_names(self) -> list[str]:
-        names = super().get_template_names()
-        return [f"{names[0]}#login-form"] if self.request.htmx else names
-
-    def get(self, request, *args, **kwargs):
-        response = super().get(request, *args, **kwargs)
-        if request.htmx:
-            # an htmx action of a page whose session expired lands here: load the whole login page
-            # (and come back to that page after) rather than swap a login form into the ticket
-            back = request.htmx.current_url_abs_path or settings.LOGIN_REDIRECT_URL
-            response["HX-Redirect"] = f"{reverse('login')}?{urlencode({'next': back})}"
-        return response
-
-    def _key(self) -> str:
-        name = self.request.POST.get("username", "").lower()[:150]
-        return f"login-fail:{self.request.META.get('REMOTE_ADDR', '')}:{name}"
-
-    def post(self, request, *args, **kwargs):
-        if (cache.get(self._key()) or 0) >= LOGIN_ATTEMPTS:
-            form = self.get_form()
-            form.add_error(None, "Too many failed attempts. Try again in 15 minutes.")
-            return self.render_to_response(self.get_context_data(form=form), status=429)
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form):
-        key = self._key()
-        if not cache.add(key, 1, timeout=LOGIN_LOCK_SECONDS):
-            cache.incr(key)
-        return super().form_invalid(form)
-
-    def form_valid(self, form):
-        cache.delete(self._key())
-        audit_record(account_id=None, actor=f"user:{form.get_user().username}", action="user.login")
-        return super().form_valid(form)
 
 
 # -- context -------------------------------------------------------------------------------------------
@@ -144,8 +96,7 @@ def page_context(request: HttpRequest) -> dict:
         "can_trade": can_trade(request.user),
         "can_supervise": can_supervise(request.user),
         "accounts": visible_accounts(request.user),
-        "live_alerts": Alert.objects.filter(account=account, status__in=(Alert.Status.OPEN,
-                                                                         Alert.Status.ACKNOWLEDGED)),
+        "live_alerts": live_alerts(account_id=account.pk),
     }
 
 

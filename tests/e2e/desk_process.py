@@ -30,6 +30,9 @@ class Desk:
         self.env = {**os.environ, "DESK_VAR_DIR": str(var_dir), "GATEWAY_PORT": str(self.port),
                     "PYTHONUNBUFFERED": "1", "DESK_VERIFY_EXPOSURE": "1", **env}
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        for name in ("DESK_DEMO_PASSWORD", "DESK_RISK_PASSWORD"):
+            if name in env:                     # a password the test chose, not a file the caller's env names
+                self.env.pop(f"{name}_FILE", None)
         self.processes: list[subprocess.Popen] = []
 
     @property

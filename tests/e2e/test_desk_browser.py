@@ -1,6 +1,6 @@
 """The desk in a real browser: headless Chromium (Debian's ``chromium`` package, driven by Playwright)
 against ``manage.py rundesk`` on its own SQLite file and port, logged in as the demo trader ("demo") and
-the risk desk ("risk") that ``desk_setup`` creates.
+the risk desk ("risk") that ``desk_setup`` creates, with the passwords the tests choose for them.
 
 Every page the scenarios pass through is saved as a screenshot under ``test-output/screenshots/``.
 Chromium is never downloaded: without /usr/bin/chromium these tests fail and say how to install it."""
@@ -24,10 +24,12 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
-TRADER = ("demo", "demo-trader-2026")
-RISK = ("risk", "risk-desk-2026")
+TRADER = ("demo", "browser-test-trader-pw")
+RISK = ("risk", "browser-test-risk-pw")
 DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
-            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": ""}
+            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
+            # desk_setup's logins get these passwords rather than random ones
+            "DESK_DEMO_PASSWORD": TRADER[1], "DESK_RISK_PASSWORD": RISK[1]}
 LIVE = 10_000                 # ms: the socket connects, a pushed fragment arrives
 NUMBER = re.compile(r"^\d+\.\d\d$")
 LEG_GIVES_UP = 30_000         # ms: the engine retries a rejected leg for 10 s (RETRY_WINDOW) before alerting

@@ -7,6 +7,7 @@ Every wait is bounded and every process is killed in teardown, whatever happens.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -96,6 +97,7 @@ class Desk:
     port: int
     env: dict[str, str]
     var_dir: Path
+    setup_output: str = ""           # what desk_setup printed: the logins' passwords and the API key, once
 
     @property
     def url(self) -> str:
@@ -111,11 +113,12 @@ def start_desk(tmp: Path) -> Desk:
     for args in (("migrate", "--no-input", "-v0"), ("desk_setup",)):
         done = manage(env, *args)
         assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    setup_output = done.stdout
     with open(tmp / "rundesk.out", "w") as out, open(tmp / "rundesk.err", "w") as err:
         # its own process group, so teardown can kill rundesk, daphne and the engine together
         process = subprocess.Popen([PYTHON, "manage.py", "rundesk"], cwd=ROOT, env=env, stdout=out, stderr=err,
                                    start_new_session=True)
-    desk = Desk(process, port, env, tmp)
+    desk = Desk(process, port, env, tmp, setup_output)
 
     def ready() -> bool:
         assert process.poll() is None, f"rundesk exited with {process.returncode}:\n{desk.log()}"
@@ -393,7 +396,46 @@ def test_a_second_engine_refuses_to_run_an_account_the_desks_engine_already_runs
     assert lease_owner() == owner
 
 
-# --- (d) Ctrl-C ---------------------------------------------------------------------------------------
+# --- (d) the logins desk_setup prints -------------------------------------------------------------------
+
+def shown_passwords(output: str) -> dict[str, str]:
+    return dict(re.findall(r"^login +(\S+) / password (\S+) +\(shown once\)", output, re.MULTILINE))
+
+
+def log_in(desk: Desk, username: str, password: str) -> requests.Response:
+    """The login form as a browser posts it: its CSRF cookie first, then the form."""
+    with requests.Session() as session:
+        session.get(f"{desk.url}/login/", timeout=10)
+        form = {"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]}
+        return session.post(f"{desk.url}/login/", data=form, allow_redirects=False, timeout=10)
+
+
+def test_the_logins_printed_on_the_first_start_open_the_desk_and_are_not_printed_again(desk):
+    shown = shown_passwords(desk.setup_output)
+
+    assert set(shown) == {"demo", "risk"}
+    for username, password in shown.items():
+        response = log_in(desk, username, password)
+        assert (response.status_code, response.headers.get("Location")) == (302, "/"), username
+    again = manage(desk.env, "desk_setup")
+    assert again.returncode == 0, again.stderr
+    assert shown_passwords(again.stdout) == {}
+    assert not any(password in again.stdout for password in shown.values())
+
+
+def test_five_wrong_passwords_lock_a_login_of_the_running_desk(desk):
+    """Through daphne, whose middleware runs asynchronously. It locks risk: it runs after the test above."""
+    password = shown_passwords(desk.setup_output)["risk"]
+
+    statuses = [log_in(desk, "risk", "wrong").status_code for _ in range(5)]
+    refused = log_in(desk, " risk", password)         # the right password, spelt another way
+
+    assert statuses == [200, 200, 200, 200, 429]
+    assert refused.status_code == 429
+    assert "Too many failed attempts. Try again in 15 minutes." in refused.text
+
+
+# --- (e) Ctrl-C ---------------------------------------------------------------------------------------
 
 def test_ctrl_c_stops_the_web_server_and_the_engine_within_ten_seconds(tmp_path):
     desk = start_desk(tmp_path)

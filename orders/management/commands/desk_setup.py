@@ -1,39 +1,76 @@
-"""``manage.py desk_setup``: the demo account (funded paper balance), a demo login and an API key.
+"""``manage.py desk_setup``: the demo account (funded paper balance), its two logins and an API key.
 
-Idempotent: run it on every start. It prints the login and, the first time (or with
-``--new-key``), a fresh API key; keys are stored hashed and cannot be shown again."""
+Idempotent: run it on every start. The first time, it creates the logins ``demo`` (trader + admin) and
+``risk`` (risk desk) with random passwords and issues an API key, and prints them: once, since passwords
+and keys are stored hashed. Later runs leave the logins as they are.
+
+A password can be chosen instead: ``--password`` / ``DESK_DEMO_PASSWORD`` for ``demo``, ``--risk-password``
+/ ``DESK_RISK_PASSWORD`` for ``risk`` (or ``…_FILE``, a file holding it). When ``GATEWAY_HOST`` is not
+loopback, a login that does not exist yet is created only with a chosen password: a generated one would
+be printed to a server's log."""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass, replace
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from orders.models import Account
 from orders.services.keys import api_key_create
 from orders.web.roles import RISK, TRADER, ensure_groups, grant
+from tradingdesk.env import envsecret
+
+PASSWORD_BYTES = 12          # secrets.token_urlsafe: 16 characters, 96 random bits
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    superuser: bool
+    option: str              # the command-line option that chooses its password ...
+    variable: str            # ... and the environment variable
+    password: str = ""       # the chosen password; "" when none was chosen (one is generated)
+    source: str = ""         # which of the two chose it
+
+    def choose(self, given: str | None) -> Login:
+        """This login with its password chosen by ``given`` (the option's value), else by its variable."""
+        if given:
+            return replace(self, password=given, source=self.option)
+        from_env = envsecret(self.variable)
+        return replace(self, password=from_env, source=self.variable) if from_env else self
 
 
 class Command(BaseCommand):
-    help = "Create the demo account, login and API key if they do not exist yet."
+    help = "Create the demo account, its logins and an API key if they do not exist yet."
 
     def add_arguments(self, parser):
         parser.add_argument("--account", default="demo")
         parser.add_argument("--username", default="demo")
-        parser.add_argument("--password", default="demo-trader-2026")
+        parser.add_argument("--password", help="password of a new demo login (default: DESK_DEMO_PASSWORD, "
+                                               "else generated and shown once)")
+        parser.add_argument("--risk-password", help="password of a new risk login (default: DESK_RISK_PASSWORD, "
+                                                    "else generated and shown once)")
         parser.add_argument("--new-key", action="store_true", help="issue a fresh API key even if one exists")
 
     @transaction.atomic
     def handle(self, *args, **options):
+        demo = Login(options["username"], True, "--password", "DESK_DEMO_PASSWORD").choose(options["password"])
+        risk = Login("risk", False, "--risk-password", "DESK_RISK_PASSWORD").choose(options["risk_password"])
+        self._check_passwords([demo, risk])
         account, created = Account.objects.get_or_create(
             name=options["account"],
             defaults={"broker": settings.GATEWAY_PROVIDER, "cash": settings.PAPER_STARTING_CASH,
                       "is_default": not Account.objects.filter(is_default=True).exists()})
         ensure_groups()
-        user, user_note = self._user(options["username"], options["password"], superuser=True)
+        user, user_note = self._user(demo)
         grant(user, TRADER, account)
-        risk_user, risk_note = self._user("risk", "risk-desk-2026", superuser=False)
+        risk_user, risk_note = self._user(risk)
         grant(risk_user, RISK, account)
         self.stdout.write(f"account  {account.name} on {account.broker}"
                           f"{' (paper, funded ' + str(account.cash) + ' ' + account.currency + ')' if created else ''}")
@@ -45,10 +82,33 @@ class Command(BaseCommand):
         else:
             self.stdout.write("api key  already issued (run with --new-key for another)")
 
-    def _user(self, username: str, password: str, *, superuser: bool):
+    def _check_passwords(self, logins: list[Login]) -> None:
+        """Refuse, naming every missing variable at once, to generate a password off loopback; refuse a
+        chosen password the password validators reject."""
+        new = [login for login in logins if not get_user_model().objects.filter(username=login.username).exists()]
+        unchosen = [login for login in new if not login.password]
+        if unchosen and not settings.IS_LOOPBACK_DEPLOYMENT:
+            raise CommandError(
+                f"GATEWAY_HOST={settings.GATEWAY_HOST} is not loopback: refusing to create the login"
+                f"{'s' if len(unchosen) > 1 else ''} {' and '.join(login.username for login in unchosen)} with a "
+                f"generated password (it would be printed to the server's log). Set "
+                f"{' and '.join(login.variable for login in unchosen)} (or pass "
+                f"{' / '.join(login.option for login in unchosen)}).")
+        for login in new:
+            if login.password:
+                try:
+                    validate_password(login.password)
+                except ValidationError as e:
+                    raise CommandError(f"{login.source}: {' '.join(e.messages)}") from None
+
+    def _user(self, login: Login):
         User = get_user_model()
-        user = User.objects.filter(username=username).first()
+        user = User.objects.filter(username=login.username).first()
         if user is not None:
-            return user, "existing user, password unchanged"
-        user = User.objects.create_user(username, password=password, is_staff=superuser, is_superuser=superuser)
-        return user, f"password {password}"
+            return user, f"existing user, password unchanged (manage.py changepassword {login.username})"
+        password = login.password or secrets.token_urlsafe(PASSWORD_BYTES)
+        user = User.objects.create_user(login.username, password=password, is_staff=login.superuser,
+                                        is_superuser=login.superuser)
+        if login.password:
+            return user, f"password as chosen ({login.source})"
+        return user, f"password {password}   (shown once)"
