@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from orders.models import AuditEvent, Event, Order
-from orders.rows import insert_row, read_row
+from orders.rows import insert_row, read_row, update_rows
 from tests.builders import make_account
 
 pytestmark = pytest.mark.django_db
@@ -74,3 +74,24 @@ def test_a_row_read_gives_the_values_a_queryset_gives(cash):
 
 def test_reading_a_missing_row_gives_none():
     assert read_row(Order, uuid.uuid4(), ("status",)) is None
+
+
+def test_a_batched_update_writes_what_the_orm_writes_and_spares_finished_rows():
+    account = make_account()
+    by_orm, by_batch = an_order(account), an_order(account, client_order_id="bot-8")
+    finished = an_order(account, client_order_id="bot-9", status="FILLED")
+    for order in (by_orm, by_batch, finished):
+        order.save(force_insert=True)
+    later = datetime(2026, 3, 2, 15, 0, 7, 654321, tzinfo=UTC)
+    Order.objects.filter(pk=by_orm.pk).update(trail_reference=Decimal("65123.45678901"), triggered=True,
+                                              checked_until=later)
+
+    changed = update_rows(Order, ("trail_reference", "triggered", "checked_until"), [
+        (by_batch.pk, Decimal("65123.45678901"), True, later), (finished.pk, Decimal("1"), True, later)],
+        unless=("status", ("FILLED", "CANCELLED")))
+
+    assert changed == 1
+    fields = ("trail_reference", "triggered", "checked_until")
+    assert Order.objects.values_list(*fields).get(pk=by_batch.pk) == \
+        Order.objects.values_list(*fields).get(pk=by_orm.pk)
+    assert Order.objects.values_list(*fields).get(pk=finished.pk) == (None, False, None)

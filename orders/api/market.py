@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router
 
 from orders import wire
-from orders.api.common import CODES_4XX, account_of, broker_for, wire_response
+from orders.api.common import CODES_4XX, PooledRouter, account_of, broker_for, wire_response
 from orders.api.schemas import BarOut, ErrorOut, QueryLimit, QuoteOut, UtcDatetime
 from orders.domain.enums import Timeframe
 from orders.domain.errors import InvalidValue
 
-router = Router(tags=["market data"])
+router = PooledRouter(tags=["market data"])
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
 DEFAULT_BARS = 100
 MAX_BARS = 1000

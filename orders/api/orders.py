@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.db import close_old_connections
 from django.http import HttpRequest
-from ninja import Query, Router
+from ninja import Query
 
 from orders import selectors, wire
-from orders.api.auth import api_key_auth_pooled
 from orders.api.common import (
     CODES_4XX,
     PAGED_DOC,
+    PooledRouter,
     account_of,
     actor_of,
     broker_for,
-    in_pool,
     paged_response,
     parse_statuses,
     wire_response,
@@ -37,7 +34,7 @@ from orders.domain.orders import OrderRequest
 from orders.metrics import ORDER_SUBMIT_SECONDS, ORDERS_SUBMITTED
 from orders.services import orders as order_services
 
-router = Router(tags=["orders"])
+router = PooledRouter(tags=["orders"])
 
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 501, 502, 503)}
 
@@ -55,17 +52,10 @@ def _request_from(payload: OrderIn) -> OrderRequest:
         stop_loss_trailing_type=payload.stop_loss_trailing_type)
 
 
-@router.post("/orders", response={201: OrderHandleOut, **ERRORS}, summary="Submit an order",
-             auth=api_key_auth_pooled)
-async def submit_order(request: HttpRequest, payload: OrderIn):
+@router.post("/orders", response={201: OrderHandleOut, **ERRORS}, summary="Submit an order")
+def submit_order(request: HttpRequest, payload: OrderIn):
     """Check and place one order. `201` with the order handle; an identical retry of a
     `client_order_id` answers `201` with the order already placed (header `Idempotent-Replayed: true`)."""
-    return await in_pool(_submit_order)(request, payload)
-
-
-def _submit_order(request: HttpRequest, payload: OrderIn):
-    if settings.DESK_POOLED_WRITES:
-        close_old_connections()         # a pooled thread keeps its connection; drop it if it went bad
     account = account_of(request)
     broker = broker_for(account)
     with ORDER_SUBMIT_SECONDS.time(platform=broker.name):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router
 
 from orders import selectors, wire
 from orders.api.common import (
     CODES_4XX,
+    PooledRouter,
     account_of,
     actor_of,
     broker_for,
@@ -30,7 +30,7 @@ from orders.models import position_wire_id
 from orders.services.accounts import mark_price
 from orders.services.positions import position_close, position_move_exits, positions_close_all
 
-router = Router(tags=["positions"])
+router = PooledRouter(tags=["positions"])
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 501, 502, 503)}
 
 

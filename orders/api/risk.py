@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Schema
 from pydantic import Field
 
 from orders import wire
 from orders.api.common import (
     CODES_4XX,
+    PooledRouter,
     account_of,
     actor_of,
     broker_for,
@@ -24,7 +25,7 @@ from orders.models import Alert, TradingState
 from orders.services.alerts import alert_acknowledge
 from orders.services.risk import kill_switch, trading_state_set
 
-router = Router(tags=["risk"])
+router = PooledRouter(tags=["risk"])
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router
 
 from orders import wire
-from orders.api.common import CODES_4XX, account_of, actor_of, broker_for, wire_response
+from orders.api.common import CODES_4XX, PooledRouter, account_of, actor_of, broker_for, wire_response
 from orders.api.schemas import AccountOut, CapabilitiesOut, CircuitBreakersOut, ConnectionStatusOut, ErrorOut
 from orders.domain.money import format_decimal
 from orders.services.accounts import account_snapshot
 from orders.services.breakers import breaker_snapshot, breakers_reset
 
-router = Router(tags=["account and system"])
+router = PooledRouter(tags=["account and system"])
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
 
 

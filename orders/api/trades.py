@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
-from ninja import Router
 
 from orders import selectors, wire
-from orders.api.common import CODES_4XX, PAGED_DOC, account_of, paged_response
+from orders.api.common import CODES_4XX, PAGED_DOC, PooledRouter, account_of, paged_response
 from orders.api.schemas import ErrorOut, PageCursor, PageLimit, TradeOut, UtcDatetime
 
-router = Router(tags=["trades"])
+router = PooledRouter(tags=["trades"])
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
 
 

@@ -21,6 +21,7 @@ from orders.domain.enums import TERMINAL_STATUSES, OrderStatus, Side
 from orders.domain.money import quantize_money
 from orders.domain.positions import Netting, apply_fill
 from orders.models import Account, Fill, Order, Position, position_wire_id
+from orders.rows import update_rows
 from orders.services.accounts import account_snapshot
 
 log = logging.getLogger(__name__)
@@ -58,15 +59,10 @@ def _apply_states(reports: list[ExecutionReport]) -> int:
             latest[uuid.UUID(str(report.order_id))] = report
         except ValueError:
             log.warning("state report for unknown order %s ignored", report.order_id)
+    rows = [(order_id, r.trail_reference, bool(r.triggered), r.checked_until) for order_id, r in latest.items()]
     with transaction.atomic():
-        working = list(Order.objects.select_for_update().filter(pk__in=list(latest))
-                       .exclude(status__in=TERMINAL_STATUSES).only("pk"))
-        for order in working:
-            report = latest[order.pk]
-            order.trail_reference, order.triggered = report.trail_reference, bool(report.triggered)
-            order.checked_until = report.checked_until
-        Order.objects.bulk_update(working, ["trail_reference", "triggered", "checked_until"], batch_size=500)
-    return len(working)
+        return update_rows(Order, ("trail_reference", "triggered", "checked_until"), rows,
+                           unless=("status", tuple(TERMINAL_STATUSES)))
 
 
 def report_apply(*, report: ExecutionReport, broker: Broker) -> bool:
