@@ -159,11 +159,14 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
 
     async def _writer(self) -> None:
         while True:
-            frame = await self.queue.get()
-            if frame is None:
-                await self.close(code=CLOSE_SLOW)
-                return
-            await self.send(text_data=frame_text(frame))
+            frames = [await self.queue.get()]
+            while not self.queue.empty():        # what one relay batch queued goes out on one wake-up
+                frames.append(self.queue.get_nowait())
+            for frame in frames:
+                if frame is None:
+                    await self.close(code=CLOSE_SLOW)
+                    return
+                await self.send(text_data=frame_text(frame))
 
     async def _heartbeat(self) -> None:
         interval, idle = settings.STREAM_PING_SECONDS, settings.STREAM_IDLE_SECONDS
