@@ -8,61 +8,27 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 import websockets
 
-from tests.e2e.test_run_command import PYTHON, ROOT, desk_env, free_port, manage, stop_desk, wait_for
+from tests.e2e.test_run_command import Desk, start_desk, stop_desk
 
 pytestmark = pytest.mark.slow
 HOST = "127.0.0.2"
 ORDER = {"symbol": "AAPL", "side": "BUY", "quantity": "1", "order_type": "MARKET"}
 
 
-@dataclass
-class Desk:
-    process: subprocess.Popen
-    port: int
-    var_dir: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def log(self) -> str:
-        return "".join((self.var_dir / name).read_text() for name in ("rundesk.out", "rundesk.err"))
-
-    def order_count(self) -> int:
-        return len(requests.get(f"{self.url}/v1/orders", params={"limit": 1000}, timeout=5).json())
+def order_count(desk: Desk) -> int:
+    return len(requests.get(f"{desk.url}/v1/orders", params={"limit": 1000}, timeout=5).json())
 
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory) -> Iterator[Desk]:
-    tmp = tmp_path_factory.mktemp("edge")
-    port = free_port()
-    env = {**desk_env(tmp, port), "GATEWAY_HOST": HOST}
-    for args in (("migrate", "--no-input", "-v0"), ("desk_setup",)):
-        done = manage(env, *args)
-        assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    with open(tmp / "rundesk.out", "w") as out, open(tmp / "rundesk.err", "w") as err:
-        process = subprocess.Popen([PYTHON, "manage.py", "rundesk"], cwd=ROOT, env=env, stdout=out, stderr=err,
-                                   start_new_session=True)
-    running = Desk(process, port, tmp)
-
-    def ready() -> bool:
-        assert process.poll() is None, f"rundesk exited with {process.returncode}:\n{running.log()}"
-        try:
-            return requests.get(f"{running.url}/readyz", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
+    running = start_desk(tmp_path_factory.mktemp("edge"), host=HOST)
     try:
-        wait_for(ready, timeout=45, interval=0.2, what="/readyz")
         yield running
     finally:
         stop_desk(running)
@@ -99,7 +65,7 @@ def test_a_desk_started_on_127_0_0_2_serves_its_own_address(desk):
 
 
 def test_a_browser_shaped_cross_site_post_places_no_order(desk):
-    before = desk.order_count()
+    before = order_count(desk)
     page = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}
 
     as_text = requests.post(f"{desk.url}/v1/orders", data=json.dumps(ORDER),
@@ -109,18 +75,18 @@ def test_a_browser_shaped_cross_site_post_places_no_order(desk):
 
     assert (as_text.status_code, as_text.json()["details"]["code"]) == (403, "ORIGIN_NOT_ALLOWED")
     assert halted.status_code == 403
-    assert desk.order_count() == before
+    assert order_count(desk) == before
     assert requests.get(f"{desk.url}/v1/trading-state", timeout=5).json()["trading_state"] == "ACTIVE"
 
 
 def test_a_text_plain_post_without_origin_gets_415(desk):
-    before = desk.order_count()
+    before = order_count(desk)
 
     status, reason, body = raw_request(desk, "POST", "/v1/orders", json.dumps(ORDER).encode(),
                                        {"Content-Type": "text/plain"})
 
     assert (status, reason, body["code"]) == (415, "Unsupported Media Type", "INVALID_REQUEST")
-    assert desk.order_count() == before
+    assert order_count(desk) == before
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])

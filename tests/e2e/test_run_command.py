@@ -100,16 +100,21 @@ class Desk:
     setup_output: str = ""           # what desk_setup printed: the logins' passwords and the API key, once
 
     @property
+    def host(self) -> str:
+        return self.env["GATEWAY_HOST"]
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def log(self) -> str:
         return "".join((self.var_dir / name).read_text() for name in ("rundesk.out", "rundesk.err"))
 
 
-def start_desk(tmp: Path) -> Desk:
+def start_desk(tmp: Path, *, host: str = "127.0.0.1") -> Desk:
+    """migrate, desk_setup and ``manage.py rundesk`` serving on ``host`` (GATEWAY_HOST), ready to answer."""
     port = free_port()
-    env = desk_env(tmp, port)
+    env = {**desk_env(tmp, port), "GATEWAY_HOST": host}
     for args in (("migrate", "--no-input", "-v0"), ("desk_setup",)):
         done = manage(env, *args)
         assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
