@@ -49,6 +49,8 @@ def _page(rows: QuerySet[RowT], *, time_field: str, limit: int | None, cursor: s
             raise InvalidValue("cursor", "not a cursor this server gave out", provided=cursor[:100]) from None
         rows = rows.filter(Q(**{f"{time_field}__lt": at}) | Q(**{time_field: at, "pk__lt": key}))
     size = page_size(limit)
+    if size == 0:
+        return Page([], None)
     found = list(rows.order_by(f"-{time_field}", "-pk")[: size + 1])
     if len(found) <= size:
         return Page(found, None)
@@ -136,7 +138,11 @@ def trade_list(*, account: Account, symbol: str | None = None, order_id: str | N
 
 
 def live_alerts(*, account_id: int) -> list[Alert]:
-    """The account's open and acknowledged alerts, newest first: at most a page of them, for the desk, the
-    risk view and the stream's replay on connect alike (an alert storm must not stall a page or a socket)."""
+    """The account's open and acknowledged alerts, newest first: at most a page of them, open ones before any
+    acknowledged, for the desk, the risk view and the stream's replay on connect alike (an alert storm must
+    not stall a page or a socket)."""
     live = Alert.objects.filter(account_id=account_id, status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED))
-    return list(live.order_by("-raised_at")[:DEFAULT_PAGE])
+    # unacknowledged first ("ACKNOWLEDGED" < "OPEN", hence descending): an old alert nobody answered is never
+    # pushed out of the page by newer ones somebody already has
+    chosen = list(live.order_by("-status", "-raised_at")[:DEFAULT_PAGE])
+    return sorted(chosen, key=lambda alert: alert.raised_at, reverse=True)

@@ -6,7 +6,7 @@ from django.conf import settings
 from ninja import NinjaAPI
 
 from orders.api import errors, market, orders, positions, risk, system, trades
-from orders.api.auth import api_key_auth
+from orders.api.auth import api_key_auth_pooled
 
 api = NinjaAPI(
     title="tradingdesk /v1",
@@ -16,7 +16,7 @@ api = NinjaAPI(
         "absent optional fields are omitted. Every error is `{code, message, details}`."
     ),
     urls_namespace="v1",
-    auth=api_key_auth,
+    auth=api_key_auth_pooled,
     docs_url="/docs" if settings.ENABLE_SWAGGER else None,
     openapi_url="/openapi.json" if settings.ENABLE_SWAGGER else None,
 )

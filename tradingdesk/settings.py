@@ -64,7 +64,7 @@ def _default_hosts(host: str) -> list[str]:
     served = f"[{address}]" if address is not None and address.version == 6 else host
     if not IS_LOOPBACK_DEPLOYMENT:
         return [served]
-    return list(dict.fromkeys([served, "127.0.0.1", "localhost", "[::1]", "testserver"]))
+    return list(dict.fromkeys([served, "127.0.0.1", "localhost", "[::1]"]))
 
 
 def _csv(name: str) -> list[str]:
@@ -101,7 +101,11 @@ CORS_EXPOSE_HEADERS = ("Idempotent-Replayed", "Retry-After", "X-Next-Cursor", "L
 CORS_PREFLIGHT_MAX_AGE = 600
 # the largest /v1 request body accepted; larger ones get 413 in the envelope
 DESK_API_MAX_BODY_BYTES = envint("DESK_API_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+# what Django itself reads of a body (2.5 MB by default) must cover the API's limit, or a chunked body over
+# it would be refused quoting a limit that did not apply
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, DESK_API_MAX_BODY_BYTES)
 ENABLE_SWAGGER = envbool("ENABLE_SWAGGER", True)
+DESK_API_THREADS = envint("DESK_API_THREADS", 8, minimum=1)   # /v1's pooled threads (orders, lists, …)
 DESK_BENCH_ENDPOINTS = envbool("DESK_BENCH_ENDPOINTS", False)  # /bench/ping for bench/bench_orders.py
 
 # --- Broker -------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from orders.memo import Remembered
 from orders.models import Account, ApiKey
 
 KEY_PREFIX = "tdk_"
+RISK_PATHS = ("/v1/kill-switch", "/v1/trading-state", "/v1/alerts")     # checked on the risk pool
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -151,7 +152,7 @@ async def api_key_auth_pooled(request: HttpRequest) -> ApiClient:
         return _authorise(request, client)
     from orders.api.common import in_pool
 
-    return await in_pool(api_key_auth)(request)
+    return await in_pool(api_key_auth, pool="risk" if request.path_info.startswith(RISK_PATHS) else "api")(request)
 
 
 def api_key_auth(request: HttpRequest) -> ApiClient:

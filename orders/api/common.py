@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -14,7 +16,6 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import register_converter
 from django.urls.converters import PathConverter
 from ninja import Router, Schema
-from ninja.constants import NOT_SET
 from ninja.errors import ValidationError
 from pydantic import ValidationError as PydanticValidationError
 
@@ -37,15 +38,35 @@ class AnyPathConverter(PathConverter):
 register_converter(AnyPathConverter, "anypath")
 
 
-def in_pool(func):
-    """Run ``func`` on a thread of the process's pool, whose database connection lives on from request to
-    request, instead of on a thread made for this request alone (Django's default for sync code under
-    ASGI, which opens and closes a connection every time). Off in tests, whose database transaction
-    belongs to the test's own thread (``DESK_POOLED_WRITES``)."""
-    return sync_to_async(func, thread_sensitive=not settings.DESK_POOLED_WRITES)
+def in_pool(func, *, pool: str = "api"):
+    """Run ``func`` on a thread of one of the process's pools, whose database connections live on from
+    request to request, instead of on a thread made for this request alone (Django's default for sync code
+    under ASGI, which opens and closes a connection every time). Separate pools keep one kind of work from
+    queueing behind another: ``risk`` (kill switch, trading state, alerts) never waits for order traffic,
+    ``market`` (quotes and bars, network calls to a real broker) never holds up either. Off in tests, whose
+    database transaction belongs to the test's own thread (``DESK_POOLED_WRITES``)."""
+    if not settings.DESK_POOLED_WRITES:
+        return sync_to_async(func, thread_sensitive=True)
+    return sync_to_async(func, thread_sensitive=False, executor=pool_executor(pool))
 
 
-def pooled(view):
+POOL_SIZES = {"api": lambda: settings.DESK_API_THREADS, "risk": lambda: 2, "market": lambda: 4}
+_executors: dict[str, ThreadPoolExecutor] = {}
+_executors_lock = threading.Lock()
+
+
+def pool_executor(pool: str) -> ThreadPoolExecutor:
+    executor = _executors.get(pool)
+    if executor is None:
+        with _executors_lock:
+            executor = _executors.get(pool)
+            if executor is None:
+                executor = _executors[pool] = ThreadPoolExecutor(max_workers=POOL_SIZES[pool](),
+                                                                  thread_name_prefix=f"desk-{pool}")
+    return executor
+
+
+def pooled(view, *, pool: str = "api"):
     """A sync view served as an async one whose body runs ``in_pool``: every /v1 request then costs no
     thread and no database connection of its own (see ``PooledRouter``)."""
 
@@ -56,7 +77,7 @@ def pooled(view):
 
     @functools.wraps(view)
     async def run(request, *args, **kwargs):
-        return await in_pool(run_fresh)(request, *args, **kwargs)
+        return await in_pool(run_fresh, pool=pool)(request, *args, **kwargs)
 
     # ninja reads parameter types from the signature, resolving string annotations in the view's own module
     run.__signature__ = inspect.signature(view, eval_str=True)
@@ -64,16 +85,17 @@ def pooled(view):
 
 
 class PooledRouter(Router):
-    """The /v1 routers: each sync view runs on the pool (``pooled``) and authenticates with the async
-    ``api_key_auth_pooled``, which knows a recently verified key without a thread hop."""
+    """The /v1 routers: each sync view runs on the router's pool (``pooled``); authentication is the API's
+    async ``api_key_auth_pooled``, which knows a recently verified key without a thread hop."""
 
-    def add_api_operation(self, path: str, methods: list[str], view_func, *, auth: Any = NOT_SET, **kwargs):
-        from orders.api.auth import api_key_auth_pooled
+    def __init__(self, *args, pool: str = "api", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool = pool
 
+    def add_api_operation(self, path: str, methods: list[str], view_func, **kwargs):
         if not inspect.iscoroutinefunction(view_func):
-            view_func = pooled(view_func)
-        return super().add_api_operation(path, methods, view_func,
-                                         auth=api_key_auth_pooled if auth is NOT_SET else auth, **kwargs)
+            view_func = pooled(view_func, pool=self.pool)
+        return super().add_api_operation(path, methods, view_func, **kwargs)
 
 
 def wire_response(data: Any, status: int = 200) -> JsonResponse:

@@ -21,12 +21,13 @@ from collections.abc import Callable
 from inspect import iscoroutinefunction
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port
 from django.utils.decorators import sync_and_async_middleware
 
 from orders.api.errors import desk_error_response
-from orders.domain.errors import DeskError, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from orders.domain.errors import DeskError, Forbidden, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from orders.metrics import API_EDGE_REFUSALS
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,19 @@ def origin_allowed(origin: str, *, scheme: str, host: str) -> bool:
     origin = origin.strip().rstrip("/").lower()
     if not origin or origin == "null":
         return False
-    if host and origin == f"{scheme}://{host}".lower():
+    if host and origin == f"{scheme}://{host}".lower() and _named_literally(host):
         return True
     return any(origin == allowed.rstrip("/").lower()
                for allowed in (*settings.DESK_CORS_ORIGINS, *settings.CSRF_TRUSTED_ORIGINS))
+
+
+def _named_literally(host: str) -> bool:
+    """Is the request's host one ``ALLOWED_HOSTS`` names as it is, not through a wildcard (``*``,
+    ``.example.com``)? A page whose own name merely matches a wildcard and resolves to the desk (DNS
+    rebinding) is not the desk's own page."""
+    name = split_domain_port(host)[0]
+    return any(name == allowed.lower() for allowed in settings.ALLOWED_HOSTS
+               if allowed != "*" and not allowed.startswith("."))
 
 
 def is_json(content_type: str) -> bool:
@@ -58,11 +68,15 @@ def _refuse(request: HttpRequest, error: DeskError, reason: str) -> HttpResponse
 
 
 def _origin_refusal(request: HttpRequest) -> HttpResponse | None:
-    if not request.path.startswith(API_PREFIX):
+    if not request.path_info.startswith(API_PREFIX):
         return None
+    try:
+        host = request.get_host()
+    except DisallowedHost:
+        return _refuse(request, InvalidRequest("the Host header names no host this desk serves"), "host")
     origin = request.headers.get("Origin")
     if origin is not None:
-        if origin_allowed(origin, scheme=request.scheme, host=request.get_host()):
+        if origin_allowed(origin, scheme=request.scheme, host=host):
             return None
         log.warning("refused %s %s from foreign origin %r", request.method, request.path, origin[:200])
         return _refuse(request, Forbidden(f"requests from {origin[:200]} are not allowed",
@@ -75,7 +89,7 @@ def _origin_refusal(request: HttpRequest) -> HttpResponse | None:
 
 
 def _body_refusal(request: HttpRequest) -> HttpResponse | None:
-    if not request.path.startswith(API_PREFIX):
+    if not request.path_info.startswith(API_PREFIX):
         return None
     limit = settings.DESK_API_MAX_BODY_BYTES
     declared = request.META.get("CONTENT_LENGTH") or ""

@@ -11,7 +11,7 @@ from orders.api.schemas import BarOut, ErrorOut, QueryLimit, QuoteOut, UtcDateti
 from orders.domain.enums import Timeframe
 from orders.domain.errors import InvalidValue
 
-router = PooledRouter(tags=["market data"])
+router = PooledRouter(tags=["market data"], pool="market")
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
 DEFAULT_BARS = 100
 MAX_BARS = 1000

@@ -25,7 +25,7 @@ from orders.models import Alert, TradingState
 from orders.services.alerts import alert_acknowledge
 from orders.services.risk import kill_switch, trading_state_set
 
-router = PooledRouter(tags=["risk"])
+router = PooledRouter(tags=["risk"], pool="risk")
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
 
 

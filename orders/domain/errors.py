@@ -62,6 +62,7 @@ class UnsupportedMediaType(InvalidRequest):
     status = 415
 
     def __init__(self, content_type: str) -> None:
+        content_type = content_type[:100]
         shown = content_type or "none"
         DeskError.__init__(self, f"Invalid request: the body must be JSON (Content-Type: application/json), "
                                  f"not {shown}",

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_SLOW = 4408
 CLOSE_IDLE = 4000
+RECONCILE = "GET /v1/orders?status=OPEN (and X-Next-Cursor for more)"
 
 
 class _Headers:
@@ -152,7 +153,7 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
             self.queue.get_nowait()
         self.queue.put_nowait({"type": "error", "code": "INTERNAL_ERROR",
                                "message": "Client too slow: events could not be delivered in time; "
-                                          "reconnect and reconcile with GET /v1/orders",
+                                          f"reconnect and reconcile with {RECONCILE}",
                                "details": {"reason": "slow_consumer", "queue_size": settings.STREAM_QUEUE_SIZE},
                                "timestamp": wire.ts(timezone.now())})
         self.queue.put_nowait(None)
@@ -182,7 +183,7 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=json.dumps({
                     "type": "error", "code": "INTERNAL_ERROR",
                     "message": f"No answer to pings for {idle:g} s: closing; reconnect and reconcile with "
-                               "GET /v1/orders",
+                               f"{RECONCILE}",
                     "details": {"reason": "unresponsive", "idle_seconds": idle},
                     "timestamp": wire.ts(timezone.now())}))
                 await self.close(code=CLOSE_IDLE)

@@ -19,6 +19,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from orders.api.common import pool_executor
 from orders.brokers.base import Broker
 from orders.brokers.types import Bar, Quote
 from orders.domain.errors import DeskError
@@ -69,7 +70,7 @@ class MarketData:
     async def _fetch(self, answers: Remembered[Any], symbol: str, call: Callable[[], Any]) -> Any:
         try:
             try:
-                answer = await sync_to_async(call, thread_sensitive=False)()
+                answer = await sync_to_async(call, thread_sensitive=False, executor=pool_executor("market"))()
             except DeskError as e:
                 answer = e
             return answers.put(symbol, answer)

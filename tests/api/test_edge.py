@@ -183,3 +183,30 @@ def test_a_foreign_preflight_is_refused(account, client, listed):
 
     assert_error(response, 403, "UNAUTHORIZED")
     assert "Access-Control-Allow-Origin" not in response
+
+
+def test_the_edge_holds_when_the_desk_is_served_under_a_path_prefix(account, client):
+    """Behind a proxy that mounts the desk at /desk (SCRIPT_NAME), /v1 is still /v1 to the checks."""
+    response = client.generic("POST", "/desk/v1/kill-switch", "{}", content_type="text/plain",
+                              SCRIPT_NAME="/desk", PATH_INFO="/v1/kill-switch",
+                              headers={"Origin": EVIL})
+
+    assert response.status_code == 403
+    assert not halted(account)
+
+
+def test_a_host_the_desk_does_not_serve_gets_the_envelope(account, client):
+    response = client.get("/v1/orders", headers={"Host": "rebind.evil.example"})
+
+    assert_error(response, 400, "INVALID_REQUEST")
+
+
+def test_a_page_whose_name_only_matches_a_wildcard_host_is_not_the_desks_own(account, client, settings):
+    """DNS rebinding against a desk configured with a wildcard host: same-origin to the browser, foreign to us."""
+    settings.ALLOWED_HOSTS = [".example.com"]
+    page = "http://rebind.example.com"
+
+    response = post(client, "/v1/kill-switch", {}, Origin=page, Host="rebind.example.com")
+
+    assert_error(response, 403, "UNAUTHORIZED")
+    assert not halted(account)

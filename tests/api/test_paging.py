@@ -134,3 +134,12 @@ def test_a_cursor_the_server_did_not_give_is_a_400_in_the_envelope(client, accou
     body = assert_error(client.get(f"/v1/orders?cursor={cursor}"), 400, "INVALID_VALUE")
 
     assert body["details"]["field"] == "cursor"
+
+
+def test_a_zero_limit_answers_nothing_and_offers_no_next_page(client, account):
+    book(account, 5)
+
+    response = client.get("/v1/orders?limit=0")
+
+    assert response.json() == []
+    assert "X-Next-Cursor" not in response and "Link" not in response

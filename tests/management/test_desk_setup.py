@@ -42,7 +42,7 @@ def desk_setup(*args: str) -> str:
 
 
 def shown_passwords(output: str) -> dict[str, str]:
-    return dict(re.findall(r"^login +(\S+) / password (\S+) +\(shown once\)", output, re.MULTILINE))
+    return dict(re.findall(r"^login +(\S+) / password (\S+) +\(shown once[^)]*\)", output, re.MULTILINE))
 
 
 def can_log_in(username: str, password: str) -> bool:
@@ -165,3 +165,25 @@ def test_beyond_loopback_existing_logins_need_no_password(settings):
 
     assert output.count("existing user, password unchanged") == 2
     assert can_log_in("demo", first["demo"])
+
+
+def test_logins_left_with_a_published_password_by_an_earlier_version_get_a_fresh_one():
+    User = get_user_model()
+    User.objects.create_user("demo", password="demo-trader-2026", is_staff=True, is_superuser=True)
+    User.objects.create_user("risk", password="risk-desk-2026")
+
+    shown = shown_passwords(desk_setup())
+
+    assert set(shown) == {"demo", "risk"} and not PUBLISHED & set(shown.values())
+    assert not can_log_in("demo", "demo-trader-2026") and not can_log_in("risk", "risk-desk-2026")
+    assert can_log_in("demo", shown["demo"]) and can_log_in("risk", shown["risk"])
+    assert shown_passwords(desk_setup()) == {}                    # rotated once, then left alone
+
+
+def test_beyond_loopback_a_published_password_is_refused_until_one_is_chosen(beyond_loopback):
+    get_user_model().objects.create_user("risk", password="risk-desk-2026")
+
+    with pytest.raises(CommandError, match="DESK_RISK_PASSWORD"):
+        desk_setup("--password", "a-chosen-demo-password-1")
+
+    assert get_user_model().objects.get(username="risk").check_password("risk-desk-2026")

@@ -26,6 +26,9 @@ from orders.services.keys import api_key_create
 from orders.web.roles import RISK, TRADER, ensure_groups, grant
 from tradingdesk.env import envsecret
 
+# the fixed passwords earlier versions gave the demo logins, published in their README: a login still
+# holding one is given a fresh password as if it were new
+PUBLISHED_PASSWORDS = ("demo-trader-2026", "risk-desk-2026")
 PASSWORD_BYTES = 12          # secrets.token_urlsafe: 16 characters, 96 random bits
 
 
@@ -85,7 +88,7 @@ class Command(BaseCommand):
     def _check_passwords(self, logins: list[Login]) -> None:
         """Refuse, naming every missing variable at once, to generate a password off loopback; refuse a
         chosen password the password validators reject."""
-        new = [login for login in logins if not get_user_model().objects.filter(username=login.username).exists()]
+        new = [login for login in logins if _needs_password(login.username)]
         unchosen = [login for login in new if not login.password]
         if unchosen and not settings.IS_LOOPBACK_DEPLOYMENT:
             raise CommandError(
@@ -104,11 +107,23 @@ class Command(BaseCommand):
     def _user(self, login: Login):
         User = get_user_model()
         user = User.objects.filter(username=login.username).first()
-        if user is not None:
+        if user is not None and not _needs_password(login.username):
             return user, f"existing user, password unchanged (manage.py changepassword {login.username})"
         password = login.password or secrets.token_urlsafe(PASSWORD_BYTES)
-        user = User.objects.create_user(login.username, password=password, is_staff=login.superuser,
-                                        is_superuser=login.superuser)
+        if user is None:
+            user = User.objects.create_user(login.username, password=password, is_staff=login.superuser,
+                                            is_superuser=login.superuser)
+            replaced = ""
+        else:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+            replaced = "; replaced the published default"
         if login.password:
-            return user, f"password as chosen ({login.source})"
-        return user, f"password {password}   (shown once)"
+            return user, f"password as chosen ({login.source}{replaced})"
+        return user, f"password {password}   (shown once{replaced})"
+
+
+def _needs_password(username: str) -> bool:
+    """No such login yet, or one still holding a password earlier versions published."""
+    user = get_user_model().objects.filter(username=username).first()
+    return user is None or any(user.check_password(published) for published in PUBLISHED_PASSWORDS)
