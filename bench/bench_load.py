@@ -59,7 +59,16 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from desk_server import child_pid, cpu_seconds, free_port, manage, memory_kb, stop_group, wait_ready  # noqa: E402
+from desk_server import (  # noqa: E402
+    child_pid,
+    cpu_seconds,
+    free_port,
+    manage,
+    memory_kb,
+    server_env,
+    stop_group,
+    wait_ready,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -474,17 +483,6 @@ class MemoryWatch(threading.Thread):
 
 
 # -- orchestration ------------------------------------------------------------------------------------------
-
-def server_env(var_dir: Path, port: int, overrides: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DESK_", "GATEWAY_", "PAPER_", "ENGINE_", "STREAM_", "SUBSCRIPTIONS", "DATABASE_URL",
-                                "REDIS_URL"))}
-    env.update({"DJANGO_SETTINGS_MODULE": "tradingdesk.settings", "DESK_VAR_DIR": str(var_dir),
-                "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_PROVIDER": "paper",
-                "PAPER_MARKET_HOURS": "always", "PAPER_STARTING_CASH": "1000000000000", "DESK_BENCH_ENDPOINTS": "1",
-                "DESK_DEBUG": "0", "DESK_LOG_LEVEL": "ERROR", "PYTHONUNBUFFERED": "1", **overrides})
-    return env
-
 
 def child_json(env: dict[str, str], *args: str) -> dict:
     done = subprocess.run([PYTHON, __file__, *args], cwd=ROOT, env=env, capture_output=True, text=True)

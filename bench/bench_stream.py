@@ -30,10 +30,7 @@ import argparse
 import asyncio
 import http.client
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from channels.generic.websocket import AsyncWebsocketConsumer
-from desk_server import manage, wait_ready  # noqa: E402
+from desk_server import free_port, manage, server_env, stop_group, wait_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -191,40 +188,8 @@ def client_main(args: argparse.Namespace) -> int:
 
 # -- orchestration -----------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def server_env(var_dir: Path, port: int, overrides: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DESK_", "GATEWAY_", "PAPER_", "ENGINE_", "STREAM_", "SUBSCRIPTIONS", "DATABASE_URL",
-                                "REDIS_URL"))}
-    env.update({"DJANGO_SETTINGS_MODULE": "tradingdesk.settings", "DESK_VAR_DIR": str(var_dir),
-                "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_PROVIDER": "paper",
-                "PAPER_MARKET_HOURS": "always", "PAPER_STARTING_CASH": "1000000000000", "DESK_BENCH_ENDPOINTS": "1",
-                "DESK_DEBUG": "0", "DESK_LOG_LEVEL": "ERROR", "PYTHONUNBUFFERED": "1", **overrides})
-    return env
-
-
-
-
-
-
-def stop(server: subprocess.Popen) -> None:
-    """SIGTERM the desk's process group (rundesk, daphne, engine), SIGKILL what is left after 10 s."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(server.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    server.wait(timeout=5)
 
 
 def run_client(kind: str, args: argparse.Namespace, port: int, api_key: str) -> dict:
@@ -317,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         _, ok = report(bare, fills)
     finally:
         if server is not None:
-            stop(server)
+            stop_group(server)
         log.close()
         if not ok or args.keep:
             print(f"logs kept in {var_dir}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import subprocess
 import sys
 import time
@@ -112,3 +113,16 @@ def cpu_seconds(pid: int) -> float | None:
         return None
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_env(var_dir: Path, port: int, overrides: dict[str, str]) -> dict[str, str]:
+    """The caller's environment without any desk setting, plus a funded paper desk on 127.0.0.1:``port`` with
+    the benchmarks' endpoints, quiet logs and ``overrides``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DESK_", "GATEWAY_", "PAPER_", "ENGINE_", "STREAM_", "SUBSCRIPTIONS", "DATABASE_URL",
+                                "REDIS_URL"))}
+    env.update({"DJANGO_SETTINGS_MODULE": "tradingdesk.settings", "DESK_VAR_DIR": str(var_dir),
+                "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_PROVIDER": "paper",
+                "PAPER_MARKET_HOURS": "always", "PAPER_STARTING_CASH": "1000000000000", "DESK_BENCH_ENDPOINTS": "1",
+                "DESK_DEBUG": "0", "DESK_LOG_LEVEL": "ERROR", "PYTHONUNBUFFERED": "1", **overrides})
+    return env
