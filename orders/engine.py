@@ -154,4 +154,5 @@ def _poll(*, accounts: list[Account], broker: Broker, now: datetime, link: Broke
         reports = []
     else:
         link.came_back(accounts=accounts, broker=broker, now=now)
-    return len(working), reports_apply(reports=reports, broker=broker)
+    basis = {str(o.pk): (o.stop_price, o.limit_price, o.trailing_distance) for o in working}
+    return len(working), reports_apply(reports=reports, broker=broker, basis=basis)

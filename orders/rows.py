@@ -59,27 +59,35 @@ def _from_db(field, value):
 _statements: dict[tuple, str] = {}
 
 
-def update_rows(model: type[Model], names: tuple[str, ...], rows: list[tuple], *, unless: tuple[str, tuple]) -> int:
-    """One parameterised UPDATE of the ``names`` columns run for every ``(pk, *values)`` in ``rows``
-    (``executemany``: compiled once, no per-row expression building as ``bulk_update`` does), skipping
-    rows whose ``unless[0]`` column holds one of ``unless[1]``. Returns how many rows changed."""
+def update_rows(model: type[Model], names: tuple[str, ...], rows: list[tuple], *, unless: tuple[str, tuple],
+                still: tuple[str, ...] = ()) -> int:
+    """One parameterised UPDATE of the ``names`` columns run for every ``(pk, *values, *still_values)`` in
+    ``rows`` (``executemany``: compiled once, no per-row expression building as ``bulk_update`` does),
+    skipping rows whose ``unless[0]`` column holds one of ``unless[1]`` and rows whose ``still`` columns no
+    longer hold the values given (a compare-and-set; NULL equals NULL). Returns how many rows changed."""
     if not rows:
         return 0
     meta = model._meta
     fields = [meta.get_field(name) for name in names]
     guard, excluded = meta.get_field(unless[0]), tuple(unless[1])
-    key = ("update", connection.vendor, model, names, guard.column, len(excluded))
+    kept = [meta.get_field(name) for name in still]
+    key = ("update", connection.vendor, model, names, guard.column, len(excluded), still)
     sql = _statements.get(key)
     if sql is None:
         quote = connection.ops.quote_name
         assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
         among = ", ".join(["%s"] * len(excluded))
+        same = " IS %s" if connection.vendor == "sqlite" else " IS NOT DISTINCT FROM %s"
+        unchanged = "".join(f" AND {quote(f.column)}{same}" for f in kept)
         sql = (f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608 - names from the model
-               f"WHERE {quote(meta.pk.column)} = %s AND {quote(guard.column)} NOT IN ({among})")
+               f"WHERE {quote(meta.pk.column)} = %s AND {quote(guard.column)} NOT IN ({among}){unchanged}")
         _statements[key] = sql
     guard_values = [guard.get_db_prep_value(v, connection) for v in excluded]
-    params = [[f.get_db_prep_save(value, connection) for f, value in zip(fields, values, strict=True)]
-              + [meta.pk.get_db_prep_value(pk, connection)] + guard_values for pk, *values in rows]
+    width = len(fields)
+    params = [[f.get_db_prep_save(value, connection) for f, value in zip(fields, values[:width], strict=True)]
+              + [meta.pk.get_db_prep_value(pk, connection)] + guard_values
+              + [f.get_db_prep_save(value, connection) for f, value in zip(kept, values[width:], strict=True)]
+              for pk, *values in rows]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
         return max(cursor.rowcount, 0)

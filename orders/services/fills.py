@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import F
@@ -30,11 +31,17 @@ _TERMINAL_BY_KIND = {ReportKind.CANCELLED: OrderStatus.CANCELLED, ReportKind.EXP
                      ReportKind.REJECTED: OrderStatus.REJECTED}
 
 
-def reports_apply(*, reports: Iterable[ExecutionReport], broker: Broker) -> int:
+# what a venue-state report was computed from: an order's prices when the engine read it
+Basis = tuple[Decimal | None, Decimal | None, Decimal | None]   # stop_price, limit_price, trailing_distance
+BASIS_FIELDS = ("stop_price", "limit_price", "trailing_distance")
+
+
+def reports_apply(*, reports: Iterable[ExecutionReport], broker: Broker, basis: dict[str, Basis] | None = None) -> int:
     """Apply reports in order; returns how many changed anything. Venue-side state (how far the matcher has
     looked, a trailing stop's reference) comes last in each order's run, tells no one anything and can be
     written together: all of a batch's STATE reports go in one transaction, after the rest, rather than one
-    write transaction per working order per tick."""
+    write transaction per working order per tick. ``basis`` (order id → its prices when the engine read it)
+    keeps a state computed from old prices off an order modified meanwhile (a moved stop is untriggered)."""
     changed, states = 0, []
     for report in reports:
         if report.kind is ReportKind.STATE:
@@ -46,28 +53,36 @@ def reports_apply(*, reports: Iterable[ExecutionReport], broker: Broker) -> int:
             log.exception("could not apply %s report for order %s", report.kind, report.order_id)
     if states:
         try:
-            changed += _apply_states(states)
+            changed += _apply_states(states, basis=basis or {})
         except Exception:
             log.exception("could not apply %d state reports", len(states))
     return changed
 
 
-def _apply_states(reports: list[ExecutionReport]) -> int:
+def _apply_states(reports: list[ExecutionReport], *, basis: dict[str, Basis]) -> int:
     latest: dict[uuid.UUID, ExecutionReport] = {}
     for report in reports:
         try:
             latest[uuid.UUID(str(report.order_id))] = report
         except ValueError:
             log.warning("state report for unknown order %s ignored", report.order_id)
-    rows = [(order_id, r.trail_reference, bool(r.triggered), r.checked_until) for order_id, r in latest.items()]
+    guarded, free = [], []
+    for order_id, r in latest.items():
+        row = (order_id, r.trail_reference, bool(r.triggered), r.checked_until)
+        known = basis.get(str(order_id))
+        if known is None:
+            free.append(row)
+        else:
+            guarded.append((*row, *known))
+    names, unless = ("trail_reference", "triggered", "checked_until"), ("status", tuple(TERMINAL_STATUSES))
     with transaction.atomic():
-        return update_rows(Order, ("trail_reference", "triggered", "checked_until"), rows,
-                           unless=("status", tuple(TERMINAL_STATUSES)))
+        return (update_rows(Order, names, guarded, unless=unless, still=BASIS_FIELDS)
+                + update_rows(Order, names, free, unless=unless))
 
 
 def report_apply(*, report: ExecutionReport, broker: Broker) -> bool:
     if report.kind is ReportKind.STATE:
-        return bool(_apply_states([report]))
+        return bool(_apply_states([report], basis={}))
     with transaction.atomic():
         order = Order.objects.select_for_update().select_related("account").filter(pk=report.order_id).first()
         if order is None:

@@ -166,3 +166,29 @@ def test_each_applied_fill_is_announced_once(account, broker, clock):
     assert Event.objects.filter(kind="trade").count() == 1
     assert [e.payload["event"] for e in Event.objects.filter(kind="order").order_by("id")] == [
         "ORDER_CREATED", "ORDER_FILLED"]
+
+
+def venue_state(order: Order, *, triggered: bool) -> ExecutionReport:
+    return ExecutionReport(str(order.id), ReportKind.STATE, AT, triggered=triggered, checked_until=AT)
+
+
+def test_a_state_computed_before_a_stop_was_moved_does_not_trigger_the_moved_stop(account, broker, clock):
+    """The engine read the order, the trader moved its stop (which untriggers it), then the tick's state,
+    computed from the old stop, arrives: it must not mark the moved stop triggered."""
+    from orders.services.fills import reports_apply
+    from orders.services.orders import OrderChanges, order_modify
+
+    order = place(account, broker, side="SELL", order_type="STOP_LIMIT", stop_price="100", limit_price="99",
+                  quantity="1")
+    read_by_engine = {str(order.id): (order.stop_price, order.limit_price, order.trailing_distance)}
+    order_modify(account=account, order_id=str(order.id), changes=OrderChanges(stop_price=D("90")), broker=broker)
+
+    reports_apply(reports=[venue_state(order, triggered=True)], broker=broker, basis=read_by_engine)
+
+    order.refresh_from_db()
+    assert (order.stop_price, order.triggered, order.checked_until) == (D("90"), False, None)
+
+    fresh = {str(order.id): (order.stop_price, order.limit_price, order.trailing_distance)}
+    reports_apply(reports=[venue_state(order, triggered=True)], broker=broker, basis=fresh)
+    order.refresh_from_db()
+    assert (order.triggered, order.checked_until) == (True, AT)
