@@ -42,6 +42,15 @@ def _record(account_id: int, kind: str, frame: dict[str, Any]) -> Event:
     return insert_row(Event(account_id=account_id, kind=kind, payload=frame, created_at=now))
 
 
+# Changes the protocol has no frame for, which only the desk's own socket shows (/v1/ws leaves them out):
+# an alert acknowledged or resolved, the trading state set. ``what`` says which part of the page to redraw.
+DESK_KIND = "desk"
+
+
+def record_desk(account_id: int, what: str, **fields: Any) -> Event:
+    return _record(account_id, DESK_KIND, {"what": what, **fields})
+
+
 def record_order(order, event: str | None = None) -> Event:
     event = event or ORDER_EVENT_BY_STATUS[order.status]
     body = wire.order_out(order)

@@ -27,6 +27,7 @@ from orders import wire
 from orders.api.auth import credentials_from, resolve_client
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
+from orders.events import DESK_KIND
 from orders.metrics import WS_CONNECTIONS, WS_DISCONNECTS, WS_SLOW_CONSUMERS
 from orders.realtime.market import market_data
 from orders.realtime.relay import frame_text, get_relay
@@ -135,7 +136,7 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
     # -- outbound ------------------------------------------------------------------------------------
     def offer(self, frame: dict, *, kind: str, symbol: str | None) -> None:
         """Called by the relay for every frame of this account."""
-        if self.closing or not self.filter.passes(kind, symbol):
+        if self.closing or kind == DESK_KIND or not self.filter.passes(kind, symbol):
             return
         if self.backlog is not None:
             self.backlog.append(frame)

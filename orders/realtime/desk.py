@@ -28,7 +28,8 @@ from django.utils import timezone
 from orders import wire
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
-from orders.models import Account, Alert
+from orders.events import DESK_KIND
+from orders.models import Account, Alert, TradingState
 from orders.realtime.market import market_data
 from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
@@ -61,6 +62,9 @@ def sections_for(kind: str, frame: dict) -> set[str]:
         return {"positions", "fills", "figures"}
     if kind == "error":
         return {"alerts"}
+    if kind == DESK_KIND:
+        return {"alerts"} if frame.get("what") == "alert" else {"state"} if frame.get("what") == "trading_state" \
+            else set()
     return set()
 
 
@@ -91,8 +95,8 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
 
     def _all_sections(self) -> set[str]:
         if self.view == "risk":
-            return {"alerts"}
-        return {"working", "finished", "positions", "fills", "figures", "alerts"}
+            return {"alerts", "state"}
+        return {"working", "finished", "positions", "fills", "figures", "state", "alerts"}
 
     async def disconnect(self, code) -> None:
         if hasattr(self, "tasks"):
@@ -179,6 +183,20 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=render_to_string(f"{FRAGMENTS}#ticket-quote", {"quote": quote}) +
                         render_to_string(f"{FRAGMENTS}#chart-tick", {"quote": quote, "epoch": epoch}))
 
+    def _state_parts(self) -> list[str]:
+        """The trading state wherever the page shows it: the top bar's badge, the ticket's note and, on the
+        risk view, the trading-state card with its form."""
+        account = Account.objects.get(pk=self.account_id)
+        state = account.trading_state
+        parts = [render_to_string(f"{FRAGMENTS}#trading-state-badge", {"state": state, "oob": True})]
+        if self.view == "risk":
+            parts.append(render_to_string("orders/risk.html#trading-state", {
+                "account": account, "states": TradingState.values, "can_supervise": self.can_supervise,
+                "oob": True}))
+        else:
+            parts.append(render_to_string(f"{FRAGMENTS}#trading-state-note", {"state": state, "oob": True}))
+        return parts
+
     @database_sync_to_async
     def _render_sections(self, sections: set[str]) -> str:
         from orders.web.views import blotter_context
@@ -195,10 +213,8 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
         if "figures" in sections:
             parts.append(render_to_string(f"{FRAGMENTS}#account-figures", {"account": context["figures"],
                                                                             "oob": True}))
-            # the top bar's trading state, which the risk desk may have changed (the kill switch)
-            state = Account.objects.values_list("trading_state", flat=True).get(pk=self.account_id)
-            parts.append(render_to_string(f"{FRAGMENTS}#trading-state-badge", {"state": state, "oob": True}))
-            parts.append(render_to_string(f"{FRAGMENTS}#trading-state-note", {"state": state, "oob": True}))
+        if "figures" in sections or "state" in sections:
+            parts.extend(self._state_parts())
         if "alerts" in sections:
             alerts = live_alerts(account_id=self.account_id)
             if self.view == "risk":

@@ -55,6 +55,7 @@ def alert_acknowledge(*, alert_id: str, actor: str, comment: str) -> Alert:
         if updated:
             audit_record(account_id=alert.account_id, actor=actor, action="alert.acknowledge", target=alert_id,
                          comment=comment)
+            events.record_desk(alert.account_id, "alert", alert_id=str(alert.pk), status=alert.status)
     return alert
 
 
@@ -70,6 +71,7 @@ def alerts_resolve(*, account_id: int, symbol: str, kind: str, resolution: str, 
         if claimed:
             audit_record(account_id=account_id, actor="engine", action="alert.resolve", target=str(alert.pk),
                          resolution=resolution)
+            events.record_desk(account_id, "alert", alert_id=str(alert.pk), status=Alert.Status.RESOLVED)
     return len(alerts)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from orders import events
 from orders.brokers.base import Broker
 from orders.domain.enums import WORKING_STATUSES, OrderStatus
 from orders.domain.errors import DeskError, InvalidValue
@@ -24,6 +25,7 @@ def trading_state_set(*, account: Account, state: str, actor: str, reason: str =
         Account.objects.filter(pk=account.pk).update(trading_state=state)
         audit_record(account_id=account.pk, actor=actor, action="account.trading_state", target=account.name,
                      previous=previous, state=state, reason=reason)
+        events.record_desk(account.pk, "trading_state", state=state, previous=previous)
     account.trading_state = state
     return account
 

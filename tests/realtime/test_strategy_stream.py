@@ -20,6 +20,7 @@ from tests.realtime.support import (
     SlowReader,
     close_code,
     connected_stream,
+    frames_until,
     next_frame,
     place,
     receive_frame,
@@ -258,4 +259,19 @@ async def test_a_burst_smaller_than_the_queue_reaches_a_client_that_reads_late(a
     frames = [await receive_frame(communicator, timeout=3) for _ in range(25)]
     assert [f["type"] for f in frames].count("order") == 10
     assert not [f for f in frames if f["type"] == "error"]
+    await communicator.disconnect()
+
+
+async def test_desk_only_changes_stay_off_the_protocol_stream(account, client):
+    """A trading state set has no frame in the protocol: the desk's pages hear of it, /v1/ws does not."""
+    communicator = await connected_stream()
+
+    for state in ("REDUCING", "ACTIVE"):
+        response = await database_sync_to_async(client.put)("/v1/trading-state", {"state": state},
+                                                             content_type="application/json")
+        assert response.status_code == 200
+    handle = await place(client, quantity="1")                  # a later frame the stream must deliver
+
+    frames = await frames_until(communicator, lambda f: f.get("order", {}).get("id") == handle["id"])
+    assert {f["type"] for f in frames} <= {"order", "error", "ping"}
     await communicator.disconnect()

@@ -244,7 +244,8 @@ async def test_another_accounts_orders_are_not_sent(trader_client, account, othe
 async def test_the_risk_view_gets_its_alerts_section_on_connect_and_when_an_alert_is_raised(risk_client, account):
     communicator = await opened(risk_client, path="/ws/desk/?view=risk&account=alice")
     first = swapped(await communicator.receive_from(timeout=TIMEOUT))
-    assert list(first) == ["alerts"] and first["alerts"].find(id="no-alerts") is not None
+    assert set(first) == {"alerts", "trading-state-badge", "trading-state"}
+    assert first["alerts"].find(id="no-alerts") is not None
 
     alert = await database_sync_to_async(raise_alert)(account)
 
@@ -302,3 +303,59 @@ async def test_a_broker_outage_shows_stale_badges_per_symbol_until_prices_are_fr
     fresh = await receive_until(communicator, r'<span id="staleness" class="staleness" hx-swap-oob="true"></span>')
     assert "AAPL" not in fresh
     await communicator.disconnect()
+
+
+# -- changes made through another door reach every open page --------------------------------------------
+
+async def test_an_alert_acknowledged_elsewhere_stops_flashing_on_an_open_desk(trader_client, account):
+    """The risk desk acknowledges (here through /v1): the trader's open desk must show it answered at once,
+    not keep flashing and beeping until reloaded."""
+    from orders.services.alerts import alert_acknowledge
+
+    alert = await database_sync_to_async(raise_alert)(account)
+    communicator = await opened(trader_client)
+    first = swapped(await communicator.receive_from(timeout=TIMEOUT))
+    assert first["alerts-bar"].find(id=f"alert-{alert.pk}").attrs["data-status"] == "OPEN"
+
+    await database_sync_to_async(alert_acknowledge)(alert_id=str(alert.pk), actor="key:abcd", comment="on it")
+
+    html = await receive_until(communicator, rf'id="alert-{alert.pk}"[^>]*data-status="ACKNOWLEDGED"'
+                                             rf'|data-status="ACKNOWLEDGED"[^>]*id="alert-{alert.pk}"')
+    assert swapped(html)["alerts-bar"].find(id=f"alert-{alert.pk}").attrs["data-status"] == "ACKNOWLEDGED"
+    await communicator.disconnect()
+
+
+async def test_an_alert_the_engine_resolves_leaves_every_open_page(trader_client, account):
+    from orders.models import Alert
+    from orders.services.alerts import alerts_resolve
+
+    alert = await database_sync_to_async(raise_alert)(account)
+    communicator = await opened(trader_client)
+    await communicator.receive_from(timeout=TIMEOUT)
+
+    await database_sync_to_async(alerts_resolve)(account_id=account.pk, symbol=alert.symbol,
+                                                 kind=Alert.Kind.POSITION_UNPROTECTED, resolution="stop placed")
+
+    html = await receive_until(communicator, 'id="alerts-bar"')
+    assert swapped(html)["alerts-bar"].find(id=f"alert-{alert.pk}") is None
+    await communicator.disconnect()
+
+
+async def test_a_trading_state_set_through_the_api_reaches_an_open_risk_view_and_desk(
+        risk_client, trader_client, account, client):
+    risk = await opened(risk_client, path="/ws/desk/?view=risk&account=alice")
+    desk = await opened(trader_client)
+    await risk.receive_from(timeout=TIMEOUT)
+    await desk.receive_from(timeout=TIMEOUT)
+
+    response = await database_sync_to_async(client.put)("/v1/trading-state", {"state": "REDUCING"},
+                                                         content_type="application/json")
+    assert response.status_code == 200
+
+    on_risk = swapped(await receive_until(risk, 'id="trading-state"'))
+    assert on_risk["trading-state"].find(id="state-now").text == "REDUCING"
+    assert on_risk["trading-state-badge"].text == "REDUCING"
+    on_desk = swapped(await receive_until(desk, 'id="trading-state-note"'))
+    assert "Reduce-only" in on_desk["trading-state-note"].text
+    await risk.disconnect()
+    await desk.disconnect()
