@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from desk_server import manage  # noqa: E402
+from desk_server import manage, settle_history_order  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (100, 100_000)
@@ -85,20 +85,10 @@ def build(orders: int, working: int, seed: int) -> dict:
             order.limit_price = order.limit_price.quantize(Decimal("0.01"))
             counts["working"] += 1
         else:
-            roll = i % 20                  # 65 % filled, 30 % cancelled, 5 % rejected, evenly spread
-            if roll < 13:
-                order.order_type, order.status = "MARKET", "FILLED"
-                order.filled_quantity, order.average_fill_price = quantity, price
-                batch_fills.append(Fill(account=account, order=order, broker_fill_id=f"bench-{i}", symbol=symbol,
-                                        side=side, quantity=quantity, price=price,
-                                        timestamp=created + timedelta(milliseconds=300)))
+            fill = settle_history_order(order, index=i, price=price, fill_id=f"bench-{i}")
+            if fill is not None:
+                batch_fills.append(fill)
                 counts["fills"] += 1
-            elif roll < 19:
-                order.order_type, order.status = "LIMIT", "CANCELLED"
-                order.limit_price, order.status_message = price, "cancelled by request"
-            else:
-                order.order_type, order.status, order.reject_reason = "MARKET", "REJECTED", "INSUFFICIENT_BALANCE"
-                order.status_message = "Order rejected: insufficient balance"
             counts[order.status] += 1
         batch_orders.append(order)
         if len(batch_orders) >= BATCH:
@@ -118,7 +108,7 @@ def measure(requests: int, warmup: int) -> dict:
     from django.db import connection
     from django.test import Client
 
-    client = Client()
+    client = Client(HTTP_HOST="127.0.0.1")           # a host the desk serves (no "testserver" outside tests)
     client.force_login(get_user_model().objects.get(username="demo"))
     for _ in range(warmup):
         response = client.get("/")

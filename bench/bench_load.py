@@ -66,6 +66,7 @@ from desk_server import (  # noqa: E402
     manage,
     memory_kb,
     server_env,
+    settle_history_order,
     stop_group,
     wait_ready,
 )
@@ -141,20 +142,10 @@ def build(orders: int, working: int, keys: int, seed: int) -> dict:
             order.reserved_price, order.checked_until = order.limit_price, now
             counts["working"] += 1
         else:
-            roll = i % 20
-            if roll < 13:
-                order.order_type, order.status = "MARKET", "FILLED"
-                order.filled_quantity, order.average_fill_price = quantity, price
-                batch_fills.append(Fill(account=account, order=order, broker_fill_id=f"{order_id}:1", symbol=symbol,
-                                        side=side, quantity=quantity, price=price,
-                                        timestamp=created + timedelta(milliseconds=300)))
+            fill = settle_history_order(order, index=i, price=price, fill_id=f"{order_id}:1")
+            if fill is not None:
+                batch_fills.append(fill)
                 counts["fills"] += 1
-            elif roll < 19:
-                order.order_type, order.status = "LIMIT", "CANCELLED"
-                order.limit_price, order.status_message = price, "cancelled by request"
-            else:
-                order.order_type, order.status, order.reject_reason = "MARKET", "REJECTED", "INSUFFICIENT_BALANCE"
-                order.status_message = "Order rejected: insufficient balance"
             counts[order.status] += 1
         batch_orders.append(order)
         if len(batch_orders) >= BATCH:

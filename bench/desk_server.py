@@ -126,3 +126,27 @@ def server_env(var_dir: Path, port: int, overrides: dict[str, str]) -> dict[str,
                 "PAPER_MARKET_HOURS": "always", "PAPER_STARTING_CASH": "1000000000000", "DESK_BENCH_ENDPOINTS": "1",
                 "DESK_DEBUG": "0", "DESK_LOG_LEVEL": "ERROR", "PYTHONUNBUFFERED": "1", **overrides})
     return env
+
+
+def settle_history_order(order, *, index: int, price, fill_id: str):
+    """Give an order of a prebuilt history one of the finished outcomes, spread evenly by ``index``: 65 %
+    filled at ``price`` (its fill, 300 ms after it was created, is returned), 30 % cancelled, 5 % rejected.
+    Call after ``django.setup()``."""
+    from datetime import timedelta
+
+    from orders.models import Fill
+
+    roll = index % 20
+    if roll < 13:
+        order.order_type, order.status = "MARKET", "FILLED"
+        order.filled_quantity, order.average_fill_price = order.quantity, price
+        return Fill(account=order.account, order=order, broker_fill_id=fill_id, symbol=order.symbol,
+                    side=order.side, quantity=order.quantity, price=price,
+                    timestamp=order.created_at + timedelta(milliseconds=300))
+    if roll < 19:
+        order.order_type, order.status = "LIMIT", "CANCELLED"
+        order.limit_price, order.status_message = price, "cancelled by request"
+    else:
+        order.order_type, order.status, order.reject_reason = "MARKET", "REJECTED", "INSUFFICIENT_BALANCE"
+        order.status_message = "Order rejected: insufficient balance"
+    return None

@@ -45,7 +45,7 @@ def setup() -> tuple:
     with open(os.devnull, "w") as quiet:
         call_command("desk_setup", stdout=quiet)
     key = api_key_create(account=Account.objects.get(name="demo"), name="profile", rate_limit_per_minute=0)
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}"), Account.objects.get(name="demo")
+    return Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {key}"), Account.objects.get(name="demo")
 
 
 def per_request_ms(call, n: int) -> float:
