@@ -52,6 +52,9 @@ def render_fragment(kind: str, frame: dict, *, can_trade: bool = False) -> str |
     return None
 
 
+_DESK_SECTIONS = {"alert": ("alerts",), "trading_state": ("state",)}     # events.record_desk's ``what``
+
+
 def sections_for(kind: str, frame: dict) -> set[str]:
     if kind == "order":
         # a new or finished order also changes the buying power its reservation holds
@@ -63,8 +66,7 @@ def sections_for(kind: str, frame: dict) -> set[str]:
     if kind == "error":
         return {"alerts"}
     if kind == DESK_KIND:
-        return {"alerts"} if frame.get("what") == "alert" else {"state"} if frame.get("what") == "trading_state" \
-            else set()
+        return set(_DESK_SECTIONS.get(frame.get("what"), ()))
     return set()
 
 

@@ -26,9 +26,6 @@ from orders.services.keys import api_key_create
 from orders.web.roles import RISK, TRADER, ensure_groups, grant
 from tradingdesk.env import envsecret
 
-# the fixed passwords earlier versions gave the demo logins, published in their README: a login still
-# holding one is given a fresh password as if it were new
-PUBLISHED_PASSWORDS = ("demo-trader-2026", "risk-desk-2026")
 PASSWORD_BYTES = 12          # secrets.token_urlsafe: 16 characters, 96 random bits
 
 
@@ -40,6 +37,9 @@ class Login:
     variable: str            # ... and the environment variable
     password: str = ""       # the chosen password; "" when none was chosen (one is generated)
     source: str = ""         # which of the two chose it
+    # the fixed password earlier versions gave this login, published in their README: a login still holding
+    # it is given a fresh password as if it were new
+    published: str = ""
 
     def choose(self, given: str | None) -> Login:
         """This login with its password chosen by ``given`` (the option's value), else by its variable."""
@@ -63,17 +63,21 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
-        demo = Login(options["username"], True, "--password", "DESK_DEMO_PASSWORD").choose(options["password"])
-        risk = Login("risk", False, "--risk-password", "DESK_RISK_PASSWORD").choose(options["risk_password"])
-        self._check_passwords([demo, risk])
+        demo = Login(options["username"], True, "--password", "DESK_DEMO_PASSWORD",
+                     published="demo-trader-2026").choose(options["password"])
+        risk = Login("risk", False, "--risk-password", "DESK_RISK_PASSWORD",
+                     published="risk-desk-2026").choose(options["risk_password"])
+        # who needs a password: asked once per login (a password check costs a deliberately slow hash)
+        needs = {login.username: _needs_password(login) for login in (demo, risk)}
+        self._check_passwords([login for login in (demo, risk) if needs[login.username]])
         account, created = Account.objects.get_or_create(
             name=options["account"],
             defaults={"broker": settings.GATEWAY_PROVIDER, "cash": settings.PAPER_STARTING_CASH,
                       "is_default": not Account.objects.filter(is_default=True).exists()})
         ensure_groups()
-        user, user_note = self._user(demo)
+        user, user_note = self._user(demo, needs_password=needs[demo.username])
         grant(user, TRADER, account)
-        risk_user, risk_note = self._user(risk)
+        risk_user, risk_note = self._user(risk, needs_password=needs[risk.username])
         grant(risk_user, RISK, account)
         self.stdout.write(f"account  {account.name} on {account.broker}"
                           f"{' (paper, funded ' + str(account.cash) + ' ' + account.currency + ')' if created else ''}")
@@ -85,10 +89,9 @@ class Command(BaseCommand):
         else:
             self.stdout.write("api key  already issued (run with --new-key for another)")
 
-    def _check_passwords(self, logins: list[Login]) -> None:
-        """Refuse, naming every missing variable at once, to generate a password off loopback; refuse a
-        chosen password the password validators reject."""
-        new = [login for login in logins if _needs_password(login.username)]
+    def _check_passwords(self, new: list[Login]) -> None:
+        """For the logins about to get a password: refuse, naming every missing variable at once, to generate
+        one off loopback; refuse a chosen password the password validators reject."""
         unchosen = [login for login in new if not login.password]
         if unchosen and not settings.IS_LOOPBACK_DEPLOYMENT:
             raise CommandError(
@@ -104,10 +107,10 @@ class Command(BaseCommand):
                 except ValidationError as e:
                     raise CommandError(f"{login.source}: {' '.join(e.messages)}") from None
 
-    def _user(self, login: Login):
+    def _user(self, login: Login, *, needs_password: bool):
         User = get_user_model()
         user = User.objects.filter(username=login.username).first()
-        if user is not None and not _needs_password(login.username):
+        if not needs_password:
             return user, f"existing user, password unchanged (manage.py changepassword {login.username})"
         password = login.password or secrets.token_urlsafe(PASSWORD_BYTES)
         if user is None:
@@ -123,7 +126,7 @@ class Command(BaseCommand):
         return user, f"password {password}   (shown once{replaced})"
 
 
-def _needs_password(username: str) -> bool:
-    """No such login yet, or one still holding a password earlier versions published."""
-    user = get_user_model().objects.filter(username=username).first()
-    return user is None or any(user.check_password(published) for published in PUBLISHED_PASSWORDS)
+def _needs_password(login: Login) -> bool:
+    """No such login yet, or one still holding the password earlier versions published for it."""
+    user = get_user_model().objects.filter(username=login.username).first()
+    return user is None or bool(login.published and user.check_password(login.published))
