@@ -1,35 +1,100 @@
-"""The admin: accounts, keys and pre-trade limits are edited here; orders, fills, positions, exit legs,
-alerts and the audit trail are only inspected. They change through the desk's services alone, which write
-each change with its outbox event (what clients are told, and what the pre-trade check's remembered
-exposure relies on) and its audit record."""
+"""The admin: accounts, keys, pre-trade limits, circuit breakers and alert acknowledgements can be changed here;
+orders, fills, positions, exit legs and the audit trail are only inspected. Every change goes through the same
+service call as the desk's and /v1's doors, which writes it with its outbox event (what open pages and clients
+are told, and what the pre-trade check's remembered exposure relies on) and its audit record: a change made here
+reaches every open desk and risk view with their next push."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 
-from orders.models import Account, Alert, ApiKey, AuditEvent, ExitLeg, Fill, Order, Position, PreTradeLimits
+from orders.domain.errors import DeskError
+from orders.models import (
+    Account,
+    Alert,
+    ApiKey,
+    AuditEvent,
+    CircuitBreaker,
+    ExitLeg,
+    Fill,
+    Order,
+    Position,
+    PreTradeLimits,
+)
+from orders.services.alerts import alert_acknowledge
+from orders.services.breakers import breakers_reset
+from orders.services.keys import api_key_issue, api_key_revoke, api_key_update
+from orders.services.limits import LEVELS, limits_set
+from orders.services.risk import trading_state_set
+
+
+def _actor(request) -> str:
+    return f"admin:{request.user.get_username()}"
 
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
+    """The trading state is set through ``trading_state_set`` (audited, pushed); cash moves only with fills."""
     list_display = ("name", "broker", "currency", "cash", "trading_state", "is_default")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("cash", "created_at") if obj is not None else ("created_at",)
+
+    def save_model(self, request, obj, form, change):
+        state = obj.trading_state
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        obj.trading_state = Account.objects.values_list("trading_state", flat=True).get(pk=obj.pk)
+        super().save_model(request, obj, form, change)          # every other field, with the state as it was
+        if state != obj.trading_state:
+            try:
+                trading_state_set(account=obj, state=state, actor=_actor(request), reason="set in the admin")
+            except DeskError as e:
+                self.message_user(request, e.message, messages.ERROR)
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ("account", "name", "role", "rate_limit_per_minute")
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are issued, changed and revoked through ``services/keys.py``; a key is revoked, never deleted, so the
+    audit trail keeps naming it."""
+    form = ApiKeyForm
     list_display = ("name", "account", "prefix", "role", "rate_limit_per_minute", "created_at", "revoked_at")
-    readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at")
-    fields = ("account", "name", "role", "rate_limit_per_minute", "prefix", "hashed_key", "created_at",
-              "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "hashed_key", "created_at", "last_used_at", "revoked_at")
+    actions = ("revoke",)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("account", "name", "role", "rate_limit_per_minute")
+        return ("account", "name", "role", "rate_limit_per_minute", "prefix", "hashed_key", "created_at",
+                "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*self.readonly_fields, "account") if obj is not None else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
     def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
         if not change:
-            from orders.api.auth import generate_key, hash_key
-
-            raw, obj.prefix = generate_key()
-            obj.hashed_key = hash_key(raw)
-            super().save_model(request, obj, form, change)
+            key, raw = api_key_issue(account=data["account"], name=data["name"], role=data["role"],
+                                     rate_limit_per_minute=data["rate_limit_per_minute"], actor=_actor(request))
+            obj.pk, obj.prefix, obj.hashed_key = key.pk, key.prefix, key.hashed_key
             self.message_user(request, f"New API key (shown once, copy it now): {raw}")
             return
-        super().save_model(request, obj, form, change)
+        api_key_update(key=obj, name=data["name"], role=data["role"],
+                       rate_limit_per_minute=data["rate_limit_per_minute"], actor=_actor(request))
+
+    @admin.action(description="Revoke the selected API keys")
+    def revoke(self, request, queryset):
+        revoked = sum(api_key_revoke(key=key, actor=_actor(request)) for key in queryset)
+        self.message_user(request, f"{revoked} key(s) revoked.")
 
 
 class InspectOnly(admin.ModelAdmin):
@@ -69,9 +134,37 @@ class AuditEventAdmin(InspectOnly):
 
 @admin.register(PreTradeLimits)
 class PreTradeLimitsAdmin(admin.ModelAdmin):
-    list_display = ("account", "max_quantity_soft", "max_quantity_hard", "max_notional_soft", "max_notional_hard",
-                    "price_band_pct_soft", "price_band_pct_hard", "daily_orders_soft", "daily_orders_hard",
-                    "duplicate_window_seconds")
+    """Set through ``limits_set`` (audited, pushed, applied at once in this process). Empty a field for no limit;
+    the row itself is not deleted."""
+    list_display = ("account", *LEVELS)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        row = limits_set(account_id=form.cleaned_data["account"].pk, actor=_actor(request),
+                         **{name: form.cleaned_data.get(name) for name in LEVELS})
+        obj.pk = row.pk
+
+
+@admin.register(CircuitBreaker)
+class CircuitBreakerAdmin(InspectOnly):
+    """Shown as stored; reset (both breakers of an account, as on /v1) by the action, through ``breakers_reset``."""
+    list_display = ("account", "name", "opened_at", "last_reset_at")
+    actions = ("reset",)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None                      # the list and its action; no row is edited by hand
+
+    @admin.action(description="Reset the breakers of the selected accounts")
+    def reset(self, request, queryset):
+        for account in Account.objects.filter(pk__in=queryset.values("account_id")):
+            try:
+                breakers_reset(account=account, actor=_actor(request))
+            except DeskError as e:
+                self.message_user(request, f"{account.name}: {e.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{account.name}: both breakers reset.")
 
 
 @admin.register(ExitLeg)
@@ -80,7 +173,36 @@ class ExitLegAdmin(InspectOnly):
     list_filter = ("status", "strategy", "role")
 
 
+class AcknowledgeForm(forms.ModelForm):
+    ack_comment = forms.CharField(label="Acknowledge — what was done?", widget=forms.Textarea, max_length=500)
+
+    class Meta:
+        model = Alert
+        fields = ("ack_comment",)
+
+
 @admin.register(Alert)
 class AlertAdmin(InspectOnly):
+    """Inspected; an OPEN alert is acknowledged by saving a comment, through ``alert_acknowledge``."""
     list_display = ("raised_at", "account", "kind", "symbol", "status", "acknowledged_by", "resolved_at")
     list_filter = ("kind", "status")
+    readonly_fields = ("account", "kind", "symbol", "status", "message", "raised_at", "escalated_at",
+                       "acknowledged_by", "acknowledged_at", "resolved_at", "resolution")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None and obj.status == Alert.Status.OPEN:
+            kwargs["form"] = AcknowledgeForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        fields = list(self.readonly_fields)
+        return [*fields, "ack_comment"] if obj is None or obj.status == Alert.Status.OPEN else fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None or obj.status == Alert.Status.OPEN
+
+    def save_model(self, request, obj, form, change):
+        try:
+            alert_acknowledge(alert_id=str(obj.pk), actor=_actor(request), comment=form.cleaned_data["ack_comment"])
+        except DeskError as e:
+            self.message_user(request, e.message, messages.ERROR)

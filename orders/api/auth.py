@@ -4,10 +4,8 @@ key is configured — the default account without a key, as the protocol's examp
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,10 +18,10 @@ from django.utils import timezone
 
 from orders.domain.enums import ApiRole
 from orders.domain.errors import Forbidden, RateLimited, Unauthorized
-from orders.memo import Remembered
+from orders.domain.keys import KEY_PREFIX, hash_key
 from orders.models import Account, ApiKey
+from orders.services.keycache import recent_keys as _recent_keys
 
-KEY_PREFIX = "tdk_"
 RISK_PATHS = ("/v1/kill-switch", "/v1/trading-state", "/v1/alerts")     # checked on the risk pool
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -35,16 +33,6 @@ class ApiClient:
     actor: str                  # what the audit trail records: key:<prefix>, gateway-key or keyless
     rate_key: str
     rate_limit: int             # requests per minute, 0 = unlimited
-
-
-def hash_key(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def generate_key() -> tuple[str, str]:
-    """A new key and its lookup prefix: ``tdk_<prefix>_<secret>``."""
-    prefix = secrets.token_hex(4)
-    return f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
 def credentials_from(headers) -> str | None:
@@ -88,15 +76,7 @@ def resolve_client(raw_key: str | None, *, loopback: bool) -> ApiClient:
                                               f"key:{key.prefix}", limit))
 
 
-# A verified key is remembered for a few seconds per process (by its digest, never the key itself), so a
-# script's burst of requests costs one lookup. A revoked key therefore stops working within this delay.
-# The cached account is used for who and where only: services read cash and trading state afresh.
-KEY_CACHE_SECONDS = 5.0
-_recent_keys: Remembered[ApiClient] = Remembered(KEY_CACHE_SECONDS)
-
-
-def forget_keys() -> None:
-    _recent_keys.clear()
+# A verified key is remembered for a few seconds per process (``services/keycache.py``).
 
 
 def _lookup(raw_key: str) -> ApiKey | None:

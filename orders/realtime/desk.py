@@ -2,10 +2,12 @@
 websocket extension (out-of-band swaps), rendered from the same template partials as the page.
 
 * on connect the whole blotter is sent (working orders, positions, fills, finished orders, account
-  figures, trading state, alerts), so a reconnecting page is reconciled, never left half-right;
+  figures, trading state, circuit breakers, alerts; the risk view: alerts, trading state, breakers and the
+  working and finished orders), so a reconnecting page is reconciled, never left half-right;
 * an order event replaces its row, or redraws the tables it moved between and the account figures
   (whose buying power its reservation holds); position, trade and account events redraw positions,
-  fills and figures; alerts redraw the alert bar — redraws are coalesced, at most one per section
+  fills and figures; alerts redraw the alert bar; a desk-only event (``events.record_desk``) redraws what
+  ``_DESK_SECTIONS`` names (trading state, breakers) — redraws are coalesced, at most one per section
   every ``REDRAW_SECONDS``;
 * every second the ticket's symbol gets a fresh quote, every two seconds positions are marked to
   market (live P&L);
@@ -33,6 +35,7 @@ from orders.models import Account, Alert, TradingState
 from orders.realtime.market import market_data
 from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
+from orders.services.breakers import breaker_snapshot
 
 log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
@@ -52,7 +55,10 @@ def render_fragment(kind: str, frame: dict, *, can_trade: bool = False) -> str |
     return None
 
 
-_DESK_SECTIONS = {"alert": ("alerts",), "trading_state": ("state",)}     # events.record_desk's ``what``
+# events.record_desk's ``what`` -> the sections it redraws. Pre-trade limits and API keys are on no page the socket
+# serves (the ticket's preview reads the limits when asked; keys are the admin's): their events redraw nothing.
+_DESK_SECTIONS = {"alert": ("alerts",), "trading_state": ("state",), "breaker": ("breakers",),
+                  "limits": (), "api_key": ()}
 
 
 def sections_for(kind: str, frame: dict) -> set[str]:
@@ -97,8 +103,8 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
 
     def _all_sections(self) -> set[str]:
         if self.view == "risk":
-            return {"alerts", "state"}
-        return {"working", "finished", "positions", "fills", "figures", "state", "alerts"}
+            return {"alerts", "state", "breakers", "working", "finished"}
+        return {"working", "finished", "positions", "fills", "figures", "state", "alerts", "breakers"}
 
     async def disconnect(self, code) -> None:
         if hasattr(self, "tasks"):
@@ -143,8 +149,6 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
             log.exception("desk: could not render a %s fragment", kind)
             return
         sections = sections_for(kind, frame) & self._all_sections()
-        if self.view == "risk":
-            html = None
         try:
             if html is not None:
                 self.queue.put_nowait(html)
@@ -201,10 +205,12 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _render_sections(self, sections: set[str]) -> str:
-        from orders.web.views import blotter_context
+        from orders.web.views import blotter_context, orders_context
 
         if self.view == "risk":
-            context = {}
+            wanted = sections & {"working", "finished"}
+            context = {**(orders_context(self.account) if wanted else {}), "oob": True, "can_trade": False,
+                       "account": self.account}
         else:
             context = {**blotter_context(self.account, self.broker), "oob": True, "can_trade": self.can_trade,
                        "account": self.account}
@@ -217,6 +223,13 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
                                                                             "oob": True}))
         if "figures" in sections or "state" in sections:
             parts.extend(self._state_parts())
+        if "breakers" in sections:
+            breakers = breaker_snapshot(account=self.account)
+            parts.append(render_to_string(f"{FRAGMENTS}#breaker-badge", {"breakers": breakers, "oob": True}))
+            if self.view == "risk":
+                parts.append(render_to_string("orders/risk.html#breakers", {
+                    "breakers": breakers, "account": self.account, "can_supervise": self.can_supervise,
+                    "oob": True}))
         if "alerts" in sections:
             alerts = live_alerts(account_id=self.account_id)
             if self.view == "risk":

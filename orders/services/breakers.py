@@ -5,7 +5,12 @@
 * ``exit_order``: trips after 3 infrastructure failures placing exit legs within 300 s; while open, leg
   placement is deferred and the position is reported unprotected.
 
-Both recover only by a manual reset, refused within 60 s of the previous one."""
+Both recover only by a manual reset, refused within 60 s of the previous one.
+
+A failure counted, a trip and a reset are each written with a desk-only outbox event (``breaker``) in their
+transaction, so every open desk and risk view redraws the breakers with its next push, whichever door reset them
+(/v1, the risk view, the admin, ``manage.py breakers_reset``). The protocol has no stream frame for a breaker:
+/v1/ws clients read ``GET /v1/circuit-breakers``."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from orders import events
 from orders.domain.errors import ProviderUnavailable, ResetCooldown
 from orders.models import Account, CircuitBreaker
 from orders.services.audit import audit_record
@@ -57,6 +63,9 @@ def breaker_record_failure(*, account_id: int, name: str, reason: str) -> bool:
             breaker.opened_at = now
             audit_record(account_id=account_id, actor="system", action="breaker.open", target=name, reason=reason)
         breaker.save(update_fields=["failures", "opened_at"])
+        # every failure, not only the trip: the risk view shows the count that trips the breaker
+        events.record_desk(account_id, "breaker", name=name, state="open" if breaker.opened_at else "closed",
+                           failure_count=len(breaker.failures), opened=opened)
     if opened:
         cache.delete(f"breaker-open:{account_id}")
     return opened
@@ -80,6 +89,7 @@ def breaker_guard_entry(*, account: Account) -> None:
 
 
 def breakers_reset(*, account: Account, actor: str) -> dict:
+    """Close both breakers (``RESET_COOLDOWN`` within 60 s of a breaker's previous reset); their fresh snapshot."""
     now = timezone.now()
     with transaction.atomic():
         for name in (ADAPTER, EXIT_ORDER):
@@ -87,8 +97,10 @@ def breakers_reset(*, account: Account, actor: str) -> dict:
             if breaker.last_reset_at and now - breaker.last_reset_at < RESET_COOLDOWN:
                 raise ResetCooldown("Circuit breaker re-tripped within cooldown period. Investigate the underlying "
                                     "failure before resetting again.")
+            was_open = breaker.opened_at is not None
             breaker.failures, breaker.opened_at, breaker.last_reset_at = [], None, now
             breaker.save(update_fields=["failures", "opened_at", "last_reset_at"])
+            events.record_desk(account.pk, "breaker", name=name, state="closed", was_open=was_open)
         audit_record(account_id=account.pk, actor=actor, action="breaker.reset", target="adapter,exit_order")
     cache.delete(f"breaker-open:{account.pk}")
     return breaker_snapshot(account=account)

@@ -6,7 +6,9 @@ give one, so for it soft levels are advice and only hard levels count. Orders th
 (position closes, exit legs, reduce-only orders) are never held back by a limit: a cap on the day's orders
 must not trap a position.
 
-The limits are read at most once per ``CACHE_SECONDS`` per process: a change in the admin applies within that.
+The limits are read at most once per ``CACHE_SECONDS`` per process: a change applies at once in the process that
+made it and within that delay in the others. A change is one call (``limits_set``) whatever the door: the row,
+its audit record and a desk-only outbox event in one transaction.
 """
 
 from __future__ import annotations
@@ -14,15 +16,46 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import transaction
+
+from orders import events
 from orders.brokers.base import Broker
 from orders.domain.enums import OrderType
-from orders.domain.errors import DeskError, OrderRejected
+from orders.domain.errors import DeskError, InvalidValue, OrderRejected
 from orders.domain.orders import OrderRequest
 from orders.domain.pretrade import Limits, pretrade_breaches
 from orders.memo import Remembered
 from orders.models import Order, PreTradeLimits
+from orders.services.audit import audit_record
 
 CACHE_SECONDS = 5.0
+LEVELS = ("max_quantity_soft", "max_quantity_hard", "max_notional_soft", "max_notional_hard", "price_band_pct_soft",
+          "price_band_pct_hard", "daily_orders_soft", "daily_orders_hard", "duplicate_window_seconds")
+
+
+def limits_set(*, account_id: int, actor: str, **levels: Decimal | int | None) -> PreTradeLimits:
+    """Set some of an account's limits (``LEVELS``; None = no limit), keeping the others: the row, an audit record
+    of what changed from what, and a desk-only event, in one transaction."""
+    unknown = set(levels) - set(LEVELS)
+    if unknown:
+        raise InvalidValue("limits", f"unknown limit {', '.join(sorted(unknown))}; one of {', '.join(LEVELS)}",
+                           provided=sorted(unknown))
+    for name, value in levels.items():
+        if value is not None and value < 0:
+            raise InvalidValue(name, "must be zero or more, or empty for no limit", provided=str(value))
+    with transaction.atomic():
+        row, _ = PreTradeLimits.objects.select_for_update().get_or_create(account_id=account_id)
+        before = {name: getattr(row, name) for name in levels}
+        for name, value in levels.items():
+            setattr(row, name, value)
+        row.save()
+        changed = {name: {"from": before[name], "to": value} for name, value in levels.items()
+                   if before[name] != value}
+        audit_record(account_id=account_id, actor=actor, action="limits.set", target=str(account_id),
+                     changed=changed)
+        events.record_desk(account_id, "limits", changed=sorted(changed))
+    limits_forget()
+    return row
 
 
 def limits_read(account_id: int) -> tuple[Limits, int | None]:
@@ -65,7 +98,7 @@ def limits_enforce(*, account_id: int, request: OrderRequest, reference: Decimal
 
 
 def limits_forget() -> None:
-    """Read every account's limits afresh next time (tests; the admin's change otherwise waits a few seconds)."""
+    """Read every account's limits afresh next time (after ``limits_set``; tests)."""
     _recent.clear()
 
 

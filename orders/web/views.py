@@ -26,6 +26,7 @@ from orders.selectors import live_alerts
 from orders.services.accounts import account_snapshot, mark_price
 from orders.services.alerts import alert_acknowledge
 from orders.services.audit import audit_record
+from orders.services.breakers import breaker_snapshot, breakers_reset
 from orders.services.orders import OrderChanges, order_cancel, order_modify, order_submit, orders_cancel_all
 from orders.services.positions import position_close, positions_close_all
 from orders.services.risk import kill_switch, trading_state_set
@@ -66,19 +67,35 @@ def latest_fills(account, count: int, *, symbol: str | None = None) -> list[Fill
     return list(mine.order_by("-timestamp")[:count])
 
 
-def blotter_context(account, broker) -> dict:
-    now = timezone.now()
-    account = Account.objects.get(pk=account.pk)          # fresh cash, whoever holds the object
+def orders_context(account) -> dict:
+    """The working and finished orders, as the desk's blotter and the risk view show them."""
     # the working orders by the (account, status) index, then sorted: ordered in SQL, SQLite walks the
     # account's whole history along (account, created_at) looking for them
     working_ids = Order.objects.filter(account=account, status__in=WORKING_STATUSES).values("pk")
     working = Order.objects.filter(pk__in=working_ids).order_by("-created_at")[:WORKING_ROWS]
     finished = (Order.objects.filter(account=account).exclude(status__in=WORKING_STATUSES)
                 .order_by("-created_at")[:FINISHED_ROWS])
-    fills = latest_fills(account, FILL_ROWS)
     return {
         "working": [wire.order_out(o) for o in working],
         "finished": [{**wire.order_out(o), "message": o.status_message} for o in finished],
+    }
+
+
+def risk_context(account) -> dict:
+    """What the risk view shows besides the page's own: alert history, states, breakers and orders."""
+    return {
+        "history": Alert.objects.filter(account=account).order_by("-raised_at")[:100],
+        "states": TradingState.values,
+        **orders_context(account),
+    }
+
+
+def blotter_context(account, broker) -> dict:
+    now = timezone.now()
+    account = Account.objects.get(pk=account.pk)          # fresh cash, whoever holds the object
+    fills = latest_fills(account, FILL_ROWS)
+    return {
+        **orders_context(account),
         "fills": [wire.trade_out(f) for f in fills],
         "positions": _positions(account, broker, now),
         "figures": wire.account_out(account_snapshot(account=account, broker=broker, now=now)),
@@ -97,6 +114,7 @@ def page_context(request: HttpRequest) -> dict:
         "can_supervise": can_supervise(request.user),
         "accounts": visible_accounts(request.user),
         "live_alerts": live_alerts(account_id=account.pk),
+        "breakers": breaker_snapshot(account=account),
     }
 
 
@@ -287,9 +305,7 @@ def chart_data(request: HttpRequest) -> JsonResponse:
 @vary_on_headers("HX-Request")              # one URL, two answers: a browser must not cache one for the other
 def risk(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
-    account = context["account"]
-    context["history"] = Alert.objects.filter(account=account).order_by("-raised_at")[:100]
-    context["states"] = TradingState.values
+    context.update(risk_context(context["account"]))
     template = "orders/risk.html"
     if request.htmx:
         template += "#alerts"
@@ -339,6 +355,20 @@ def trading_state_view(request: HttpRequest) -> HttpResponse:
         context["state_changed"] = True                  # redraws the badge in the top bar too
     context["states"] = TradingState.values
     return render(request, "orders/risk.html#trading-state", context)
+
+
+@login_required
+@require_POST
+@risk_only
+def breakers_reset_view(request: HttpRequest) -> HttpResponse:
+    context = page_context(request)
+    try:
+        context["breakers"] = breakers_reset(account=context["account"], actor=_actor(request))
+    except DeskError as e:
+        context["breaker_error"] = f"{e.code}: {e.message}"
+    else:
+        context["breaker_changed"] = True                # redraws the badge in the top bar too
+    return render(request, "orders/risk.html#breakers", context)
 
 
 # -- audit ---------------------------------------------------------------------------------------------

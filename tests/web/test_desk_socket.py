@@ -26,7 +26,7 @@ HOST = (b"host", b"testserver")
 ORIGIN = (b"origin", b"http://testserver")
 TIMEOUT = 5
 BUNDLE = ("working-body", "finished-body", "positions-body", "fills-body", "account-figures", "trading-state-badge",
-          "trading-state-note", "alerts-bar")
+          "trading-state-note", "breaker-badge", "alerts-bar")
 
 
 def cookie_of(client) -> tuple[bytes, bytes]:
@@ -244,7 +244,8 @@ async def test_another_accounts_orders_are_not_sent(trader_client, account, othe
 async def test_the_risk_view_gets_its_alerts_section_on_connect_and_when_an_alert_is_raised(risk_client, account):
     communicator = await opened(risk_client, path="/ws/desk/?view=risk&account=alice")
     first = swapped(await communicator.receive_from(timeout=TIMEOUT))
-    assert set(first) == {"alerts", "trading-state-badge", "trading-state"}
+    assert set(first) == {"alerts", "trading-state-badge", "trading-state", "breaker-badge", "breakers",
+                          "working-body", "finished-body"}
     assert first["alerts"].find(id="no-alerts") is not None
 
     alert = await database_sync_to_async(raise_alert)(account)

@@ -24,5 +24,5 @@ class Command(BaseCommand):
             raise CommandError(f"no account named {options['account']!r}")
         role = ApiRole.READ_ONLY if options["read_only"] else ApiRole.TRADING
         raw = api_key_create(account=account, name=options["name"], role=role,
-                             rate_limit_per_minute=options["rate_limit"])
+                             rate_limit_per_minute=options["rate_limit"], actor="command:create_api_key")
         self.stdout.write(raw)

@@ -1,0 +1,33 @@
+"""``manage.py trading_state ACCOUNT [STATE] [--reason R]``: show or set an account's trading state.
+
+The same call as the risk view's form and ``PUT /v1/trading-state`` (audited, and pushed to every open desk and
+risk view), for an operator at a shell when the web is not at hand."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from orders.domain.errors import DeskError
+from orders.models import Account, TradingState
+from orders.services.risk import trading_state_set
+
+
+class Command(BaseCommand):
+    help = "Show or set an account's trading state (ACTIVE, REDUCING, HALTED)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("account")
+        parser.add_argument("state", nargs="?", type=str.upper, choices=TradingState.values)
+        parser.add_argument("--reason", default="", help="recorded in the audit trail")
+
+    def handle(self, *args, **options):
+        account = Account.objects.filter(name=options["account"]).first()
+        if account is None:
+            raise CommandError(f"no account named {options['account']!r}")
+        if options["state"]:
+            try:
+                trading_state_set(account=account, state=options["state"], actor="command:trading_state",
+                                  reason=options["reason"])
+            except DeskError as e:
+                raise CommandError(f"{e.code}: {e.message}") from e
+        self.stdout.write(f"{account.name}: {account.trading_state}")
