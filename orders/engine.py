@@ -21,14 +21,16 @@ from django.utils import timezone
 
 from orders import events
 from orders.brokers.base import Broker
-from orders.brokers.types import WorkingOrder
-from orders.domain.enums import OrderStatus, OrderType, Side, TimeInForce
+from orders.domain.enums import OrderStatus
 from orders.domain.errors import DeskError
 from orders.exits.book import TrailingBook
-from orders.exits.engine import exits_tick
-from orders.models import Account, EngineLease, Order
+from orders.models import Account, Alert, EngineLease, Order, Position
 from orders.services.alerts import alerts_escalate
+from orders.services.audit import audit_record
 from orders.services.fills import reports_apply
+from orders.services.positions import position_close
+from orders.services.protection import protection_tick
+from orders.venue import order_to_working
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 6
@@ -62,17 +64,6 @@ def lease_claim(*, account: Account, owner: str, now: datetime | None = None) ->
 
 def lease_release(*, account: Account, owner: str) -> None:
     EngineLease.objects.filter(account=account, owner=owner).delete()
-
-
-def working_order_of(order: Order) -> WorkingOrder:
-    return WorkingOrder(
-        order_id=str(order.id), symbol=order.symbol, side=Side(order.side), order_type=OrderType(order.order_type),
-        quantity=order.quantity, filled_quantity=order.filled_quantity,
-        time_in_force=TimeInForce(order.time_in_force), created_at=order.created_at, limit_price=order.limit_price,
-        stop_price=order.stop_price, trailing_distance=order.trailing_distance, trailing_type=order.trailing_type,
-        trail_reference=order.trail_reference, triggered=order.triggered, checked_until=order.checked_until,
-        post_only=order.post_only, venue_oco_id=order.venue_oco_id, client_order_id=order.client_order_id,
-        broker_order_id=order.broker_order_id or None)
 
 
 class PollPacer:
@@ -137,17 +128,41 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
     result = TickResult(accounts=len(accounts))
     if poll:
         result.orders, result.changes = _poll(accounts=accounts, broker=broker, now=now, link=link or BrokerLink())
-    exits_tick(accounts=accounts, broker=broker, now=now, book=book if poll else None)
+    protection_tick(accounts=accounts, broker=broker, now=now, book=book if poll else None)
+    auto_flatten(accounts=accounts, broker=broker, now=now)
     alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
     return result
 
 
+def auto_flatten(*, accounts: list[Account], broker: Broker, now: datetime) -> None:
+    """An account's policy: a position left unprotected for ``auto_flatten_after_seconds`` is closed."""
+    for account in accounts:
+        if account.auto_flatten_after_seconds is None:
+            continue
+        cutoff = now - timedelta(seconds=account.auto_flatten_after_seconds)
+        for alert in Alert.objects.filter(account=account, kind=Alert.Kind.POSITION_UNPROTECTED,
+                                          status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED),
+                                          raised_at__lte=cutoff):
+            if not Position.objects.filter(account=account, symbol=alert.symbol).exclude(quantity=0).exists():
+                continue
+            try:
+                order = position_close(account=account, position_id=alert.symbol, broker=broker,
+                                       actor="engine:auto-flatten")
+                audit_record(account_id=account.pk, actor="engine:auto-flatten", action="position.flatten",
+                             target=alert.symbol, alert=str(alert.pk), order=str(order.id))
+            except DeskError as e:
+                audit_record(account_id=account.pk, actor="engine:auto-flatten", action="position.flatten",
+                             target=alert.symbol, result="failed", error=e.message)
+
+
 def _poll(*, accounts: list[Account], broker: Broker, now: datetime, link: BrokerLink) -> tuple[int, int]:
     """Hand the working orders to ``broker.sync`` and apply what it reports. Returns (orders, changes)."""
-    statuses = _MATCHED_STATUSES if broker.is_local else (*_MATCHED_STATUSES, OrderStatus.PENDING)
+    # a PENDING order is one whose submission's answer was lost (the venue is asked about it), or a bracket leg
+    # held back: the venue that answers at once has never seen that one
+    statuses = _MATCHED_STATUSES if broker.answers_at_once else (*_MATCHED_STATUSES, OrderStatus.PENDING)
     working = list(Order.objects.filter(account__in=accounts, status__in=statuses).order_by("created_at"))
     try:
-        reports = broker.sync([working_order_of(o) for o in working], now=now)
+        reports = broker.sync([order_to_working(o) for o in working], now=now)
     except DeskError as e:
         log.warning("engine: broker sync failed: %s", e.message)
         link.went_down(accounts=accounts, broker=broker, error=e.message, now=now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 from django.db.models import Model, Q, QuerySet
@@ -146,3 +147,10 @@ def live_alerts(*, account_id: int) -> list[Alert]:
     # pushed out of the page by newer ones somebody already has
     chosen = list(live.order_by("-status", "-raised_at")[:DEFAULT_PAGE])
     return sorted(chosen, key=lambda alert: alert.raised_at, reverse=True)
+
+
+def position_quantity(*, account: Account | int, symbol: str) -> Decimal:
+    """The signed quantity held of ``symbol`` (0 when flat). ``account`` may be the account or its id."""
+    account_id = account if isinstance(account, int) else account.pk
+    qty = Position.objects.filter(account_id=account_id, symbol=symbol).values_list("quantity", flat=True).first()
+    return qty or Decimal("0")

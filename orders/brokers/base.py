@@ -56,8 +56,14 @@ from orders.domain.orders import OrderRequest
 class Broker:
     name = "base"
     capabilities: Capabilities
-    # a local venue answers in-process, so an order is sent inside the transaction that records it
-    is_local = False
+    # How this broker submits, said once. A venue that answers at once (in process: the paper venue) is sent an
+    # order inside the transaction that records it, matches a closing order straight away, never leaves an order
+    # PENDING for reconciliation, is cheap to ask for quotes on the event loop's thread, and leaves bracket legs
+    # for the desk to hold and release. A remote venue is sent an order after it is recorded (an unknown outcome
+    # is reconciled by client id), holds its own bracket legs, and is asked for market data on a worker thread.
+    answers_at_once = False
+    # shown to people as a simulated venue (no real money)
+    simulated = False
     # a remote venue is polled no more often than this, so the engine's ticks stay within its request budget;
     # an event on the venue's stream (``watch``) asks for a poll at once
     poll_seconds = 0.0

@@ -90,7 +90,8 @@ def session_end(instrument: Instrument, opened: datetime) -> datetime:
 
 class PaperBroker(Broker):
     name = "paper"
-    is_local = True
+    answers_at_once = True
+    simulated = True
 
     def __init__(self, config: PaperConfig) -> None:
         self.config = config

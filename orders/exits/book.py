@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from orders.domain.enums import Side, TrailingType
+from orders.exits.decide import trail_level
 
 
 @dataclass
@@ -36,11 +37,8 @@ class TrailingLeg:
 
     def level(self) -> Decimal:
         """The current stop price."""
-        if self.trailing_type is TrailingType.PERCENT:
-            offset = self.peak * self.distance / 100
-        else:
-            offset = self.distance
-        return self.peak - offset if self.side is Side.SELL else self.peak + offset
+        return trail_level(side=self.side, trailing_distance=self.distance, trailing_type=self.trailing_type,
+                           peak=self.peak)
 
 
 @dataclass

@@ -49,7 +49,7 @@ class MarketData:
         return bars[-1] if bars else None
 
     async def _ask(self, answers: Remembered[Any], symbol: str, call: Callable[[], Any], *, now: datetime) -> Any:
-        if self.broker.is_local:
+        if self.broker.answers_at_once:
             key = (id(answers), symbol, int(now.timestamp()))
             known = self._local.get(key)
             if known is None:

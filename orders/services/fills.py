@@ -19,11 +19,14 @@ from orders import events, wire
 from orders.brokers.base import Broker
 from orders.brokers.types import ExecutionReport, ReportKind
 from orders.domain.enums import TERMINAL_STATUSES, OrderStatus, Side
+from orders.domain.lifecycle import OrderStep
 from orders.domain.money import quantize_money
 from orders.domain.positions import Netting, apply_fill
 from orders.models import Account, Fill, Order, Position, position_wire_id
 from orders.rows import update_rows
+from orders.services import protection
 from orders.services.accounts import account_snapshot
+from orders.services.transitions import order_transition
 
 log = logging.getLogger(__name__)
 
@@ -99,25 +102,18 @@ def _apply_accepted(order: Order, report: ExecutionReport) -> bool:
     """A submission whose answer was lost turned out to be working at the venue."""
     if order.status != OrderStatus.PENDING:
         return False
-    order.status, order.updated_at = OrderStatus.OPEN, timezone.now()
-    order.broker_order_id = report.extra.get("broker_order_id", order.broker_order_id) or order.broker_order_id
-    order.save(update_fields=["status", "broker_order_id", "updated_at"])
-    events.record_order(order, "ORDER_CREATED")
-    return True
+    broker_order_id = report.extra.get("broker_order_id", order.broker_order_id) or order.broker_order_id
+    return order_transition(order, OrderStatus.OPEN, step=OrderStep.ACCEPTED, broker_order_id=broker_order_id)
 
 
 def _apply_terminal(order: Order, report: ExecutionReport, broker: Broker) -> bool:
     if order.is_terminal:
         return False
     status = _TERMINAL_BY_KIND[report.kind]
-    order.status, order.status_message, order.updated_at = status, (report.reason or "")[:255], timezone.now()
-    if status is OrderStatus.REJECTED:
-        order.reject_reason = "UNKNOWN"
-    order.save(update_fields=["status", "status_message", "reject_reason", "updated_at"])
-    events.record_order(order)
-    from orders.exits import engine as exits
-
-    exits.on_order_finished(order, broker=broker, by_venue=True)
+    refused = {"reject_reason": "UNKNOWN"} if status is OrderStatus.REJECTED else {}
+    if not order_transition(order, status, step=OrderStep.ENDED, message=report.reason or "", **refused):
+        return False
+    protection.on_order_finished(order, broker=broker)
     return True
 
 
@@ -136,18 +132,15 @@ def _apply_fill(order: Order, report: ExecutionReport, broker: Broker) -> bool:
         account_id=order.account_id, order=order, broker_fill_id=report.fill_id, symbol=order.symbol,
         side=order.side, quantity=report.quantity, price=report.price, commission=report.commission,
         commission_currency=report.commission_currency, is_maker=report.is_maker, timestamp=report.timestamp)
-    _update_order(order, report)
     _update_cash(order, report)
     position_event = _update_position(order, report, broker)
-    events.record_order(order)
+    _update_order(order, report)
     events.record_trade(fill)
     if position_event:
         events.record_position(order.account_id, *position_event)
     account = Account.objects.get(pk=order.account_id)
     events.record_account(account.pk, account_snapshot(account=account, broker=broker, now=report.timestamp))
-    from orders.exits import engine as exits
-
-    exits.on_fill(order, fill, broker=broker)
+    protection.on_fill(order, fill, broker=broker)
     return True
 
 
@@ -157,17 +150,18 @@ def _update_order(order: Order, report: ExecutionReport) -> None:
     order.average_fill_price = quantize_money((previous + report.price * report.quantity) / filled, 10)
     order.filled_quantity = filled
     if filled == order.quantity:
-        order.status = OrderStatus.FILLED
-    elif order.status != OrderStatus.CANCELLED:
-        order.status = OrderStatus.PARTIALLY_FILLED
+        status = OrderStatus.FILLED
+    elif order.status == OrderStatus.CANCELLED:     # a late fill of a cancelled order: it stays cancelled
+        status = OrderStatus.CANCELLED
+    else:
+        status = OrderStatus.PARTIALLY_FILLED
     if report.checked_until is not None:
         order.checked_until = report.checked_until
     if report.trail_reference is not None:
         order.trail_reference = report.trail_reference
     order.triggered = bool(report.triggered) or order.triggered
-    order.updated_at = timezone.now()
-    order.save(update_fields=["filled_quantity", "average_fill_price", "status", "checked_until",
-                              "trail_reference", "triggered", "updated_at"])
+    order_transition(order, status, step=OrderStep.FILLED, changed=(
+        "filled_quantity", "average_fill_price", "checked_until", "trail_reference", "triggered"))
 
 
 _CASH_LIKE = frozenset({"USD", "USDT", "USDC"})

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import threading
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -14,9 +12,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders import events
 from orders.brokers.base import Broker
-from orders.brokers.types import OrderTicket
 from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType, Side
 from orders.domain.errors import (
     DeskError,
@@ -29,18 +25,21 @@ from orders.domain.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from orders.domain.lifecycle import OrderStep
 from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest, check_exit_prices, validate_order_request
 from orders.domain.positions import exposure_increase
-from orders.exits import engine as exits
 from orders.exits.strategy import choose_strategy
-from orders.models import Account, Order, Position, TradingState
-from orders.rows import insert_row, read_row
-from orders.services import breakers
+from orders.models import Account, Order, TradingState
+from orders.rows import read_row
+from orders.services import breakers, legs
 from orders.services.accounts import account_context
 from orders.services.audit import audit_record
 from orders.services.exposure import Exposure, exposure_current, exposure_remember_order
 from orders.services.limits import limits_enforce
+from orders.services.transitions import order_announce, order_insert, order_transition
+from orders.venue import order_to_ticket
+from orders.writelock import serialised_writes
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +48,6 @@ log = logging.getLogger(__name__)
 class SubmitResult:
     order: Order
     created: bool
-
-
-def ticket_for(order: Order) -> OrderTicket:
-    return OrderTicket(order_id=str(order.id), client_order_id=order.client_order_id, symbol=order.symbol,
-                       side=Side(order.side), order_type=OrderType(order.order_type), quantity=order.quantity,
-                       time_in_force=order.time_in_force, limit_price=order.limit_price, stop_price=order.stop_price,
-                       trailing_distance=order.trailing_distance, trailing_type=order.trailing_type,
-                       reduce_only=order.reduce_only, post_only=order.post_only,
-                       broker_order_id=order.broker_order_id or None)
 
 
 def order_submit(*, account: Account, request: OrderRequest, broker: Broker, actor: str = "",
@@ -75,22 +65,22 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
         breakers.breaker_guard_entry(account=account)
     nested = transaction.get_connection().in_atomic_block
     try:
-        with _serialised_writes(), transaction.atomic():
+        with serialised_writes(), transaction.atomic():
             order, book = _checked_order(account=account, request=request, broker=broker, actor=actor, now=now,
                                          parent=parent, leg_role=leg_role)
-            sends_alone = broker.is_local and not (is_entry and request.has_exits and choose_strategy(
+            sends_alone = broker.answers_at_once and not (is_entry and request.has_exits and choose_strategy(
                 broker.capabilities, request, broker) == "native_bracket")
-            if sends_alone:                 # a local venue answers at once: record the order as acknowledged
-                _apply_ack(order, broker.submit_order(ticket_for(order)))
+            # a venue that answers at once is sent the order here: it is recorded as acknowledged
+            ack = broker.submit_order(order_to_ticket(order)) if sends_alone else None
             with transaction.atomic(savepoint=nested):
-                insert_row(order)
-            legs = exits.legs_register(entry=order, request=request, broker=broker) if is_entry else []
+                order_insert(order, ack=ack)
+            entry_legs = legs.legs_register(entry=order, request=request, broker=broker) if is_entry else []
             if sends_alone:
-                event = events.record_order(order)
-                if not legs:        # the order's event is the only one since the book's version
+                event = order_announce(order)
+                if not entry_legs:        # the order's event is the only one since the book's version
                     exposure_remember_order(book, order, event_id=event.id)
-            elif broker.is_local:
-                _send_bracket_locally(order, broker, legs=legs)
+            elif broker.answers_at_once:
+                _send_bracket_locally(order, broker, entry_legs=entry_legs)
             audit_record(account_id=account.pk, actor=actor, action="order.submit", target=str(order.id),
                          symbol=order.symbol, side=order.side, order_type=order.order_type,
                          quantity=order.quantity, client_order_id=order.client_order_id)
@@ -102,8 +92,8 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
     except (ProviderUnavailable, ProviderError) as e:
         breakers.breaker_record_failure(account_id=account.pk, name=breakers.ADAPTER, reason=e.message)
         raise
-    if not broker.is_local:
-        _send_remote(order, broker, legs=legs)
+    if not broker.answers_at_once:
+        _send_remote(order, broker, entry_legs=entry_legs)
     return SubmitResult(order, created=True)
 
 
@@ -131,24 +121,6 @@ def _check_trading_state(account: Account, request: OrderRequest, position_quant
                             reject_code="TRADING_REDUCING", trading_state=account.trading_state)
 
 
-def _serialised_writes():
-    """On SQLite only one writer can proceed; queueing this process's writers here, in order, is fairer and
-    much faster than letting each one sleep and retry on the database's busy lock. A caller already inside a
-    transaction holds the database's write lock (transactions are IMMEDIATE) and must not queue behind a
-    thread that waits for that very lock."""
-    connection = transaction.get_connection()
-    if connection.vendor == "sqlite" and not connection.in_atomic_block:
-        return _SQLITE_WRITES
-    return nullcontext()
-
-
-_SQLITE_WRITES = threading.RLock()
-
-
-def _apply_ack(order: Order, ack) -> None:
-    order.broker_order_id, order.status = ack.broker_order_id, ack.status
-
-
 def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, actor: str, now: datetime,
                    parent: Order | None, leg_role: str | None) -> tuple[Order, Exposure]:
     """The order, checked against the account and the venue's rules, not yet saved, and the account's
@@ -172,8 +144,7 @@ def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, a
         correlation_id=uuid.uuid4() if parent is None else None, oco_group_id=request.oco_group_id,
         position_ref=request.position_id, reduce_only=request.reduce_only, post_only=request.post_only,
         hidden=request.hidden, display_quantity=request.display_quantity, reserved_price=reference,
-        parent=parent, leg_role=leg_role, submitted_by=actor, status=OrderStatus.PENDING,
-        created_at=now, updated_at=now,
+        parent=parent, leg_role=leg_role, submitted_by=actor, created_at=now, updated_at=now,
     )
     return order, book
 
@@ -189,33 +160,31 @@ def _locked(account: Account) -> Account:
     return locked
 
 
-def _send_bracket_locally(order: Order, broker: Broker, *, legs: list) -> None:
+def _send_bracket_locally(order: Order, broker: Broker, *, entry_legs: list) -> None:
     """A native bracket on a local venue, sent inside the recording transaction: the entry and its held
     legs go as one unit, and a refusal rolls all of them back."""
-    held = exits.held_leg_orders(entry=order, legs=legs)
-    _record_acks(order, held, broker.submit_bracket(ticket_for(order), [ticket_for(o) for o in held]))
+    held = legs.held_leg_orders(entry=order, legs=entry_legs, broker=broker)
+    _record_acks(order, held, broker.submit_bracket(order_to_ticket(order), [order_to_ticket(o) for o in held]))
 
 
 def _record_acks(order: Order, held: list[Order], acks: list) -> None:
     """What the venue answered, onto the order and its held legs, each with its event."""
-    now = timezone.now()
     for record, ack in zip([order, *held], acks, strict=False):   # a leg left unanswered stays PENDING
-        record.broker_order_id, record.status, record.updated_at = ack.broker_order_id, ack.status, now
-        record.save(update_fields=["broker_order_id", "status", "updated_at"])
-        events.record_order(record, "BRACKET_ORDER_CREATED" if record is not order else None)
+        order_transition(record, ack.status, step=OrderStep.CREATED if record is order else OrderStep.HELD,
+                         broker_order_id=ack.broker_order_id)
 
 
-def _send_remote(order: Order, broker: Broker, *, legs: list) -> None:
+def _send_remote(order: Order, broker: Broker, *, entry_legs: list) -> None:
     """Send after the order is recorded (remote venues), then record what the venue said. A native
     bracket goes with its legs, recorded first as held orders so nothing the broker creates is unknown."""
     held = []
     try:
-        if legs and legs[0].strategy == "native_bracket":
+        if entry_legs and entry_legs[0].strategy == "native_bracket":
             with transaction.atomic():
-                held = exits.held_leg_orders(entry=order, legs=legs)
-            acks = broker.submit_bracket(ticket_for(order), [ticket_for(o) for o in held])
+                held = legs.held_leg_orders(entry=order, legs=entry_legs, broker=broker)
+            acks = broker.submit_bracket(order_to_ticket(order), [order_to_ticket(o) for o in held])
         else:
-            acks = [broker.submit_order(ticket_for(order))]
+            acks = [broker.submit_order(order_to_ticket(order))]
     except (OrderRejected, RateLimited) as e:
         # a rate limit is a definite "not accepted": the order must not wait for reconciliation
         rejection = e if isinstance(e, OrderRejected) else OrderRejected("RATE_LIMITED", e.message)
@@ -232,10 +201,8 @@ def _send_remote(order: Order, broker: Broker, *, legs: list) -> None:
 
 def _mark_rejected(order: Order, error: OrderRejected) -> None:
     with transaction.atomic():
-        order.status, order.reject_reason = OrderStatus.REJECTED, _reject_reason(error.reason)
-        order.status_message, order.updated_at = error.message[:255], timezone.now()
-        order.save(update_fields=["status", "reject_reason", "status_message", "updated_at"])
-        events.record_order(order)
+        order_transition(order, OrderStatus.REJECTED, step=OrderStep.ENDED, message=error.message,
+                         reject_reason=_reject_reason(error.reason))
 
 
 def _reject_reason(reason: str) -> str:
@@ -257,34 +224,26 @@ def order_get_for_update(*, account: Account, order_id: str) -> Order:
 
 def order_cancel(*, account: Account, order_id: str, broker: Broker, reason: str = "cancelled by request",
                  actor: str = "") -> Order:
-    with _serialised_writes(), transaction.atomic():
+    with serialised_writes(), transaction.atomic():
         order = order_get_for_update(account=account, order_id=order_id)
         if order.status == OrderStatus.CANCELLED:
             return order
         if order.is_terminal:
             raise OrderNotModifiable(str(order.id), f"order is {order.status} and cannot be cancelled")
-        if is_at_broker(order, broker):
-            broker.cancel_order(ticket_for(order))
+        if legs.is_at_broker(order, broker):
+            broker.cancel_order(order_to_ticket(order))
         _finish(order, OrderStatus.CANCELLED, reason, broker=broker)
         if order.exit_leg_id is not None:
-            exits.leg_cancelled_by_user(order, actor=actor)
+            legs.leg_cancelled_by_user(order, actor=actor)
         audit_record(account_id=account.pk, actor=actor, action="order.cancel", target=str(order.id), reason=reason)
     return order
 
 
-def is_at_broker(order: Order, broker: Broker) -> bool:
-    """Whether cancelling must reach the broker: everything but a leg a local venue still holds back
-    (a remote broker's held leg has its own id there and is cancelled there)."""
-    if broker.is_local:
-        return not (order.status == OrderStatus.PENDING and order.exit_leg_id is not None)
-    return bool(order.broker_order_id) or order.status != OrderStatus.PENDING
-
-
-def _finish(order: Order, status: OrderStatus, message: str, *, broker: Broker | None = None) -> None:
-    order.status, order.status_message, order.updated_at = status, message[:255], timezone.now()
-    order.save(update_fields=["status", "status_message", "updated_at"])
-    events.record_order(order)
-    exits.on_order_finished(order, broker=broker)
+def _finish(order: Order, status: OrderStatus, message: str, *, broker: Broker, changed: tuple[str, ...] = (),
+            step: OrderStep = OrderStep.ENDED) -> None:
+    """The order ends here (on request): an entry that never filled takes its legs with it."""
+    order_transition(order, status, step=step, changed=changed, message=message)
+    legs.legs_end_with_entry(order, broker=broker)
 
 
 @dataclass(frozen=True)
@@ -335,15 +294,15 @@ def order_modify(*, account: Account, order_id: str, changes: OrderChanges, brok
     if changes.is_empty():
         raise InvalidRequest("at least one of quantity, limit_price, stop_price, stop_loss, take_profit or "
                              "trailing_distance is required")
-    with _serialised_writes(), transaction.atomic():
+    with serialised_writes(), transaction.atomic():
         order = order_get_for_update(account=account, order_id=order_id)
         if order.is_terminal:
             raise OrderNotModifiable(str(order.id), f"order is {order.status}")
         _check_changes(order, changes)
         _check_funding_of_increase(order, changes, broker=broker)
-        broker.modify_order(ticket_for(order), quantity=changes.quantity, limit_price=changes.limit_price,
+        broker.modify_order(order_to_ticket(order), quantity=changes.quantity, limit_price=changes.limit_price,
                             stop_price=changes.stop_price, trailing_distance=changes.trailing_distance)
-        fields = ["updated_at"]
+        fields = []
         for name in ("quantity", "limit_price", "stop_price", "stop_loss", "take_profit", "trailing_distance"):
             value = getattr(changes, name)
             if value is not None:
@@ -353,13 +312,12 @@ def order_modify(*, account: Account, order_id: str, changes: OrderChanges, brok
             order.triggered = False
             fields.append("triggered")
         audit_record(account_id=account.pk, actor=actor, action="order.modify", target=str(order.id),
-                     **{name: getattr(changes, name) for name in fields if name not in ("updated_at", "triggered")})
+                     **{name: getattr(changes, name) for name in fields if name != "triggered"})
         if order.quantity == order.filled_quantity:
-            _finish(order, OrderStatus.FILLED, "quantity reduced to the filled quantity", broker=broker)
+            _finish(order, OrderStatus.FILLED, "quantity reduced to the filled quantity", broker=broker,
+                    changed=tuple(fields), step=OrderStep.MODIFIED)
             return order
-        order.updated_at = timezone.now()
-        order.save(update_fields=fields)
-        events.record_order(order, "ORDER_MODIFIED")
+        order_transition(order, order.status, step=OrderStep.MODIFIED, changed=fields)
     return order
 
 
@@ -399,9 +357,3 @@ def _check_changes(order: Order, changes: OrderChanges) -> None:
         if value is not None and value <= 0:
             raise InvalidValue(name, "must be positive", provided=value)
 
-
-def position_quantity(*, account: Account | int, symbol: str) -> Decimal:
-    """The signed quantity held of ``symbol`` (0 when flat). ``account`` may be the account or its id."""
-    account_id = account if isinstance(account, int) else account.pk
-    qty = Position.objects.filter(account_id=account_id, symbol=symbol).values_list("quantity", flat=True).first()
-    return qty or Decimal("0")

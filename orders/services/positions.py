@@ -9,18 +9,28 @@ from django.utils import timezone
 
 from orders.brokers.base import Broker
 from orders.domain.enums import WORKING_STATUSES, OrderType, Side
-from orders.domain.errors import InvalidRequest, InvalidValue, PositionNotFound
+from orders.domain.errors import (
+    InvalidRequest,
+    InvalidValue,
+    OrderNotModifiable,
+    PositionNotFound,
+    ValidationFailed,
+    field_error,
+)
+from orders.domain.lifecycle import LegStatus
 from orders.domain.orders import OrderRequest
-from orders.models import Account, Order, Position
+from orders.models import Account, ExitLeg, Order, Position
 from orders.selectors import position_lookup
+from orders.services.audit import audit_record
 from orders.services.fills import reports_apply
-from orders.services.orders import order_submit
+from orders.services.orders import OrderChanges, order_modify, order_submit
+from orders.venue import order_to_working
 
 
 def position_close(*, account: Account, position_id: str, broker: Broker, quantity: Decimal | None = None,
                    order_type: OrderType = OrderType.MARKET, limit_price: Decimal | None = None,
                    actor: str = "", now: datetime | None = None) -> Order:
-    """Send a reduce-only order against the position; on a local venue it is matched at once."""
+    """Send a reduce-only order against the position; a venue that answers at once matches it at once."""
     position = position_lookup(account=account, position_id=position_id)
     held = abs(position.quantity)
     if quantity is not None and quantity <= 0:
@@ -44,7 +54,7 @@ def position_close(*, account: Account, position_id: str, broker: Broker, quanti
                            position_id=position_id)
     order = order_submit(account=account, request=request, broker=broker, actor=actor, now=now,
                          leg_role=Order.LegRole.CLOSE).order
-    if broker.is_local:
+    if broker.answers_at_once:
         match_now(order=order, broker=broker, now=now)
         order.refresh_from_db()
     return order
@@ -65,10 +75,8 @@ def positions_close_all(*, account: Account, broker: Broker, symbol: str | None 
 
 
 def match_now(*, order: Order, broker: Broker, now: datetime | None = None) -> None:
-    """Let a local venue match one order immediately instead of at the engine's next tick."""
-    from orders.engine import working_order_of
-
-    reports = broker.sync([working_order_of(order)], now=now or timezone.now())
+    """Let a venue that answers at once match one order immediately instead of at the engine's next tick."""
+    reports = broker.sync([order_to_working(order)], now=now or timezone.now())
     reports_apply(reports=reports, broker=broker)
 
 
@@ -76,12 +84,6 @@ def position_move_exits(*, account: Account, position_id: str, broker: Broker, s
                         take_profit: Decimal | None, actor: str = "") -> dict[str, tuple[list[str], Decimal]]:
     """Move the resting stop-loss and/or take-profit legs protecting a position, SL first.
     Returns, per moved leg, the order ids now holding it and the new trigger price."""
-    from orders.domain.enums import WORKING_STATUSES
-    from orders.domain.errors import OrderNotModifiable, ValidationFailed, field_error
-    from orders.models import ExitLeg
-    from orders.services.audit import audit_record
-    from orders.services.orders import OrderChanges, order_modify
-
     if stop_loss is None and take_profit is None:
         raise ValidationFailed({"__all__": [field_error("at least one of stop_loss or take_profit is required")]})
     position = position_lookup(account=account, position_id=position_id)
@@ -91,7 +93,7 @@ def position_move_exits(*, account: Account, position_id: str, broker: Broker, s
             continue
         # only legs protecting the position: not those an unfilled entry's bracket still holds
         legs = list(Order.objects.filter(account=account, symbol=position.symbol, leg_role=role,
-                                         status__in=WORKING_STATUSES).exclude(exit_leg__status=ExitLeg.Status.PENDING))
+                                         status__in=WORKING_STATUSES).exclude(exit_leg__status=LegStatus.PENDING))
         if not legs:
             raise OrderNotModifiable(position_id, f"position {position_id} has no resting {role} leg")
         field = "stop_price" if role == Order.LegRole.STOP_LOSS else "limit_price"

@@ -18,9 +18,9 @@ from orders.domain.orders import OrderRequest
 from orders.domain.positions import exposure_increase
 from orders.domain.pretrade import Breach, pretrade_breaches
 from orders.models import Account, Order
+from orders.selectors import position_quantity
 from orders.services.accounts import account_snapshot
 from orders.services.limits import limits_read, orders_today
-from orders.services.orders import position_quantity
 
 
 @dataclass

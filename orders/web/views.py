@@ -108,7 +108,7 @@ def page_context(request: HttpRequest) -> dict:
     return {
         "account": account,
         "broker": broker,
-        "is_paper": broker.is_local,
+        "is_paper": broker.simulated,
         "roles": sorted(roles_of(request.user)),
         "can_trade": can_trade(request.user),
         "can_supervise": can_supervise(request.user),

@@ -147,7 +147,7 @@ def test_the_factory_builds_a_paper_broker_with_defaults_from_the_registry(monke
     for name in ("ALPACA_BASE_URL", "ALPACA_DATA_URL", "ALPACA_FEED"):
         monkeypatch.delenv(name, raising=False)
     broker = get_broker("alpaca")
-    assert isinstance(broker, AlpacaBroker) and broker.name == "alpaca" and broker.is_local is False
+    assert isinstance(broker, AlpacaBroker) and broker.name == "alpaca" and broker.answers_at_once is False
     assert (broker.config.base_url, broker.config.data_url, broker.config.feed) == (TRADING, DATA, "iex")
     assert broker.config.stream_url == "wss://paper-api.alpaca.markets/stream"
 

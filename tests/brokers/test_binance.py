@@ -271,7 +271,7 @@ def test_the_registry_builds_it_as_binance_spot(monkeypatch):
     finally:
         reset_broker_cache()
     assert BROKERS["binance_spot"] == "orders.brokers.binance.build_binance_broker"
-    assert isinstance(broker, BinanceBroker) and broker.name == "binance_spot" and not broker.is_local
+    assert isinstance(broker, BinanceBroker) and broker.name == "binance_spot" and not broker.answers_at_once
 
 
 # -- capabilities ----------------------------------------------------------------------------------------

@@ -525,7 +525,7 @@ def test_the_registry_builds_a_kraken_broker_from_the_environment(monkeypatch):
     monkeypatch.setenv("KRAKEN_API_SECRET", SECRET)
     monkeypatch.delenv("KRAKEN_BASE_URL", raising=False)
     broker = get_broker("kraken")
-    assert isinstance(broker, KrakenBroker) and broker.name == "kraken" and broker.is_local is False
+    assert isinstance(broker, KrakenBroker) and broker.name == "kraken" and broker.answers_at_once is False
     assert broker.http.base_url == "https://api.kraken.com"
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from orders.domain.enums import Side, TrailingType
 from orders.engine import engine_tick
 from orders.exits.book import TrailingBook, TrailingLeg
-from orders.exits.engine import TRAIL_MOVE_THRESHOLD
+from orders.exits.decide import TRAIL_MOVE_THRESHOLD
 from orders.models import ExitLeg, Fill, Order
 from tests.exits.conftest import D, exit_leg, legs, position_quantity, quote, shock, submit, use_profile
 

@@ -1,5 +1,5 @@
 """Restart safety: whatever the venue did while no engine ran, a new engine (catch-up tick, then
-``exits_reconcile``, then ticks, as ``manage.py run_engine`` does) fills each leg at most once, never
+``protection_reconcile``, then ticks, as ``manage.py run_engine`` does) fills each leg at most once, never
 duplicates a leg order and protects entries that filled meanwhile."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from orders.engine import engine_tick
-from orders.exits.engine import exits_reconcile
 from orders.models import Alert, ExitLeg, Fill, Order
+from orders.services.protection import protection_reconcile
 from tests.exits.conftest import (
     PROFILES,
     D,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 def _new_engine_starts(account, broker) -> None:
     engine_tick(accounts=[account], broker=broker, now=timezone.now())     # catch up with the venue
-    exits_reconcile(accounts=[account], broker=broker)
+    protection_reconcile(accounts=[account], broker=broker)
     engine_tick(accounts=[account], broker=broker, now=timezone.now())
 
 
@@ -87,7 +87,7 @@ def test_an_entry_that_filled_while_no_engine_ran_gets_its_legs_on_restart(
     count = Order.objects.count()
 
     for _ in range(2):
-        exits_reconcile(accounts=[account], broker=broker)
+        protection_reconcile(accounts=[account], broker=broker)
     tick(account, broker, clock, 1)
     assert Order.objects.count() == count, "a second reconcile places nothing new"
     _no_duplicate_client_ids()
@@ -101,12 +101,12 @@ def test_a_leg_left_unplaced_when_the_engine_stopped_is_placed_by_reconcile(clie
     assert exit_leg(entry_id, "stop_loss").status == "RETRYING"
 
     # the engine stops before the retry; the new one reconciles at once, before its retry would be due
-    exits_reconcile(accounts=[account], broker=broker)
+    protection_reconcile(accounts=[account], broker=broker)
 
     assert exit_leg(entry_id, "stop_loss").status == "PLACED"
     assert [o.client_order_id for o in legs(entry_id)["stop_loss"]] == ["r-3-sl"]
     for _ in range(2):
-        exits_reconcile(accounts=[account], broker=broker)
+        protection_reconcile(accounts=[account], broker=broker)
         tick(account, broker, clock, 1)
     _no_duplicate_client_ids()
     assert Order.objects.filter(parent_id=entry_id).count() == 2

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders.exits.engine import RETRY_WINDOW
+from orders.exits.decide import RETRY_WINDOW
 from orders.models import Alert, AuditEvent, Event, ExitLeg, Order
 from tests.exits.conftest import (
     D,

@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 
-from orders.exits import engine as exits_engine
+from orders.exits import decide as exits_decide
 from orders.models import Alert, DeskMembership
 from orders.realtime.desk import CLOSE_UNAUTHORIZED
 from tests.realtime.support import CONNECT_TIMEOUT, place, rest_get, stream, tick
@@ -111,7 +111,7 @@ async def test_an_order_that_changes_arrives_as_its_own_row(account, client):
 
 
 async def test_a_member_sees_the_open_alerts_when_the_page_connects(account, broker, client, monkeypatch):
-    monkeypatch.setattr(exits_engine, "RETRY_WINDOW", timedelta(0))
+    monkeypatch.setattr(exits_decide, "RETRY_WINDOW", timedelta(0))
     broker.faults.reject_next(1000, kind="STOP")
     await place(client, quantity="10", stop_loss="100", take_profit="200")
     await tick(account, broker)

@@ -19,7 +19,7 @@ NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 class RemotePaper(PaperBroker):
     """The paper venue dressed as a remote broker: counted, slow, and answering on a thread of its own."""
-    is_local = False
+    answers_at_once = False
     poll_seconds = 2.0
 
     def __init__(self, config, **kwargs) -> None:

@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from orders.brokers.paper_market import seconds_since_epoch
-from orders.exits import engine as exits_engine
+from orders.exits import decide as exits_decide
 from orders.models import Alert
 from orders.services.alerts import alert_acknowledge
 from tests.realtime.support import (
@@ -35,7 +35,7 @@ UNPROTECTED_KEYS = {"order_id", "symbol", "failed_exits", "circuit_breaker_open"
 @pytest.fixture
 def short_retry_window(monkeypatch):
     """A leg still unplaced two seconds after its first refusal raises the alert."""
-    monkeypatch.setattr(exits_engine, "RETRY_WINDOW", timedelta(seconds=2))
+    monkeypatch.setattr(exits_decide, "RETRY_WINDOW", timedelta(seconds=2))
 
 
 def is_error(code: str):
@@ -183,7 +183,7 @@ async def test_an_alert_raised_while_connected_is_not_repeated_to_that_client(
 
 async def test_an_entry_order_fill_arrives_before_the_alert_about_its_legs(
         account, broker, client, clock, monkeypatch):
-    monkeypatch.setattr(exits_engine, "RETRY_WINDOW", timedelta(0))
+    monkeypatch.setattr(exits_decide, "RETRY_WINDOW", timedelta(0))
     communicator = await connected_stream()
     broker.faults.reject_next(1000, kind="STOP")
     entry = await place_protected(client)

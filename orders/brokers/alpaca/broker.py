@@ -131,7 +131,6 @@ class _Snapshot:
 
 class AlpacaBroker(Broker):
     name = "alpaca"
-    is_local = False
     poll_seconds = 1.5          # a poll is one or two requests: at most 80 of the 200 a minute, the rest for orders
 
     def __init__(self, config: AlpacaConfig, *, http: HttpClient | None = None, data_http: HttpClient | None = None,

@@ -112,7 +112,6 @@ CAPABILITIES = Capabilities(
 
 class BinanceBroker(Broker):
     name = PROVIDER
-    is_local = False
     poll_seconds = 2.0          # a poll weighs 4 per working order: 20 orders use 2,400 of the 6,000 a minute
     capabilities = CAPABILITIES
 

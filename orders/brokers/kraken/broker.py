@@ -121,7 +121,6 @@ def _reject(reason: str, message: str, /, **details: Any) -> OrderRejected:
 
 class KrakenBroker(Broker):
     name = PROVIDER
-    is_local = False
     poll_seconds = 6.0          # a poll costs one QueryOrders point (two more for new fills) of ~20 a minute
 
     def __init__(self, config: KrakenConfig, *, http: HttpClient | None = None,

@@ -24,8 +24,8 @@ from orders.engine import (
     new_owner_id,
 )
 from orders.events import outbox_prune
-from orders.exits.engine import exits_reconcile, trail_book_load
 from orders.models import Account, EngineLease
+from orders.services.protection import protection_reconcile, trail_book_load
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 600
@@ -63,7 +63,7 @@ class Command(BaseCommand):
         names = ", ".join(a.name for a in accounts)
         self.stdout.write(f"engine {owner} running for {names} on {broker.name} (tick {tick}s)")
         engine_tick(accounts=accounts, broker=broker)           # catch up with what the venue did meanwhile
-        reconciled = exits_reconcile(accounts=accounts, broker=broker)
+        reconciled = protection_reconcile(accounts=accounts, broker=broker)
         book = trail_book_load(accounts=accounts)
         link = BrokerLink()
         self.stdout.write(f"reconciled exit legs of {reconciled} entries; {len(book)} trailing stops followed")
