@@ -96,7 +96,7 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=settings.STREAM_QUEUE_SIZE)
         await get_relay().register(self)
         await self.accept()
-        await self.send(text_data=await self._render_sections(self._all_sections()))
+        await self._send_sections(self._all_sections())
         self.tasks = [asyncio.create_task(self._writer())]
         if self.view != "risk":
             self.tasks.append(asyncio.create_task(self._market()))
@@ -166,7 +166,7 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
             if self.dirty:
                 await asyncio.sleep(REDRAW_SECONDS)
                 sections, self.dirty = self.dirty, set()
-                await self.send(text_data=await self._render_sections(sections))
+                await self._send_sections(sections)
 
     async def _market(self) -> None:
         ticks = 0
@@ -203,8 +203,17 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
             parts.append(render_to_string(f"{FRAGMENTS}#trading-state-note", {"state": state, "oob": True}))
         return parts
 
+    async def _send_sections(self, sections: set[str]) -> None:
+        """The table bodies in one message, everything else in the next. A message is parsed as one fragment
+        whose first tag sets the parser's mode: after a ``<tbody>`` the rest is parsed as table content, which
+        drops the tables nested in the risk view's cards; before it, a ``<tbody>`` is dropped itself."""
+        rows, rest = await self._render_sections(sections)
+        for html in (rows, rest):
+            if html:
+                await self.send(text_data=html)
+
     @database_sync_to_async
-    def _render_sections(self, sections: set[str]) -> str:
+    def _render_sections(self, sections: set[str]) -> tuple[str, str]:
         from orders.web.views import blotter_context, orders_context
 
         if self.view == "risk":
@@ -214,10 +223,9 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
         else:
             context = {**blotter_context(self.account, self.broker), "oob": True, "can_trade": self.can_trade,
                        "account": self.account}
+        rows = [render_to_string(f"{DESK}#{name}-body", context)
+                for name in ("working", "finished", "positions", "fills") if name in sections]
         parts = []
-        for name in ("working", "finished", "positions", "fills"):
-            if name in sections:
-                parts.append(render_to_string(f"{DESK}#{name}-body", context))
         if "figures" in sections:
             parts.append(render_to_string(f"{FRAGMENTS}#account-figures", {"account": context["figures"],
                                                                             "oob": True}))
@@ -240,7 +248,7 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
                 parts.append(html.replace('<div id="alerts">', '<div id="alerts" hx-swap-oob="true">', 1))
             else:
                 parts.append(render_to_string(f"{FRAGMENTS}#alerts-bar", {"alerts": alerts, "oob": True}))
-        return "".join(parts)
+        return "".join(rows), "".join(parts)
 
 
 @database_sync_to_async

@@ -100,7 +100,8 @@ async def test_an_order_that_changes_arrives_as_its_own_row(account, client):
     bid = Decimal((await rest_get(client, "/v1/quotes/AAPL"))["bid"])
     handle = await place(client, order_type="LIMIT", limit_price=bid - 20)
     communicator = await member_page(client, account)
-    await communicator.receive_from(timeout=3)                   # the page's first full draw
+    await communicator.receive_from(timeout=3)                   # the page's first full draw: its tables,
+    await communicator.receive_from(timeout=3)                   # then everything else
     response = await database_sync_to_async(client.patch)(
         f"/v1/orders/{handle['id']}", {"limit_price": str(bid - 25)}, content_type="application/json")
     assert response.status_code == 200, response.content
@@ -118,7 +119,7 @@ async def test_a_member_sees_the_open_alerts_when_the_page_connects(account, bro
     alert = await Alert.objects.aget(kind="POSITION_UNPROTECTED")
 
     communicator = await member_page(client, account)
-    first = await communicator.receive_from(timeout=3)
+    first = await communicator.receive_from(timeout=3) + await communicator.receive_from(timeout=3)
     item = re.search(rf'<div id="alert-{alert.pk}"[^>]*>', first)
     assert item and 'data-kind="POSITION_UNPROTECTED"' in item.group(0)
     await communicator.disconnect()

@@ -263,13 +263,29 @@ async def test_a_burst_smaller_than_the_queue_reaches_a_client_that_reads_late(a
 
 
 async def test_desk_only_changes_stay_off_the_protocol_stream(account, client):
-    """A trading state set has no frame in the protocol: the desk's pages hear of it, /v1/ws does not."""
+    """A trading state set, a breaker tripped and reset, a limit set, a key issued and revoked: the protocol has
+    no frame for any of them. The desk's pages hear of them; /v1/ws does not."""
+    from decimal import Decimal
+
+    from orders.models import ApiKey
+    from orders.services.breakers import ADAPTER, breaker_record_failure
+    from orders.services.keys import api_key_revoke
+    from orders.services.limits import limits_set
+
     communicator = await connected_stream()
 
     for state in ("REDUCING", "ACTIVE"):
         response = await database_sync_to_async(client.put)("/v1/trading-state", {"state": state},
                                                              content_type="application/json")
         assert response.status_code == 200
+    for _ in range(3):
+        await database_sync_to_async(breaker_record_failure)(account_id=account.pk, name=ADAPTER, reason="down")
+    response = await database_sync_to_async(client.post)("/v1/circuit-breakers/reset", {},
+                                                          content_type="application/json")
+    assert response.status_code == 200
+    await database_sync_to_async(limits_set)(account_id=account.pk, actor="x", max_quantity_hard=Decimal("1000"))
+    await new_key(account, name="short-lived")
+    await database_sync_to_async(lambda: api_key_revoke(key=ApiKey.objects.get(name="short-lived")))()
     handle = await place(client, quantity="1")                  # a later frame the stream must deliver
 
     frames = await frames_until(communicator, lambda f: f.get("order", {}).get("id") == handle["id"])

@@ -59,3 +59,106 @@ def test_the_audit_trail_cannot_be_rewritten_in_the_admin(superuser_client, orde
 def test_accounts_stay_editable_in_the_admin(superuser_client, account):
     assert superuser_client.get(f"/admin/orders/account/{account.pk}/change/").status_code == 200
     assert superuser_client.get("/admin/orders/account/add/").status_code == 200
+
+
+# -- what the admin changes goes through the services: audited, and told to every open page -------------
+
+def desk_told(account, what: str) -> list[dict]:
+    from orders.events import DESK_KIND
+    from orders.models import Event
+
+    return [e.payload for e in Event.objects.filter(account=account, kind=DESK_KIND).order_by("id")
+            if e.payload["what"] == what]
+
+
+def account_form(account, **changes) -> dict:
+    form = {"name": account.name, "broker": account.broker, "currency": account.currency,
+            "trading_state": account.trading_state, "is_default": "on" if account.is_default else "",
+            "auto_flatten_after_seconds": ""}
+    return {**form, **changes}
+
+
+def test_a_trading_state_set_in_the_admin_is_audited_and_pushed(superuser_client, account):
+    response = superuser_client.post(f"/admin/orders/account/{account.pk}/change/",
+                                     account_form(account, trading_state="HALTED"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    account.refresh_from_db()
+    assert account.trading_state == "HALTED"
+    assert [(e["state"], e["previous"]) for e in desk_told(account, "trading_state")] == [("HALTED", "ACTIVE")]
+    assert AuditEvent.objects.get(action="account.trading_state").actor == "admin:root"
+
+
+def test_cash_cannot_be_typed_in_the_admin(superuser_client, account):
+    before = account.cash
+
+    superuser_client.post(f"/admin/orders/account/{account.pk}/change/", {**account_form(account), "cash": "1"})
+
+    account.refresh_from_db()
+    assert account.cash == before
+
+
+def test_limits_set_in_the_admin_apply_at_once_and_are_audited_and_pushed(superuser_client, account):
+    from decimal import Decimal
+
+    from orders.services.limits import limits_read
+
+    response = superuser_client.post("/admin/orders/pretradelimits/add/", {
+        "account": account.pk, "max_quantity_hard": "25"})
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert limits_read(account.pk)[0].max_quantity == (None, Decimal("25"))
+    assert desk_told(account, "limits") == [{"type": "desk", "what": "limits", "changed": ["max_quantity_hard"],
+                                             "timestamp": desk_told(account, "limits")[0]["timestamp"]}]
+    assert AuditEvent.objects.get(action="limits.set").actor == "admin:root"
+
+
+def test_a_key_issued_in_the_admin_is_shown_once_and_revoked_by_the_action(superuser_client, account):
+    from orders.models import ApiKey
+
+    added = superuser_client.post("/admin/orders/apikey/add/", {"account": account.pk, "name": "bot",
+                                                                "role": "trading"}, follow=True)
+    key = ApiKey.objects.get(name="bot")
+    assert f"tdk_{key.prefix}_" in added.content.decode()           # the message with the key, shown once
+
+    superuser_client.post("/admin/orders/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert [e["change"] for e in desk_told(account, "api_key")] == ["created", "revoked"]
+    assert superuser_client.post(f"/admin/orders/apikey/{key.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_an_alert_is_acknowledged_in_the_admin_with_a_comment(superuser_client, account):
+    from orders.models import Alert
+    from tests.web.support import raise_alert
+
+    alert = raise_alert(account)
+
+    empty = superuser_client.post(f"/admin/orders/alert/{alert.pk}/change/", {"ack_comment": ""})
+    assert empty.status_code == 200 and "This field is required" in empty.content.decode()
+    superuser_client.post(f"/admin/orders/alert/{alert.pk}/change/", {"ack_comment": "flattened by hand"})
+
+    alert.refresh_from_db()
+    assert (alert.status, alert.acknowledged_by, alert.ack_comment) == (
+        Alert.Status.ACKNOWLEDGED, "admin:root", "flattened by hand")
+    assert [e["status"] for e in desk_told(account, "alert")] == ["ACKNOWLEDGED"]
+    edit_again = superuser_client.post(f"/admin/orders/alert/{alert.pk}/change/", {"ack_comment": "again"})
+    assert edit_again.status_code == 403
+
+
+def test_breakers_are_reset_by_the_admin_action_and_a_second_reset_is_refused_visibly(superuser_client, account):
+    from orders.services.breakers import ADAPTER, breaker_record_failure, breaker_snapshot
+
+    for _ in range(3):
+        breaker_record_failure(account_id=account.pk, name=ADAPTER, reason="down")
+    selected = {"action": "reset", "_selected_action": [b.pk for b in account.breakers.all()]}
+
+    first = superuser_client.post("/admin/orders/circuitbreaker/", selected, follow=True)
+    second = superuser_client.post("/admin/orders/circuitbreaker/", selected, follow=True)
+
+    assert breaker_snapshot(account=account)["adapter"]["state"] == "closed"
+    assert [str(m) for m in first.context["messages"]] == ["alice: both breakers reset."]
+    [refused] = [str(m) for m in second.context["messages"]]
+    assert refused.startswith("alice: Circuit breaker re-tripped within cooldown period")
+    assert [e["state"] for e in desk_told(account, "breaker")][-2:] == ["closed", "closed"]

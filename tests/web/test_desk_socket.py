@@ -60,6 +60,13 @@ async def receive_until(communicator, pattern: str) -> str:
     raise AssertionError(f"no message matched {pattern!r}; saw {seen}")
 
 
+async def first_draw(communicator) -> str:
+    """The draw a page gets on connect: its table bodies, then everything else (two messages, see
+    ``DeskLiveConsumer._send_sections``)."""
+    rows = await communicator.receive_from(timeout=TIMEOUT)
+    return rows + await communicator.receive_from(timeout=TIMEOUT)
+
+
 def swapped(html: str) -> dict[str, object]:
     """The elements a message swaps in, by id; each must be an out-of-band swap."""
     elements = parse(html).elements
@@ -124,7 +131,7 @@ async def test_a_member_gets_the_whole_blotter_on_connect(trader_client, account
     order = await database_sync_to_async(resting_limit)(account, broker)
 
     communicator = await opened(trader_client)
-    first = await communicator.receive_from(timeout=TIMEOUT)
+    first = await first_draw(communicator)
 
     assert "<html" not in first
     parts = swapped(first)
@@ -138,7 +145,7 @@ async def test_the_first_draw_carries_the_live_alerts(trader_client, account):
     alert = await database_sync_to_async(raise_alert)(account)
 
     communicator = await opened(trader_client)
-    parts = swapped(await communicator.receive_from(timeout=TIMEOUT))
+    parts = swapped(await first_draw(communicator))
 
     assert parts["alerts-bar"].find(id=f"alert-{alert.pk}").attrs["data-status"] == "OPEN"
     await communicator.disconnect()
@@ -150,7 +157,7 @@ async def test_a_trader_gets_rows_with_buttons_and_the_risk_desk_without(trader_
     rows = {}
     for name, client in (("trader", trader_client), ("risk", risk_client)):
         communicator = await opened(client)
-        rows[name] = swapped(await communicator.receive_from(timeout=TIMEOUT))["working-body"].by_id(
+        rows[name] = swapped(await first_draw(communicator))["working-body"].by_id(
             f"order-{order.id}")
         await communicator.disconnect()
 
@@ -163,7 +170,7 @@ async def test_a_trader_asking_for_an_account_they_are_not_a_member_of_gets_thei
     client = await database_sync_to_async(logged_in)(outsider)
 
     communicator = await opened(client, path="/ws/desk/?account=alice")
-    html = await communicator.receive_from(timeout=TIMEOUT)
+    html = await first_draw(communicator)
 
     assert str(alices.id) not in html
     await communicator.disconnect()
@@ -173,7 +180,7 @@ async def test_a_trader_asking_for_an_account_they_are_not_a_member_of_gets_thei
 
 async def test_an_order_placed_elsewhere_appears_without_a_reload(trader_client, account, broker):
     communicator = await opened(trader_client)
-    await communicator.receive_from(timeout=TIMEOUT)                       # the first draw
+    await first_draw(communicator)                       # the first draw
 
     order = await database_sync_to_async(resting_limit)(account, broker)
 
@@ -186,7 +193,7 @@ async def test_an_order_placed_elsewhere_appears_without_a_reload(trader_client,
 
 async def test_an_order_from_the_rest_api_appears_too(trader_client, account):
     communicator = await opened(trader_client)
-    await communicator.receive_from(timeout=TIMEOUT)
+    await first_draw(communicator)
 
     response = await database_sync_to_async(trader_client.post)(
         "/v1/orders", {"symbol": "MSFT", "side": "SELL", "quantity": "3", "order_type": "LIMIT",
@@ -203,7 +210,7 @@ async def test_an_order_from_the_rest_api_appears_too(trader_client, account):
 async def test_a_changed_order_arrives_as_its_own_row(trader_client, account, broker):
     order = await database_sync_to_async(resting_limit)(account, broker)
     communicator = await opened(trader_client)
-    await communicator.receive_from(timeout=TIMEOUT)
+    await first_draw(communicator)
 
     await database_sync_to_async(order_modify)(account=account, order_id=str(order.id),
                                                changes=OrderChanges(quantity=Decimal("4")), broker=broker)
@@ -217,7 +224,7 @@ async def test_a_changed_order_arrives_as_its_own_row(trader_client, account, br
 async def test_a_cancelled_order_moves_from_working_to_finished(trader_client, account, broker):
     order = await database_sync_to_async(resting_limit)(account, broker)
     communicator = await opened(trader_client)
-    await communicator.receive_from(timeout=TIMEOUT)
+    await first_draw(communicator)
 
     await database_sync_to_async(order_cancel)(account=account, order_id=str(order.id), broker=broker)
 
@@ -229,7 +236,7 @@ async def test_a_cancelled_order_moves_from_working_to_finished(trader_client, a
 
 async def test_another_accounts_orders_are_not_sent(trader_client, account, other_account, broker):
     communicator = await opened(trader_client)
-    await communicator.receive_from(timeout=TIMEOUT)
+    await first_draw(communicator)
 
     theirs = await database_sync_to_async(resting_limit)(other_account, broker, actor="user:oscar")
     mine = await database_sync_to_async(resting_limit)(account, broker)
@@ -243,7 +250,7 @@ async def test_another_accounts_orders_are_not_sent(trader_client, account, othe
 
 async def test_the_risk_view_gets_its_alerts_section_on_connect_and_when_an_alert_is_raised(risk_client, account):
     communicator = await opened(risk_client, path="/ws/desk/?view=risk&account=alice")
-    first = swapped(await communicator.receive_from(timeout=TIMEOUT))
+    first = swapped(await first_draw(communicator))
     assert set(first) == {"alerts", "trading-state-badge", "trading-state", "breaker-badge", "breakers",
                           "working-body", "finished-body"}
     assert first["alerts"].find(id="no-alerts") is not None
@@ -258,7 +265,7 @@ async def test_the_risk_view_gets_its_alerts_section_on_connect_and_when_an_aler
 
 async def test_the_account_figures_follow_what_working_orders_hold(trader_client, account, broker):
     communicator = await opened(trader_client)
-    first = swapped(await communicator.receive_from(timeout=TIMEOUT))
+    first = swapped(await first_draw(communicator))
 
     def available(parts) -> Decimal:
         figures = parts["account-figures"]
@@ -266,9 +273,12 @@ async def test_the_account_figures_follow_what_working_orders_hold(trader_client
         return Decimal(figures.find_all("dd")[labels.index("Available")].text.replace(",", ""))
 
     order = await database_sync_to_async(resting_limit)(account, broker, quantity="10")
-    placed = swapped(await receive_until(communicator, f'id="order-{order.id}"'))
+    # a redraw is two messages: the tables, then the figures
+    placed = swapped(await receive_until(communicator, f'id="order-{order.id}"') +
+                     await communicator.receive_from(timeout=TIMEOUT))
     await database_sync_to_async(order_cancel)(account=account, order_id=str(order.id), broker=broker)
-    cancelled = swapped(await receive_until(communicator, f'id="done-{order.id}"'))
+    cancelled = swapped(await receive_until(communicator, f'id="done-{order.id}"') +
+                        await communicator.receive_from(timeout=TIMEOUT))
 
     assert available(placed) == available(first) - order.limit_price * 10
     assert available(cancelled) == available(first)
@@ -278,7 +288,7 @@ async def test_the_account_figures_follow_what_working_orders_hold(trader_client
 async def test_the_top_bar_follows_a_halt_by_the_risk_desk(trader_client, account, broker):
     await database_sync_to_async(resting_limit)(account, broker)
     communicator = await opened(trader_client)
-    assert swapped(await communicator.receive_from(timeout=TIMEOUT))["trading-state-badge"].text == "ACTIVE"
+    assert swapped(await first_draw(communicator))["trading-state-badge"].text == "ACTIVE"
 
     await database_sync_to_async(kill_switch)(account=account, broker=broker, actor="user:rita")
 
@@ -315,7 +325,7 @@ async def test_an_alert_acknowledged_elsewhere_stops_flashing_on_an_open_desk(tr
 
     alert = await database_sync_to_async(raise_alert)(account)
     communicator = await opened(trader_client)
-    first = swapped(await communicator.receive_from(timeout=TIMEOUT))
+    first = swapped(await first_draw(communicator))
     assert first["alerts-bar"].find(id=f"alert-{alert.pk}").attrs["data-status"] == "OPEN"
 
     await database_sync_to_async(alert_acknowledge)(alert_id=str(alert.pk), actor="key:abcd", comment="on it")
@@ -332,7 +342,7 @@ async def test_an_alert_the_engine_resolves_leaves_every_open_page(trader_client
 
     alert = await database_sync_to_async(raise_alert)(account)
     communicator = await opened(trader_client)
-    await communicator.receive_from(timeout=TIMEOUT)
+    await first_draw(communicator)
 
     await database_sync_to_async(alerts_resolve)(account_id=account.pk, symbol=alert.symbol,
                                                  kind=Alert.Kind.POSITION_UNPROTECTED, resolution="stop placed")
@@ -346,8 +356,8 @@ async def test_a_trading_state_set_through_the_api_reaches_an_open_risk_view_and
         risk_client, trader_client, account, client):
     risk = await opened(risk_client, path="/ws/desk/?view=risk&account=alice")
     desk = await opened(trader_client)
-    await risk.receive_from(timeout=TIMEOUT)
-    await desk.receive_from(timeout=TIMEOUT)
+    await first_draw(risk)
+    await first_draw(desk)
 
     response = await database_sync_to_async(client.put)("/v1/trading-state", {"state": "REDUCING"},
                                                          content_type="application/json")
@@ -360,3 +370,48 @@ async def test_a_trading_state_set_through_the_api_reaches_an_open_risk_view_and
     assert "Reduce-only" in on_desk["trading-state-note"].text
     await risk.disconnect()
     await desk.disconnect()
+
+
+async def test_a_breaker_tripped_and_reset_elsewhere_shows_on_an_open_desk_and_risk_view(
+        risk_client, trader_client, account, client):
+    from orders.services.breakers import ADAPTER, breaker_record_failure
+
+    risk = await opened(risk_client, path="/ws/desk/?view=risk&account=alice")
+    desk = await opened(trader_client)
+    first = swapped(await first_draw(risk))
+    assert first["breakers"].by_id("breaker-adapter").attrs["data-state"] == "closed"
+    await first_draw(desk)
+
+    for _ in range(3):                                   # the venue down three times: the engine's door
+        await database_sync_to_async(breaker_record_failure)(account_id=account.pk, name=ADAPTER, reason="down")
+
+    on_risk = swapped(await receive_until(risk, r'id="breaker-adapter" data-state="open"'))
+    assert on_risk["breaker-badge"].text.strip() == "BREAKER OPEN: adapter"
+    on_desk = swapped(await receive_until(desk, r'id="breaker-badge" data-state="open"'))
+    assert "adapter" in on_desk["breaker-badge"].text
+
+    response = await database_sync_to_async(client.post)("/v1/circuit-breakers/reset", {},
+                                                          content_type="application/json")
+    assert response.status_code == 200
+
+    on_risk = swapped(await receive_until(risk, r'id="breaker-adapter" data-state="closed"'))
+    assert on_risk["breaker-badge"].attrs["data-state"] == "closed"
+    on_desk = swapped(await receive_until(desk, r'id="breaker-badge" data-state="closed"'))
+    assert on_desk["breaker-badge"].text == ""
+    await risk.disconnect()
+    await desk.disconnect()
+
+
+async def test_the_risk_view_follows_an_order_filled_and_cancelled(risk_client, account, broker):
+    risk = await opened(risk_client, path="/ws/desk/?view=risk&account=alice")
+    await first_draw(risk)
+
+    order = await database_sync_to_async(resting_limit)(account, broker)
+    html = await receive_until(risk, f'id="order-{order.id}"')
+    assert swapped(html)["working-body"].by_id(f"order-{order.id}").find("button") is None   # no trading here
+
+    await database_sync_to_async(order_cancel)(account=account, order_id=str(order.id), broker=broker, actor="x")
+    parts = swapped(await receive_until(risk, f'id="done-{order.id}"'))
+    assert parts["finished-body"].by_id(f"done-{order.id}").find(class_="status").text == "CANCELLED"
+    assert parts["working-body"].find(id=f"order-{order.id}") is None
+    await risk.disconnect()
