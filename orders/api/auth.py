@@ -16,6 +16,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest
 from django.utils import timezone
 
+from orders.api.common import in_pool
 from orders.domain.enums import ApiRole
 from orders.domain.errors import Forbidden, RateLimited, Unauthorized
 from orders.domain.keys import KEY_PREFIX, hash_key
@@ -130,8 +131,6 @@ async def api_key_auth_pooled(request: HttpRequest) -> ApiClient:
     client = _recent_keys.get(hash_key(raw_key)) if raw_key and raw_key.startswith(KEY_PREFIX) else None
     if client is not None and (client.rate_limit <= 0 or isinstance(caches["default"], LocMemCache)):
         return _authorise(request, client)
-    from orders.api.common import in_pool
-
     return await in_pool(api_key_auth, pool="risk" if request.path_info.startswith(RISK_PATHS) else "api")(request)
 
 

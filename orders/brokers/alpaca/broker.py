@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote as urlquote
 
+from orders.brokers.alpaca.config import DATA_URL, PAPER_URL, AlpacaConfig
 from orders.brokers.alpaca.errors import parse_alpaca_error
 from orders.brokers.alpaca.mapping import (
     CRYPTO_TIME_IN_FORCE,
@@ -45,6 +46,7 @@ from orders.brokers.alpaca.mapping import (
     to_alpaca_timeframe,
 )
 from orders.brokers.alpaca.reports import parse_alpaca_missing, parse_alpaca_reports
+from orders.brokers.alpaca.stream import AlpacaTradeUpdates
 from orders.brokers.base import Broker
 from orders.brokers.config import require_env
 from orders.brokers.http import HttpClient, HttpResponse, RetryPolicy
@@ -75,8 +77,6 @@ from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest
 
 log = logging.getLogger(__name__)
-PAPER_URL = "https://paper-api.alpaca.markets"
-DATA_URL = "https://data.alpaca.markets"
 INSTRUMENT_TTL_SECONDS = 3600
 MAX_REPLACE_CHAIN = 20
 MAX_FILLS_SEEN = 10_000                                # (filled_qty, avg) pairs kept to price fill increments
@@ -91,20 +91,6 @@ CAPABILITIES = Capabilities(
     rate_limits={"requests_per_minute": 200, "orders_per_second": 10},
 )
 _NOT_REPLACEABLE = frozenset({"accepted", "pending_new", "pending_cancel", "pending_replace"})
-
-
-@dataclass(frozen=True)
-class AlpacaConfig:
-    api_key: str = field(repr=False)
-    api_secret: str = field(repr=False)
-    base_url: str = PAPER_URL
-    data_url: str = DATA_URL
-    feed: str = "iex"
-
-    @property
-    def stream_url(self) -> str:
-        """``wss://paper-api.alpaca.markets/stream`` for the paper host, likewise for live."""
-        return self.base_url.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/stream"
 
 
 def build_alpaca_broker() -> AlpacaBroker:
@@ -343,8 +329,6 @@ class AlpacaBroker(Broker):
     # -- finding orders --------------------------------------------------------------------------------
     def watch(self, *, wake, stop) -> None:
         """Alpaca's trade_updates stream wakes the engine; the engine's sync records what happened."""
-        from orders.brokers.alpaca.stream import AlpacaTradeUpdates
-
         updates = AlpacaTradeUpdates(self.config, order_id_for=self.desk_order_id, on_reconnect=wake)
         for _ in updates.reports(stop):
             wake()

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from orders.brokers.alpaca.broker import AlpacaConfig
+from orders.brokers.alpaca.config import AlpacaConfig
 from orders.brokers.alpaca.mapping import AlpacaOrder
 from orders.brokers.alpaca.reports import parse_alpaca_trade_update
 from orders.brokers.types import ExecutionReport

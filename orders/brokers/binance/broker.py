@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
+
 from orders.brokers.base import Broker
 from orders.brokers.binance.client import BinanceClient, BinanceConfig, Params
 from orders.brokers.binance.mapping import (
@@ -59,6 +61,7 @@ from orders.brokers.binance.rules import (
     parse_binance_weight_limit,
 )
 from orders.brokers.binance.stream import BinanceUserStream
+from orders.brokers.config import require_env
 from orders.brokers.http import HttpClient
 from orders.brokers.streams import follow_until
 from orders.brokers.types import (
@@ -457,10 +460,6 @@ def _check_reduce_only(request: OrderRequest, context: AccountContext) -> None:
 
 def build_binance_broker() -> BinanceBroker:
     """The registry's factory (``BROKERS["binance_spot"]``): configuration from the environment."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    from orders.brokers.config import require_env
-
     values = require_env(PROVIDER, ["BINANCE_API_KEY", "BINANCE_API_SECRET"],
                          {"BINANCE_BASE_URL": "https://testnet.binance.vision", "BINANCE_RECV_WINDOW": "5000"})
     try:

@@ -14,7 +14,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from django.core.exceptions import ImproperlyConfigured
+
 from orders.brokers.base import Broker
+from orders.brokers.config import require_env
 from orders.brokers.http import HttpClient, HttpResponse, error_for_status
 from orders.brokers.kraken.wire import (
     DEFAULT_BASE_URL,
@@ -94,10 +97,6 @@ class KrakenConfig:
 
 
 def build_kraken_broker() -> KrakenBroker:
-    from django.core.exceptions import ImproperlyConfigured
-
-    from orders.brokers.config import require_env
-
     env = require_env("kraken", ["KRAKEN_API_KEY", "KRAKEN_API_SECRET"], {"KRAKEN_BASE_URL": DEFAULT_BASE_URL})
     try:
         base64.b64decode(env["KRAKEN_API_SECRET"], validate=True)
@@ -314,8 +313,6 @@ class KrakenBroker(Broker):
 
     def executions_stream(self, **options: Any) -> KrakenExecutions:
         """The ``executions`` channel, each connection with a fresh token from ``websocket_token``."""
-        from orders.brokers.kraken.stream import KrakenExecutions
-
         return KrakenExecutions(token=self.websocket_token, **options)
 
     def websocket_token(self) -> str:
