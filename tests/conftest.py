@@ -11,10 +11,9 @@ import time_machine
 from django.core.cache import cache
 
 from orders.brokers import get_broker, reset_broker_cache
+from orders.caches import caches_clear
 from orders.models import Account
-from orders.services.exposure import exposure_forget
 from orders.services.keys import api_key_create
-from orders.services.limits import limits_forget
 from tests.builders import make_account
 
 FROZEN_AT = "2026-03-02T15:00:00+00:00"   # a Monday, 15:00 UTC: US stocks are trading
@@ -32,12 +31,11 @@ def _isolated(settings, tmp_path):
     settings.DESK_POOLED_WRITES = False      # the test's transaction lives on the test's thread
     settings.DESK_VERIFY_EXPOSURE = True
     reset_broker_cache()
-    exposure_forget()
-    limits_forget()
+    caches_clear()
     cache.clear()
     yield
     reset_broker_cache()
-    exposure_forget()
+    caches_clear()
 
 
 @pytest.fixture

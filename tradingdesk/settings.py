@@ -123,6 +123,7 @@ DESK_ALERT_ESCALATE_MINUTES = envint("DESK_ALERT_ESCALATE_MINUTES", 5, minimum=0
 DESK_OUTBOX_KEEP_HOURS = envint("DESK_OUTBOX_KEEP_HOURS", 72, minimum=0)
 # check every remembered exposure book against the database (orders/services/exposure.py); on in tests
 DESK_VERIFY_EXPOSURE = envbool("DESK_VERIFY_EXPOSURE", False)
+DESK_CACHES_COLD = envbool("DESK_CACHES_COLD", False)   # every cache of orders/caches.py misses (a test run)
 
 # --- Streams ------------------------------------------------------------------------------------------
 SUBSCRIPTIONS = envstr("SUBSCRIPTIONS", "")

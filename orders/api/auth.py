@@ -17,11 +17,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from orders.api.common import in_pool
+from orders.caches import api_keys as _recent_keys
 from orders.domain.enums import ApiRole
 from orders.domain.errors import Forbidden, RateLimited, Unauthorized
 from orders.domain.keys import KEY_PREFIX, hash_key
 from orders.models import Account, ApiKey
-from orders.services.keycache import recent_keys as _recent_keys
 
 RISK_PATHS = ("/v1/kill-switch", "/v1/trading-state", "/v1/alerts")     # checked on the risk pool
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -77,7 +77,7 @@ def resolve_client(raw_key: str | None, *, loopback: bool) -> ApiClient:
                                               f"key:{key.prefix}", limit))
 
 
-# A verified key is remembered for a few seconds per process (``services/keycache.py``).
+# A verified key is remembered for a few seconds per process (``orders/caches.py``).
 
 
 def _lookup(raw_key: str) -> ApiKey | None:

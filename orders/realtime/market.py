@@ -22,8 +22,8 @@ from asgiref.sync import sync_to_async
 from orders.api.common import pool_executor
 from orders.brokers.base import Broker
 from orders.brokers.types import Bar, Quote
+from orders.caches import Remembered
 from orders.domain.errors import DeskError
-from orders.memo import Remembered
 
 BAR_SECONDS = 10.0
 LOCAL_SECONDS = 1.0

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from orders import events
+from orders.caches import breaker_open
 from orders.domain.errors import ProviderUnavailable, ResetCooldown
 from orders.models import Account, CircuitBreaker
 from orders.services.audit import audit_record
@@ -67,7 +67,7 @@ def breaker_record_failure(*, account_id: int, name: str, reason: str) -> bool:
         events.record_desk(account_id, "breaker", name=name, state="open" if breaker.opened_at else "closed",
                            failure_count=len(breaker.failures), opened=opened)
     if opened:
-        cache.delete(f"breaker-open:{account_id}")
+        breaker_open.forget(account_id)
     return opened
 
 
@@ -78,11 +78,9 @@ def breaker_is_open(*, account_id: int, name: str) -> bool:
 def breaker_guard_entry(*, account: Account) -> None:
     """Refuse new entries while the adapter breaker is open (read at most once a second per process:
     a breaker is about outages that last far longer than that)."""
-    key = f"breaker-open:{account.pk}"
-    is_open = cache.get(key)
+    is_open = breaker_open.get(account.pk)
     if is_open is None:
-        is_open = breaker_is_open(account_id=account.pk, name=ADAPTER)
-        cache.set(key, is_open, timeout=1)
+        is_open = breaker_open.put(account.pk, breaker_is_open(account_id=account.pk, name=ADAPTER))
     if is_open:
         raise ProviderUnavailable(f"Adapter circuit breaker open — {account.broker} provider outage detected. "
                                   "Manual reset required.")
@@ -102,5 +100,5 @@ def breakers_reset(*, account: Account, actor: str) -> dict:
             breaker.save(update_fields=["failures", "opened_at", "last_reset_at"])
             events.record_desk(account.pk, "breaker", name=name, state="closed", was_open=was_open)
         audit_record(account_id=account.pk, actor=actor, action="breaker.reset", target="adapter,exit_order")
-    cache.delete(f"breaker-open:{account.pk}")
+    breaker_open.forget(account.pk)
     return breaker_snapshot(account=account)

@@ -17,7 +17,6 @@ just folded in (``exposure_remember_order``); anything else simply makes the nex
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,6 +26,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Sum
 
+from orders.caches import exposure_books
 from orders.domain.enums import WORKING_STATUSES
 from orders.domain.money import ZERO
 from orders.events import lock_outbox
@@ -79,7 +79,7 @@ def exposure_current(account_id: int) -> Exposure:
     outbox has not moved on, else a fresh read. Call it inside the transaction that places the order,
     after taking the account's row lock."""
     lock_outbox()
-    book = _books.get(_key(account_id))
+    book = exposure_books.get(account_id)
     if book is None or book.version != _version(account_id):
         return exposure_read(account_id)
     if settings.DESK_VERIFY_EXPOSURE:
@@ -91,29 +91,13 @@ def exposure_remember_order(book: Exposure, order: Order, *, event_id: int) -> N
     """Once this transaction commits, remember ``book`` with ``order`` in it at version ``event_id``.
     ``book`` must be what ``exposure_current`` gave this transaction, and ``event_id`` the only outbox
     event written for the account since (the order's own)."""
-    key, updated = _key(book.account_id), book.with_order(order, version=event_id)
-
-    def remember() -> None:
-        with _books_lock:
-            known = _books.get(key)
-            if known is None or known.version < updated.version:
-                _books[key] = updated
-
-    transaction.on_commit(remember)
+    updated = book.with_order(order, version=event_id)
+    transaction.on_commit(lambda: exposure_books.remember(book.account_id, updated, version=event_id))
 
 
 def exposure_forget() -> None:
     """Drop every remembered book (tests, whose transactions roll back and reuse ids)."""
-    with _books_lock:
-        _books.clear()
-
-
-_books: dict[tuple[str, str, int], Exposure] = {}
-_books_lock = threading.Lock()
-
-
-def _key(account_id: int) -> tuple[str, str, int]:
-    return connection.alias, str(connection.settings_dict["NAME"]), account_id
+    exposure_books.clear()
 
 
 # table and column names come from the model, never from input

@@ -10,11 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders import events
+from orders.caches import api_keys
 from orders.domain.enums import ApiRole
 from orders.domain.keys import generate_key, hash_key
 from orders.models import Account, ApiKey
 from orders.services.audit import audit_record
-from orders.services.keycache import forget_keys
 
 
 def api_key_create(*, account: Account, name: str, role: ApiRole = ApiRole.TRADING,
@@ -45,7 +45,7 @@ def api_key_update(*, key: ApiKey, name: str, role: ApiRole, rate_limit_per_minu
         audit_record(account_id=key.account_id, actor=actor, action="api_key.update", target=key.prefix,
                      name=name, role=role, rate_limit_per_minute=rate_limit_per_minute)
         events.record_desk(key.account_id, "api_key", prefix=key.prefix, change="updated")
-    forget_keys()
+    api_keys.clear()
     key.name, key.role, key.rate_limit_per_minute = name, role, rate_limit_per_minute
     return key
 
@@ -58,5 +58,5 @@ def api_key_revoke(*, key: ApiKey, actor: str = "system") -> bool:
             audit_record(account_id=key.account_id, actor=actor, action="api_key.revoke", target=key.prefix,
                          name=key.name)
             events.record_desk(key.account_id, "api_key", prefix=key.prefix, change="revoked")
-    forget_keys()
+    api_keys.clear()
     return bool(revoked)

@@ -6,9 +6,9 @@ give one, so for it soft levels are advice and only hard levels count. Orders th
 (position closes, exit legs, reduce-only orders) are never held back by a limit: a cap on the day's orders
 must not trap a position.
 
-The limits are read at most once per ``CACHE_SECONDS`` per process: a change applies at once in the process that
-made it and within that delay in the others. A change is one call (``limits_set``) whatever the door: the row,
-its audit record and a desk-only outbox event in one transaction.
+The limits are read at most once every 5 s per process (``orders/caches.py``): a change applies at once in the
+process that made it and within that delay in the others. A change is one call (``limits_set``) whatever the
+door: the row, its audit record and a desk-only outbox event in one transaction.
 """
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ from django.db import transaction
 
 from orders import events
 from orders.brokers.base import Broker
+from orders.caches import pretrade_limits
 from orders.domain.enums import OrderType
 from orders.domain.errors import DeskError, InvalidValue, OrderRejected
 from orders.domain.orders import OrderRequest
 from orders.domain.pretrade import Limits, pretrade_breaches
-from orders.memo import Remembered
 from orders.models import Order, PreTradeLimits
 from orders.services.audit import audit_record
 
-CACHE_SECONDS = 5.0
 LEVELS = ("max_quantity_soft", "max_quantity_hard", "max_notional_soft", "max_notional_hard", "price_band_pct_soft",
           "price_band_pct_hard", "daily_orders_soft", "daily_orders_hard", "duplicate_window_seconds")
 
@@ -99,14 +98,11 @@ def limits_enforce(*, account_id: int, request: OrderRequest, reference: Decimal
 
 def limits_forget() -> None:
     """Read every account's limits afresh next time (after ``limits_set``; tests)."""
-    _recent.clear()
-
-
-_recent: Remembered[Limits] = Remembered(CACHE_SECONDS)
+    pretrade_limits.clear()
 
 
 def _remembered(account_id: int) -> Limits:
-    return _recent.get(account_id) or _recent.put(account_id, limits_read(account_id)[0])
+    return pretrade_limits.get(account_id) or pretrade_limits.put(account_id, limits_read(account_id)[0])
 
 
 def _market(broker: Broker, symbol: str, now: datetime) -> Decimal:

@@ -94,6 +94,7 @@ def test_the_book_is_remembered_at_the_version_of_the_orders_own_event(funded_fo
 
 def test_with_a_remembered_book_the_check_reads_no_working_orders(funded_for_ten, broker, clock, settings):
     settings.DESK_VERIFY_EXPOSURE = False        # the verifying read would be the query this test looks for
+    settings.DESK_CACHES_COLD = False            # about the remembered book itself, also in the cold run
     for _ in range(3):
         place(funded_for_ten, broker, quantity=1)
 
@@ -117,7 +118,8 @@ def test_a_refused_order_leaves_no_book_behind(funded_for_ten, broker, clock):
     assert current(funded_for_ten) == remembered
 
 
-def test_a_change_written_without_an_event_is_caught_by_verification(funded_for_ten, broker, clock):
+def test_a_change_written_without_an_event_is_caught_by_verification(funded_for_ten, broker, clock, settings):
+    settings.DESK_CACHES_COLD = False            # about the remembered book itself, also in the cold run
     order = place(funded_for_ten, broker, quantity=1)
     Order.objects.filter(pk=order.pk).update(quantity=3)        # what no service may do: no outbox event
 
