@@ -162,9 +162,9 @@ class CircuitBreakerAdmin(InspectOnly):
             try:
                 breakers_reset(account=account, actor=_actor(request))
             except DeskError as e:
-                self.message_user(request, f"{account.name}: {e.message}", messages.ERROR)
+                self.message_user(request, f"Breakers of {account.name} not reset: {e.message}", messages.ERROR)
             else:
-                self.message_user(request, f"{account.name}: both breakers reset.")
+                self.message_user(request, f"Breakers of {account.name} reset (adapter, exit_order).")
 
 
 @admin.register(ExitLeg)

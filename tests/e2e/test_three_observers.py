@@ -425,7 +425,7 @@ def test_every_change_through_every_door_reaches_the_desk_the_risk_view_and_the_
             admin.click("#action-toggle")
             admin.select_option("select[name=action]", "reset")
             admin.click("button[name=index]")
-            expect(admin.locator(".messagelist")).to_contain_text("demo: both breakers reset.")
+            expect(admin.locator(".messagelist")).to_contain_text("Breakers of demo reset")
         else:
             desk.manage("breakers_reset", "demo")
         shows_breaker(pages, "closed")
