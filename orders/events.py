@@ -53,23 +53,26 @@ def record_desk(account_id: int, what: str, **fields: Any) -> Event:
 
 def record_order(order, event: str | None = None) -> Event:
     event = event or ORDER_EVENT_BY_STATUS[order.status]
-    body = wire.order_out(order)
-    frame = {"event": event, "order": body}
-    if "parent_order_id" in body:
-        frame["parent_order_id"] = body["parent_order_id"]
+    body = wire.OrderOut.of(order)       # the same model GET /v1/orders/{id} answers with
+    frame = {"event": event, "order": body.to_wire()}
+    if body.parent_order_id is not None:
+        frame["parent_order_id"] = body.parent_order_id
     return _record(order.account_id, "order", frame)
 
 
 def record_trade(fill) -> Event:
-    return _record(fill.account_id, "trade", {"event": "TRADE_FILLED", "trade": wire.trade_out(fill)})
+    return _record(fill.account_id, "trade", {"event": "TRADE_FILLED", "trade": wire.TradeOut.of(fill).to_wire()})
 
 
-def record_position(account_id: int, event: str, position_body: dict[str, Any]) -> Event:
+def record_position(account_id: int, event: str, position_body: wire.PositionOut | dict[str, Any]) -> Event:
+    if isinstance(position_body, wire.PositionOut):
+        position_body = position_body.to_wire()
     return _record(account_id, "position", {"event": event, "position": position_body})
 
 
 def record_account(account_id: int, figures) -> Event:
-    return _record(account_id, "account", {"event": "BALANCE_UPDATED", "account": wire.account_out(figures)})
+    return _record(account_id, "account", {"event": "BALANCE_UPDATED",
+                                            "account": wire.AccountOut.of(figures).to_wire()})
 
 
 def record_error(account_id: int, code: str, message: str, details: dict[str, Any] | None = None) -> Event:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import register_converter
 from django.urls.converters import PathConverter
 from ninja import Router, Schema
@@ -26,6 +26,7 @@ from orders.domain.errors import InvalidRequest, InvalidValue
 from orders.models import Account
 
 CODES_4XX = frozenset({400, 401, 403, 404, 409, 413, 415, 422, 429})
+T = TypeVar("T")
 
 
 class AnyPathConverter(PathConverter):
@@ -86,9 +87,12 @@ def pooled(view, *, pool: str = "api"):
 
 class PooledRouter(Router):
     """The /v1 routers: each sync view runs on the router's pool (``pooled``); authentication is the API's
-    async ``api_key_auth_pooled``, which knows a recently verified key without a thread hop."""
+    async ``api_key_auth_pooled``, which knows a recently verified key without a thread hop. Views return the
+    ``Out`` models of ``orders.wire`` and ninja serialises them with ``exclude_none``: the protocol omits an
+    absent optional field rather than sending null."""
 
     def __init__(self, *args, pool: str = "api", **kwargs) -> None:
+        kwargs.setdefault("exclude_none", True)
         super().__init__(*args, **kwargs)
         self.pool = pool
 
@@ -99,6 +103,7 @@ class PooledRouter(Router):
 
 
 def wire_response(data: Any, status: int = 200) -> JsonResponse:
+    """A body built by hand (the risk extensions, which have no wire model yet)."""
     return JsonResponse(data, status=status, safe=False)
 
 
@@ -110,17 +115,17 @@ PAGED_DOC = {"headers": {
 }}
 
 
-def paged_response(request: HttpRequest, data: list, next_cursor: str | None) -> JsonResponse:
-    """A list page. When more rows follow, the cursor of the next page travels in ``X-Next-Cursor`` and in a
-    ``Link`` header (RFC 8288) holding the same query with that cursor, so the body stays the protocol's
-    plain array."""
-    response = wire_response(data)
+def paged_response(request: HttpRequest, response: HttpResponse, rows: list[T], next_cursor: str | None) -> list[T]:
+    """A list page: ``rows`` is the body (returned for ninja to serialise) and ``response`` the view's
+    response (ninja's ``response: HttpResponse`` parameter). When more rows follow, the cursor of the next page
+    travels in ``X-Next-Cursor`` and in a ``Link`` header (RFC 8288) holding the same query with that cursor,
+    so the body stays the protocol's plain array."""
     if next_cursor:
         query = request.GET.copy()
         query["cursor"] = next_cursor
         response[NEXT_CURSOR_HEADER] = next_cursor
         response["Link"] = f'<{request.path}?{query.urlencode()}>; rel="next"'
-    return response
+    return rows
 
 
 def account_of(request: HttpRequest) -> Account:

@@ -18,15 +18,16 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from orders.domain.errors import DeskError, InvalidRequest, PayloadTooLarge
 from orders.domain.redact import redact
+from orders.wire import ErrorOut
 
 log = logging.getLogger(__name__)
 
 
 def error_response(code: str, message: str, status: int, details: Any = None) -> JsonResponse:
-    body: dict[str, Any] = {"code": code, "message": redact(message)}
-    if details is not None:
-        body["details"] = redact(details)
-    response = JsonResponse(body, status=status)
+    """The envelope (``orders.wire.ErrorOut``, ``details`` left out when there are none), as a response of its
+    own: handlers answer outside the view's ``response=`` models."""
+    envelope = ErrorOut.build(code=code, message=redact(message), details=None if details is None else redact(details))
+    response = JsonResponse(envelope.model_dump(exclude_none=True), status=status)
     if status == 429 and isinstance(details, dict) and details.get("retry_after_seconds"):
         response["Retry-After"] = str(details["retry_after_seconds"])
     return response

@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.utils import timezone
 
-from orders import wire
-from orders.api.common import CODES_4XX, PooledRouter, account_of, broker_for, wire_response
+from orders.api.common import CODES_4XX, PooledRouter, account_of, broker_for
 from orders.api.schemas import BarOut, ErrorOut, QueryLimit, QuoteOut, UtcDatetime
 from orders.domain.enums import Timeframe
 from orders.domain.errors import InvalidValue
@@ -20,7 +19,7 @@ MAX_BARS = 1000
 @router.get("/quotes/{anypath:symbol}", response={200: QuoteOut, **ERRORS}, summary="Latest quote")
 def get_quote(request: HttpRequest, symbol: str):
     broker = broker_for(account_of(request))
-    return wire_response(wire.quote_out(broker.quote(symbol, now=timezone.now())))
+    return QuoteOut.of(broker.quote(symbol, now=timezone.now()))
 
 
 @router.get("/bars/{anypath:symbol}", response={200: list[BarOut], **ERRORS}, summary="OHLCV bars, oldest first")
@@ -37,7 +36,7 @@ def get_bars(request: HttpRequest, symbol: str, timeframe: Timeframe, start: Utc
         count = min(count, span) if limit is not None else min(span, MAX_BARS)
     count = min(count, MAX_BARS)
     if count == 0:
-        return wire_response([])
+        return []
     broker = broker_for(account_of(request))
     bars = broker.bars(symbol, timeframe=timeframe.value, seconds=timeframe.seconds, end=end, count=count)
-    return wire_response([wire.bar_out(b) for b in bars])
+    return [BarOut.of(b) for b in bars]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest
-from ninja import Query
+from django.http import HttpRequest, HttpResponse
+from ninja import Query, Status
 
-from orders import selectors, wire
+from orders import selectors
 from orders.api.common import (
     CODES_4XX,
     PAGED_DOC,
@@ -15,7 +15,6 @@ from orders.api.common import (
     broker_for,
     paged_response,
     parse_statuses,
-    wire_response,
 )
 from orders.api.schemas import (
     CancelAllOut,
@@ -30,6 +29,7 @@ from orders.api.schemas import (
     PageLimit,
     UtcDatetime,
 )
+from orders.domain.errors import InvalidValue
 from orders.domain.orders import OrderRequest
 from orders.metrics import ORDER_SUBMIT_SECONDS, ORDERS_SUBMITTED
 from orders.services import orders as order_services
@@ -53,7 +53,7 @@ def _request_from(payload: OrderIn) -> OrderRequest:
 
 
 @router.post("/orders", response={201: OrderHandleOut, **ERRORS}, summary="Submit an order")
-def submit_order(request: HttpRequest, payload: OrderIn):
+def submit_order(request: HttpRequest, response: HttpResponse, payload: OrderIn):
     """Check and place one order. `201` with the order handle; an identical retry of a
     `client_order_id` answers `201` with the order already placed (header `Idempotent-Replayed: true`)."""
     account = account_of(request)
@@ -61,20 +61,17 @@ def submit_order(request: HttpRequest, payload: OrderIn):
     with ORDER_SUBMIT_SECONDS.time(platform=broker.name):
         result = order_services.order_submit(account=account, request=_request_from(payload), broker=broker,
                                              actor=actor_of(request))
-    response = wire_response(wire.order_handle_out(result.order), status=201)
     if result.created:
         ORDERS_SUBMITTED.inc(platform=broker.name)
     else:
         response["Idempotent-Replayed"] = "true"
-    return response
+    return Status(201, OrderHandleOut.of(result.order))
 
 
 def _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit,
              cursor) -> selectors.OrderFilter:
     side_value = side.upper() if side and side == side.lower() else side
     if side_value not in (None, "BUY", "SELL"):
-        from orders.domain.errors import InvalidValue
-
         raise InvalidValue("side", "must be BUY or SELL", provided=side)
     return selectors.OrderFilter(symbol=symbol or None, statuses=parse_statuses(status), side=side_value,
                                  client_order_id=client_order_id, oco_group_id=oco_group_id, since=since,
@@ -83,32 +80,34 @@ def _filters(symbol, status, side, client_order_id, oco_group_id, since, until, 
 
 @router.get("/orders", response={200: list[OrderOut], **ERRORS}, summary="List orders",
             openapi_extra={"responses": {200: PAGED_DOC}})
-def list_orders(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
-                side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
+def list_orders(request: HttpRequest, response: HttpResponse, symbol: str | None = None,
+                status: list[str] = Query(None), side: str | None = None, client_order_id: str | None = None,
+                oco_group_id: str | None = None,
                 since: UtcDatetime | None = None, until: UtcDatetime | None = None,
                 limit: PageLimit | None = None, cursor: PageCursor = None):
     """The account's orders, newest first, a page at a time (`limit`, `cursor`). `status` repeats or takes a
     comma-separated list."""
     filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit, cursor)
     page = selectors.order_list(account=account_of(request), filters=filters)
-    return paged_response(request, [wire.order_out(o) for o in page.rows], page.next_cursor)
+    return paged_response(request, response, [OrderOut.of(o) for o in page.rows], page.next_cursor)
 
 
 @router.get("/orders/history", response={200: list[OrderOut], **ERRORS}, summary="Finished orders",
             openapi_extra={"responses": {200: PAGED_DOC}})
-def order_history(request: HttpRequest, symbol: str | None = None, status: list[str] = Query(None),
-                  side: str | None = None, client_order_id: str | None = None, oco_group_id: str | None = None,
+def order_history(request: HttpRequest, response: HttpResponse, symbol: str | None = None,
+                  status: list[str] = Query(None), side: str | None = None, client_order_id: str | None = None,
+                oco_group_id: str | None = None,
                   since: UtcDatetime | None = None, until: UtcDatetime | None = None,
                   limit: PageLimit | None = None, cursor: PageCursor = None):
     """Filled, cancelled, rejected and expired orders, most recently finished first, a page at a time."""
     filters = _filters(symbol, status, side, client_order_id, oco_group_id, since, until, limit, cursor)
     page = selectors.order_history(account=account_of(request), filters=filters)
-    return paged_response(request, [wire.order_out(o) for o in page.rows], page.next_cursor)
+    return paged_response(request, response, [OrderOut.of(o) for o in page.rows], page.next_cursor)
 
 
 @router.get("/orders/{order_id}", response={200: OrderOut, **ERRORS}, summary="One order")
 def get_order(request: HttpRequest, order_id: str):
-    return wire_response(wire.order_out(selectors.order_get(account=account_of(request), order_id=order_id)))
+    return OrderOut.of(selectors.order_get(account=account_of(request), order_id=order_id))
 
 
 @router.patch("/orders/{order_id}", response={200: ModifyOrderOut, **ERRORS}, summary="Modify an order")
@@ -117,7 +116,7 @@ def modify_order(request: HttpRequest, order_id: str, payload: ModifyOrderIn):
     changes = order_services.OrderChanges(**payload.model_dump())
     order = order_services.order_modify(account=account, order_id=order_id, changes=changes,
                                         broker=broker_for(account), actor=actor_of(request))
-    return wire_response({"order": wire.order_out(order)})
+    return ModifyOrderOut.of(order)
 
 
 @router.delete("/orders/{order_id}", response={200: CancelOrderOut, **ERRORS}, summary="Cancel an order")
@@ -125,7 +124,7 @@ def cancel_order(request: HttpRequest, order_id: str):
     account = account_of(request)
     order = order_services.order_cancel(account=account, order_id=order_id, broker=broker_for(account),
                                         actor=actor_of(request))
-    return wire_response({"success": True, "order": wire.order_out(order)})
+    return CancelOrderOut.of(order)
 
 
 @router.delete("/orders", response={200: CancelAllOut, **ERRORS}, summary="Cancel all working orders")
@@ -133,7 +132,4 @@ def cancel_all_orders(request: HttpRequest, symbol: str | None = None):
     account = account_of(request)
     result = order_services.orders_cancel_all(account=account, broker=broker_for(account), symbol=symbol or None,
                                               actor=actor_of(request))
-    body = {"cancelled_count": len(result.cancelled), "failed_count": len(result.failed)}
-    if result.failed:
-        body["failed_order_ids"] = result.failed
-    return wire_response(body)
+    return CancelAllOut.of(cancelled=result.cancelled, failed=result.failed)

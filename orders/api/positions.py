@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.utils import timezone
 
-from orders import selectors, wire
+from orders import selectors
 from orders.api.common import (
     CODES_4XX,
     PooledRouter,
@@ -14,7 +14,6 @@ from orders.api.common import (
     broker_for,
     optional_body,
     optional_body_openapi,
-    wire_response,
 )
 from orders.api.schemas import (
     ClosePositionIn,
@@ -25,7 +24,6 @@ from orders.api.schemas import (
     PositionOut,
 )
 from orders.domain.enums import OrderType
-from orders.domain.money import format_decimal
 from orders.models import position_wire_id
 from orders.services.accounts import mark_price
 from orders.services.positions import position_close, position_move_exits, positions_close_all
@@ -34,9 +32,9 @@ router = PooledRouter(tags=["positions"])
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 501, 502, 503)}
 
 
-def _position_body(position, broker, now):
+def _position_body(position, broker, now) -> PositionOut:
     mark = mark_price(broker, position.symbol, now=now, fallback=position.average_price)
-    return wire.position_out(position, mark=mark, position_id=position_wire_id(broker.name, position.symbol))
+    return PositionOut.of(position, mark=mark, position_id=position_wire_id(broker.name, position.symbol))
 
 
 @router.get("/positions", response={200: list[PositionOut], **ERRORS}, summary="Open positions")
@@ -44,14 +42,14 @@ def list_positions(request: HttpRequest, symbol: str | None = None):
     account = account_of(request)
     broker, now = broker_for(account), timezone.now()
     positions = selectors.position_list(account=account, symbol=symbol or None)
-    return wire_response([_position_body(p, broker, now) for p in positions])
+    return [_position_body(p, broker, now) for p in positions]
 
 
 @router.get("/positions/{anypath:position_id}", response={200: PositionOut, **ERRORS}, summary="One position")
 def get_position(request: HttpRequest, position_id: str):
     account = account_of(request)
     position = selectors.position_lookup(account=account, position_id=position_id)
-    return wire_response(_position_body(position, broker_for(account), timezone.now()))
+    return _position_body(position, broker_for(account), timezone.now())
 
 
 @router.delete("/positions/{anypath:position_id}", response={200: OrderHandleOut, **ERRORS},
@@ -63,7 +61,7 @@ def close_position(request: HttpRequest, position_id: str):
     order = position_close(account=account, position_id=position_id, broker=broker_for(account),
                            quantity=body.quantity, order_type=body.order_type or OrderType.MARKET,
                            limit_price=body.limit_price, actor=actor_of(request))
-    return wire_response(wire.order_handle_out(order))
+    return OrderHandleOut.of(order)
 
 
 @router.delete("/positions", response={200: list[OrderHandleOut], **ERRORS}, summary="Close all positions")
@@ -71,7 +69,7 @@ def close_all_positions(request: HttpRequest, symbol: str | None = None):
     account = account_of(request)
     orders = positions_close_all(account=account, broker=broker_for(account), symbol=symbol or None,
                                  actor=actor_of(request))
-    return wire_response([wire.order_handle_out(o) for o in orders])
+    return [OrderHandleOut.of(o) for o in orders]
 
 
 @router.patch("/positions/{anypath:position_id}", response={200: ModifyPositionExitsOut, **ERRORS},
@@ -81,7 +79,4 @@ def move_position_exits(request: HttpRequest, position_id: str, payload: ModifyP
     moved = position_move_exits(account=account, position_id=position_id, broker=broker_for(account),
                                 stop_loss=payload.stop_loss, take_profit=payload.take_profit,
                                 actor=actor_of(request))
-    body = {"position_id": position_id}
-    for role, (order_ids, price) in moved.items():
-        body[role] = {"order_ids": order_ids, "trigger_price": format_decimal(price)}
-    return wire_response(body)
+    return ModifyPositionExitsOut.of(position_id, moved)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.utils import timezone
 
-from orders import wire
-from orders.api.common import CODES_4XX, PooledRouter, account_of, actor_of, broker_for, wire_response
+from orders.api.common import CODES_4XX, PooledRouter, account_of, actor_of, broker_for
 from orders.api.schemas import AccountOut, CapabilitiesOut, CircuitBreakersOut, ConnectionStatusOut, ErrorOut
-from orders.domain.money import format_decimal
 from orders.services.accounts import account_snapshot
 from orders.services.breakers import breaker_snapshot, breakers_reset
 
@@ -20,39 +18,26 @@ ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
 def get_account(request: HttpRequest):
     account = account_of(request)
     figures = account_snapshot(account=account, broker=broker_for(account), now=timezone.now())
-    return wire_response(wire.account_out(figures))
+    return AccountOut.of(figures)
 
 
 @router.get("/capabilities", response={200: CapabilitiesOut, **ERRORS}, summary="What the broker supports")
 def get_capabilities(request: HttpRequest):
-    caps = broker_for(account_of(request)).capabilities
-    body = {
-        "supported_asset_classes": list(caps.supported_asset_classes),
-        "supported_order_types": list(caps.supported_order_types),
-        "position_mode": caps.position_mode,
-        "features": list(caps.features),
-    }
-    if caps.max_leverage is not None:
-        body["max_leverage"] = format_decimal(caps.max_leverage)
-    if caps.rate_limits:
-        body["rate_limits"] = caps.rate_limits
-    return wire_response(body)
+    return CapabilitiesOut.of(broker_for(account_of(request)).capabilities)
 
 
 @router.get("/status", response={200: ConnectionStatusOut, **ERRORS}, summary="Broker connection status")
 def get_status(request: HttpRequest):
-    status = broker_for(account_of(request)).status(now=timezone.now())
-    return wire_response({"connected": status.connected, "latency_ms": status.latency_ms,
-                          "last_heartbeat": wire.ts(status.last_heartbeat)})
+    return ConnectionStatusOut.of(broker_for(account_of(request)).status(now=timezone.now()))
 
 
 @router.get("/circuit-breakers", response={200: CircuitBreakersOut, **ERRORS}, summary="Circuit breakers")
 def get_circuit_breakers(request: HttpRequest):
-    return wire_response(breaker_snapshot(account=account_of(request)))
+    return CircuitBreakersOut.of(breaker_snapshot(account=account_of(request)))
 
 
 @router.post("/circuit-breakers/reset", response={200: CircuitBreakersOut, **ERRORS},
              summary="Reset both circuit breakers")
 def reset_circuit_breakers(request: HttpRequest):
     """Refused with `409 RESET_COOLDOWN` within 60 seconds of the previous reset."""
-    return wire_response(breakers_reset(account=account_of(request), actor=actor_of(request)))
+    return CircuitBreakersOut.of(breakers_reset(account=account_of(request), actor=actor_of(request)))

@@ -43,7 +43,7 @@ class Session:
         assert response.status_code == expect, (name, response.content)
         self.cases[name] = {
             "status": response.status_code,
-            "content_type": response["Content-Type"],
+            "content_type": response["Content-Type"].split(";")[0],    # the media type: a charset may follow
             "headers": {h: response[h] for h in ("Idempotent-Replayed", "X-Next-Cursor", "Link") if h in response},
             "body": response.content.decode(),
         }
