@@ -4,7 +4,7 @@ bare django-ninja GET on the same server.
 One run builds a fresh temporary DESK_VAR_DIR (``migrate``, ``desk_setup``, then ``--orders`` orders of the
 demo account bulk-inserted over 200 days, ``--working`` of them still working, plus a few open positions and
 one API key without rate limit per client), starts ONE ``manage.py rundesk`` (daphne + the engine,
-``DESK_BENCH_ENDPOINTS`` on), and then:
+``bench.settings``, which serves ``GET /bench/ping`` too), and then:
 
 * a client process (asyncio + ``websockets``) opens ``--sockets`` connections on /v1/ws, answers the
   server's pings and records every order frame each socket receives;
@@ -95,7 +95,7 @@ def build(orders: int, working: int, keys: int, seed: int) -> dict:
     working (far from the market, matched up to now), the rest finished (65 % filled, each with its fill,
     30 % cancelled, 5 % rejected); three open positions; ``keys`` + 1 API keys without rate limit."""
     sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingdesk.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     import django
 
     django.setup()

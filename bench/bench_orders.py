@@ -1,7 +1,7 @@
 """How fast is ``POST /v1/orders`` compared with a bare django-ninja endpoint on the same server?
 
 One run starts ONE daphne process on a fresh temporary DESK_VAR_DIR (migrated, ``desk_setup``, an
-API key with no rate limit, ``DESK_BENCH_ENDPOINTS`` on, the engine NOT running so only the HTTP
+API key with no rate limit, ``bench.settings`` serving ``/bench/ping``, the engine NOT running so only the HTTP
 path is measured), then drives it from this process with N keep-alive connections (one thread and
 one ``http.client.HTTPConnection`` each):
 
@@ -77,14 +77,13 @@ def server_env(var_dir: Path, port: int) -> dict[str, str]:
                  "GATEWAY_API_KEY", "GATEWAY_API_KEY_FILE", "DESK_ALLOWED_HOSTS"):
         env.pop(name, None)
     env.update({
-        "DJANGO_SETTINGS_MODULE": "tradingdesk.settings",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",   # the desk plus GET /bench/ping
         "DESK_VAR_DIR": str(var_dir),
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
         "GATEWAY_PROVIDER": "paper",
         "PAPER_MARKET_HOURS": "always",
         "PAPER_STARTING_CASH": "1000000000000",   # a trillion: every BUY 1 AAPL of the run is funded
-        "DESK_BENCH_ENDPOINTS": "1",
         "DESK_DEBUG": "0",
         "DESK_LOG_LEVEL": "ERROR",
         "PYTHONUNBUFFERED": "1",
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         manage(env, "desk_setup")
         api_key = manage(env, "create_api_key", "demo", "--name", "bench", "--rate-limit", "0").strip().splitlines()[-1]
         server = subprocess.Popen([PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                   "tradingdesk.asgi:application"], cwd=ROOT, env=env, stdout=log_file,
+                                   "bench.asgi:application"], cwd=ROOT, env=env, stdout=log_file,
                                   stderr=subprocess.STDOUT)
         wait_ready(port, server, name="daphne")
 

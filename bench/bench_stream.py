@@ -2,7 +2,7 @@
 to 200 sockets of the same server?
 
 One run starts ONE desk (``manage.py rundesk``: daphne + the engine) on a fresh temporary DESK_VAR_DIR
-(migrated, ``desk_setup``, an API key without rate limit, ``DESK_BENCH_ENDPOINTS`` on), then runs two
+(migrated, ``desk_setup``, an API key without rate limit, ``bench.settings``), then runs two
 measurements, each from its own client process (asyncio + ``websockets``) holding ``--clients``
 connections:
 
@@ -20,8 +20,8 @@ Clock: every timestamp is ``time.time()`` of one machine (server, engine and cli
 Prints p50/p99 of both and ``fill_p99 / bare_p99`` (target <= 1.5), plus where a fill's time goes.
 Exit status 1 when a client missed a frame or a measurement failed; the ratio is reported, not enforced.
 
-The server half (``BareBroadcastConsumer``) is mounted at /bench/ws by ``orders/realtime/routing.py``
-only when ``DESK_BENCH_ENDPOINTS`` is true.
+The server half (``BareBroadcastConsumer``) is mounted at /bench/ws by ``bench/asgi.py``, the ASGI application
+of the benchmarks' settings (``bench.settings``); the desk's own application does not have it.
 """
 
 from __future__ import annotations

@@ -117,13 +117,13 @@ def cpu_seconds(pid: int) -> float | None:
 
 def server_env(var_dir: Path, port: int, overrides: dict[str, str]) -> dict[str, str]:
     """The caller's environment without any desk setting, plus a funded paper desk on 127.0.0.1:``port`` with
-    the benchmarks' endpoints, quiet logs and ``overrides``."""
+    the benchmarks' endpoints (``bench.settings``), quiet logs and ``overrides``."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DESK_", "GATEWAY_", "PAPER_", "ENGINE_", "STREAM_", "SUBSCRIPTIONS", "DATABASE_URL",
                                 "REDIS_URL"))}
-    env.update({"DJANGO_SETTINGS_MODULE": "tradingdesk.settings", "DESK_VAR_DIR": str(var_dir),
+    env.update({"DJANGO_SETTINGS_MODULE": "bench.settings", "DESK_VAR_DIR": str(var_dir),
                 "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_PROVIDER": "paper",
-                "PAPER_MARKET_HOURS": "always", "PAPER_STARTING_CASH": "1000000000000", "DESK_BENCH_ENDPOINTS": "1",
+                "PAPER_MARKET_HOURS": "always", "PAPER_STARTING_CASH": "1000000000000",
                 "DESK_DEBUG": "0", "DESK_LOG_LEVEL": "ERROR", "PYTHONUNBUFFERED": "1", **overrides})
     return env
 

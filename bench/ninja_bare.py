@@ -1,5 +1,5 @@
-"""The benchmark's baseline: a bare django-ninja endpoint, mounted at ``/bench/`` only when
-``DESK_BENCH_ENDPOINTS`` is true (see tradingdesk/urls.py). No auth, no database."""
+"""The benchmarks' baseline: a bare django-ninja endpoint, mounted at ``/bench/`` by ``bench/urls.py``, the
+URLconf of the benchmarks' settings (``bench.settings``). No auth, no database."""
 
 from __future__ import annotations
 

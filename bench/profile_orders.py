@@ -26,9 +26,9 @@ BODY = '{"symbol": "AAPL", "side": "BUY", "quantity": "1", "order_type": "MARKET
 
 
 def setup() -> tuple:
-    os.environ.update({"DESK_VAR_DIR": tempfile.mkdtemp(prefix="desk-profile-"), "DESK_BENCH_ENDPOINTS": "1",
+    os.environ.update({"DESK_VAR_DIR": tempfile.mkdtemp(prefix="desk-profile-"),
                        "PAPER_STARTING_CASH": "1000000000000", "DESK_LOG_LEVEL": "ERROR",
-                       "DJANGO_SETTINGS_MODULE": "tradingdesk.settings"})
+                       "DJANGO_SETTINGS_MODULE": "bench.settings"})  # GET /bench/ping
     for name in ("DATABASE_URL", "DESK_SQLITE_PATH", "GATEWAY_API_KEY", "REDIS_URL"):
         os.environ.pop(name, None)
     sys.path.insert(0, str(ROOT))

@@ -106,7 +106,6 @@ DESK_API_MAX_BODY_BYTES = envint("DESK_API_MAX_BODY_BYTES", 64 * 1024, minimum=1
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, DESK_API_MAX_BODY_BYTES)
 ENABLE_SWAGGER = envbool("ENABLE_SWAGGER", True)
 DESK_API_THREADS = envint("DESK_API_THREADS", 8, minimum=1)   # /v1's pooled threads (orders, lists, …)
-DESK_BENCH_ENDPOINTS = envbool("DESK_BENCH_ENDPOINTS", False)  # /bench/ping for bench/bench_orders.py
 
 # --- Broker -------------------------------------------------------------------------------------------
 GATEWAY_PROVIDER = envstr("GATEWAY_PROVIDER", "paper")

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -14,11 +13,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("orders.web.urls")),
 ]
-
-if settings.DESK_BENCH_ENDPOINTS:
-    from bench.ninja_bare import bench_api
-
-    urlpatterns.insert(0, path("bench/", bench_api.urls))
 
 
 def handler404(request, exception=None):

@@ -1,5 +1,9 @@
 """``manage.py rundesk``: the web server (daphne) and the engine side by side, stopped together.
 
+daphne serves the settings' ``ASGI_APPLICATION``, so a settings module chooses the app (``bench.settings``
+serves ``bench.asgi``); both children inherit ``DJANGO_SETTINGS_MODULE`` from this process's environment
+(``manage.py`` only sets it when it is unset, and ``--settings`` puts it there).
+
 Ctrl-C (or SIGTERM) stops both cleanly; if either exits on its own, the other is stopped too."""
 
 from __future__ import annotations
@@ -13,6 +17,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def daphne_application(dotted: str) -> str:
+    """``ASGI_APPLICATION``'s dotted path in daphne's ``module:attribute`` form."""
+    module, _, attribute = dotted.rpartition(".")
+    return f"{module}:{attribute}"
+
+
 class Command(BaseCommand):
     help = "Run the web server and the engine together until interrupted."
 
@@ -23,7 +33,7 @@ class Command(BaseCommand):
         host, port = settings.GATEWAY_HOST, settings.GATEWAY_PORT
         python = sys.executable
         web = subprocess.Popen([python, "-m", "daphne", "-b", host, "-p", str(port),
-                                "tradingdesk.asgi:application"])
+                                daphne_application(settings.ASGI_APPLICATION)])
         children = [web]
         if not options["no_engine"]:
             children.append(subprocess.Popen([python, "manage.py", "run_engine"]))
