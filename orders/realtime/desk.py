@@ -36,6 +36,8 @@ from orders.realtime.market import market_data
 from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
 from orders.services.breakers import breaker_snapshot
+from orders.web.roles import can_supervise, can_trade, visible_accounts
+from orders.web.views import blotter_context, orders_context
 
 log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
@@ -214,8 +216,6 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _render_sections(self, sections: set[str]) -> tuple[str, str]:
-        from orders.web.views import blotter_context, orders_context
-
         if self.view == "risk":
             wanted = sections & {"working", "finished"}
             context = {**(orders_context(self.account) if wanted else {}), "oob": True, "can_trade": False,
@@ -253,8 +253,6 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
 
 @database_sync_to_async
 def _account_for(user, wanted: str | None):
-    from orders.web.roles import can_supervise, can_trade, visible_accounts
-
     if user is None or not user.is_authenticated:
         return None
     accounts = visible_accounts(user)

@@ -15,6 +15,8 @@ from orders.domain.enums import WORKING_STATUSES, OrderStatus
 from orders.domain.errors import DeskError, InvalidValue
 from orders.models import Account, Order, Position, TradingState
 from orders.services.audit import audit_record
+from orders.services.orders import order_cancel
+from orders.services.positions import position_close
 
 
 def trading_state_set(*, account: Account, state: str, actor: str, reason: str = "") -> Account:
@@ -51,9 +53,6 @@ def kill_switch(*, account: Account, broker: Broker, actor: str, flatten: bool =
 
     Without ``flatten`` the stop-loss / take-profit legs of positions that stay open are kept, so the
     kill switch never leaves a position without its stop; they are listed as kept in the receipt."""
-    from orders.services.orders import order_cancel
-    from orders.services.positions import position_close
-
     trading_state_set(account=account, state=TradingState.HALTED, actor=actor, reason="kill switch")
     receipt = KillSwitchReceipt(account=account.name, trading_state=TradingState.HALTED)
     working = Order.objects.filter(account=account, status__in=WORKING_STATUSES).order_by("created_at")
