@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 
 from django.db.models import Model, Q, QuerySet
 
-from orders.domain.enums import TERMINAL_STATUSES, OrderStatus
+from orders.domain.enums import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus
 from orders.domain.errors import InvalidValue, OrderNotFound, PositionNotFound
 from orders.domain.paging import DEFAULT_PAGE, decode_cursor, encode_cursor, page_size
 from orders.models import Account, Alert, Fill, Order, Position, position_wire_id
@@ -154,3 +154,48 @@ def position_quantity(*, account: Account | int, symbol: str) -> Decimal:
     account_id = account if isinstance(account, int) else account.pk
     qty = Position.objects.filter(account_id=account_id, symbol=symbol).values_list("quantity", flat=True).first()
     return qty or Decimal("0")
+
+
+# -- what the desk and the risk view show (first paint and every push read the same) --------------------
+
+WORKING_ROWS = 500
+FINISHED_ROWS = 50
+FILL_WINDOWS = (200, 2000)       # the desk's newest fills searched for an account's newest
+
+
+def desk_orders(account: Account) -> tuple[list[Order], list[Order]]:
+    """The account's working orders (up to ``WORKING_ROWS``) and its last ``FINISHED_ROWS`` finished ones,
+    newest first."""
+    # the working orders by the (account, status) index, then sorted: ordered in SQL, SQLite walks the
+    # account's whole history along (account, created_at) looking for them
+    working_ids = Order.objects.filter(account=account, status__in=WORKING_STATUSES).values("pk")
+    working = Order.objects.filter(pk__in=working_ids).order_by("-created_at")[:WORKING_ROWS]
+    finished = (Order.objects.filter(account=account).exclude(status__in=WORKING_STATUSES)
+                .order_by("-created_at")[:FINISHED_ROWS])
+    return list(working), list(finished)
+
+
+def latest_fills(account: Account, count: int, *, symbol: str | None = None) -> list[Fill]:
+    """The account's newest fills, without sorting its whole history (there is no (account, timestamp)
+    index): the desk's newest fills, read along the timestamp index, hold them unless other accounts (or
+    symbols) traded far more lately — only then are all the account's fills sorted."""
+    for size in FILL_WINDOWS:
+        window = list(Fill.objects.order_by("-timestamp").values_list("pk", "account_id", "symbol")[:size])
+        ids = [pk for pk, owner, sym in window if owner == account.pk and symbol in (None, sym)][:count]
+        if len(ids) == count or len(window) < size:
+            return list(Fill.objects.filter(pk__in=ids).order_by("-timestamp"))
+    mine = Fill.objects.filter(account=account, **({"symbol": symbol} if symbol else {}))
+    return list(mine.order_by("-timestamp")[:count])
+
+
+def open_positions(account: Account) -> list[Position]:
+    return list(Position.objects.filter(account=account).exclude(quantity=0).order_by("symbol"))
+
+
+def alert_history(account: Account, count: int = 100) -> list[Alert]:
+    return list(Alert.objects.filter(account=account).order_by("-raised_at")[:count])
+
+
+def account_fresh(account: Account) -> Account:
+    """The account row as the database has it now (fresh cash, whoever holds the object)."""
+    return Account.objects.get(pk=account.pk)

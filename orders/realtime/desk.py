@@ -36,8 +36,8 @@ from orders.realtime.market import market_data
 from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
 from orders.services.breakers import breaker_snapshot
+from orders.web.context import blotter_context, orders_context
 from orders.web.roles import can_supervise, can_trade, visible_accounts
-from orders.web.views import blotter_context, orders_context
 
 log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401

@@ -21,9 +21,8 @@ from orders.brokers import get_broker
 from orders.domain.enums import WORKING_STATUSES
 from orders.domain.errors import DeskError
 from orders.domain.money import format_decimal, to_decimal
-from orders.models import Account, Alert, AuditEvent, Fill, Order, Position, TradingState, position_wire_id
-from orders.selectors import live_alerts
-from orders.services.accounts import account_snapshot, mark_price
+from orders.models import Alert, AuditEvent, Order, Position, TradingState
+from orders.selectors import latest_fills, live_alerts
 from orders.services.alerts import alert_acknowledge
 from orders.services.audit import audit_record
 from orders.services.breakers import breaker_snapshot, breakers_reset
@@ -31,76 +30,15 @@ from orders.services.orders import OrderChanges, order_cancel, order_modify, ord
 from orders.services.positions import position_close, positions_close_all
 from orders.services.risk import kill_switch, trading_state_set
 from orders.services.tickets import ticket_preview
+from orders.web.context import blotter_context, risk_context
 from orders.web.forms import OrderTicketForm
 from orders.web.roles import can_supervise, can_trade, desk_account, require, roles_of, visible_accounts
-
-WORKING_ROWS = 500
-FINISHED_ROWS = 50
-FILL_ROWS = 50
-FILL_WINDOWS = (200, 2000)       # the desk's newest fills searched for an account's newest
 
 trader_only = require(can_trade, "Only traders place, change or cancel orders.")
 risk_only = require(can_supervise, "Only the risk desk may do this.")
 
 
 # -- context -------------------------------------------------------------------------------------------
-
-def _positions(account, broker, now) -> list[dict]:
-    rows = []
-    for position in Position.objects.filter(account=account).exclude(quantity=0).order_by("symbol"):
-        mark = mark_price(broker, position.symbol, now=now, fallback=position.average_price)
-        rows.append(wire.position_out(position, mark=mark, position_id=position_wire_id(broker.name,
-                                                                                         position.symbol)))
-    return rows
-
-
-def latest_fills(account, count: int, *, symbol: str | None = None) -> list[Fill]:
-    """The account's newest fills, without sorting its whole history (there is no (account, timestamp)
-    index): the desk's newest fills, read along the timestamp index, hold them unless other accounts (or
-    symbols) traded far more lately — only then are all the account's fills sorted."""
-    for size in FILL_WINDOWS:
-        window = list(Fill.objects.order_by("-timestamp").values_list("pk", "account_id", "symbol")[:size])
-        ids = [pk for pk, owner, sym in window if owner == account.pk and symbol in (None, sym)][:count]
-        if len(ids) == count or len(window) < size:
-            return list(Fill.objects.filter(pk__in=ids).order_by("-timestamp"))
-    mine = Fill.objects.filter(account=account, **({"symbol": symbol} if symbol else {}))
-    return list(mine.order_by("-timestamp")[:count])
-
-
-def orders_context(account) -> dict:
-    """The working and finished orders, as the desk's blotter and the risk view show them."""
-    # the working orders by the (account, status) index, then sorted: ordered in SQL, SQLite walks the
-    # account's whole history along (account, created_at) looking for them
-    working_ids = Order.objects.filter(account=account, status__in=WORKING_STATUSES).values("pk")
-    working = Order.objects.filter(pk__in=working_ids).order_by("-created_at")[:WORKING_ROWS]
-    finished = (Order.objects.filter(account=account).exclude(status__in=WORKING_STATUSES)
-                .order_by("-created_at")[:FINISHED_ROWS])
-    return {
-        "working": [wire.order_out(o) for o in working],
-        "finished": [{**wire.order_out(o), "message": o.status_message} for o in finished],
-    }
-
-
-def risk_context(account) -> dict:
-    """What the risk view shows besides the page's own: alert history, states, breakers and orders."""
-    return {
-        "history": Alert.objects.filter(account=account).order_by("-raised_at")[:100],
-        "states": TradingState.values,
-        **orders_context(account),
-    }
-
-
-def blotter_context(account, broker) -> dict:
-    now = timezone.now()
-    account = Account.objects.get(pk=account.pk)          # fresh cash, whoever holds the object
-    fills = latest_fills(account, FILL_ROWS)
-    return {
-        **orders_context(account),
-        "fills": [wire.trade_out(f) for f in fills],
-        "positions": _positions(account, broker, now),
-        "figures": wire.account_out(account_snapshot(account=account, broker=broker, now=now)),
-    }
-
 
 def page_context(request: HttpRequest) -> dict:
     account = desk_account(request)

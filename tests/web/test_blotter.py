@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from orders import selectors
 from orders.models import AuditEvent, Order, Position
-from orders.web import views
 from tests.builders import run_engine
 from tests.web.page import parse
 from tests.web.support import open_position, place, quote, resting_limit
@@ -288,14 +288,14 @@ def test_the_chart_shows_only_the_accounts_own_fills(trader_client, other_accoun
 @pytest.mark.parametrize("windows", [(200, 2000), (1, 2), ()], ids=["in-the-window", "past-the-windows", "none"])
 def test_the_newest_fills_of_the_account_are_found_however_much_others_traded(monkeypatch, account, other_account,
                                                                                broker, clock, windows):
-    monkeypatch.setattr(views, "FILL_WINDOWS", windows)
+    monkeypatch.setattr(selectors, "FILL_WINDOWS", windows)
     mine = [open_position(account, broker, clock, quantity="1").fills.get() for _ in range(3)]
     for _ in range(3):                                        # the other account traded more lately
         open_position(other_account, broker, clock, quantity="1")
 
-    assert views.latest_fills(account, 2) == [mine[2], mine[1]]
-    assert views.latest_fills(account, 5) == mine[::-1]
-    assert views.latest_fills(account, 5, symbol="MSFT") == []
+    assert selectors.latest_fills(account, 2) == [mine[2], mine[1]]
+    assert selectors.latest_fills(account, 5) == mine[::-1]
+    assert selectors.latest_fills(account, 5, symbol="MSFT") == []
 
 
 def test_the_working_orders_are_drawn_newest_first(trader_client, account, broker, clock):

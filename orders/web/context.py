@@ -1,0 +1,43 @@
+"""What the desk's and the risk view's templates are given, built from the selectors: the page's first
+paint (``web/views.py``) and every push over the desk socket (``realtime/desk.py``) call these same
+functions, so a pushed fragment is exactly what a reload would draw."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from orders import selectors, wire
+from orders.brokers.base import Broker
+from orders.models import Account, TradingState, position_wire_id
+from orders.services.accounts import account_snapshot, mark_price
+
+FILL_ROWS = 50
+
+
+def orders_context(account: Account) -> dict:
+    """The working and finished orders, as the desk's blotter and the risk view show them."""
+    working, finished = selectors.desk_orders(account)
+    return {
+        "working": [wire.order_out(o) for o in working],
+        "finished": [{**wire.order_out(o), "message": o.status_message} for o in finished],
+    }
+
+
+def risk_context(account: Account) -> dict:
+    """What the risk view shows besides the page's own: alert history, states and orders."""
+    return {"history": selectors.alert_history(account), "states": TradingState.values, **orders_context(account)}
+
+
+def blotter_context(account: Account, broker: Broker) -> dict:
+    """The blotter: orders, the newest fills, open positions marked to the market, the account's figures."""
+    now = timezone.now()
+    account = selectors.account_fresh(account)
+    positions = [wire.position_out(p, mark=mark_price(broker, p.symbol, now=now, fallback=p.average_price),
+                                   position_id=position_wire_id(broker.name, p.symbol))
+                 for p in selectors.open_positions(account)]
+    return {
+        **orders_context(account),
+        "fills": [wire.trade_out(f) for f in selectors.latest_fills(account, FILL_ROWS)],
+        "positions": positions,
+        "figures": wire.account_out(account_snapshot(account=account, broker=broker, now=now)),
+    }
