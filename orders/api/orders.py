@@ -33,6 +33,7 @@ from orders.domain.errors import InvalidValue
 from orders.domain.orders import OrderRequest
 from orders.metrics import ORDER_SUBMIT_SECONDS, ORDERS_SUBMITTED
 from orders.services import orders as order_services
+from orders.services import tickets
 
 router = PooledRouter(tags=["orders"])
 
@@ -59,8 +60,9 @@ def submit_order(request: HttpRequest, response: HttpResponse, payload: OrderIn)
     account = account_of(request)
     broker = broker_for(account)
     with ORDER_SUBMIT_SECONDS.time(platform=broker.name):
-        result = order_services.order_submit(account=account, request=_request_from(payload), broker=broker,
-                                             actor=actor_of(request))
+        # the ticket's one rule (services/tickets.py): for a script, soft pre-trade warnings stay advice
+        result = tickets.ticket_submit(account=account, request=_request_from(payload), broker=broker,
+                                       actor=actor_of(request))
     if result.created:
         ORDERS_SUBMITTED.inc(platform=broker.name)
     else:

@@ -1,5 +1,6 @@
-"""The desk's order ticket: preview (quote, notional, buying-power impact, risk/reward, pre-trade
-checks) and submission through the same ``order_submit`` the API uses."""
+"""The order ticket, for every door: its preview (quote, notional, buying-power impact, risk/reward,
+pre-trade checks) and its one submission rule, ``ticket_submit``, which the desk's ticket and
+``POST /v1/orders`` both call."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 from orders.brokers.base import Broker
 from orders.brokers.types import Quote
 from orders.domain.enums import OrderType, Side
-from orders.domain.errors import DeskError
+from orders.domain.errors import DeskError, OrderRejected
 from orders.domain.money import ZERO, quantize_money
 from orders.domain.orders import OrderRequest
 from orders.domain.positions import exposure_increase
@@ -20,7 +21,9 @@ from orders.domain.pretrade import Breach, pretrade_breaches
 from orders.models import Account, Order
 from orders.selectors import position_quantity
 from orders.services.accounts import account_snapshot
+from orders.services.audit import audit_record
 from orders.services.limits import limits_read, orders_today
+from orders.services.orders import SubmitResult, order_submit
 
 
 @dataclass
@@ -83,3 +86,65 @@ def account_breaches(*, account: Account, request: OrderRequest, market: Decimal
         request.stop_price)
     return pretrade_breaches(limits=limits, quantity=request.quantity, notional=notional or ZERO, order_price=price,
                              market=market, orders_today=today, duplicate_of=duplicate)
+
+
+class TicketBlocked(OrderRejected):
+    """A hard pre-trade limit refuses the order before anything is recorded."""
+
+    def __init__(self, preview: TicketPreview) -> None:
+        first = preview.hard_breaches[0]
+        super().__init__("ORDER_REJECTED", f"Order rejected: {first.message} (pre-trade limit of the account)",
+                         reject_code="PRETRADE_LIMIT", check=first.check, field=first.field,
+                         breaches=[{"check": b.check, "field": b.field, "message": b.message}
+                                   for b in preview.hard_breaches])
+        self.preview = preview
+
+
+class OverrideRequired(OrderRejected):
+    """A person sends an order past a soft warning only with a typed reason."""
+
+    def __init__(self, preview: TicketPreview) -> None:
+        super().__init__("ORDER_REJECTED", "Order rejected: type a reason to send an order past the warnings",
+                         reject_code="OVERRIDE_REQUIRED", field="override_reason",
+                         warnings=[{"check": b.check, "field": b.field, "message": b.message}
+                                   for b in preview.soft_breaches])
+        self.preview = preview
+
+
+@dataclass(frozen=True)
+class TicketResult:
+    order: Order
+    created: bool
+    preview: TicketPreview | None = None
+
+
+def ticket_submit(*, account: Account, request: OrderRequest, broker: Broker, actor: str,
+                  by_person: bool = False, override_reason: str = "") -> TicketResult:
+    """Place a ticket's order, by the one rule every door follows:
+
+    * idempotency: a ``client_order_id`` already used answers with the order it placed (a double click,
+      a retried request), or is refused when the order differs (``order_submit``);
+    * hard pre-trade limits refuse the order (``PRETRADE_LIMIT``), for a script as for a person;
+    * soft warnings stop a person (``by_person``) until a reason is typed, which the audit trail keeps as
+      ``order.override``; for a script, which has no one to type it, they stay advice.
+
+    A person's ticket is previewed first, so the refusal can name every breach beside its field; a script's
+    order goes straight to ``order_submit``, whose own check of the hard limits then applies."""
+    preview = None
+    if by_person and not _placed_before(account, request):
+        preview = ticket_preview(account=account, request=request, broker=broker)
+        if preview.hard_breaches:
+            raise TicketBlocked(preview)
+        if preview.soft_breaches and not override_reason.strip():
+            raise OverrideRequired(preview)
+    result: SubmitResult = order_submit(account=account, request=request, broker=broker, actor=actor)
+    if preview is not None and preview.soft_breaches and result.created:
+        audit_record(account_id=account.pk, actor=actor, action="order.override", target=str(result.order.id),
+                     reason=override_reason.strip(), breaches=[b.message for b in preview.soft_breaches])
+    return TicketResult(result.order, result.created, preview)
+
+
+def _placed_before(account: Account, request: OrderRequest) -> bool:
+    """A resubmitted ticket (its token is the client id) is answered by order_submit, not checked again."""
+    return bool(request.client_order_id) and Order.objects.filter(
+        account=account, client_order_id=request.client_order_id).exists()

@@ -23,13 +23,13 @@ from orders.domain.errors import DeskError
 from orders.domain.money import format_decimal, to_decimal
 from orders.models import Alert, AuditEvent, Order, Position, TradingState
 from orders.selectors import latest_fills, live_alerts
+from orders.services import tickets
 from orders.services.alerts import alert_acknowledge
-from orders.services.audit import audit_record
 from orders.services.breakers import breaker_snapshot, breakers_reset
-from orders.services.orders import OrderChanges, order_cancel, order_modify, order_submit, orders_cancel_all
+from orders.services.orders import OrderChanges, order_cancel, order_modify, orders_cancel_all
 from orders.services.positions import position_close, positions_close_all
 from orders.services.risk import kill_switch, trading_state_set
-from orders.services.tickets import ticket_preview
+from orders.services.tickets import OverrideRequired, TicketBlocked, ticket_preview
 from orders.web.context import blotter_context, risk_context
 from orders.web.forms import OrderTicketForm
 from orders.web.roles import can_supervise, can_trade, desk_account, require, roles_of, visible_accounts
@@ -103,27 +103,20 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _ticket_response(request, context, form, status=400)
     order_request = form.to_request()
-    existing = Order.objects.filter(account=account, client_order_id=order_request.client_order_id).first()
-    if existing is None:
-        preview = ticket_preview(account=account, request=order_request, broker=broker)
-        if preview.hard_breaches:
-            for breach in preview.hard_breaches:
-                form.add_error(breach.field if breach.field in form.fields else None, f"Blocked: {breach.message}")
-            return _ticket_response(request, context, form, preview=preview, status=422)
-        reason = form.cleaned_data.get("override_reason", "").strip()
-        if preview.soft_breaches and not reason:
-            form.add_error("override_reason", "Type a reason to send an order past the warnings above.")
-            return _ticket_response(request, context, form, preview=preview, status=422)
     try:
-        result = order_submit(account=account, request=order_request, broker=broker,
-                              actor=f"user:{request.user.username}")
+        result = tickets.ticket_submit(account=account, request=order_request, broker=broker,
+                                       actor=_actor(request), by_person=True,
+                                       override_reason=form.cleaned_data.get("override_reason", ""))
+    except TicketBlocked as e:
+        for breach in e.preview.hard_breaches:
+            form.add_error(breach.field if breach.field in form.fields else None, f"Blocked: {breach.message}")
+        return _ticket_response(request, context, form, preview=e.preview, status=422)
+    except OverrideRequired as e:
+        form.add_error("override_reason", "Type a reason to send an order past the warnings above.")
+        return _ticket_response(request, context, form, preview=e.preview, status=422)
     except DeskError as e:
         form.add_desk_error(e)
         return _ticket_response(request, context, form, status=e.status)
-    if existing is None and preview.soft_breaches:
-        audit_record(account_id=account.pk, actor=f"user:{request.user.username}", action="order.override",
-                     target=str(result.order.id), reason=reason,
-                     breaches=[b.message for b in preview.soft_breaches])
     fresh = OrderTicketForm(symbols=broker.symbols(), initial={
         "symbol": order_request.symbol, "side": order_request.side, "order_type": order_request.order_type,
         "token": uuid.uuid4()})
