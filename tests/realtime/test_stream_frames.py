@@ -126,6 +126,25 @@ async def test_exit_legs_are_created_after_the_entry_fill_and_name_their_parent_
     await communicator.disconnect()
 
 
+async def test_the_stream_sends_an_order_and_its_fill_in_the_very_bodies_rest_answers_with(account, broker, client,
+                                                                                          clock):
+    quote = await rest_get(client, "/v1/quotes/AAPL")
+    communicator = await connected_stream()
+    resting = await place(client, quantity="3", order_type="LIMIT", limit_price=Decimal(quote["bid"]) - 5,
+                          client_order_id="resting-1", oco_group_id="g-1", time_in_force="DAY", post_only=True)
+    created = await next_frame(communicator, "order")
+    assert created["order"] == await rest_get(client, f"/v1/orders/{resting['id']}")
+
+    entry = await place(client, quantity="10", stop_loss=Decimal(quote["bid"]) - 5)
+    await tick(account, broker)
+    frames = await frames_until(communicator, lambda f: f["type"] == "account")
+    filled = next(f for f in frames if is_order_event("ORDER_FILLED", entry["id"])(f))
+    assert filled["order"] == await rest_get(client, f"/v1/orders/{entry['id']}")
+    [trade] = [f["trade"] for f in frames if f["type"] == "trade"]
+    assert [trade] == await rest_get(client, f"/v1/trades?order_id={entry['id']}")
+    await communicator.disconnect()
+
+
 async def test_events_of_one_order_arrive_in_the_order_they_happened(account, broker, client):
     communicator = await connected_stream()
     ids = [(await place(client, quantity=str(n)))["id"] for n in range(1, 6)]
