@@ -18,6 +18,7 @@ from orders.domain.enums import (
     TimeInForce,
     TrailingType,
 )
+from orders.domain.lifecycle import LegStatus
 
 PRICE = {"max_digits": 28, "decimal_places": 10}
 QTY = {"max_digits": 28, "decimal_places": 10}
@@ -265,13 +266,7 @@ class ExitLeg(models.Model):
            └──entry cancelled / position closed / sibling filled──▶ CANCELLED
     """
 
-    class Status(models.TextChoices):
-        PENDING = "PENDING"
-        PLACED = "PLACED"
-        RETRYING = "RETRYING"
-        FAILED = "FAILED"
-        FILLED = "FILLED"
-        CANCELLED = "CANCELLED"
+    Status = LegStatus          # its life: domain/lifecycle.py
 
     class Strategy(models.TextChoices):
         NATIVE_BRACKET = "native_bracket"
@@ -290,7 +285,7 @@ class ExitLeg(models.Model):
     emulated = models.BooleanField(default=False, help_text="Trailed by the engine rather than the broker.")
     trail_peak = models.DecimalField(null=True, blank=True, **PRICE)
     strategy = models.CharField(max_length=16, choices=Strategy.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=16, choices=[(s.value, s.value.title()) for s in LegStatus], default=LegStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     first_failure_at = models.DateTimeField(null=True, blank=True)
