@@ -9,10 +9,13 @@ exponent, no trailing zeros), timestamps as RFC 3339 UTC with ``Z`` and microsec
 optional fields are ``None`` in the model and omitted from the body (every dump excludes ``None``).
 
 The models hold values already in wire form (enum fields hold the enum: a value outside it raises as the
-model is built), so they are built without validation (``WireModel.build``):
+model is built), so they are built without validation (``WireModel.build``, ``WireModel.from_fields``):
 about 1 µs an order, where validating costs 9 and ``model_construct`` 15, which a page of 1,000 orders
 would feel. The ``*_out`` functions return a model's body as a dict for callers that want one (the desk's
 templates, the stream's market frames, the fill service's position event).
+
+Not here yet: the risk extensions (trading state, kill switch, alerts) still build their bodies in
+``orders.api.risk``.
 """
 
 from __future__ import annotations
@@ -437,6 +440,31 @@ class CircuitBreakersOut(WireModel):
     def of(cls, snapshot: dict[str, dict[str, Any]]) -> CircuitBreakersOut:
         """From ``services.breakers``' snapshot: ``{name: {state, failure_count}}`` for both breakers."""
         return cls.build(**{name: BreakerOut.build(**snapshot[name]) for name in ("adapter", "exit_order")})
+
+
+# -- the probes (plain Django views outside /v1: orders.api.health) ------------------------------------------
+
+class HealthStatusOut(WireModel):
+    status: str
+
+
+class ReadyStatusOut(WireModel):
+    ready: bool
+    providers: list[str]
+    provider_count: int
+    message: str | None = None
+
+
+class ProviderHealthOut(WireModel):
+    platform: str
+    connected: bool
+
+
+class DetailedHealthStatusOut(WireModel):
+    status: str
+    version: str
+    git_sha: str
+    providers: list[ProviderHealthOut]
 
 
 # -- bodies as dicts, for callers outside the API ----------------------------------------------------------

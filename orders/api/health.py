@@ -10,11 +10,12 @@ from django.views.decorators.http import require_GET
 
 from orders import metrics
 from orders.brokers import get_broker
+from orders.wire import DetailedHealthStatusOut, HealthStatusOut, ProviderHealthOut, ReadyStatusOut
 
 
 @require_GET
 def livez(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
+    return JsonResponse(HealthStatusOut.build(status="ok").to_wire())
 
 
 def _database_ok() -> bool:
@@ -30,18 +31,19 @@ def _database_ok() -> bool:
 def readyz(request: HttpRequest) -> JsonResponse:
     broker = get_broker()
     if not _database_ok():
-        return JsonResponse({"ready": False, "providers": [], "provider_count": 0,
-                             "message": "database unavailable"}, status=503)
-    return JsonResponse({"ready": True, "providers": [broker.name], "provider_count": 1})
+        return JsonResponse(ReadyStatusOut.build(ready=False, providers=[], provider_count=0,
+                                                 message="database unavailable").to_wire(), status=503)
+    return JsonResponse(ReadyStatusOut.build(ready=True, providers=[broker.name], provider_count=1).to_wire())
 
 
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     broker = get_broker()
     status = broker.status(now=timezone.now())
-    provider = {"platform": broker.name, "connected": status.connected}
-    return JsonResponse({"status": "connected" if status.connected else "degraded", "version": settings.VERSION,
-                         "git_sha": settings.GIT_SHA, "providers": [provider]})
+    provider = ProviderHealthOut.build(platform=broker.name, connected=status.connected)
+    return JsonResponse(DetailedHealthStatusOut.build(
+        status="connected" if status.connected else "degraded", version=settings.VERSION, git_sha=settings.GIT_SHA,
+        providers=[provider]).to_wire())
 
 
 @require_GET
