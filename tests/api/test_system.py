@@ -6,6 +6,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import OperationalError
 
 from orders.brokers import get_broker, reset_broker_cache
 from tests.api.support import assert_error, get_order, submit
@@ -151,6 +152,17 @@ def test_readyz_names_the_one_provider(client, account):
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"ready": True, "providers": ["paper"], "provider_count": 1}
+
+
+def test_readyz_is_503_with_its_reason_when_the_database_cannot_be_reached(client, account, monkeypatch):
+    def unreachable():
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("orders.api.health.connection.cursor", unreachable)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.content == (b'{"ready": false, "providers": [], "provider_count": 0, '
+                                b'"message": "database unavailable"}')
 
 
 def test_health_reports_a_connected_provider_without_stale_instruments(client, account):
