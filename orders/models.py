@@ -285,7 +285,8 @@ class ExitLeg(models.Model):
     emulated = models.BooleanField(default=False, help_text="Trailed by the engine rather than the broker.")
     trail_peak = models.DecimalField(null=True, blank=True, **PRICE)
     strategy = models.CharField(max_length=16, choices=Strategy.choices)
-    status = models.CharField(max_length=16, choices=[(s.value, s.value.title()) for s in LegStatus], default=LegStatus.PENDING)
+    status = models.CharField(max_length=16, choices=[(s.value, s.value.title()) for s in LegStatus],
+                              default=LegStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     first_failure_at = models.DateTimeField(null=True, blank=True)

@@ -199,3 +199,18 @@ def alert_history(account: Account, count: int = 100) -> list[Alert]:
 def account_fresh(account: Account) -> Account:
     """The account row as the database has it now (fresh cash, whoever holds the object)."""
     return Account.objects.get(pk=account.pk)
+
+
+def alerts_listed(*, account: Account, status: str | None = None, count: int = 500) -> list[Alert]:
+    """``GET /v1/alerts``: the account's alerts, live ones first (OPEN, then ACKNOWLEDGED …), newest first."""
+    alerts = Alert.objects.filter(account=account)
+    if status:
+        alerts = alerts.filter(status=status.upper())
+    return list(alerts.order_by("status", "-raised_at")[:count])
+
+
+def alert_exists(*, account: Account, alert_id: str) -> bool:
+    try:
+        return Alert.objects.filter(pk=uuid.UUID(alert_id), account=account).exists()
+    except ValueError:
+        return False

@@ -14,8 +14,7 @@ about 1 µs an order, where validating costs 9 and ``model_construct`` 15, which
 would feel. The ``*_out`` functions return a model's body as a dict for callers that want one (the desk's
 templates, the stream's market frames, the fill service's position event).
 
-Not here yet: the risk extensions (trading state, kill switch, alerts) still build their bodies in
-``orders.api.risk``.
+The risk extensions beyond the protocol (trading state, kill switch, alerts) have their shapes here too.
 """
 
 from __future__ import annotations
@@ -495,3 +494,60 @@ def quote_out(quote: Quote) -> dict[str, Any]:
 
 def bar_out(bar: Bar) -> dict[str, Any]:
     return BarOut.of(bar).to_wire()
+
+
+# -- the risk extensions (beyond the gateway protocol) -------------------------------------------------------
+
+class TradingStateOut(WireModel):
+    account: str
+    trading_state: str
+
+    @classmethod
+    def of(cls, account) -> TradingStateOut:
+        return cls.build(account=account.name, trading_state=str(account.trading_state))
+
+
+class KillSwitchOut(WireModel):
+    account: str
+    trading_state: str
+    cancelled_order_ids: list[str]
+    cancelled_count: int
+    kept_order_ids: list[str]
+    closing_order_ids: list[str]
+    failures: list[dict]
+
+    @classmethod
+    def of(cls, receipt) -> KillSwitchOut:
+        return cls.build(account=receipt.account, trading_state=str(receipt.trading_state),
+                         cancelled_order_ids=receipt.cancelled_order_ids,
+                         cancelled_count=len(receipt.cancelled_order_ids), kept_order_ids=receipt.kept_order_ids,
+                         closing_order_ids=receipt.closing_order_ids, failures=receipt.failures)
+
+
+class AlertOut(WireModel):
+    id: str
+    kind: str
+    status: str
+    symbol: str
+    message: str
+    details: dict
+    raised_at: TimeOut
+    escalated_at: TimeOut | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: TimeOut | None = None
+    comment: str | None = None
+    resolved_at: TimeOut | None = None
+    resolution: str | None = None
+
+    @classmethod
+    def of(cls, alert) -> AlertOut:
+        acknowledged, resolved = alert.acknowledged_at is not None, alert.resolved_at is not None
+        return cls.build(
+            id=str(alert.id), kind=str(alert.kind), status=str(alert.status), symbol=alert.symbol,
+            message=alert.message, details=alert.details, raised_at=ts(alert.raised_at),
+            escalated_at=ts(alert.escalated_at) if alert.escalated_at else None,
+            acknowledged_by=alert.acknowledged_by if acknowledged else None,
+            acknowledged_at=ts(alert.acknowledged_at) if acknowledged else None,
+            comment=alert.ack_comment if acknowledged else None,
+            resolved_at=ts(alert.resolved_at) if resolved else None,
+            resolution=alert.resolution if resolved else None)

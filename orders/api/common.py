@@ -7,12 +7,12 @@ import inspect
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import register_converter
 from django.urls.converters import PathConverter
 from ninja import Router, Schema
@@ -100,11 +100,6 @@ class PooledRouter(Router):
         if not inspect.iscoroutinefunction(view_func):
             view_func = pooled(view_func, pool=self.pool)
         return super().add_api_operation(path, methods, view_func, **kwargs)
-
-
-def wire_response(data: Any, status: int = 200) -> JsonResponse:
-    """A body built by hand (the risk extensions, which have no wire model yet)."""
-    return JsonResponse(data, status=status, safe=False)
 
 
 NEXT_CURSOR_HEADER = "X-Next-Cursor"

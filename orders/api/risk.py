@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.http import HttpRequest
 from ninja import Schema
 from pydantic import Field
 
-from orders import wire
+from orders import selectors
 from orders.api.common import (
     CODES_4XX,
     PooledRouter,
@@ -17,13 +15,12 @@ from orders.api.common import (
     broker_for,
     optional_body,
     optional_body_openapi,
-    wire_response,
 )
-from orders.api.schemas import ErrorOut
 from orders.domain.errors import AlertNotFound
-from orders.models import Alert, TradingState
+from orders.models import TradingState
 from orders.services.alerts import alert_acknowledge
 from orders.services.risk import kill_switch, trading_state_set
+from orders.wire import AlertOut, ErrorOut, KillSwitchOut, TradingStateOut
 
 router = PooledRouter(tags=["risk"], pool="risk")
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
@@ -34,63 +31,19 @@ class TradingStateIn(Schema):
     reason: str = Field("", max_length=500)
 
 
-class TradingStateOut(Schema):
-    account: str
-    trading_state: TradingState
-
-
 class KillSwitchIn(Schema):
     flatten: bool = Field(False, description="also close every position at market")
-
-
-class KillSwitchOut(Schema):
-    account: str
-    trading_state: TradingState
-    cancelled_count: int
-    cancelled_order_ids: list[str]
-    kept_order_ids: list[str]
-    closing_order_ids: list[str]
-    failures: list[dict]
-
-
-class AlertOut(Schema):
-    id: str
-    kind: str
-    status: str
-    symbol: str
-    message: str
-    details: dict
-    raised_at: datetime
-    escalated_at: datetime | None = None
-    acknowledged_by: str | None = None
-    acknowledged_at: datetime | None = None
-    comment: str | None = None
-    resolved_at: datetime | None = None
-    resolution: str | None = None
 
 
 class AcknowledgeIn(Schema):
     comment: str = Field(max_length=500)
 
 
-def alert_out(alert: Alert) -> dict:
-    body = {"id": str(alert.id), "kind": alert.kind, "status": alert.status, "symbol": alert.symbol,
-            "message": alert.message, "details": alert.details, "raised_at": wire.ts(alert.raised_at)}
-    if alert.escalated_at:
-        body["escalated_at"] = wire.ts(alert.escalated_at)
-    if alert.acknowledged_at:
-        body.update(acknowledged_by=alert.acknowledged_by, acknowledged_at=wire.ts(alert.acknowledged_at),
-                    comment=alert.ack_comment)
-    if alert.resolved_at:
-        body.update(resolved_at=wire.ts(alert.resolved_at), resolution=alert.resolution)
-    return body
-
-
 @router.get("/trading-state", response={200: TradingStateOut, **ERRORS}, summary="Account trading state")
 def get_trading_state(request: HttpRequest):
     account = account_of(request)
     account.refresh_from_db(fields=["trading_state"])
-    return wire_response({"account": account.name, "trading_state": account.trading_state})
+    return TradingStateOut.of(account)
 
 
 @router.put("/trading-state", response={200: TradingStateOut, **ERRORS}, summary="Set the trading state")
@@ -98,7 +51,7 @@ def put_trading_state(request: HttpRequest, payload: TradingStateIn):
     """ACTIVE, REDUCING (only orders that shrink a position) or HALTED (nothing new; exits still work)."""
     account = trading_state_set(account=account_of(request), state=payload.state, actor=actor_of(request),
                                 reason=payload.reason)
-    return wire_response({"account": account.name, "trading_state": account.trading_state})
+    return TradingStateOut.of(account)
 
 
 @router.post("/kill-switch", response={200: KillSwitchOut, **ERRORS}, summary="Kill switch",
@@ -110,30 +63,17 @@ def post_kill_switch(request: HttpRequest):
     account = account_of(request)
     receipt = kill_switch(account=account, broker=broker_for(account), actor=actor_of(request),
                           flatten=payload.flatten)
-    return wire_response(receipt.as_dict())
+    return KillSwitchOut.of(receipt)
 
 
 @router.get("/alerts", response={200: list[AlertOut], **ERRORS}, summary="Risk alerts, live first")
 def list_alerts(request: HttpRequest, status: str | None = None):
-    alerts = Alert.objects.filter(account=account_of(request))
-    if status:
-        alerts = alerts.filter(status=status.upper())
-    return wire_response([alert_out(a) for a in alerts.order_by("status", "-raised_at")[:500]])
+    return [AlertOut.of(a) for a in selectors.alerts_listed(account=account_of(request), status=status)]
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response={200: AlertOut, **ERRORS}, summary="Acknowledge an alert")
 def acknowledge_alert(request: HttpRequest, alert_id: str, payload: AcknowledgeIn):
     account = account_of(request)
-    if not Alert.objects.filter(pk=_uuid_or_none(alert_id), account=account).exists():
+    if not selectors.alert_exists(account=account, alert_id=alert_id):
         raise AlertNotFound(alert_id)
-    alert = alert_acknowledge(alert_id=alert_id, actor=actor_of(request), comment=payload.comment)
-    return wire_response(alert_out(alert))
-
-
-def _uuid_or_none(value: str):
-    import uuid
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+    return AlertOut.of(alert_acknowledge(alert_id=alert_id, actor=actor_of(request), comment=payload.comment))
