@@ -55,7 +55,7 @@ class Remembered(Generic[V]):
         return kept[1]
 
     def put(self, key: Hashable, value: V) -> V:
-        if len(self._kept) > self.most:
+        if len(self._kept) >= self.most and key not in self._kept:
             self._kept.clear()
         self._kept[key] = (self.clock() + self.seconds, value)
         return value

@@ -40,6 +40,7 @@ from orders.domain.enums import (
     TrailingType,
 )
 from orders.domain.money import ZERO, format_decimal
+from orders.models import TradingState
 
 # A decimal as the protocol sends it: a string in plain notation.
 DecimalOut = Annotated[str, WithJsonSchema({"type": "string", "examples": ["150.25"]})]
@@ -500,17 +501,17 @@ def bar_out(bar: Bar) -> dict[str, Any]:
 
 class TradingStateOut(WireModel):
     account: str
-    trading_state: str
+    trading_state: TradingState
 
     @classmethod
     def of(cls, account) -> TradingStateOut:
-        return cls.build(account=account.name, trading_state=str(account.trading_state))
+        return cls.build(account=account.name, trading_state=TradingState(account.trading_state))
 
 
 class KillSwitchOut(WireModel):
     account: str
-    trading_state: str
-    cancelled_order_ids: list[str]
+    trading_state: TradingState
+    cancelled_order_ids: list[str]          # the body's order (the document listed cancelled_count first)
     cancelled_count: int
     kept_order_ids: list[str]
     closing_order_ids: list[str]
@@ -518,7 +519,7 @@ class KillSwitchOut(WireModel):
 
     @classmethod
     def of(cls, receipt) -> KillSwitchOut:
-        return cls.build(account=receipt.account, trading_state=str(receipt.trading_state),
+        return cls.build(account=receipt.account, trading_state=TradingState(receipt.trading_state),
                          cancelled_order_ids=receipt.cancelled_order_ids,
                          cancelled_count=len(receipt.cancelled_order_ids), kept_order_ids=receipt.kept_order_ids,
                          closing_order_ids=receipt.closing_order_ids, failures=receipt.failures)

@@ -33,13 +33,14 @@ def test_an_answer_is_kept_for_its_seconds_and_no_longer():
 
 def test_it_starts_over_rather_than_grow_past_its_bound():
     memo = Remembered(5.0, most=3, clock=Clock())
-    for key in "abcd":
+    for key in "abc":
         memo.put(key, key)
+    memo.put("a", "A")                       # a key it holds is replaced, not counted again
+    assert [memo.get(k) for k in "abc"] == ["A", "b", "c"]
 
-    memo.put("e", "e")
+    memo.put("d", "d")                       # a fourth would pass the bound: it starts over
 
-    assert [memo.get(k) for k in "abcde"] == [None, None, None, None, "e"]
-
+    assert [memo.get(k) for k in "abcd"] == [None, None, None, "d"]
 
 def test_clear_forgets_everything():
     memo = Remembered(5.0, clock=Clock())

@@ -30,7 +30,7 @@ ORDER_NEXT: dict[OrderStatus, frozenset[OrderStatus]] = {
                            _S.EXPIRED}),
     _S.OPEN: frozenset({_S.OPEN, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.REJECTED, _S.EXPIRED}),
     _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED}),
-    _S.PENDING_CANCEL: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED}),
+    _S.PENDING_CANCEL: frozenset({_S.PENDING_CANCEL, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELLED, _S.EXPIRED}),
     _S.CANCELLED: frozenset({_S.CANCELLED, _S.FILLED}),
     _S.FILLED: frozenset({_S.FILLED, _S.PARTIALLY_FILLED}),
     _S.REJECTED: frozenset(),
@@ -103,14 +103,6 @@ LEG_NEXT: dict[LegStatus, frozenset[LegStatus]] = {
     _L.FILLED: frozenset(),
     _L.CANCELLED: frozenset({_L.FILLED}),      # its order filled at the venue before our cancel arrived
 }
-
-# what the audit trail records when a leg reaches a status (None: the placement attempt is audited instead)
-LEG_AUDIT = {_L.PLACED: None, _L.RETRYING: None, _L.FAILED: None, _L.FILLED: None,
-             _L.CANCELLED: "leg.end", _L.PENDING: None}
-
-
-def leg_may_become(before: str, after: str) -> bool:
-    return LegStatus(after) in LEG_NEXT[LegStatus(before)]
 
 
 def leg_sources(after: str) -> tuple[LegStatus, ...]:

@@ -146,7 +146,8 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
                 pass
             return
         try:
-            html = render_fragment(kind, frame, can_trade=self.can_trade)
+            # the risk view supervises: its order rows carry no trading buttons, whoever looks at them
+            html = render_fragment(kind, frame, can_trade=self.can_trade and self.view != "risk")
         except Exception:
             log.exception("desk: could not render a %s fragment", kind)
             return

@@ -110,6 +110,8 @@ def _apply_terminal(order: Order, report: ExecutionReport, broker: Broker) -> bo
     if order.is_terminal:
         return False
     status = _TERMINAL_BY_KIND[report.kind]
+    if status is OrderStatus.REJECTED and order.filled_quantity > 0:
+        status = OrderStatus.CANCELLED       # what traded stands: the rest of a part-filled order was cancelled
     refused = {"reject_reason": "UNKNOWN"} if status is OrderStatus.REJECTED else {}
     if not order_transition(order, status, step=OrderStep.ENDED, message=report.reason or "", **refused):
         return False

@@ -170,8 +170,16 @@ def _send_bracket_locally(order: Order, broker: Broker, *, entry_legs: list) -> 
 def _record_acks(order: Order, held: list[Order], acks: list) -> None:
     """What the venue answered, onto the order and its held legs, each with its event."""
     for record, ack in zip([order, *held], acks, strict=False):   # a leg left unanswered stays PENDING
-        order_transition(record, ack.status, step=OrderStep.CREATED if record is order else OrderStep.HELD,
-                         broker_order_id=ack.broker_order_id)
+        if not order_transition(record, ack.status, step=OrderStep.CREATED if record is order else OrderStep.HELD,
+                                broker_order_id=ack.broker_order_id):
+            _caught_up(record, broker_order_id=ack.broker_order_id)
+
+
+def _caught_up(order: Order, *, broker_order_id: str) -> None:
+    """A remote venue's report (applied by the engine) moved the order on before its submission's answer was
+    recorded: keep the venue's id if nothing recorded one, and answer with the order as it now stands."""
+    Order.objects.filter(pk=order.pk, broker_order_id="").update(broker_order_id=broker_order_id or "")
+    order.refresh_from_db()
 
 
 def _send_remote(order: Order, broker: Broker, *, entry_legs: list) -> None:
@@ -201,8 +209,9 @@ def _send_remote(order: Order, broker: Broker, *, entry_legs: list) -> None:
 
 def _mark_rejected(order: Order, error: OrderRejected) -> None:
     with transaction.atomic():
-        order_transition(order, OrderStatus.REJECTED, step=OrderStep.ENDED, message=error.message,
-                         reject_reason=_reject_reason(error.reason))
+        if not order_transition(order, OrderStatus.REJECTED, step=OrderStep.ENDED, message=error.message,
+                                reject_reason=_reject_reason(error.reason)):
+            order.refresh_from_db()
 
 
 def _reject_reason(reason: str) -> str:

@@ -22,6 +22,7 @@ import pytest
 from django.db import connection
 
 from orders.models import Event, Fill, Order
+from orders.services.alerts import alert_raise
 from tests.api.support import J, order_body, quote
 from tests.builders import run_engine
 
@@ -166,6 +167,17 @@ def session_bodies(client, account, broker, clock, settings) -> dict[str, dict]:
     # the stream's frames, in outbox order
     for number, event in enumerate(Event.objects.filter(account=account).order_by("id")):
         s.cases[f"frame {number:03d} {event.kind}"] = {"body": json.dumps(event.payload)}
+
+    # the risk extensions beyond the protocol (after the frames: they write desk-only events of their own)
+    s.call("trading state", "get", "/v1/trading-state")
+    s.call("trading state set", "put", "/v1/trading-state", {"state": "REDUCING", "reason": "wire bodies"})
+    alert_raise(account_id=account.pk, kind="POSITION_UNPROTECTED", symbol="AAPL", dedupe_key="wire-bodies",
+                message="Exit order placement failed for AAPL", details={"order_id": "x", "attempts": 3})
+    alert = s.call("alerts", "get", "/v1/alerts")[0]
+    s.call("acknowledge", "post", f"/v1/alerts/{alert['id']}/acknowledge", {"comment": "on it"})
+    s.call("alerts acknowledged", "get", "/v1/alerts?status=acknowledged")
+    s.call("kill switch", "post", "/v1/kill-switch", {"flatten": False})
+    s.call("unknown alert", "post", "/v1/alerts/nope/acknowledge", {"comment": "x"}, expect=404)
 
     # the capabilities of a venue that claims native brackets
     settings.PAPER_CAPABILITY_PROFILE = "native_bracket"

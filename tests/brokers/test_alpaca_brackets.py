@@ -1,7 +1,7 @@
 """Stop-loss and take-profit on Alpaca, which brackets natively: the *native bracket* strategy for real.
 
-The desk's own code runs end to end (``order_submit`` on the non-local path, ``engine_tick``, ``fills``,
-``exits.engine``); only Alpaca is fake: ``AlpacaVenue`` below answers ``POST /v2/orders`` with a bracket built
+The desk's own code runs end to end (``order_submit`` on the remote path, ``engine_tick``, ``fills``,
+``services/protection.py``); only Alpaca is fake: ``AlpacaVenue`` below answers ``POST /v2/orders`` with a bracket built
 from the recorded reply (``alpaca_orders_post_bracket.json``) and keeps what it was sent, so the listing,
 lookups and cancels that ``sync`` makes answer consistently with it."""
 

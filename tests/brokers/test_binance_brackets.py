@@ -1,8 +1,8 @@
 """Stop-loss and take-profit on Binance Spot, which has OCO order lists but no brackets: the *native OCO*
 strategy for real.
 
-The desk's own code runs end to end (``order_submit`` on the non-local path, ``engine_tick``, ``fills``,
-``exits.engine``); only Binance is fake: ``BinanceVenue`` below serves the recorded market payloads and keeps
+The desk's own code runs end to end (``order_submit`` on the remote path, ``engine_tick``, ``fills``,
+``services/protection.py``); only Binance is fake: ``BinanceVenue`` below serves the recorded market payloads and keeps
 the orders, order lists and trades it has been told about, so ``GET /api/v3/order``, ``myTrades`` and cancels
 answer consistently with what was sent."""
 

@@ -1,7 +1,7 @@
 """Stop-loss and take-profit on Kraken, which has neither bracket nor OCO: the *pending* strategy for real.
 
-The desk's own code runs end to end (``order_submit`` on the non-local path, ``engine_tick``, ``fills``,
-``exits.engine``); only Kraken is fake: ``KrakenVenue`` (``test_kraken.py``) verifies signatures and nonces and
+The desk's own code runs end to end (``order_submit`` on the remote path, ``engine_tick``, ``fills``,
+``protection``); only Kraken is fake: ``KrakenVenue`` (``test_kraken.py``) verifies signatures and nonces and
 answers from the recorded payloads, and ``Book`` below keeps the orders and trades it has been told about so
 QueryOrders / QueryTrades / CancelOrder / AmendOrder answer consistently with what was sent."""
 

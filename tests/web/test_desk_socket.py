@@ -16,8 +16,9 @@ from django.conf import settings
 from orders.realtime.desk import CLOSE_UNAUTHORIZED
 from orders.services.orders import OrderChanges, order_cancel, order_modify
 from orders.services.risk import kill_switch
+from orders.web.roles import RISK, TRADER
 from tests.web.page import parse
-from tests.web.support import logged_in, raise_alert, resting_limit
+from tests.web.support import grant, logged_in, make_user, raise_alert, resting_limit
 from tradingdesk.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -204,6 +205,25 @@ async def test_an_order_from_the_rest_api_appears_too(trader_client, account):
     row = swapped(await receive_until(communicator, f'id="order-{order_id}"'))["working-body"].by_id(
         f"order-{order_id}")
     assert [td.text for td in row.find_all("td")[1:5]] == ["MSFT", "SELL", "LIMIT", "3"]
+    await communicator.disconnect()
+
+
+async def test_a_pushed_row_on_the_risk_view_has_no_trading_buttons_even_for_a_trader(account, broker):
+    """Someone who both trades and supervises watches the risk view: it shows orders, never acts on them
+    (its rows' buttons would aim at a blotter the risk page does not have)."""
+    both = await database_sync_to_async(make_user)("bea", TRADER, account)
+    await database_sync_to_async(grant)(both, RISK)
+    client = await database_sync_to_async(logged_in)(both)
+    order = await database_sync_to_async(resting_limit)(account, broker)
+    communicator = await opened(client, path="/ws/desk/?view=risk&account=alice")
+    await first_draw(communicator)
+
+    await database_sync_to_async(order_modify)(account=account, order_id=str(order.id),
+                                               changes=OrderChanges(quantity=Decimal("4")), broker=broker)
+
+    row = parse(await receive_until(communicator, rf'^<tr id="order-{order.id}"')).by_id(f"order-{order.id}")
+    assert row.find_all("td")[4].text == "4"
+    assert row.find("button") is None and row.find("form") is None
     await communicator.disconnect()
 
 
