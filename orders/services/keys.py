@@ -45,6 +45,7 @@ def api_key_update(*, key: ApiKey, name: str, role: ApiRole, rate_limit_per_minu
         audit_record(account_id=key.account_id, actor=actor, action="api_key.update", target=key.prefix,
                      name=name, role=role, rate_limit_per_minute=rate_limit_per_minute)
         events.record_desk(key.account_id, "api_key", prefix=key.prefix, change="updated")
+        transaction.on_commit(api_keys.clear)   # again once committed: a read meanwhile saw the old key
     api_keys.clear()
     key.name, key.role, key.rate_limit_per_minute = name, role, rate_limit_per_minute
     return key
@@ -58,5 +59,6 @@ def api_key_revoke(*, key: ApiKey, actor: str = "system") -> bool:
             audit_record(account_id=key.account_id, actor=actor, action="api_key.revoke", target=key.prefix,
                          name=key.name)
             events.record_desk(key.account_id, "api_key", prefix=key.prefix, change="revoked")
+            transaction.on_commit(api_keys.clear)   # again once committed: a read meanwhile saw the old key
     api_keys.clear()
     return bool(revoked)

@@ -53,6 +53,7 @@ def limits_set(*, account_id: int, actor: str, **levels: Decimal | int | None) -
         audit_record(account_id=account_id, actor=actor, action="limits.set", target=str(account_id),
                      changed=changed)
         events.record_desk(account_id, "limits", changed=sorted(changed))
+        transaction.on_commit(limits_forget)    # again once committed: a read meanwhile saw the old limits
     limits_forget()
     return row
 
