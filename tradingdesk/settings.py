@@ -226,9 +226,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = envsecret("REDIS_URL")
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                  "CONFIG": {"hosts": [REDIS_URL]}}}
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # channels-redis waits for a consumer's messages with a blocking pop of 5 s (RedisChannelLayer.brpop_timeout);
+    # redis-py's default socket_timeout is 5 s as well, so an idle wait raced the read deadline and lost
+    # ("Timeout reading from …", the socket closed with 1011). The read deadline is three pops long; keepalive
+    # and a PING before a command on a connection idle for 30 s find a dead Redis instead of waiting on it.
+    # (The desk's own sockets take nothing from the layer: the outbox relay feeds them, orders/realtime/relay.py.)
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [{
+        "address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5, "socket_keepalive": True,
+        "health_check_interval": 30}]}}}
+    # The cache holds the /v1 rate counters only (orders/api/auth.py), which fail open while Redis is away: a
+    # request must not wait long for it, nor fail with it.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1, "socket_keepalive": True,
+                                      "health_check_interval": 30}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
