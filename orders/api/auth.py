@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from orders.domain.errors import Forbidden, RateLimited, Unauthorized
 from orders.domain.keys import KEY_PREFIX, hash_key
 from orders.models import Account, ApiKey
 
+log = logging.getLogger(__name__)
 RISK_PATHS = ("/v1/kill-switch", "/v1/trading-state", "/v1/alerts")     # checked on the risk pool
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -103,24 +105,46 @@ def default_account() -> Account:
 
 
 def check_rate(client: ApiClient, *, now: float) -> None:
-    """Fixed one-minute windows per key, counted in the cache (shared across processes on Redis)."""
+    """Fixed one-minute windows per key, counted in the cache (shared across processes on Redis). While the
+    cache cannot be reached (Redis restarting) the limit fails open: the request is served, uncounted, and a
+    warning says so — a trading client must not lose its orders, or get a 500, because a counter is away."""
     if client.rate_limit <= 0:
         return
     window = int(now // 60)
-    bucket = f"rate:{client.rate_key}:{window}"
-    if cache.add(bucket, 1, timeout=90):
-        count = 1
-    else:
+    count = _count_request(f"rate:{client.rate_key}:{window}")
+    if count is None or count <= client.rate_limit:
+        return
+    reset = (window + 1) * 60
+    reset_at = datetime.fromtimestamp(reset, tz=UTC).isoformat().replace("+00:00", "Z")
+    raise RateLimited(retry_after_seconds=max(1, int(reset - now)), reset_at=reset_at,
+                      limit_per_minute=client.rate_limit)
+
+
+def _count_request(bucket: str) -> int | None:
+    """This request's number in its window, or None when the cache failed (any error of the cache's client,
+    e.g. redis-py's ConnectionError or TimeoutError: the cache backends pass them through)."""
+    try:
+        if cache.add(bucket, 1, timeout=90):
+            return 1
         try:
-            count = cache.incr(bucket)
-        except ValueError:
+            return cache.incr(bucket)
+        except ValueError:                  # the bucket expired between add and incr
             cache.set(bucket, 1, timeout=90)
-            count = 1
-    if count > client.rate_limit:
-        reset = (window + 1) * 60
-        reset_at = datetime.fromtimestamp(reset, tz=UTC).isoformat().replace("+00:00", "Z")
-        raise RateLimited(retry_after_seconds=max(1, int(reset - now)), reset_at=reset_at,
-                          limit_per_minute=client.rate_limit)
+            return 1
+    except Exception as error:  # noqa: BLE001 - whatever the cache's client raises, the request goes on
+        _warn_rate_limit_off(error)
+        return None
+
+
+_rate_warned_at: list[float] = [-60.0]      # when this process last warned that rate limiting is off
+
+
+def _warn_rate_limit_off(error: Exception) -> None:
+    now = time.monotonic()
+    if now - _rate_warned_at[0] >= 60:
+        _rate_warned_at[0] = now
+        log.warning("rate limiting is off while the cache cannot be reached (%s: %s); /v1 requests are served "
+                    "uncounted (this warning repeats at most once a minute)", type(error).__name__, error)
 
 
 async def api_key_auth_pooled(request: HttpRequest) -> ApiClient:
