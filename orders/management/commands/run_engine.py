@@ -1,4 +1,15 @@
-"""``manage.py run_engine``: the engine beside the web server (see ``orders.engine``)."""
+"""``manage.py run_engine``: the engine beside the web server (see ``orders.engine``).
+
+One engine acts for an account at a time: it holds the account's lease and renews it every couple of seconds.
+Without ``--wait`` an engine whose accounts are already run refuses to start; with it, it stands by, says
+which engine holds which lease, and takes over once that lease lapses.
+
+The database may go away (a restart, a failover) without the engine going with it: it logs that it lost the
+database, retries with backoff (0.5 s, doubling up to 4 s) until the database answers, then checks its leases.
+Each is *kept* (still its own), *retaken* (it had lapsed and nobody took it) or *lost* to another engine, which
+then acts alone: this engine releases the rest and stands by again (``--wait``) or stops. Every (re)start
+catches up the same way: one tick for what the venue did meanwhile, exit legs reconciled, trailing stops
+reloaded."""
 
 from __future__ import annotations
 
@@ -10,10 +21,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, connections
 from django.utils import timezone
 
 from orders.brokers import get_broker
+from orders.brokers.base import Broker
 from orders.engine import (
     LEASE_SECONDS,
     BrokerLink,
@@ -29,36 +41,59 @@ from orders.services.protection import protection_reconcile, trail_book_load
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 600
+DATABASE_ERRORS = (OperationalError, InterfaceError)     # the database went away (not a refused statement)
+RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 4.0
+
+
+class LeaseLost(Exception):
+    """Another engine holds one of this engine's accounts now."""
 
 
 class Command(BaseCommand):
-    help = "Run the engine: the paper venue's clock and matching, fills, exit legs. One engine per account."
+    help = ("Run the engine: the paper venue's clock and matching, fills, exit legs. One engine acts for an "
+            "account at a time; it survives database restarts (retrying with backoff).")
 
     def add_arguments(self, parser):
         parser.add_argument("--account", action="append", help="account name (repeatable); default: all")
         parser.add_argument("--tick", type=float, default=None, help="seconds between ticks")
         parser.add_argument("--once", action="store_true", help="run one tick and exit")
         parser.add_argument("--wait", action="store_true",
-                            help="stand by until the accounts' leases are free instead of refusing to start")
+                            help="stand by while another engine holds an account's lease (printing who) and "
+                                 "take over when it lapses, instead of refusing to start")
 
     def handle(self, *args, **options):
-        broker = get_broker()
-        accounts = self._accounts(options["account"], broker.name)
-        owner = new_owner_id()
         self._stopping = False
         self._stop_event = threading.Event()
+        self._watcher: threading.Thread | None = None
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        while True:
-            try:
-                self._claim_all(accounts, owner)
-                break
-            except CommandError:
-                if not options["wait"]:
-                    raise
-                if self._stopping:
-                    return
-                time.sleep(1)
+        broker, owner = get_broker(), new_owner_id()
+        accounts: list[Account] = []
+        held = after_outage = False
+        try:
+            while not self._stopping:
+                try:
+                    accounts = accounts or self._accounts(options["account"], broker.name)
+                    if held and after_outage:
+                        held = self._leases_after_outage(accounts, owner, wait=options["wait"])
+                    after_outage = False
+                    held = held or self._take_leases(accounts, owner, wait=options["wait"])
+                    if held:
+                        self._run(accounts, broker, owner, options)
+                    break
+                except DATABASE_ERRORS as e:
+                    after_outage = True
+                    if not self._await_database(e):
+                        break
+                except LeaseLost as e:
+                    held = self._give_up_leases(accounts, owner, reason=str(e), wait=options["wait"])
+        finally:
+            if held:
+                self._release(accounts, owner)
+            self.stdout.write("engine stopped")
+
+    def _run(self, accounts: list[Account], broker: Broker, owner: str, options) -> None:
+        """Catch up, then tick until stopped (``LeaseLost`` and database errors leave to ``handle``)."""
         tick = options["tick"] or settings.ENGINE_TICK_SECONDS
         names = ", ".join(a.name for a in accounts)
         self.stdout.write(f"engine {owner} running for {names} on {broker.name} (tick {tick}s)")
@@ -67,40 +102,123 @@ class Command(BaseCommand):
         book = trail_book_load(accounts=accounts)
         link = BrokerLink()
         self.stdout.write(f"reconciled exit legs of {reconciled} entries; {len(book)} trailing stops followed")
-        wake = threading.Event()
-        watcher = threading.Thread(target=self._watch, args=(broker, wake), daemon=True, name="broker-stream")
-        watcher.start()
+        wake = self._watch_broker(broker)
         last_renewal, last_prune = time.monotonic(), float("-inf")
         pacer, woken = PollPacer(broker.poll_seconds), False
+        while not self._stopping:
+            started = time.monotonic()
+            if started - last_renewal > LEASE_SECONDS / 3:
+                self._renew(accounts, owner)
+                last_renewal = started
+            if started - last_prune > PRUNE_EVERY_SECONDS:
+                self._prune(accounts)
+                last_prune = started
+            engine_tick(accounts=accounts, broker=broker, book=book, link=link, poll=pacer.due(started, woken=woken))
+            close_old_connections()         # a connection that failed is dropped; the next one is health-checked
+            if options["once"]:
+                return
+            woken = wake.wait(max(0.0, tick - (time.monotonic() - started)))
+            wake.clear()
+
+    # -- leases ----------------------------------------------------------------------------------------------
+    def _take_leases(self, accounts: list[Account], owner: str, *, wait: bool) -> bool:
+        """Claim every account's lease: at once, or (``wait``) once their holders let them lapse. False when
+        the engine was stopped while standing by."""
+        standing_by_for = None
+        while not self._stopping:
+            blocked = self._claim_all(accounts, owner)
+            if blocked is None:
+                if standing_by_for is not None:
+                    self.stdout.write(f"engine {owner} takes over {_names(accounts)}: the lease of "
+                                      f"{standing_by_for} lapsed")
+                return True
+            account, holder, until = blocked
+            if not wait:
+                raise CommandError(f"refusing to start: account {account.name} is already run by engine {holder} "
+                                   f"(lease valid until {until}); use --wait to stand by")
+            if holder != standing_by_for:
+                self.stdout.write(f"engine {owner} standing by for {_names(accounts)}: account {account.name} is "
+                                  f"run by engine {holder} (lease valid until {until}); taking over when it lapses")
+                standing_by_for = holder
+            self._stop_event.wait(1)
+        return False
+
+    def _claim_all(self, accounts: list[Account], owner: str) -> tuple[Account, str, str] | None:
+        """Claim every lease, or none: (the first account held by another engine, its holder, until when)."""
+        for account in accounts:
+            if not lease_claim(account=account, owner=owner):
+                self._release(accounts, owner)
+                lease = EngineLease.objects.filter(account=account).first()
+                if lease is not None:           # else it was released meanwhile: the next claim gets it
+                    return account, lease.owner, lease.expires_at.isoformat()
+                return account, "(released)", timezone.now().isoformat()
+        return None
+
+    def _renew(self, accounts: list[Account], owner: str) -> None:
+        for account in accounts:
+            if not lease_claim(account=account, owner=owner):
+                raise LeaseLost(f"lost the lease on {account.name} to engine {_holder(account)}")
+
+    def _leases_after_outage(self, accounts: list[Account], owner: str, *, wait: bool) -> bool:
+        """Back from a database outage: is each lease kept, retaken, or lost to another engine?"""
+        for account in accounts:
+            before = EngineLease.objects.filter(account=account).values_list("owner", "expires_at").first()
+            if not lease_claim(account=account, owner=owner):
+                return self._give_up_leases(accounts, owner, wait=wait,
+                                            reason=f"lost the lease on {account.name} to engine {_holder(account)}")
+            if before is not None and before[0] == owner and before[1] >= timezone.now():
+                log.warning("engine %s: lease on %s kept", owner, account.name)
+            else:
+                log.warning("engine %s: lease on %s retaken (it had lapsed%s)", owner, account.name,
+                            f"; held by {before[0]}" if before and before[0] != owner else "")
+        return True
+
+    def _give_up_leases(self, accounts: list[Account], owner: str, *, reason: str, wait: bool) -> bool:
+        """Another engine acts for one of the accounts: let go of the others too, then stand by or stop."""
+        self._release(accounts, owner)
+        if not wait:
+            raise CommandError(f"engine {owner}: {reason}; stopping")
+        log.warning("engine %s: %s; standing by", owner, reason)
+        return False
+
+    def _release(self, accounts: list[Account], owner: str) -> None:
         try:
-            while not self._stopping:
-                started = time.monotonic()
-                if started - last_renewal > LEASE_SECONDS / 3:
-                    self._renew(accounts, owner)
-                    last_renewal = started
-                if started - last_prune > PRUNE_EVERY_SECONDS:
-                    self._prune(accounts)
-                    last_prune = started
-                engine_tick(accounts=accounts, broker=broker, book=book, link=link,
-                            poll=pacer.due(started, woken=woken))
-                close_old_connections()
-                if options["once"]:
-                    break
-                woken = wake.wait(max(0.0, tick - (time.monotonic() - started)))
-                wake.clear()
-        finally:
             for account in accounts:
                 lease_release(account=account, owner=owner)
-            self.stdout.write("engine stopped")
+        except DatabaseError as e:
+            log.warning("engine %s: could not release its leases (%s); they lapse within %d s", owner,
+                        _first_line(e), LEASE_SECONDS)
 
+    # -- the database going away --------------------------------------------------------------------------------
+    def _await_database(self, error: Exception) -> bool:
+        """Drop every connection and retry with backoff until the database answers. False when stopped first."""
+        lost_at, delay = time.monotonic(), RETRY_FIRST_SECONDS
+        log.warning("engine: lost the database (%s); retrying in %g s", _first_line(error), delay)
+        while True:
+            _drop_connections()
+            if self._stop_event.wait(delay):
+                return False
+            try:
+                connection.ensure_connection()
+            except DATABASE_ERRORS as e:
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                log.warning("engine: the database is still unavailable (%s); retrying in %g s", _first_line(e),
+                            delay)
+                continue
+            log.warning("engine: reconnected to the database after %.1f s", time.monotonic() - lost_at)
+            return True
+
+    # -- the rest ---------------------------------------------------------------------------------------------
     def _prune(self, accounts: list[Account]) -> None:
         """Housekeeping: the outbox keeps ``DESK_OUTBOX_KEEP_HOURS`` of events. A failure is logged; the
-        engine goes on."""
+        engine goes on (a lost database is left to ``handle``)."""
         if not settings.DESK_OUTBOX_KEEP_HOURS:
             return
         cutoff = timezone.now() - timedelta(hours=settings.DESK_OUTBOX_KEEP_HOURS)
         try:
             deleted = outbox_prune(account_ids=[a.pk for a in accounts], older_than=cutoff)
+        except DATABASE_ERRORS:
+            raise
         except DatabaseError as e:
             log.warning("engine: pruning the outbox failed: %s", e)
             return
@@ -111,8 +229,17 @@ class Command(BaseCommand):
         self._stopping = True
         self._stop_event.set()
 
+    def _watch_broker(self, broker: Broker) -> threading.Event:
+        """The broker's own event stream, if it has one, wakes the loop so fills are synced at once (one
+        watcher for the process's life, whatever restarts the loop)."""
+        if self._watcher is None:
+            self._wake = threading.Event()
+            self._watcher = threading.Thread(target=self._watch, args=(broker, self._wake), daemon=True,
+                                             name="broker-stream")
+            self._watcher.start()
+        return self._wake
+
     def _watch(self, broker, wake: threading.Event) -> None:
-        """The broker's own event stream, if it has one, wakes the loop so fills are synced at once."""
         try:
             broker.watch(wake=wake.set, stop=self._stop_event)
         except Exception:
@@ -130,17 +257,22 @@ class Command(BaseCommand):
             raise CommandError(f"no {broker_name} accounts to run; create one with manage.py desk_setup")
         return accounts
 
-    def _claim_all(self, accounts: list[Account], owner: str) -> None:
-        for account in accounts:
-            if not lease_claim(account=account, owner=owner):
-                lease = EngineLease.objects.get(account=account)
-                for claimed in accounts:
-                    lease_release(account=claimed, owner=owner)
-                raise CommandError(f"refusing to start: account {account.name} is already run by engine "
-                                   f"{lease.owner} (lease valid until {lease.expires_at.isoformat()})")
 
-    def _renew(self, accounts: list[Account], owner: str) -> None:
-        for account in accounts:
-            if not lease_claim(account=account, owner=owner):
-                self.stderr.write(f"lost the lease on {account.name}; stopping")
-                self._stopping = True
+def _names(accounts: list[Account]) -> str:
+    return ", ".join(a.name for a in accounts)
+
+
+def _holder(account: Account) -> str:
+    return EngineLease.objects.filter(account=account).values_list("owner", flat=True).first() or "(none)"
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _drop_connections() -> None:
+    for each in connections.all(initialized_only=True):
+        try:
+            each.close()
+        except DatabaseError:
+            pass        # a dead connection may fail to close; it is dropped all the same
