@@ -161,6 +161,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "orders.api.edge.refuse_foreign_origins",
     "corsheaders.middleware.CorsMiddleware",
+    "orders.api.dbguard.database_unavailable",   # a lost database answers 503 (envelope or page), not 500
     "orders.api.edge.api_body_rules",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -218,6 +219,10 @@ def _database(url: str) -> dict:
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
         "CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        # a kept connection is tested (SELECT 1) before its first use in each request, engine tick or pooled
+        # call (orders/api/common.py: in_pool), so one that died with a database restart is replaced, not used
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"connect_timeout": 5},   # a database that does not answer is an error in 5 s, not a hang
     }
 
 

@@ -45,10 +45,30 @@ def in_pool(func, *, pool: str = "api"):
     under ASGI, which opens and closes a connection every time). Separate pools keep one kind of work from
     queueing behind another: ``risk`` (kill switch, trading state, alerts) never waits for order traffic,
     ``market`` (quotes and bars, network calls to a real broker) never holds up either. Off in tests, whose
-    database transaction belongs to the test's own thread (``DESK_POOLED_WRITES``)."""
+    database transaction belongs to the test's own thread (``DESK_POOLED_WRITES``).
+
+    A pooled thread never sees Django's ``request_started``/``request_finished`` signals, which is where
+    Django drops a broken or expired connection, so every call here does that first (``fresh_connection``):
+    a thread whose connection died with a database restart answers that one request with 503
+    DATABASE_UNAVAILABLE and reconnects for the next, and with ``CONN_HEALTH_CHECKS`` (PostgreSQL) a connection
+    that died while the thread was idle is replaced before it is used."""
     if not settings.DESK_POOLED_WRITES:
         return sync_to_async(func, thread_sensitive=True)
-    return sync_to_async(func, thread_sensitive=False, executor=pool_executor(pool))
+    return sync_to_async(fresh_connection(func), thread_sensitive=False, executor=pool_executor(pool))
+
+
+def fresh_connection(func):
+    """``func`` preceded by Django's per-request connection check (``close_old_connections``): a connection
+    whose last statement failed is tested and closed if unusable, one past ``CONN_MAX_AGE`` is closed, and the
+    health check (``CONN_HEALTH_CHECKS``) is due again before the next statement. Costs nothing on SQLite;
+    on PostgreSQL one ``SELECT 1`` round trip per call."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        close_old_connections()
+        return func(*args, **kwargs)
+
+    return run
 
 
 POOL_SIZES = {"api": lambda: settings.DESK_API_THREADS, "risk": lambda: 2, "market": lambda: 4}
@@ -71,14 +91,9 @@ def pooled(view, *, pool: str = "api"):
     """A sync view served as an async one whose body runs ``in_pool``: every /v1 request then costs no
     thread and no database connection of its own (see ``PooledRouter``)."""
 
-    def run_fresh(*args, **kwargs):
-        if settings.DESK_POOLED_WRITES:
-            close_old_connections()     # a pooled thread keeps its connection; drop it if it went bad
-        return view(*args, **kwargs)
-
     @functools.wraps(view)
     async def run(request, *args, **kwargs):
-        return await in_pool(run_fresh, pool=pool)(request, *args, **kwargs)
+        return await in_pool(view, pool=pool)(request, *args, **kwargs)
 
     # ninja reads parameter types from the signature, resolving string annotations in the view's own module
     run.__signature__ = inspect.signature(view, eval_str=True)

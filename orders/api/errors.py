@@ -1,7 +1,8 @@
 """Every failure on /v1 leaves as the protocol's envelope ``{code, message, details}``.
 
 One handler per base class: DeskError (our own tree), ninja's ValidationError and
-parse errors (400 INVALID_REQUEST), Http404, and anything unexpected (500
+parse errors (400 INVALID_REQUEST), Http404, the database out of reach (503
+DATABASE_UNAVAILABLE, retryable, see ``is_database_gone``), and anything unexpected (500
 INTERNAL_ERROR, logged, with no internals in the body). Messages and details are
 scrubbed of secrets before they leave."""
 
@@ -12,11 +13,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from orders.domain.errors import DeskError, InvalidRequest, PayloadTooLarge
+from orders.domain.errors import DatabaseUnavailable, DeskError, InvalidRequest, PayloadTooLarge
 from orders.domain.redact import redact
 from orders.wire import ErrorOut
 
@@ -28,13 +30,26 @@ def error_response(code: str, message: str, status: int, details: Any = None) ->
     own: handlers answer outside the view's ``response=`` models."""
     envelope = ErrorOut.build(code=code, message=redact(message), details=None if details is None else redact(details))
     response = JsonResponse(envelope.model_dump(exclude_none=True), status=status)
-    if status == 429 and isinstance(details, dict) and details.get("retry_after_seconds"):
+    if status in (429, 503) and isinstance(details, dict) and details.get("retry_after_seconds"):
         response["Retry-After"] = str(details["retry_after_seconds"])
     return response
 
 
 def desk_error_response(error: DeskError) -> JsonResponse:
     return error_response(error.code, error.message, error.status, error.details)
+
+
+def is_database_gone(exc: BaseException) -> bool:
+    """Did the database go away (refused or lost connection, a server shutting down), rather than refuse a
+    statement? Django raises ``OperationalError`` / ``InterfaceError`` for those; the connection that failed
+    is replaced before the thread's next request (``orders.api.common.in_pool``, Django's request signals)."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def database_unavailable_response(request: HttpRequest, exc: BaseException) -> JsonResponse:
+    log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+    return desk_error_response(DatabaseUnavailable())
 
 
 def _describe(errors: list[dict]) -> str:
@@ -88,6 +103,12 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(Http404)
     def on_not_found(request: HttpRequest, exc: Http404):
         return error_response("INVALID_REQUEST", "Invalid request: no such resource", 404)
+
+    @api.exception_handler(OperationalError)
+    def on_database_gone(request: HttpRequest, exc: OperationalError):
+        return database_unavailable_response(request, exc)
+
+    api.add_exception_handler(InterfaceError, on_database_gone)
 
     @api.exception_handler(Exception)
     def on_unexpected(request: HttpRequest, exc: Exception):

@@ -16,7 +16,9 @@ and ``details``; the API turns any of them into the protocol's envelope
     ├── RateLimited           429 RATE_LIMITED        retryable after ``retry_after_seconds``
     ├── Unsupported           501 UNSUPPORTED_OPERATION
     ├── ProviderError         502 PROVIDER_ERROR      the broker answered with something we cannot use
-    └── ProviderUnavailable   503 PROVIDER_UNAVAILABLE the broker cannot be reached (retryable)
+    ├── ProviderUnavailable   503 PROVIDER_UNAVAILABLE the broker cannot be reached (retryable)
+    └── DatabaseUnavailable   503 DATABASE_UNAVAILABLE the desk's database cannot be reached, e.g. while it
+                                                      restarts (retryable; ``Retry-After`` says when)
 
 Rejections answer with the seed document's codes (``INSUFFICIENT_BALANCE`` …, see
 placing-orders.txt) and repeat the reason as ``details.reject_code`` for clients
@@ -206,3 +208,18 @@ class ProviderUnavailable(DeskError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"Provider unavailable: {message}")
+
+
+class DatabaseUnavailable(DeskError):
+    """The desk's own database is out of reach (restarting, failing over, refusing connections) or cannot
+    serve the request now. Send it again in a few seconds: the desk reconnects by itself once the database is
+    back, and an order sent again with the same ``client_order_id`` is never placed twice."""
+
+    status = 503
+    code = "DATABASE_UNAVAILABLE"
+    retryable = True
+    RETRY_AFTER_SECONDS = 2
+
+    def __init__(self) -> None:
+        super().__init__("Database unavailable: the desk cannot reach its database right now; retry in a few "
+                         "seconds", details={"retryable": True, "retry_after_seconds": self.RETRY_AFTER_SECONDS})
