@@ -99,6 +99,13 @@ def record_staleness(account_id: int, event: str, *, symbols: list[str], broker:
     return _record(account_id, "data_staleness", frame)
 
 
+def stream_frame(event_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """What a stream client receives for an outbox event: its frame, plus the outbox id as the protocol's
+    top-level ``event_id`` (PROTOCOL §7.1: a string, which the SDK echoes in ``event_ack``). Ids increase in
+    commit order (``lock_outbox``), so a client's last one says where to resume (``realtime/resume.py``)."""
+    return {**payload, "event_id": str(event_id)}
+
+
 def outbox_prune(*, account_ids: list[int], older_than, batch: int = 2000) -> int:
     """Delete the accounts' outbox events written before ``older_than``, oldest first, a batch per
     transaction. Events are only read live (relays) and as the accounts' exposure version, which just

@@ -13,7 +13,7 @@ from django.db.models import Model, Q, QuerySet
 from orders.domain.enums import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus
 from orders.domain.errors import InvalidValue, OrderNotFound, PositionNotFound
 from orders.domain.paging import DEFAULT_PAGE, decode_cursor, encode_cursor, page_size
-from orders.models import Account, Alert, Fill, Order, Position, position_wire_id
+from orders.models import Account, Alert, Event, Fill, Order, Position, position_wire_id
 
 
 @dataclass(frozen=True)
@@ -214,3 +214,17 @@ def alert_exists(*, account: Account, alert_id: str) -> bool:
         return Alert.objects.filter(pk=uuid.UUID(alert_id), account=account).exists()
     except ValueError:
         return False
+
+
+def outbox_after(*, account_id: int, after_id: int, up_to_id: int, limit: int,
+                 skip_kind: str) -> list[tuple[int, dict]]:
+    """The account's outbox events after ``after_id`` up to ``up_to_id``, oldest first, at most ``limit``,
+    without those of ``skip_kind``: (id, frame) pairs (index event_account_id)."""
+    return list(Event.objects.filter(account_id=account_id, id__gt=after_id, id__lte=up_to_id)
+                .exclude(kind=skip_kind).order_by("id").values_list("id", "payload")[:limit])
+
+
+def outbox_reaches_back_to(*, account_id: int, event_id: int) -> bool:
+    """Whether the account's outbox still holds an event at or before ``event_id``: the engine prunes an
+    account's oldest events first (``events.outbox_prune``), so then nothing after ``event_id`` is gone."""
+    return Event.objects.filter(account_id=account_id, id__lte=event_id).exists()

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import secrets
+import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -18,6 +21,20 @@ from tradingdesk.env import envbool, envdecimal, envint, envsecret, envstr
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("DESK_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Metrics: one directory that every process of this desk on this machine writes its metrics into ---------
+# and /metrics reads whole (prometheus_client's multi-process mode, which reads PROMETHEUS_MULTIPROC_DIR when it is
+# imported: so it is set here, before anything imports it). Nothing empties it at start-up: see orders/metrics.py.
+# A pytest process keeps its own, gone when the run ends; the desks the tests start use their own DESK_VAR_DIR's.
+if envstr("DESK_METRICS_DIR"):
+    METRICS_DIR = Path(envstr("DESK_METRICS_DIR"))
+elif "pytest" in sys.modules:
+    _test_metrics = tempfile.TemporaryDirectory(prefix="desk-test-metrics-")   # removed when the process exits
+    METRICS_DIR = Path(_test_metrics.name)
+else:
+    METRICS_DIR = VAR_DIR / "metrics"
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
 
 def _secret_key() -> str:
@@ -158,6 +175,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "orders.api.observe.http_metrics",   # first: counts and times every answer, refusals included
     "django.middleware.security.SecurityMiddleware",
     "orders.api.edge.refuse_foreign_origins",
     "corsheaders.middleware.CorsMiddleware",

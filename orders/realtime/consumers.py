@@ -28,7 +28,7 @@ from orders.api.auth import credentials_from, resolve_client
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.events import DESK_KIND
-from orders.metrics import WS_CONNECTIONS, WS_DISCONNECTS, WS_SLOW_CONSUMERS
+from orders.metrics import WS_CONNECTIONS, WS_DISCONNECTS, WS_FRAMES_SENT, WS_SLOW_CONSUMERS
 from orders.realtime.market import market_data
 from orders.realtime.relay import frame_text, get_relay
 from orders.realtime.subscriptions import SubscriptionFilter
@@ -66,6 +66,18 @@ def scope_is_loopback(scope, headers: _Headers) -> bool:
 
 class StrategyStreamConsumer(AsyncWebsocketConsumer):
     account_id: int
+    counted = False                     # in gateway_ws_connections_active
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:                        # closed, lost or crashed: an open socket is never counted after it
+            self._uncount()
+
+    def _uncount(self) -> None:
+        if self.counted:
+            self.counted = False
+            WS_CONNECTIONS.inc(-1)
 
     async def connect(self) -> None:
         headers = _Headers(self.scope)
@@ -92,6 +104,7 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
             self.queue.put_nowait(frame)
         await self.accept()
         WS_CONNECTIONS.inc(1)
+        self.counted = True
         self.tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._heartbeat()),
                       asyncio.create_task(self._market_data())]
 
@@ -99,7 +112,7 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
         if not hasattr(self, "tasks"):
             return
         get_relay().unregister(self)
-        WS_CONNECTIONS.inc(-1)
+        self._uncount()
         if self.closing:
             reason = "closed_by_server"                 # slow or unresponsive: logged and counted already
         elif code in (1000, 1001):
@@ -148,7 +161,7 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
 
     def _drop_slow_client(self) -> None:
         self.closing = True
-        WS_SLOW_CONSUMERS.inc()
+        WS_SLOW_CONSUMERS.inc(reason="slow_consumer")
         log.warning("stream client of account %s is too slow; closing it", self.account_id)
         while not self.queue.empty():
             self.queue.get_nowait()
@@ -169,6 +182,7 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
                     await self.close(code=CLOSE_SLOW)
                     return
                 await self.send(text_data=frame_text(frame))
+                WS_FRAMES_SENT.inc(type=frame.get("type", "other"))
 
     async def _heartbeat(self) -> None:
         interval, idle = settings.STREAM_PING_SECONDS, settings.STREAM_IDLE_SECONDS
@@ -180,13 +194,14 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
                 log.warning("stream client of account %s stopped answering for %g s; closing it",
                             self.account_id, idle)
                 self.closing = True
-                WS_SLOW_CONSUMERS.inc()
+                WS_SLOW_CONSUMERS.inc(reason="unresponsive")
                 await self.send(text_data=json.dumps({
                     "type": "error", "code": "INTERNAL_ERROR",
                     "message": f"No answer to pings for {idle:g} s: closing; reconnect and reconcile with "
                                f"{RECONCILE}",
                     "details": {"reason": "unresponsive", "idle_seconds": idle},
                     "timestamp": wire.ts(timezone.now())}))
+                WS_FRAMES_SENT.inc(type="error")
                 await self.close(code=CLOSE_IDLE)
                 return
             self.offer({"type": "ping", "timestamp": wire.ts(timezone.now())}, kind="ping", symbol=None)

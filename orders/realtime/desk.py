@@ -80,6 +80,7 @@ def sections_for(kind: str, frame: dict) -> set[str]:
 
 class DeskLiveConsumer(AsyncWebsocketConsumer):
     account_id: int
+    channel_layer_alias = None      # fed by the outbox relay: no channel, no Redis connection per socket
 
     async def connect(self) -> None:
         user = self.scope.get("user")

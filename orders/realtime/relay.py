@@ -4,7 +4,11 @@ clients of this process that may see it.
 Every process reads the same outbox, so a client connected to any process receives what any
 other process or the engine committed, in commit order, with no broker between them. A client
 gets frames through its own bounded queue; a client that cannot keep up is told so and closed
-(``StreamClient.offer``), never silently skipped."""
+(``StreamClient.offer``), never silently skipped.
+
+Each frame carries its outbox id as the protocol's top-level ``event_id`` (``events.stream_frame``). A
+client registered when the relay stood at id S gets every frame after S from the relay; what came before
+S is the outbox's to give (``realtime/resume.py``), so a resumed client sees neither a gap nor a repeat."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from typing import Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from orders.events import stream_frame
 from orders.models import Event
 
 log = logging.getLogger(__name__)
@@ -40,7 +45,7 @@ class StreamClient(Protocol):
     def offer(self, frame: dict, *, kind: str, symbol: str | None) -> None: ...
 
 
-def _symbol_of(frame: dict) -> str | None:
+def frame_symbol(frame: dict) -> str | None:
     for key in ("order", "position", "trade"):
         body = frame.get(key)
         if isinstance(body, dict):
@@ -58,13 +63,27 @@ class Relay:
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
 
-    async def register(self, client: StreamClient) -> None:
-        """Start delivering to ``client`` everything committed from now on."""
+    async def register(self, client: StreamClient) -> int:
+        """Start delivering to ``client`` everything committed from now on: every event after the id
+        returned (the relay's position, read with no await between it and the registration)."""
         if self.last_id is None:
-            self.last_id = await _head()
+            head = await _head()
+            if self.last_id is None:         # another client may have registered during the read
+                self.last_id = head
         self.clients.add(client)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
+        return self.last_id
+
+    async def reaches(self, event_id: int, *, timeout: float) -> bool:
+        """Wait until this relay has read up to ``event_id`` (another process's relay may be ahead of this
+        one by a poll); False if it does not within ``timeout`` seconds (no such event yet)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.last_id is None or self.last_id < event_id:
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(settings.STREAM_POLL_SECONDS)
+        return True
 
     def unregister(self, client: StreamClient) -> None:
         self.clients.discard(client)
@@ -82,8 +101,8 @@ class Relay:
                 await asyncio.sleep(1)
             for event_id, account_id, kind, payload in batch:
                 self.last_id = event_id
-                frame = SharedFrame(payload)
-                symbol = _symbol_of(frame)
+                frame = SharedFrame(stream_frame(event_id, payload))
+                symbol = frame_symbol(frame)
                 for client in list(self.clients):
                     if client.account_id == account_id:
                         client.offer(frame, kind=kind, symbol=symbol)

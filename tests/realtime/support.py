@@ -54,6 +54,8 @@ def _strict_ws_messages() -> dict[str, Draft202012Validator]:
     branches = schemas["WsMessage"]["oneOf"]
     for branch in branches:
         branch["additionalProperties"] = False
+        # the protocol's top-level event_id (PROTOCOL §7.1, a string); ours is the outbox id (realtime/resume.py)
+        branch["properties"]["event_id"] = {"type": "string", "pattern": "^[1-9][0-9]*$"}
     registry = Registry().with_resource(SPEC_URI, Resource.from_contents(document, default_specification=DRAFT202012))
     return {branch["properties"]["type"]["enum"][0]: Draft202012Validator(
         {"$ref": f"{SPEC_URI}#/components/schemas/WsMessage/oneOf/{index}"}, registry=registry,

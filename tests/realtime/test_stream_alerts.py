@@ -75,7 +75,7 @@ async def test_a_stop_leg_the_venue_keeps_refusing_streams_position_unprotected_
     clock.shift(1)
     await tick(account, broker)
     alert = await next_frame(communicator, "error")
-    assert set(alert) == {"type", "code", "message", "details", "timestamp"}
+    assert set(alert) == {"type", "code", "message", "details", "timestamp", "event_id"}
     assert alert["code"] == "POSITION_UNPROTECTED"
     assert alert["message"] == "Exit order placement failed for AAPL — position may be unprotected"
     details = alert["details"]
@@ -109,7 +109,7 @@ async def test_both_exit_legs_filling_streams_oco_double_exit(account, broker, c
     legs_filled = [f["order"]["id"] for f in frames if f["type"] == "order" and f["event"] == "ORDER_FILLED"
                    and f.get("parent_order_id") == entry["id"]]
     assert len(legs_filled) == 2, [describe(f) for f in frames]
-    assert set(alert) == {"type", "code", "message", "details", "timestamp"}
+    assert set(alert) == {"type", "code", "message", "details", "timestamp", "event_id"}
     assert alert["message"] == "OCO double-exit on AAPL: both SL and TP filled (total exit qty: 20)"
     details = alert["details"]
     assert {"oco_group_id", "symbol", "first_fill", "second_fill", "total_exit_quantity"} <= set(details)

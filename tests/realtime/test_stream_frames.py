@@ -29,7 +29,7 @@ async def test_an_order_streams_order_created_then_order_filled_after_an_engine_
     handle = await place(client, quantity="10")
 
     created = await next_frame(communicator, "order")
-    assert set(created) == {"type", "event", "order", "timestamp"}
+    assert set(created) == {"type", "event", "order", "timestamp", "event_id"}
     assert created["event"] == "ORDER_CREATED"
     order = created["order"]
     assert (order["id"], order["symbol"], order["side"], order["order_type"]) == (handle["id"], "AAPL", "BUY",
@@ -60,14 +60,14 @@ async def test_a_fill_streams_the_trade_the_opened_position_and_the_new_balance(
     fill_price = frames[1]["order"]["average_fill_price"]
 
     trade = frames[2]
-    assert set(trade) == {"type", "event", "trade", "timestamp"}
+    assert set(trade) == {"type", "event", "trade", "timestamp", "event_id"}
     assert trade["trade"]["order_id"] == handle["id"]
     assert (trade["trade"]["symbol"], trade["trade"]["side"], trade["trade"]["quantity"]) == ("AAPL", "BUY", "10")
     assert Decimal(trade["trade"]["price"]) == Decimal(fill_price)
     assert isinstance(trade["trade"]["commission"], str) and trade["trade"]["commission_currency"] == "USD"
 
     position = frames[3]
-    assert set(position) == {"type", "event", "position", "timestamp"}
+    assert set(position) == {"type", "event", "position", "timestamp", "event_id"}
     body = position["position"]
     assert (body["symbol"], body["side"], body["quantity"]) == ("AAPL", "LONG", "10")
     assert Decimal(body["average_entry_price"]) == Decimal(fill_price)
@@ -75,7 +75,7 @@ async def test_a_fill_streams_the_trade_the_opened_position_and_the_new_balance(
     assert body["id"] == listed["id"]
 
     balance = frames[4]
-    assert set(balance) == {"type", "event", "account", "timestamp"}
+    assert set(balance) == {"type", "event", "account", "timestamp", "event_id"}
     assert set(balance["account"]) == {"balance", "equity", "margin_used", "margin_available", "unrealized_pnl",
                                        "currency"}
     assert balance["account"]["currency"] == "USD"
@@ -117,7 +117,7 @@ async def test_exit_legs_are_created_after_the_entry_fill_and_name_their_parent_
     legs = [(i, f) for i, f in enumerate(frames) if f["type"] == "order" and f["order"]["id"] in leg_ids]
     assert all(i > entry_filled for i, _ in legs), [describe(f) for f in frames]
     for _, leg in legs:
-        assert set(leg) == {"type", "event", "order", "parent_order_id", "timestamp"}
+        assert set(leg) == {"type", "event", "order", "parent_order_id", "timestamp", "event_id"}
         assert leg["parent_order_id"] == leg["order"]["parent_order_id"] == entry["id"]
         assert leg["order"]["reduce_only"] is True
     types = sorted((f["order"]["order_type"], f["order"].get("stop_price") or f["order"].get("limit_price"))
@@ -193,9 +193,9 @@ async def test_a_broker_outage_streams_disconnected_and_stale_then_reconnected_a
     down = await frames_until(communicator, lambda f: f["type"] == "data_staleness")
     assert [describe(f) for f in down] == ["connection BROKER_DISCONNECTED", "data_staleness STALE"]
     disconnected, stale = down
-    assert set(disconnected) == {"type", "event", "broker", "error", "timestamp"}
+    assert set(disconnected) == {"type", "event", "broker", "error", "timestamp", "event_id"}
     assert disconnected["broker"] == "paper" and "unavailable" in disconnected["error"]
-    assert set(stale) == {"type", "event", "symbols", "stale_since", "broker", "timestamp"}
+    assert set(stale) == {"type", "event", "symbols", "stale_since", "broker", "timestamp", "event_id"}
     assert stale["symbols"] == ["AAPL"] and stale["broker"] == "paper"
 
     await tick(account, broker, link=link)                      # still down: nothing new is said
@@ -205,9 +205,9 @@ async def test_a_broker_outage_streams_disconnected_and_stale_then_reconnected_a
     back = await frames_until(communicator, lambda f: f["type"] == "data_staleness")
     assert [describe(f) for f in back] == ["connection BROKER_RECONNECTED", "data_staleness FRESH"]
     reconnected, fresh = back
-    assert set(reconnected) == {"type", "event", "broker", "gap_duration_ms", "timestamp"}
+    assert set(reconnected) == {"type", "event", "broker", "gap_duration_ms", "timestamp", "event_id"}
     assert reconnected["gap_duration_ms"] == 5000
-    assert set(fresh) == {"type", "event", "symbols", "stale_since", "broker", "timestamp"}
+    assert set(fresh) == {"type", "event", "symbols", "stale_since", "broker", "timestamp", "event_id"}
     assert fresh["stale_since"] == stale["stale_since"]
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()
