@@ -8,8 +8,12 @@ symbols every ``STREAM_MARKET_SECONDS``.
 Beyond the reference gateway: the server pings (``{"type":"ping"}``) every
 ``STREAM_PING_SECONDS`` and closes a client that has sent nothing for
 ``STREAM_IDLE_SECONDS``; a client whose queue fills up gets an ``error`` frame and is closed
-rather than silently losing events; clients may ``subscribe`` / ``unsubscribe`` at runtime.
-Unknown or malformed messages are ignored and never close the connection."""
+rather than silently losing events; clients may ``subscribe`` / ``unsubscribe`` at runtime; outbox frames
+carry the protocol's ``event_id``, and a client reconnecting with ``?last_event_id=N`` is sent what it missed
+(``realtime/resume.py``). Unknown or malformed messages are ignored and never close the connection.
+
+The stream takes nothing from the channel layer (the outbox relay feeds it), so it holds no Redis connection
+and a Redis restart does not touch it."""
 
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ from orders.domain.errors import DeskError
 from orders.events import DESK_KIND
 from orders.metrics import WS_CONNECTIONS, WS_DISCONNECTS, WS_FRAMES_SENT, WS_SLOW_CONSUMERS
 from orders.realtime.market import market_data
-from orders.realtime.relay import frame_text, get_relay
+from orders.realtime.relay import frame_symbol, frame_text, get_relay
+from orders.realtime.resume import Resume, stream_resume
 from orders.realtime.subscriptions import SubscriptionFilter
 from orders.selectors import live_alerts
 
@@ -66,6 +71,7 @@ def scope_is_loopback(scope, headers: _Headers) -> bool:
 
 class StrategyStreamConsumer(AsyncWebsocketConsumer):
     account_id: int
+    channel_layer_alias = None      # fed by the outbox relay: no channel, no Redis connection per socket
     counted = False                     # in gateway_ws_connections_active
 
     async def __call__(self, scope, receive, send) -> None:
@@ -95,18 +101,26 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=settings.STREAM_QUEUE_SIZE)
         self.last_heard = time.monotonic()
         self.closing = False
-        self.backlog: list | None = []          # frames the relay offers before the alerts are queued
-        await get_relay().register(self)        # from here on nothing committed is missed
-        for frame in await _live_alert_frames(self.account_id):
-            self.queue.put_nowait(frame)
+        self.backlog: list | None = []          # frames the relay offers before the first ones are ready
+        relay = get_relay()
+        seam = await relay.register(self)       # from here on nothing committed is missed
+        resume = await stream_resume(self.scope.get("query_string", b""), account_id=self.account_id,
+                                     relay=relay, seam=seam)
+        # (metrics) a resume is decided here: resumed with len(resume.frames) replayed, or resume.gap's cause
         backlog, self.backlog = self.backlog, None
-        for frame in backlog:
-            self.queue.put_nowait(frame)
+        self.first = [*await self._first_frames(resume), *(f for f in backlog if resume.is_new(f))]
         await self.accept()
         WS_CONNECTIONS.inc(1)
         self.counted = True
         self.tasks = [asyncio.create_task(self._writer()), asyncio.create_task(self._heartbeat()),
                       asyncio.create_task(self._market_data())]
+
+    async def _first_frames(self, resume: Resume) -> list[dict]:
+        """What a connection starts with: what it missed since its ``last_event_id``, or else (a fresh
+        connection, or one that could not be resumed: the gap frame first) every still-open alert."""
+        if resume.resumed:
+            return [f for f in resume.frames if self.filter.passes(f["type"], frame_symbol(f))]
+        return [*([resume.gap] if resume.gap else []), *await _live_alert_frames(self.account_id)]
 
     async def disconnect(self, code) -> None:
         if not hasattr(self, "tasks"):
@@ -121,8 +135,8 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
             # the connection was lost: the network, or the server's own protocol-level ping going unanswered
             # (daphne drops a client that cannot keep up that way); events after this point are not delivered
             reason = "lost"
-            log.warning("stream client of account %s lost (close code %s); it must reconnect and reconcile",
-                        self.account_id, code)
+            log.warning("stream client of account %s lost (close code %s); it must reconnect (with "
+                        "?last_event_id= to resume)", self.account_id, code)
         WS_DISCONNECTS.inc(reason=reason)
         for task in self.tasks:
             task.cancel()
@@ -173,6 +187,9 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
         self.queue.put_nowait(None)
 
     async def _writer(self) -> None:
+        first, self.first = self.first, []
+        for frame in first:                     # the replay or the open alerts, then what came meanwhile
+            await self.send(text_data=frame_text(frame))
         while True:
             frames = [await self.queue.get()]
             while not self.queue.empty():        # what one relay batch queued goes out on one wake-up
