@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from orders.brokers.base import Broker
 from orders.domain.enums import OrderStatus
 from orders.domain.errors import DeskError
 from orders.exits.book import TrailingBook
+from orders.metrics import ENGINE_LAST_TICK, ENGINE_LEASE_HELD, ENGINE_TICK_SECONDS
 from orders.models import Account, Alert, EngineLease, Order, Position
 from orders.services.alerts import alerts_escalate
 from orders.services.audit import audit_record
@@ -55,15 +57,17 @@ def lease_claim(*, account: Account, owner: str, now: datetime | None = None) ->
     with transaction.atomic():
         updated = EngineLease.objects.filter(Q(owner=owner) | Q(expires_at__lt=now), account=account).update(
             owner=owner, expires_at=expires, heartbeat_at=now)
-        if updated:
-            return True
-        _, created = EngineLease.objects.get_or_create(
-            account=account, defaults={"owner": owner, "expires_at": expires, "heartbeat_at": now})
-        return created
+        held = updated > 0
+        if not held:
+            _, held = EngineLease.objects.get_or_create(
+                account=account, defaults={"owner": owner, "expires_at": expires, "heartbeat_at": now})
+    ENGINE_LEASE_HELD.set(1 if held else 0, account=account.name, owner=owner)
+    return held
 
 
 def lease_release(*, account: Account, owner: str) -> None:
     EngineLease.objects.filter(account=account, owner=owner).delete()
+    ENGINE_LEASE_HELD.set(0, account=account.name, owner=owner)
 
 
 class PollPacer:
@@ -124,6 +128,7 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
     """Match every working order of ``accounts`` up to ``now``, apply what happened, then let exit
     management retry, escalate and trail. With ``poll`` False (see ``PollPacer``) the venue is left alone:
     no ``sync`` and no quotes for trailing stops, only what the database alone decides."""
+    started = time.perf_counter()
     now = now or timezone.now()
     result = TickResult(accounts=len(accounts))
     if poll:
@@ -131,6 +136,10 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
     protection_tick(accounts=accounts, broker=broker, now=now, book=book if poll else None)
     auto_flatten(accounts=accounts, broker=broker, now=now)
     alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
+    ENGINE_TICK_SECONDS.observe(time.perf_counter() - started, platform=broker.name)
+    finished = time.time()
+    for account in accounts:
+        ENGINE_LAST_TICK.set(finished, account=account.name)
     return result
 
 

@@ -48,4 +48,5 @@ def health(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def prometheus(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    """Every process of the desk on this machine in one scrape: web processes and engines (orders/metrics.py)."""
+    return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)

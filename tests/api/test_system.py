@@ -26,11 +26,11 @@ def account_figures(client) -> dict:
     return body
 
 
-def submitted_total(client) -> int:
+def submitted_total(client) -> float:
     """The value of gateway_orders_submitted_total for the paper venue (0 before it first appears)."""
     text = client.get("/metrics").content.decode()
-    match = re.search(r'^gateway_orders_submitted_total\{platform="paper"\} (\d+)$', text, re.MULTILINE)
-    return int(match.group(1)) if match else 0
+    match = re.search(r'^gateway_orders_submitted_total\{platform="paper"\} (\S+)$', text, re.MULTILINE)
+    return float(match.group(1)) if match else 0
 
 
 # -- account ----------------------------------------------------------------------------------------------------
@@ -187,10 +187,12 @@ def test_metrics_are_prometheus_text(client, account, clock):
     submit(client)
     response = client.get("/metrics")
     assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/plain")
+    assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     text = response.content.decode()
     assert "# TYPE gateway_orders_submitted_total counter" in text
-    assert re.search(r'^gateway_order_submit_duration_seconds_count\{platform="paper"\} \d+$', text, re.MULTILINE)
+    assert "# TYPE gateway_order_submit_duration_seconds histogram" in text
+    assert re.search(r'^gateway_order_submit_duration_seconds_count\{platform="paper"\} [1-9][0-9]*\.0$', text,
+                     re.MULTILINE)
 
 
 def test_the_submitted_orders_counter_counts_accepted_orders_only(client, account, clock):
