@@ -104,7 +104,8 @@ HTTP_SECONDS = Histogram("desk_http_request_duration_seconds",
                          (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 WS_FRAMES_SENT = Counter("desk_ws_frames_sent_total", "Frames sent to /v1/ws clients, by frame type", ["type"])
 WS_RESUMES = Counter("desk_ws_resumes_total",
-                     "/v1/ws clients that asked to resume after a given event, by outcome", ["outcome"])
+                     "/v1/ws connections that asked to resume (?last_event_id=), by outcome: resumed, or why "
+                     "not (invalid, unknown, too_many)", ["outcome"])
 ENGINE_TICK_SECONDS = Histogram("desk_engine_tick_duration_seconds", "Time one engine tick takes, by broker",
                                 ["platform"], (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 # max: the newest tick of any engine, kept after that engine is gone; its age is time() - this

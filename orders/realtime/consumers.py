@@ -32,7 +32,7 @@ from orders.api.auth import credentials_from, resolve_client
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.events import DESK_KIND
-from orders.metrics import WS_CONNECTIONS, WS_DISCONNECTS, WS_FRAMES_SENT, WS_SLOW_CONSUMERS
+from orders.metrics import WS_CONNECTIONS, WS_DISCONNECTS, WS_FRAMES_SENT, WS_RESUMES, WS_SLOW_CONSUMERS
 from orders.realtime.market import market_data
 from orders.realtime.relay import frame_symbol, frame_text, get_relay
 from orders.realtime.resume import Resume, stream_resume
@@ -106,7 +106,8 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
         seam = await relay.register(self)       # from here on nothing committed is missed
         resume = await stream_resume(self.scope.get("query_string", b""), account_id=self.account_id,
                                      relay=relay, seam=seam)
-        # (metrics) a resume is decided here: resumed with len(resume.frames) replayed, or resume.gap's cause
+        if resume.resumed or resume.gap:        # it asked to resume: resumed, or why it could not be
+            WS_RESUMES.inc(outcome="resumed" if resume.resumed else resume.gap["details"]["cause"])
         backlog, self.backlog = self.backlog, None
         self.first = [*await self._first_frames(resume), *(f for f in backlog if resume.is_new(f))]
         await self.accept()
