@@ -1,13 +1,28 @@
-"""``manage.py rundesk``: the web server (daphne) and the engine side by side, stopped together.
+"""``manage.py rundesk``: the web server (daphne) and the engine side by side, supervised.
+
+    manage.py rundesk                               # web + engine on GATEWAY_HOST:GATEWAY_PORT (127.0.0.1:8080)
+    manage.py rundesk --no-engine --port 8081       # one more web process beside it (scale-out)
 
 daphne serves the settings' ``ASGI_APPLICATION``, so a settings module chooses the app (``bench.settings``
 serves ``bench.asgi``); both children inherit ``DJANGO_SETTINGS_MODULE`` from this process's environment
-(``manage.py`` only sets it when it is unset, and ``--settings`` puts it there).
+(``manage.py`` only sets it when it is unset, and ``--settings`` puts it there), and ``GATEWAY_HOST`` /
+``GATEWAY_PORT`` as given by ``--host`` / ``--port``, so the allowed host names and keyless access follow the
+address really served.
 
-Ctrl-C (or SIGTERM) stops both cleanly; if either exits on its own, the other is stopped too."""
+Supervision:
+
+* the engine (``run_engine --wait``) is restarted whenever it exits, after 1 s, doubling to 30 s while it keeps
+  exiting within a minute of its start. It stands by while another engine holds its accounts' leases.
+* the web server is not restarted: if it exits (the port is taken, the settings are refused, it crashed), the
+  desk stops, engine included, says so and exits with the web server's code (128 + N when signal N killed
+  it), for whoever started it (a shell, systemd's ``Restart=on-failure``) to see. A web server that keeps
+  failing would otherwise hide its cause in a restart loop.
+
+Ctrl-C (or SIGTERM) stops both cleanly."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +31,9 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+RESTART_FIRST_SECONDS, RESTART_MAX_SECONDS = 1.0, 30.0
+STABLE_SECONDS = 60.0           # an engine that ran this long is restarted after RESTART_FIRST_SECONDS again
+
 
 def daphne_application(dotted: str) -> str:
     """``ASGI_APPLICATION``'s dotted path in daphne's ``module:attribute`` form."""
@@ -23,47 +41,106 @@ def daphne_application(dotted: str) -> str:
     return f"{module}:{attribute}"
 
 
+class Child:
+    """One supervised process: how to start it, the process running now, and its restart backoff."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name, self.argv, self.env = name, argv, env
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.restart_at: float | None = None
+        self.delay = RESTART_FIRST_SECONDS
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, env=self.env)
+        self.started_at, self.restart_at = time.monotonic(), None
+
+    def exited(self) -> int | None:
+        """The exit code, once, when the running process has ended."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        code, self.process = self.process.returncode, None
+        return code
+
+    def schedule_restart(self, now: float) -> float:
+        if now - self.started_at >= STABLE_SECONDS:
+            self.delay = RESTART_FIRST_SECONDS
+        delay, self.delay = self.delay, min(self.delay * 2, RESTART_MAX_SECONDS)
+        self.restart_at = now + delay
+        return delay
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+
 class Command(BaseCommand):
-    help = "Run the web server and the engine together until interrupted."
+    help = ("Run the web server and the engine together until interrupted; the engine is restarted if it exits, "
+            "the desk stops if the web server does.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--no-engine", action="store_true", help="run the web server only")
+        parser.add_argument("--no-engine", action="store_true", help="run the web server only (scale-out)")
+        parser.add_argument("--host", default=settings.GATEWAY_HOST,
+                            help=f"address to serve on (default {settings.GATEWAY_HOST}, from GATEWAY_HOST)")
+        parser.add_argument("--port", type=int, default=settings.GATEWAY_PORT,
+                            help=f"port to serve on (default {settings.GATEWAY_PORT}, from GATEWAY_PORT)")
 
     def handle(self, *args, **options):
-        host, port = settings.GATEWAY_HOST, settings.GATEWAY_PORT
-        python = sys.executable
-        web = subprocess.Popen([python, "-m", "daphne", "-b", host, "-p", str(port),
-                                daphne_application(settings.ASGI_APPLICATION)])
-        children = [web]
-        if not options["no_engine"]:
-            children.append(subprocess.Popen([python, "manage.py", "run_engine"]))
-        self.stdout.write(f"desk running on http://{host}:{port}/  (API docs: /v1/docs)  Ctrl-C to stop")
-        stopping = False
-
-        def stop(signum, frame):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        exit_code = 0
-        while not stopping:
-            for child in children:
-                if child.poll() is not None:
-                    self.stderr.write(f"{child.args[2] if len(child.args) > 2 else child.args} exited "
-                                      f"with {child.returncode}; stopping the desk")
-                    exit_code = child.returncode or 1
-                    stopping = True
-            time.sleep(0.2)
+        host, port = options["host"], options["port"]
+        env = {**os.environ, "GATEWAY_HOST": host, "GATEWAY_PORT": str(port)}
+        python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
+        web = Child("web server", [python, "-m", "daphne", "-b", host, "-p", str(port),
+                                   daphne_application(settings.ASGI_APPLICATION)], env)
+        engine = None if options["no_engine"] else Child("engine", [python, manage, "run_engine", "--wait"], env)
+        self._stopping = False
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)
+        children = [c for c in (web, engine) if c is not None]
         for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
+            child.start()
+        shown = f"[{host}]" if ":" in host else host
+        pids = ", ".join(f"{c.name} pid {c.process.pid}" for c in children)
+        self.stdout.write(f"desk running on http://{shown}:{port}/  (API docs: /v1/docs; {pids})  Ctrl-C to stop")
+        exit_code = self._supervise(web, engine)
+        self._stop_all(children)
         self.stdout.write("desk stopped")
         if exit_code:
             sys.exit(exit_code)
+
+    def _supervise(self, web: Child, engine: Child | None) -> int:
+        """Watch the children until stopped: restart the engine, stop on the web server's exit (its code)."""
+        while not self._stopping:
+            code = web.exited()
+            if code is not None:
+                self.stderr.write(f"the web server exited with {code}; stopping the desk"
+                                  f"{' and its engine' if engine else ''} (see the web server's output above)")
+                return 128 - code if code < 0 else code or 1     # killed by signal N: 128 + N, as a shell says
+            if engine is not None:
+                self._tend_engine(engine)
+            time.sleep(0.2)
+        return 0
+
+    def _tend_engine(self, engine: Child) -> None:
+        now = time.monotonic()
+        code = engine.exited()
+        if code is not None:
+            delay = engine.schedule_restart(now)
+            self.stderr.write(f"the engine exited with {code}; restarting it in {delay:g} s")
+        elif engine.restart_at is not None and now >= engine.restart_at:
+            engine.start()
+            self.stdout.write(f"engine restarted (pid {engine.process.pid})")
+
+    def _stop(self, signum, frame):
+        self._stopping = True
+
+    def _stop_all(self, children: list[Child]) -> None:
+        for child in children:
+            child.stop()
+        deadline = time.monotonic() + 10
+        for child in children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
