@@ -3,6 +3,7 @@
     faults.reject_next(3, kind="STOP", reason="INSUFFICIENT_BALANCE")   # the next 3 STOP orders are refused
     faults.set_unavailable(True)                                      # every call answers 503
     faults.set_latency(250)                                           # every call waits 250 ms
+    faults.shock("AAPL", "-5", from_second=s)                         # AAPL 5 % below its price walk from s on
 
 The file is locked while it is read and changed, so a count of N rejections
 rejects exactly N orders even when the web server and the engine both submit.
@@ -15,7 +16,10 @@ import json
 import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
+
+from orders.domain.money import format_decimal
 
 
 @dataclass
@@ -79,12 +83,20 @@ class PaperFaults:
             state.latency_ms = max(0, milliseconds)
             self._write(state)
 
-    def shock(self, symbol: str, pct: str, *, from_second: int) -> None:
-        """Move ``symbol``'s price by ``pct`` percent from ``from_second`` (seconds since the walk's epoch) on."""
+    def shock(self, symbol: str, pct: str, *, from_second: int, cumulative: bool = False) -> str:
+        """Price ``symbol`` at its price walk × (1 + ``pct``/100) from ``from_second`` (seconds since the walk's
+        epoch) on. Each symbol has one shock, measured from the walk, so a new one *replaces* the last: two
+        shocks of -5 leave the price 5 % below the walk, and one of 0 undoes it. ``cumulative`` compounds
+        ``pct`` onto the shock in force instead: two of -5 leave it 9.75 % below. Either way the earlier shock
+        no longer applies to any second, past ones included. Returns the percentage now in force."""
         with self._locked():
             state = self._read()
+            earlier = state.shocks.get(symbol)
+            if cumulative and earlier is not None:
+                pct = format_decimal(((1 + Decimal(earlier["pct"]) / 100) * (1 + Decimal(str(pct)) / 100) - 1) * 100)
             state.shocks[symbol] = {"pct": str(pct), "from": int(from_second)}
             self._write(state)
+            return str(pct)
 
     def clear(self) -> None:
         with self._locked():

@@ -3,7 +3,9 @@
     manage.py paper_faults --reject-next 3 --kind STOP --reason INSUFFICIENT_BALANCE
     manage.py paper_faults --unavailable on      # every venue call answers 503 PROVIDER_UNAVAILABLE
     manage.py paper_faults --latency-ms 300
-    manage.py paper_faults --shock AAPL -5       # move AAPL's price 5 % down from now on
+    manage.py paper_faults --shock AAPL -5       # AAPL 5 % below its price walk from now on (replaces a shock)
+    manage.py paper_faults --shock AAPL -5 --cumulative   # 5 % further down from the shock in force
+    manage.py paper_faults --shock AAPL 0        # undo AAPL's shock
     manage.py paper_faults --clear
     manage.py paper_faults                       # show the current faults
 """
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from orders.brokers import get_broker
 from orders.brokers.paper_market import seconds_since_epoch
+from orders.domain.money import format_decimal
 
 
 class Command(BaseCommand):
@@ -30,8 +34,13 @@ class Command(BaseCommand):
         parser.add_argument("--unavailable", choices=["on", "off"])
         parser.add_argument("--latency-ms", type=int)
         parser.add_argument("--shock", nargs=2, metavar=("SYMBOL", "PERCENT"),
-                            help="move SYMBOL's price by PERCENT from now on")
-        parser.add_argument("--clear", action="store_true")
+                            help="from now on price SYMBOL PERCENT away from its price walk (-5: 5 %% below). "
+                                 "Absolute, not cumulative: it replaces SYMBOL's earlier shock, so --shock AAPL -5 "
+                                 "twice leaves AAPL 5 %% below its walk, and --shock AAPL 0 undoes it")
+        parser.add_argument("--cumulative", action="store_true",
+                            help="with --shock: move SYMBOL PERCENT further from the shock in force (compounded: "
+                                 "-5 twice is 9.75 %% below the walk)")
+        parser.add_argument("--clear", action="store_true", help="remove every fault and shock")
 
     def handle(self, *args, **options):
         faults = getattr(get_broker(), "faults", None)
@@ -44,10 +53,27 @@ class Command(BaseCommand):
         if options["unavailable"]:
             faults.set_unavailable(options["unavailable"] == "on")
         if options["shock"]:
-            symbol, pct = options["shock"]
-            broker = get_broker()
-            broker.instrument(symbol)
-            faults.shock(symbol, pct, from_second=seconds_since_epoch(timezone.now()))
+            self._shock(faults, *options["shock"], cumulative=options["cumulative"])
+        elif options["cumulative"]:
+            raise CommandError("--cumulative goes with --shock SYMBOL PERCENT")
         if options["latency_ms"] is not None:
             faults.set_latency(options["latency_ms"])
         self.stdout.write(json.dumps(asdict(faults.state()), indent=2))
+
+    def _shock(self, faults, symbol: str, pct: str, *, cumulative: bool) -> None:
+        try:
+            percent = Decimal(pct)
+        except InvalidOperation:
+            raise CommandError(f"PERCENT must be a number, like -5 or 2.5, not {pct!r}") from None
+        if not percent.is_finite() or percent <= -100:
+            raise CommandError("PERCENT must be above -100 (a price cannot fall to zero or below)")
+        get_broker().instrument(symbol)
+        in_force = faults.shock(symbol, pct, from_second=seconds_since_epoch(timezone.now()), cumulative=cumulative)
+        self.stdout.write(f"{symbol}: {_where(Decimal(in_force))} its price walk from now on")
+
+
+def _where(percent: Decimal) -> str:
+    if percent.is_zero():
+        return "at"
+    return f"{format_decimal(abs(percent))} % {'below' if percent < 0 else 'above'}"
+
