@@ -112,19 +112,19 @@ def test_clients_of_a_killed_web_process_resume_on_the_other_with_every_event_th
             tasks = [asyncio.create_task(f.run(stop)) for f in (*movers, stayer)]
             await asyncio.wait_for(asyncio.gather(*(f.open.wait() for f in (*movers, stayer))), 15)
             before = await asyncio.to_thread(place, second)
-            await _until(lambda: all((before, "ORDER_FILLED") in f.order_events() for f in (*movers, stayer)))
+            await until(lambda: all((before, "ORDER_FILLED") in f.order_events() for f in (*movers, stayer)))
             for mover in movers:
                 mover.resume.clear()                     # they come back once what they miss has happened
             os.killpg(doomed.pid, signal.SIGKILL)
-            await _until(lambda: all(not m.open.is_set() for m in movers))
+            await until(lambda: all(not m.open.is_set() for m in movers))
             cut_at = [m.last_id for m in movers]
             away = [await asyncio.to_thread(place, second) for _ in range(3)]
             await asyncio.to_thread(wait_for, lambda: all(filled(second, o) for o in away), what="the fills")
-            await _until(lambda: all((o, "ORDER_FILLED") in stayer.order_events() for o in away))
+            await until(lambda: all((o, "ORDER_FILLED") in stayer.order_events() for o in away))
             for mover in movers:
                 mover.resume.set()
             after = await asyncio.to_thread(place, second)
-            await _until(lambda: all((after, "ORDER_FILLED") in f.order_events() for f in (*movers, stayer)))
+            await until(lambda: all((after, "ORDER_FILLED") in f.order_events() for f in (*movers, stayer)))
             stop.set()
             await asyncio.gather(*tasks)
             return before, away, after, cut_at
@@ -139,7 +139,7 @@ def test_clients_of_a_killed_web_process_resume_on_the_other_with_every_event_th
             assert {(o, e) for o in away for e in ("ORDER_CREATED", "ORDER_FILLED")} <= mover.order_events()
 
 
-async def _until(predicate, timeout: float = 20) -> None:
+async def until(predicate, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
