@@ -123,3 +123,19 @@ async def test_a_member_sees_the_open_alerts_when_the_page_connects(account, bro
     item = re.search(rf'<div id="alert-{alert.pk}"[^>]*>', first)
     assert item and 'data-kind="POSITION_UNPROTECTED"' in item.group(0)
     await communicator.disconnect()
+
+
+async def test_a_page_that_reconnects_is_redrawn_with_what_happened_while_it_was_away(account, client):
+    """The desk's socket needs no resume: every (re)connect draws the whole page from the database."""
+    communicator = await member_page(client, account)
+    await communicator.receive_from(timeout=3)
+    await communicator.disconnect()
+    handle = await place(client, quantity="3")                   # while the page is away
+    name = django_settings.SESSION_COOKIE_NAME
+    cookie = b"cookie", f"{name}={client.cookies[name].value}".encode()          # the same page's session
+    again = stream(path=DESK, headers=[cookie, ORIGIN])
+    connected, _ = await again.connect(timeout=CONNECT_TIMEOUT)
+    assert connected
+    html, _ = await receive_until(again, rf'id="order-{handle["id"]}"')
+    assert "hx-swap-oob" in html
+    await again.disconnect()
