@@ -191,6 +191,7 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
         first, self.first = self.first, []
         for frame in first:                     # the replay or the open alerts, then what came meanwhile
             await self.send(text_data=frame_text(frame))
+            WS_FRAMES_SENT.inc(type=frame.get("type", "other"))
         while True:
             frames = [await self.queue.get()]
             while not self.queue.empty():        # what one relay batch queued goes out on one wake-up
