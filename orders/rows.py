@@ -6,6 +6,11 @@ The ORM builds and compiles each statement afresh on every call, which is most o
 order path. These compile a statement once per model and database and convert every value with the model
 field's own functions, so a row written is the one ``save(force_insert=True)`` writes and a value read is the
 one a queryset returns. No ``pre_save``/``post_save`` signals are sent: the desk connects none.
+
+Every statement here (and ``services/exposure.py``'s version read, ``events.lock_outbox``) runs on Django's own
+cursor (``connection.cursor()``), never the driver's: a connection is health-checked before its first use in a
+request or pooled call (``CONN_HEALTH_CHECKS``), and a failure marks it for replacement, exactly as for ORM
+queries, so a database restart costs these no more than it costs the ORM.
 """
 
 from __future__ import annotations
