@@ -73,11 +73,13 @@ def test_it_waits_for_a_lost_database_and_keeps_its_lease(account, monkeypatch, 
 
 def test_it_keeps_retrying_with_backoff_while_the_database_stays_away(account, monkeypatch, caplog):
     refusals = iter([OperationalError("connection refused")] * 3)
+    connect = run_engine.connection.ensure_connection
 
     def ensure_connection():
         error = next(refusals, None)
         if error is not None:
             raise error
+        connect()
 
     def tick(**kwargs):
         monkeypatch.setattr(run_engine.connection, "ensure_connection", ensure_connection)
