@@ -14,16 +14,8 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.desk_process import Desk, running_desk, wait_for
-from tests.scaleout.servers import postgres_server, redis_server
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def backing_services(tmp_path_factory):
-    base = tmp_path_factory.mktemp("services")
-    with postgres_server(base / "pg") as database_url, redis_server(base / "redis") as redis_url:
-        yield {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
 
 
 def scrape(desk: Desk) -> dict[tuple[str, frozenset], float]:

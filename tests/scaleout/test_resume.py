@@ -15,7 +15,6 @@ import requests
 import websockets
 
 from tests.e2e.desk_process import Desk, running_desk, wait_for
-from tests.scaleout.servers import postgres_server, redis_server
 
 pytestmark = pytest.mark.slow
 
@@ -85,13 +84,6 @@ def place(desk: Desk, quantity: str = "1") -> str:
 
 def filled(desk: Desk, order_id: str) -> bool:
     return requests.get(f"{desk.url}/v1/orders/{order_id}", timeout=5).json()["status"] == "FILLED"
-
-
-@pytest.fixture(scope="module")
-def backing_services(tmp_path_factory):
-    base = tmp_path_factory.mktemp("services")
-    with postgres_server(base / "pg") as database_url, redis_server(base / "redis") as redis_url:
-        yield {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
 
 
 def test_clients_of_a_killed_web_process_resume_on_the_other_with_every_event_they_missed(

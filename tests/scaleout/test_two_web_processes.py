@@ -14,16 +14,8 @@ import requests
 import websockets
 
 from tests.e2e.desk_process import running_desk, wait_for
-from tests.scaleout.servers import postgres_server, redis_server
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def backing_services(tmp_path_factory):
-    base = tmp_path_factory.mktemp("services")
-    with postgres_server(base / "pg") as database_url, redis_server(base / "redis") as redis_url:
-        yield {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
 
 
 async def _wait_for_fill(url: str, order_ready: asyncio.Event, order_ids: list[str], timeout: float = 20):
