@@ -40,6 +40,10 @@ if os.environ.get(MULTIPROC_ENV) and not getattr(values.ValueClass, "_multiproce
     raise ImproperlyConfigured(f"prometheus_client was imported before {MULTIPROC_ENV} was set: every process "
                                "would count on its own. Import the settings first (tradingdesk/settings.py).")
 prometheus_client.disable_created_metrics()     # no *_created series: a multi-process scrape has none either
+if os.environ.get(MULTIPROC_ENV):
+    # before this process records anything: a process id given out again (a container restarted, var/ on a
+    # volume) must not start from the open sockets and leases of the dead process that last had it
+    multiprocess.mark_process_dead(os.getpid(), os.environ[MULTIPROC_ENV])
 
 
 class _Metric:

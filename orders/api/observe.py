@@ -8,6 +8,7 @@ The stream's sockets are counted by the consumer (``orders/realtime/consumers.py
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from inspect import iscoroutinefunction
 from time import perf_counter
@@ -20,6 +21,7 @@ from orders.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
+log = logging.getLogger(__name__)
 
 
 def route_of(request: HttpRequest) -> str:
@@ -34,10 +36,14 @@ def route_of(request: HttpRequest) -> str:
 
 
 def _record(request: HttpRequest, response: HttpResponse, seconds: float) -> None:
-    method = request.method if request.method in _METHODS else "other"
-    route = route_of(request)
-    HTTP_REQUESTS.inc(method=method, route=route, status=str(response.status_code))
-    HTTP_SECONDS.observe(seconds, method=method, route=route)
+    """Count the request; a failure to record (a full disk under the metrics directory) never costs the answer."""
+    try:
+        method = request.method if request.method in _METHODS else "other"
+        route = route_of(request)
+        HTTP_REQUESTS.inc(method=method, route=route, status=str(response.status_code))
+        HTTP_SECONDS.observe(seconds, method=method, route=route)
+    except Exception:
+        log.exception("request not counted in the metrics")
 
 
 @sync_and_async_middleware

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from orders import wire
 from orders.api.auth import credentials_from, resolve_client
+from orders.api.errors import is_database_gone
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.events import DESK_KIND
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_SLOW = 4408
 CLOSE_IDLE = 4000
+CLOSE_TRY_AGAIN = 1013          # the database is unreachable: the client reconnects (and resumes) later
 RECONCILE = "GET /v1/orders?status=OPEN (and X-Next-Cursor for more)"
 
 
@@ -86,6 +88,18 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
             WS_CONNECTIONS.inc(-1)
 
     async def connect(self) -> None:
+        """Open the stream; while the database cannot be reached the socket is closed with 1013 (try again
+        later) rather than the handshake failing with a 500, and nothing of it stays with the relay."""
+        try:
+            await self._open()
+        except Exception as e:
+            if not is_database_gone(e):
+                raise
+            get_relay().unregister(self)
+            log.warning("/v1/ws: connection refused while the database is unreachable: %s", e)
+            await self.close(code=CLOSE_TRY_AGAIN)
+
+    async def _open(self) -> None:
         headers = _Headers(self.scope)
         try:
             client = await database_sync_to_async(resolve_client)(
@@ -124,9 +138,9 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
         return [*([resume.gap] if resume.gap else []), *await _live_alert_frames(self.account_id)]
 
     async def disconnect(self, code) -> None:
+        get_relay().unregister(self)            # also after a connect that failed half way
         if not hasattr(self, "tasks"):
             return
-        get_relay().unregister(self)
         self._uncount()
         if self.closing:
             reason = "closed_by_server"                 # slow or unresponsive: logged and counted already

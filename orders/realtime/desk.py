@@ -28,6 +28,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from orders import wire
+from orders.api.errors import is_database_gone
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.events import DESK_KIND
@@ -41,6 +42,7 @@ from orders.web.roles import can_supervise, can_trade, visible_accounts
 
 log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_TRY_AGAIN = 1013          # the database is unreachable: the page's socket reconnects later
 FRAGMENTS = "orders/fragments.html"
 DESK = "orders/desk.html"
 REDRAW_SECONDS = 0.1
@@ -83,6 +85,18 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = None      # fed by the outbox relay: no channel, no Redis connection per socket
 
     async def connect(self) -> None:
+        """Open the desk's socket; while the database cannot be reached it is closed with 1013 (try again
+        later: the page's socket reconnects and redraws) rather than the handshake failing with a 500."""
+        try:
+            await self._open()
+        except Exception as e:
+            if not is_database_gone(e):
+                raise
+            get_relay().unregister(self)
+            log.warning("desk socket: connection refused while the database is unreachable: %s", e)
+            await self.close(code=CLOSE_TRY_AGAIN)
+
+    async def _open(self) -> None:
         user = self.scope.get("user")
         query = parse_qs(self.scope.get("query_string", b"").decode())
         wanted = query.get("account", [None])[0]
@@ -110,8 +124,8 @@ class DeskLiveConsumer(AsyncWebsocketConsumer):
         return {"working", "finished", "positions", "fills", "figures", "state", "alerts", "breakers"}
 
     async def disconnect(self, code) -> None:
+        get_relay().unregister(self)            # also after a connect that failed half way
         if hasattr(self, "tasks"):
-            get_relay().unregister(self)
             for task in self.tasks:
                 task.cancel()
 

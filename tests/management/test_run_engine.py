@@ -9,7 +9,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import OperationalError
+from django.db import InternalError, OperationalError
 
 from orders.management.commands import run_engine
 from orders.models import EngineLease
@@ -94,6 +94,26 @@ def test_it_keeps_retrying_with_backoff_while_the_database_stays_away(account, m
     assert said[0] == "engine: lost the database (server closed the connection unexpectedly); retrying in 0.01 s"
     assert [m.rsplit("retrying in ", 1)[1] for m in said[1:4]] == ["0.02 s", "0.04 s", "0.08 s"]
     assert said[4].startswith("engine: reconnected to the database after")
+
+
+def test_a_statement_the_database_keeps_refusing_backs_off_instead_of_ending_the_engine(account, monkeypatch,
+                                                                                         caplog):
+    """A failover onto a server still read-only refuses every write: the engine waits longer each time and goes
+    on once the database takes writes again, rather than exiting with a traceback."""
+    refusals = iter([InternalError("cannot execute UPDATE in a read-only transaction")] * 3)
+
+    def tick(**kwargs):
+        error = next(refusals, None)
+        if error is not None:
+            raise error
+
+    monkeypatch.setattr(run_engine, "engine_tick", tick)
+    with caplog.at_level(logging.INFO, logger=run_engine.__name__):
+        call_command("run_engine", "--once", stdout=StringIO())
+
+    refused = [r.getMessage() for r in caplog.records if "refused a statement" in r.getMessage()]
+    assert [m.rsplit("retrying in ", 1)[1] for m in refused] == ["0.01 s", "0.02 s", "0.04 s"]
+    assert "read-only transaction" in refused[0]
 
 
 def test_a_lease_taken_by_another_engine_during_the_outage_makes_a_waiting_engine_stand_by(account, monkeypatch,

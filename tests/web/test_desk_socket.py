@@ -12,8 +12,11 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import OperationalError
 
+from orders.realtime import desk
 from orders.realtime.desk import CLOSE_UNAUTHORIZED
+from orders.realtime.relay import get_relay
 from orders.services.orders import OrderChanges, order_cancel, order_modify
 from orders.services.risk import kill_switch
 from orders.web.roles import RISK, TRADER
@@ -225,6 +228,21 @@ async def test_a_pushed_row_on_the_risk_view_has_no_trading_buttons_even_for_a_t
     assert row.find_all("td")[4].text == "4"
     assert row.find("button") is None and row.find("form") is None
     await communicator.disconnect()
+
+
+async def test_a_desk_socket_opened_while_the_database_is_down_is_told_to_come_back(trader_client, account,
+                                                                                     monkeypatch):
+    async def database_gone(*args, **kwargs):
+        raise OperationalError("the connection is closed")
+
+    monkeypatch.setattr(desk, "_account_for", database_gone)
+    before = len(get_relay().clients)
+
+    communicator = socket(cookie_of(trader_client), ORIGIN)
+    connected, code = await communicator.connect(timeout=TIMEOUT)
+
+    assert not connected and code == desk.CLOSE_TRY_AGAIN
+    assert len(get_relay().clients) == before
 
 
 async def test_a_changed_order_arrives_as_its_own_row(trader_client, account, broker):

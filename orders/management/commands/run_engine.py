@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 600
 DATABASE_ERRORS = (OperationalError, InterfaceError)     # the database went away (not a refused statement)
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 4.0
+STEADY_SECONDS = 30.0       # an error this soon after recovering continues the backoff rather than restarting it
 
 
 class LeaseLost(Exception):
@@ -64,6 +65,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         self._stopping = False
         self._stop_event = threading.Event()
+        self._recovered_at, self._last_delay = float("-inf"), RETRY_FIRST_SECONDS
         self._watcher: threading.Thread | None = None
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
@@ -81,7 +83,7 @@ class Command(BaseCommand):
                     if held:
                         self._run(accounts, broker, owner, options)
                     break
-                except DATABASE_ERRORS as e:
+                except DatabaseError as e:         # gone, read-only after a failover, or a refused statement
                     after_outage = True
                     if not self._await_database(e):
                         break
@@ -192,8 +194,13 @@ class Command(BaseCommand):
     # -- the database going away --------------------------------------------------------------------------------
     def _await_database(self, error: Exception) -> bool:
         """Drop every connection and retry with backoff until the database answers. False when stopped first."""
-        lost_at, delay = time.monotonic(), RETRY_FIRST_SECONDS
-        log.warning("engine: lost the database (%s); retrying in %g s", _first_line(error), delay)
+        lost_at = time.monotonic()
+        # failing again soon after recovering (a statement the database keeps refusing, a flapping server)
+        # goes on from the last delay instead of looping every 0.5 s
+        recent = lost_at - self._recovered_at < STEADY_SECONDS
+        delay = min(self._last_delay * 2, RETRY_MAX_SECONDS) if recent else RETRY_FIRST_SECONDS
+        what = "lost the database" if isinstance(error, DATABASE_ERRORS) else "the database refused a statement"
+        log.warning("engine: %s (%s); retrying in %g s", what, _first_line(error), delay)
         while True:
             _drop_connections()
             if self._stop_event.wait(delay):
@@ -206,6 +213,7 @@ class Command(BaseCommand):
                             delay)
                 continue
             log.warning("engine: reconnected to the database after %.1f s", time.monotonic() - lost_at)
+            self._recovered_at, self._last_delay = time.monotonic(), delay
             return True
 
     # -- the rest ---------------------------------------------------------------------------------------------

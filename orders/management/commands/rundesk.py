@@ -144,3 +144,4 @@ class Command(BaseCommand):
                 child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.process.kill()
+                child.process.wait()            # reaped: no zombie left behind
