@@ -41,6 +41,20 @@ def test_it_serves_on_the_port_given_and_restarts_an_engine_that_dies(tmp_path):
                  what="the order to fill")
 
 
+def test_an_engine_run_alone_is_supervised_too(tmp_path):
+    """``rundesk --no-web``: how the scale-out recipe runs its leader and standby engines."""
+    with running_desk(tmp_path / "desk") as desk:
+        desk.start("rundesk", "--no-web", log_name="engine")
+        wait_for(lambda: "running for" in desk.log("engine"), what="the engine to start")
+        pid = int(wait_for(lambda: re.search(r"engine pid (\d+)", desk.log("engine")), what="its pid").group(1))
+
+        os.kill(pid, signal.SIGKILL)
+
+        wait_for(lambda: desk.log("engine").count("running for") == 2, timeout=30, what="the engine to run again")
+        assert "the engine exited with -9; restarting it in 1 s" in desk.log("engine")
+        assert "desk running on" not in desk.log("engine")
+
+
 def test_the_desk_stops_with_a_clear_message_when_the_web_server_dies(tmp_path):
     with running_desk(tmp_path / "desk") as desk:
         rundesk = desk.start("rundesk", log_name="desk")

@@ -2,6 +2,7 @@
 
     manage.py rundesk                               # web + engine on GATEWAY_HOST:GATEWAY_PORT (127.0.0.1:8080)
     manage.py rundesk --no-engine --port 8081       # one more web process beside it (scale-out)
+    manage.py rundesk --no-web                      # an engine only, supervised (a leader or a standby)
 
 daphne serves the settings' ``ASGI_APPLICATION``, so a settings module chooses the app (``bench.settings``
 serves ``bench.asgi``); both children inherit ``DJANGO_SETTINGS_MODULE`` from this process's environment
@@ -29,7 +30,7 @@ import sys
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 RESTART_FIRST_SECONDS, RESTART_MAX_SECONDS = 1.0, 30.0
 STABLE_SECONDS = 60.0           # an engine that ran this long is restarted after RESTART_FIRST_SECONDS again
@@ -80,17 +81,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--no-engine", action="store_true", help="run the web server only (scale-out)")
+        parser.add_argument("--no-web", action="store_true",
+                            help="run the engine only, restarted whenever it exits (a leader or a standby)")
         parser.add_argument("--host", default=settings.GATEWAY_HOST,
                             help=f"address to serve on (default {settings.GATEWAY_HOST}, from GATEWAY_HOST)")
         parser.add_argument("--port", type=int, default=settings.GATEWAY_PORT,
                             help=f"port to serve on (default {settings.GATEWAY_PORT}, from GATEWAY_PORT)")
 
     def handle(self, *args, **options):
+        if options["no_web"] and options["no_engine"]:
+            raise CommandError("--no-web and --no-engine together leave nothing to run")
         host, port = options["host"], options["port"]
         env = {**os.environ, "GATEWAY_HOST": host, "GATEWAY_PORT": str(port)}
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
-        web = Child("web server", [python, "-m", "daphne", "-b", host, "-p", str(port),
-                                   daphne_application(settings.ASGI_APPLICATION)], env)
+        web = None if options["no_web"] else Child("web server", [
+            python, "-m", "daphne", "-b", host, "-p", str(port), daphne_application(settings.ASGI_APPLICATION)], env)
         engine = None if options["no_engine"] else Child("engine", [python, manage, "run_engine", "--wait"], env)
         self._stopping = False
         signal.signal(signal.SIGINT, self._stop)
@@ -100,17 +105,20 @@ class Command(BaseCommand):
             child.start()
         shown = f"[{host}]" if ":" in host else host
         pids = ", ".join(f"{c.name} pid {c.process.pid}" for c in children)
-        self.stdout.write(f"desk running on http://{shown}:{port}/  (API docs: /v1/docs; {pids})  Ctrl-C to stop")
+        if web is None:
+            self.stdout.write(f"engine supervised ({pids})  Ctrl-C to stop")
+        else:
+            self.stdout.write(f"desk running on http://{shown}:{port}/  (API docs: /v1/docs; {pids})  Ctrl-C to stop")
         exit_code = self._supervise(web, engine)
         self._stop_all(children)
         self.stdout.write("desk stopped")
         if exit_code:
             sys.exit(exit_code)
 
-    def _supervise(self, web: Child, engine: Child | None) -> int:
+    def _supervise(self, web: Child | None, engine: Child | None) -> int:
         """Watch the children until stopped: restart the engine, stop on the web server's exit (its code)."""
         while not self._stopping:
-            code = web.exited()
+            code = web.exited() if web is not None else None
             if code is not None:
                 self.stderr.write(f"the web server exited with {code}; stopping the desk"
                                   f"{' and its engine' if engine else ''} (see the web server's output above)")
