@@ -29,12 +29,12 @@ from django.utils import timezone
 
 from orders import wire
 from orders.api.auth import credentials_from, resolve_client
-from orders.api.errors import is_database_gone
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.events import DESK_KIND
 from orders.metrics import WS_CONNECTIONS, WS_DISCONNECTS, WS_FRAMES_SENT, WS_RESUMES, WS_SLOW_CONSUMERS
 from orders.realtime.market import market_data
+from orders.realtime.opening import OpensUnlessDatabaseGone
 from orders.realtime.relay import frame_symbol, frame_text, get_relay
 from orders.realtime.resume import Resume, stream_resume
 from orders.realtime.subscriptions import SubscriptionFilter
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_SLOW = 4408
 CLOSE_IDLE = 4000
-CLOSE_TRY_AGAIN = 1013          # the database is unreachable: the client reconnects (and resumes) later
 RECONCILE = "GET /v1/orders?status=OPEN (and X-Next-Cursor for more)"
 
 
@@ -71,7 +70,8 @@ def scope_is_loopback(scope, headers: _Headers) -> bool:
         return False
 
 
-class StrategyStreamConsumer(AsyncWebsocketConsumer):
+class StrategyStreamConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
+    socket_name = "/v1/ws"
     account_id: int
     channel_layer_alias = None      # fed by the outbox relay: no channel, no Redis connection per socket
     counted = False                     # in gateway_ws_connections_active
@@ -86,18 +86,6 @@ class StrategyStreamConsumer(AsyncWebsocketConsumer):
         if self.counted:
             self.counted = False
             WS_CONNECTIONS.inc(-1)
-
-    async def connect(self) -> None:
-        """Open the stream; while the database cannot be reached the socket is closed with 1013 (try again
-        later) rather than the handshake failing with a 500, and nothing of it stays with the relay."""
-        try:
-            await self._open()
-        except Exception as e:
-            if not is_database_gone(e):
-                raise
-            get_relay().unregister(self)
-            log.warning("/v1/ws: connection refused while the database is unreachable: %s", e)
-            await self.close(code=CLOSE_TRY_AGAIN)
 
     async def _open(self) -> None:
         headers = _Headers(self.scope)

@@ -28,12 +28,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from orders import wire
-from orders.api.errors import is_database_gone
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.events import DESK_KIND
 from orders.models import Account, Alert, TradingState
 from orders.realtime.market import market_data
+from orders.realtime.opening import OpensUnlessDatabaseGone
 from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
 from orders.services.breakers import breaker_snapshot
@@ -42,7 +42,6 @@ from orders.web.roles import can_supervise, can_trade, visible_accounts
 
 log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
-CLOSE_TRY_AGAIN = 1013          # the database is unreachable: the page's socket reconnects later
 FRAGMENTS = "orders/fragments.html"
 DESK = "orders/desk.html"
 REDRAW_SECONDS = 0.1
@@ -80,21 +79,10 @@ def sections_for(kind: str, frame: dict) -> set[str]:
     return set()
 
 
-class DeskLiveConsumer(AsyncWebsocketConsumer):
+class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
+    socket_name = "desk socket"
     account_id: int
     channel_layer_alias = None      # fed by the outbox relay: no channel, no Redis connection per socket
-
-    async def connect(self) -> None:
-        """Open the desk's socket; while the database cannot be reached it is closed with 1013 (try again
-        later: the page's socket reconnects and redraws) rather than the handshake failing with a 500."""
-        try:
-            await self._open()
-        except Exception as e:
-            if not is_database_gone(e):
-                raise
-            get_relay().unregister(self)
-            log.warning("desk socket: connection refused while the database is unreachable: %s", e)
-            await self.close(code=CLOSE_TRY_AGAIN)
 
     async def _open(self) -> None:
         user = self.scope.get("user")

@@ -8,6 +8,7 @@ import pytest
 from django.db import OperationalError
 
 from orders.realtime import consumers
+from orders.realtime.opening import CLOSE_TRY_AGAIN
 from orders.realtime.relay import get_relay
 from tests.realtime.support import CONNECT_TIMEOUT, connected_stream, place, stream
 
@@ -25,7 +26,7 @@ async def test_a_stream_opened_while_the_database_is_down_is_told_to_come_back(a
     communicator = stream()
     connected, code = await communicator.connect(timeout=CONNECT_TIMEOUT)
 
-    assert not connected and code == consumers.CLOSE_TRY_AGAIN
+    assert not connected and code == CLOSE_TRY_AGAIN
     assert len(get_relay().clients) == before
 
 
@@ -38,7 +39,7 @@ async def test_a_stream_whose_first_read_fails_is_not_left_with_the_relay(accoun
 
     communicator = stream(path="/v1/ws?last_event_id=1")
     connected, code = await communicator.connect(timeout=CONNECT_TIMEOUT)
-    assert not connected and code == consumers.CLOSE_TRY_AGAIN
+    assert not connected and code == CLOSE_TRY_AGAIN
     monkeypatch.undo()
 
     await place(client, quantity="1")                     # events for the account keep coming

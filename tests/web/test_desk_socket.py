@@ -16,6 +16,7 @@ from django.db import OperationalError
 
 from orders.realtime import desk
 from orders.realtime.desk import CLOSE_UNAUTHORIZED
+from orders.realtime.opening import CLOSE_TRY_AGAIN
 from orders.realtime.relay import get_relay
 from orders.services.orders import OrderChanges, order_cancel, order_modify
 from orders.services.risk import kill_switch
@@ -241,7 +242,7 @@ async def test_a_desk_socket_opened_while_the_database_is_down_is_told_to_come_b
     communicator = socket(cookie_of(trader_client), ORIGIN)
     connected, code = await communicator.connect(timeout=TIMEOUT)
 
-    assert not connected and code == desk.CLOSE_TRY_AGAIN
+    assert not connected and code == CLOSE_TRY_AGAIN
     assert len(get_relay().clients) == before
 
 
