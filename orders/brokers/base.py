@@ -19,7 +19,13 @@ quote(symbol)          yes       the latest top of book
 bars(...)              yes       OHLCV history
 status()               yes       connection status (connected, latency, heartbeat)
 sync(working, now)     yes       bring working orders up to date: the paper venue matches them,
-                                 a real broker reports fills and cancels it has seen
+                                 a real broker reports fills and cancels it has seen, and a held
+                                 bracket leg the venue released (ACCEPTED)
+account_state(now)     yes       the venue's account figures (``VenueAccount``)
+positions(now)         yes       what the venue holds (``VenuePosition``), external positions included
+open_orders(now)       yes       the venue's working orders (``VenueOrder``), external ones included
+arm_deadman(seconds)   no        (re-)arm the venue's dead man's switch: cancel every order unless armed again
+                                 within ``seconds``; 0 disarms (capability: ``deadman_seconds`` > 0)
 poll_seconds           no        the least time between two polls of the venue (``sync`` and the
                                  trailing stops' quotes) that no stream event asked for; 0 = every tick
 =====================  ========  ===============================================================
@@ -47,6 +53,9 @@ from orders.brokers.types import (
     Instrument,
     OrderTicket,
     Quote,
+    VenueAccount,
+    VenueOrder,
+    VenuePosition,
     WorkingOrder,
 )
 from orders.domain.errors import Unsupported
@@ -64,6 +73,16 @@ class Broker:
     answers_at_once = False
     # shown to people as a simulated venue (no real money)
     simulated = False
+    # the venue's own account, positions and orders are the truth (a real broker): the desk shows and checks
+    # against ``account_state``, adopts positions and orders found only at the venue, and raises
+    # POSITION_MISMATCH when its ledger drifts from ``positions``. False: the desk's ledger *is* the venue's
+    # (the paper venue keeps its books in the desk's database)
+    venue_ledger = True
+    # one balance backs only one resting reducing order (spot venues without a linked OCO for the pair): a
+    # bracket's stop rests at the venue and its take-profit is watched by the engine and fired on the quote
+    one_resting_exit = False
+    # the venue's dead man's switch, re-armed by the engine that holds the account's lease; 0 = none
+    deadman_seconds = 0
     # a remote venue is polled no more often than this, so the engine's ticks stay within its request budget;
     # an event on the venue's stream (``watch``) asks for a poll at once
     poll_seconds = 0.0
@@ -124,3 +143,21 @@ class Broker:
 
     def sync(self, working: Sequence[WorkingOrder], *, now: datetime) -> list[ExecutionReport]:
         raise NotImplementedError("a broker must report what happened to working orders")
+
+    def account_state(self, *, now: datetime, account_id: int | None = None) -> VenueAccount:
+        """The account's figures as the venue reports them. ``account_id`` (the desk's account) matters only
+        to the paper venue, whose books are the desk's; a real broker has one account per set of keys."""
+        raise NotImplementedError("a broker must report the venue's account")
+
+    def positions(self, *, now: datetime, account_id: int | None = None) -> list[VenuePosition]:
+        """Every position the venue holds for the account, non-zero only, including any opened elsewhere."""
+        raise NotImplementedError("a broker must report the venue's positions")
+
+    def open_orders(self, *, now: datetime, account_id: int | None = None) -> list[VenueOrder]:
+        """Every working order the venue holds for the account, including any placed elsewhere."""
+        raise NotImplementedError("a broker must report the venue's working orders")
+
+    def arm_deadman(self, *, seconds: int) -> None:
+        """Ask the venue to cancel every order unless armed again within ``seconds``; 0 disarms.
+        Only brokers with ``deadman_seconds`` > 0 are asked."""
+        raise Unsupported("a dead man's switch", self.name)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from orders.brokers.base import Broker
 from orders.brokers.faults import PaperFaults
@@ -36,8 +37,12 @@ from orders.brokers.types import (
     OrderTicket,
     Quote,
     ReportKind,
+    VenueAccount,
+    VenueOrder,
+    VenuePosition,
     WorkingOrder,
 )
+from orders.domain.account import Holding, account_figures
 from orders.domain.enums import (
     AssetClass,
     OrderStatus,
@@ -69,6 +74,8 @@ class PaperConfig:
     instruments: dict[str, Instrument]
     profile: BracketStrategy = BracketStrategy.PENDING
     fault_file: str = ""
+    # the desk's books, which are this venue's (``paper_ledger.PaperLedger``); None: the venue reports no account
+    ledger: Any = None
 
 
 def is_session_open(instrument: Instrument, at: datetime) -> bool:
@@ -92,6 +99,7 @@ class PaperBroker(Broker):
     name = "paper"
     answers_at_once = True
     simulated = True
+    venue_ledger = False        # its books are the desk's own
 
     def __init__(self, config: PaperConfig) -> None:
         self.config = config
@@ -148,6 +156,43 @@ class PaperBroker(Broker):
     def status(self, *, now: datetime) -> ConnectionStatus:
         unavailable = self.faults is not None and self.faults.state().unavailable
         return ConnectionStatus(connected=not unavailable, latency_ms=0, last_heartbeat=now)
+
+    # -- the venue's books (the desk's database: see paper_ledger.py) -------------------------------------
+    def account_state(self, *, now: datetime, account_id: int | None = None) -> VenueAccount:
+        currency, cash = self._ledger().currency_and_cash(self._account(account_id))
+        holdings = [Holding(quantity=p.quantity, average_price=p.average_price, mark=p.mark,
+                            margin_rate=self._margin_rate(p.symbol))
+                    for p in self.positions(now=now, account_id=account_id)]
+        figures = account_figures(cash=cash, holdings=holdings, currency=currency)
+        return VenueAccount(cash=figures.balance, equity=figures.equity, buying_power=figures.buying_power,
+                            margin_used=figures.margin_used, margin_available=figures.margin_available,
+                            currency=currency, unrealized_pnl=figures.unrealized_pnl)
+
+    def positions(self, *, now: datetime, account_id: int | None = None) -> list[VenuePosition]:
+        out = []
+        for symbol, quantity, average in self._ledger().holdings(self._account(account_id)):
+            instrument = self.config.instruments.get(symbol)
+            mark = self.walk.quote(instrument, now).last if instrument else average
+            out.append(VenuePosition(symbol=symbol, quantity=quantity, average_price=average, mark=mark))
+        return out
+
+    def open_orders(self, *, now: datetime, account_id: int | None = None) -> list[VenueOrder]:
+        return [VenueOrder(**row) for row in self._ledger().working(self._account(account_id))]
+
+    def _ledger(self) -> Any:
+        if self.config.ledger is None:
+            raise ProviderUnavailable("this paper venue was built without the desk's books")
+        return self.config.ledger
+
+    @staticmethod
+    def _account(account_id: int | None) -> int:
+        if account_id is None:
+            raise ValueError("the paper venue keeps one book per desk account: account_id is required")
+        return account_id
+
+    def _margin_rate(self, symbol: str) -> Decimal:
+        instrument = self.config.instruments.get(symbol)
+        return instrument.margin_rate if instrument else Decimal("1")
 
     # -- pre-trade -------------------------------------------------------------------------------------
     def check_order(self, request: OrderRequest, *, context: AccountContext, now: datetime) -> Decimal:

@@ -7,6 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from orders.brokers.catalogue import load_catalogue
 from orders.brokers.paper import PaperBroker, PaperConfig
+from orders.brokers.paper_ledger import PaperLedger
 from orders.brokers.types import BracketStrategy
 
 
@@ -21,4 +22,4 @@ def build_paper_broker() -> PaperBroker:
     instruments = load_catalogue(path=settings.PAPER_INSTRUMENTS_FILE, session=settings.PAPER_MARKET_HOURS)
     fault_file = str(settings.VAR_DIR / "paper-faults.json")
     return PaperBroker(PaperConfig(seed=settings.PAPER_SEED, instruments=instruments, profile=profile,
-                                   fault_file=fault_file))
+                                   fault_file=fault_file, ledger=PaperLedger()))

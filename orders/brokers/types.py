@@ -189,3 +189,44 @@ class ExecutionReport:
     triggered: bool | None = None
     checked_until: datetime | None = None
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueAccount:
+    """The account as the venue itself reports it (``Broker.account_state``): the numbers the desk shows and
+    checks against for a real broker. ``unrealized_pnl`` is None when the venue does not report one."""
+    cash: Decimal
+    equity: Decimal
+    buying_power: Decimal
+    margin_used: Decimal
+    margin_available: Decimal
+    currency: str
+    unrealized_pnl: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePosition:
+    """What the venue holds of one symbol (``Broker.positions``), signed. On a spot venue, the balance (free and
+    locked) of the symbol's base asset. ``average_price`` is None when the venue does not keep one (spot)."""
+    symbol: str
+    quantity: Decimal
+    average_price: Decimal | None = None
+    mark: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """A working order as the venue lists it (``Broker.open_orders``). ``client_order_id`` is the id the desk
+    sent (our order id) or, for an order placed elsewhere, whatever the other app sent."""
+    broker_order_id: str
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    filled_quantity: Decimal
+    status: OrderStatus
+    created_at: datetime
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
