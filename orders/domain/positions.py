@@ -52,6 +52,19 @@ def apply_fill(position: Netting, *, side: Side, quantity: Decimal, price: Decim
     return Netting(new_q, price, realized)
 
 
+def fee_in_kind(position: Netting, *, fee: Decimal) -> Netting:
+    """The position after the venue took ``fee`` units of the traded asset itself as commission (a Binance buy
+    without BNB pays its fee in the coin bought): less is held, and what was paid for it is spread over what is
+    left, so the average price rises and the cost stays."""
+    if fee <= 0:
+        return position
+    q = position.quantity - fee
+    if q == 0:
+        return Netting(ZERO, ZERO, position.realized_pnl)
+    average = position.average_price * position.quantity / q if position.quantity > 0 else position.average_price
+    return Netting(q, average, position.realized_pnl)
+
+
 def exposure_increase(position_quantity: Decimal, *, side: Side, quantity: Decimal) -> Decimal:
     """How much of an order opens or grows a position (the part that needs buying power, and that a
     reduce-only order may not have). An order that goes past flat opens everything beyond flat: selling 15

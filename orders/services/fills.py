@@ -19,9 +19,10 @@ from orders import events, wire
 from orders.brokers.base import Broker
 from orders.brokers.types import ExecutionReport, ReportKind
 from orders.domain.enums import TERMINAL_STATUSES, OrderStatus, Side
+from orders.domain.errors import DeskError
 from orders.domain.lifecycle import OrderStep
 from orders.domain.money import quantize_money
-from orders.domain.positions import Netting, apply_fill
+from orders.domain.positions import Netting, apply_fill, fee_in_kind
 from orders.models import Account, Fill, Order, Position, position_wire_id
 from orders.rows import update_rows
 from orders.services import protection
@@ -177,12 +178,24 @@ def _update_cash(order: Order, report: ExecutionReport) -> None:
     Account.objects.filter(pk=order.account_id).update(cash=F("cash") - flow)
 
 
+def _fee_in_traded_asset(symbol: str, report: ExecutionReport, broker: Broker) -> Decimal:
+    """The part of the fill's commission the venue took in the traded asset itself (so less of it is held)."""
+    if not report.commission or report.commission_currency.upper() in _CASH_LIKE:
+        return Decimal(0)
+    try:
+        base = broker.instrument(symbol).base_asset
+    except DeskError:
+        return Decimal(0)
+    return report.commission if report.commission_currency.upper() == base.upper() else Decimal(0)
+
+
 def _update_position(order: Order, report: ExecutionReport, broker: Broker) -> tuple[str, dict] | None:
     now = timezone.now()
     position, _ = Position.objects.select_for_update().get_or_create(
         account_id=order.account_id, symbol=order.symbol, defaults={"opened_at": now, "updated_at": now})
     before = Netting(position.quantity, position.average_price, position.realized_pnl)
     after = apply_fill(before, side=Side(order.side), quantity=report.quantity, price=report.price)
+    after = fee_in_kind(after, fee=_fee_in_traded_asset(order.symbol, report, broker))
     if before.quantity == 0 or (before.quantity > 0) != (after.quantity > 0) and after.quantity != 0:
         position.opened_at = now
     position.quantity, position.average_price = after.quantity, quantize_money(after.average_price, 10)

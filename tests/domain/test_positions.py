@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from orders.domain.enums import PositionSide, Side
-from orders.domain.positions import FLAT, Netting, apply_fill, exposure_increase
+from orders.domain.positions import FLAT, Netting, apply_fill, exposure_increase, fee_in_kind
 
 D = Decimal
 BUY, SELL = Side.BUY, Side.SELL
@@ -157,3 +157,15 @@ def test_applying_a_fill_leaves_the_original_position_untouched():
 ])
 def test_exposure_increase_counts_what_opens_or_grows_a_position(held, side, quantity, expected):
     assert exposure_increase(D(held), side=side, quantity=D(quantity)) == D(expected)
+
+
+def test_a_fee_taken_in_the_coin_bought_leaves_less_held_at_the_same_cost():
+    bought = apply_fill(FLAT, side=Side.BUY, quantity=Decimal("0.01"), price=Decimal("50000"))
+    held = fee_in_kind(bought, fee=Decimal("0.00001"))
+    assert held.quantity == Decimal("0.00999")
+    assert held.quantity * held.average_price == Decimal("500")      # 0.01 × 50,000 paid, spread over what is held
+
+
+def test_no_fee_in_kind_leaves_the_position_as_it_was():
+    bought = apply_fill(FLAT, side=Side.BUY, quantity=Decimal("2"), price=Decimal("10"))
+    assert fee_in_kind(bought, fee=Decimal("0")) == bought
