@@ -5,7 +5,14 @@
 * Binance only refuses a reused client id while the first order is *open* (NOTES §0.1): after a timeout
   or a 5xx the order is looked up before it is sent again, or a filled MARKET order would fill twice;
   ``-2010 Duplicate order sent.`` answers with the existing order.
-* SL + TP after an entry fill go as one native OCO order list (``/api/v3/orderList/oco``).
+* SL + TP after an entry fill go as one native OCO order list (``/api/v3/orderList/oco``): the only way two
+  reducing orders can rest against one balance on spot (``one_resting_exit``). Without an OCO (one leg only,
+  or a symbol without ``ocoAllowed``) the desk rests one exit at the venue and watches the other itself.
+* The account, its positions and its open orders are read from the venue (``account_state``, ``positions``,
+  ``open_orders``; see ``account.py``): balances in the configured quote asset, and every open order, external
+  ones and order-list legs included.
+* Fills carry the venue's own commission and commission asset: without BNB, a BUY pays its fee in the coin
+  bought (0.01 BTC bought leaves 0.00999 held), a SELL in the quote asset.
 * ``sync`` asks for each working order and reports what grew: fills from ``/api/v3/myTrades`` (exact
   prices, commissions and trade ids), then cancels / expiries / rejections.
 * Not supported (``Unsupported``, 501): TRAILING_STOP orders, ``modify_order`` (a cancel-replace
@@ -15,10 +22,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -26,7 +35,16 @@ from typing import Any, TypeVar
 from django.core.exceptions import ImproperlyConfigured
 
 from orders.brokers.base import Broker
+from orders.brokers.binance.account import (
+    Balance,
+    parse_binance_balances,
+    parse_binance_open_order,
+    parse_binance_taker_rate,
+    to_venue_account,
+    to_venue_positions,
+)
 from orders.brokers.binance.client import BinanceClient, BinanceConfig, Params
+from orders.brokers.binance.endpoints import rest_base_url, ws_api_url
 from orders.brokers.binance.mapping import (
     PROVIDER,
     BinanceApiError,
@@ -76,6 +94,9 @@ from orders.brokers.types import (
     OrderTicket,
     Quote,
     ReportKind,
+    VenueAccount,
+    VenueOrder,
+    VenuePosition,
     WorkingOrder,
 )
 from orders.domain.enums import AssetClass, OrderType, PositionMode, RejectReason, Side
@@ -97,6 +118,11 @@ T = TypeVar("T")
 # request weights (rest-api.md); exchangeInfo and myTrades at their documented worst case
 W_ORDER, W_CANCEL, W_QUERY, W_OCO, W_ORDER_LIST = 1, 1, 4, 1, 4
 W_MY_TRADES, W_BOOK, W_KLINES, W_EXCHANGE_INFO = 20, 2, 2, 20
+W_ACCOUNT, W_OPEN_ORDERS_ALL, W_PRICE, W_PRICES = 20, 80, 2, 4       # openOrders without a symbol weighs 80
+# the account read once serves account_state and positions asked for the same ``now`` within this many seconds
+HOLDINGS_REUSE_SECONDS = 1.0
+# Binance's standard spot rate, for a fee the venue has not shown yet when the account's own rate is unknown
+DEFAULT_TAKER_RATE = Decimal("0.001")
 MAX_KLINES = 1000
 # an order the venue does not know after this long never reached it: a signed request older than
 # recvWindow is refused, and our retries end well within a minute
@@ -113,16 +139,30 @@ CAPABILITIES = Capabilities(
 )
 
 
+@dataclass(frozen=True)
+class Holdings:
+    """One read of the account: balances, each held asset's symbol against the quote asset, and its price."""
+    balances: dict[str, Balance]
+    symbols: dict[str, str]
+    marks: dict[str, Decimal]
+
+
 class BinanceBroker(Broker):
     name = PROVIDER
     poll_seconds = 2.0          # a poll weighs 4 per working order: 20 orders use 2,400 of the 6,000 a minute
     capabilities = CAPABILITIES
+    # spot: a resting SELL locks its quantity, so one balance backs one resting exit, unless the two are linked
+    # in an OCO order list (the native_oco strategy, used whenever both legs are asked for)
+    one_resting_exit = True
 
     def __init__(self, config: BinanceConfig, *, http: HttpClient | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.client = BinanceClient(config, http=http, clock=clock)
         self._rules: dict[str, tuple[float, SymbolRules]] = {}
+        self._unknown_symbols: dict[str, float] = {}            # symbol → when the venue said it has none
+        self._holdings: tuple[datetime, float, Holdings] | None = None
+        self._taker_rate: Decimal | None = None                  # from the last account answer
 
     def watch(self, *, wake, stop) -> None:
         """The user-data stream wakes the engine; the engine's sync records what happened."""
@@ -395,12 +435,35 @@ class BinanceBroker(Broker):
         if final and missing > 0:
             quote_total = parse_binance_decimal(body.get("cummulativeQuoteQty", "0"), name="cummulativeQuoteQty")
             rest = quote_total - seen_quote
-            price = rest / missing if rest > 0 else quote_total / executed
+            price = quantize_money(rest / missing if rest > 0 else quote_total / executed, 8)
+            fee, fee_asset = self._estimated_fee(order, trades, quantity=missing, price=price)
             reports.append(ExecutionReport(
                 order.order_id, ReportKind.FILL, at, fill_id=f"{order.symbol}:order-{venue_id}:"
-                f"{format_decimal(executed)}", quantity=missing, price=quantize_money(price, 8),
-                commission_currency="", extra={"venue_order_id": venue_id, "estimated": True}))
+                f"{format_decimal(executed)}", quantity=missing, price=price, commission=fee,
+                commission_currency=fee_asset, extra={"venue_order_id": venue_id, "estimated": True}))
         return reports
+
+    def _estimated_fee(self, order: WorkingOrder, trades: list[dict], *, quantity: Decimal,
+                       price: Decimal) -> tuple[Decimal, str]:
+        """The commission on a part of a fill the trade list does not show yet. At what the order's other trades
+        paid per unit, in their asset; without any, in the coin bought (Binance's default without BNB: the base
+        asset on a BUY, the quote asset on a SELL) at the account's taker rate. A fee taken in the base asset
+        must not be left out, or the desk would think it holds more than the venue does."""
+        paid = [t for t in trades if t.get("commissionAsset")]
+        if paid:
+            asset = paid[-1]["commissionAsset"]
+            same = [t for t in paid if t["commissionAsset"] == asset]
+            units = sum((parse_binance_decimal(t["qty"], name="qty") for t in same), ZERO)
+            fees = sum((parse_binance_decimal(t["commission"], name="commission") for t in same), ZERO)
+            return (quantize_money(fees * quantity / units, 8) if units > 0 else ZERO), asset
+        try:
+            rules = self.symbol_rules(order.symbol)
+        except DeskError:
+            return ZERO, ""
+        rate = self._taker_rate if self._taker_rate is not None else DEFAULT_TAKER_RATE
+        if order.side is Side.BUY:
+            return quantize_money(quantity * rate, 8), rules.base_asset
+        return quantize_money(quantity * price * rate, 8), rules.quote_asset
 
     def _missing(self, order: WorkingOrder, now: datetime) -> list[ExecutionReport]:
         if now - order.created_at < MISSING_GRACE + timedelta(milliseconds=self.config.recv_window):
@@ -410,6 +473,78 @@ class BinanceBroker(Broker):
                                     reason="the venue no longer knows this order")]
         return [ExecutionReport(order.order_id, ReportKind.REJECTED, now,
                                 reason="the venue has no order with this client id: it never arrived")]
+
+
+    # -- the venue's account ---------------------------------------------------------------------------------
+    def account_state(self, *, now: datetime, account_id: int | None = None) -> VenueAccount:
+        """Cash, equity and buying power in the quote asset (``account.py``): weight 20 for the account, plus
+        2-4 for the prices of what is held (and 20 per held asset's symbol rules, once an hour)."""
+        holdings = self.holdings(now=now)
+        return to_venue_account(holdings.balances, quote=self.config.quote_asset, marks=holdings.marks)
+
+    def positions(self, *, now: datetime, account_id: int | None = None) -> list[VenuePosition]:
+        holdings = self.holdings(now=now)
+        return to_venue_positions(holdings.balances, quote=self.config.quote_asset, symbols=holdings.symbols,
+                                  marks=holdings.marks)
+
+    def open_orders(self, *, now: datetime, account_id: int | None = None) -> list[VenueOrder]:
+        """Every open order on every symbol, order-list legs included (weight 80: without a symbol is the only
+        way to see orders placed elsewhere, so this is for reconciliation, not for every tick)."""
+        rows = self._signed("GET", "/api/v3/openOrders", [], weight=W_OPEN_ORDERS_ALL, context=ErrorContext.LOOKUP,
+                            symbol=None)
+        return sorted((parse_binance_open_order(row) for row in rows), key=lambda o: (o.created_at,
+                                                                                     o.broker_order_id))
+
+    def holdings(self, *, now: datetime) -> Holdings:
+        """The account's balances, with the symbol and last price of each held asset against the quote asset.
+        One read serves ``account_state`` and ``positions`` asked for the same ``now`` in quick succession."""
+        clock = self.client.clock()
+        if self._holdings is not None and self._holdings[0] == now and clock - self._holdings[1] < \
+                HOLDINGS_REUSE_SECONDS:
+            return self._holdings[2]
+        body = self._signed("GET", "/api/v3/account", [("omitZeroBalances", "true")], weight=W_ACCOUNT,
+                            context=ErrorContext.LOOKUP, symbol=None)
+        if (rate := parse_binance_taker_rate(body)) is not None:
+            self._taker_rate = rate
+        balances = parse_binance_balances(body)
+        quote = self.config.quote_asset
+        rules = {asset: found for asset in balances if asset != quote
+                 and (found := self._quote_symbol_rules(asset)) is not None}
+        holdings = Holdings(balances=balances, symbols={asset: r.symbol for asset, r in rules.items()},
+                            marks=self._last_prices(rules))
+        self._holdings = (now, clock, holdings)
+        return holdings
+
+    def _quote_symbol_rules(self, asset: str) -> SymbolRules | None:
+        """The rules of ``<ASSET><QUOTE>``, or None when Binance lists no such symbol (remembered as long as
+        rules are, so dust does not cost an exchangeInfo call on every read)."""
+        symbol = f"{asset}{self.config.quote_asset}"
+        if self.client.clock() - self._unknown_symbols.get(symbol, -math.inf) < self.config.rules_ttl:
+            return None
+        try:
+            rules = self.symbol_rules(symbol)
+        except SymbolNotFound:
+            self._unknown_symbols[symbol] = self.client.clock()
+            return None
+        if rules.base_asset not in ("", asset) or rules.quote_asset not in ("", self.config.quote_asset):
+            return None
+        return rules
+
+    def _last_prices(self, rules: dict[str, SymbolRules]) -> dict[str, Decimal]:
+        """Each asset's last price against the quote asset, in one ticker call. A symbol that is not trading
+        (a break, a delisting) is not asked for: the venue would refuse the whole list for it."""
+        symbols = sorted(r.symbol for r in rules.values() if r.trading)
+        if not symbols:
+            return {}
+        if len(symbols) == 1:
+            params: Params = [("symbol", symbols[0])]
+        else:
+            params = [("symbols", json.dumps(symbols, separators=(",", ":")))]
+        body = self._market("/api/v3/ticker/price", params, weight=W_PRICE if len(symbols) == 1 else W_PRICES,
+                            symbol=",".join(symbols))
+        rows = body if isinstance(body, list) else [body]
+        prices = {row["symbol"]: parse_binance_decimal(row["price"], name="price") for row in rows}
+        return {asset: prices[r.symbol] for asset, r in rules.items() if r.symbol in prices}
 
 
 # -- pre-trade helpers -----------------------------------------------------------------------------------
@@ -459,9 +594,22 @@ def _check_reduce_only(request: OrderRequest, context: AccountContext) -> None:
 
 
 def build_binance_broker() -> BinanceBroker:
-    """The registry's factory (``BROKERS["binance_spot"]``): configuration from the environment."""
+    """The registry's factory (``BROKERS["binance_spot"]``): configuration from the environment.
+
+    ``BINANCE_BASE_URL`` (default: the Spot testnet) names the venue; the WebSocket API URL is derived from it
+    (``endpoints.py``) unless ``BINANCE_WS_API_URL`` names one. ``BINANCE_QUOTE_ASSET`` (default USDT) is the
+    account's currency."""
     values = require_env(PROVIDER, ["BINANCE_API_KEY", "BINANCE_API_SECRET"],
-                         {"BINANCE_BASE_URL": "https://testnet.binance.vision", "BINANCE_RECV_WINDOW": "5000"})
+                         {"BINANCE_BASE_URL": "https://testnet.binance.vision", "BINANCE_RECV_WINDOW": "5000",
+                          "BINANCE_WS_API_URL": "", "BINANCE_QUOTE_ASSET": "USDT"})
+    try:
+        base_url = rest_base_url(values["BINANCE_BASE_URL"])
+        stream_url = ws_api_url(base_url, override=values["BINANCE_WS_API_URL"])
+    except ValueError as e:
+        raise ImproperlyConfigured(f"BINANCE_BASE_URL / BINANCE_WS_API_URL: {e}") from None
+    quote = values["BINANCE_QUOTE_ASSET"].strip().upper()
+    if not quote.isalnum():
+        raise ImproperlyConfigured(f"BINANCE_QUOTE_ASSET must be an asset code such as USDT (got {quote!r})")
     try:
         recv_window = int(values["BINANCE_RECV_WINDOW"])
     except ValueError:
@@ -470,4 +618,5 @@ def build_binance_broker() -> BinanceBroker:
         raise ImproperlyConfigured("BINANCE_RECV_WINDOW must be a whole number of milliseconds, 1 to 60000 "
                                    f"(got {values['BINANCE_RECV_WINDOW']!r})")
     return BinanceBroker(BinanceConfig(api_key=values["BINANCE_API_KEY"], api_secret=values["BINANCE_API_SECRET"],
-                                       base_url=values["BINANCE_BASE_URL"], recv_window=recv_window))
+                                       base_url=base_url, ws_api_url=stream_url, quote_asset=quote,
+                                       recv_window=recv_window))

@@ -40,6 +40,8 @@ class BinanceConfig:
     api_key: str
     api_secret: str = field(repr=False)
     base_url: str = "https://testnet.binance.vision"
+    ws_api_url: str = ""                  # "" = derived from base_url (endpoints.py)
+    quote_asset: str = "USDT"             # the account's currency: cash, equity and every position's mark
     recv_window: int = 5000
     weight_limit: int = 6000              # REQUEST_WEIGHT per minute until exchangeInfo says otherwise
     weight_budget: float = 0.9            # share of the limit we let ourselves use

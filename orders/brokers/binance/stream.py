@@ -6,6 +6,9 @@ request on a WebSocket API connection; events then arrive wrapped as ``{"subscri
 callback; the desk applies them exactly like the reports of ``sync`` (fill ids are the same, so a fill
 seen on both paths is recorded once).
 
+The URL comes from the configuration only (``endpoints.ws_api_url``): the subscription carries the API key,
+so it never goes to a host the configuration did not name.
+
 The connection is re-opened with exponential backoff and jitter (PROTOCOL §7.7) whenever it drops, the
 subscription is refused, or Binance ends it (``eventStreamTerminated``). After a reconnect, anything
 missed is caught up by the next ``sync``.
@@ -21,27 +24,18 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+from orders.brokers.binance.endpoints import ws_api_url
 from orders.brokers.binance.mapping import PROVIDER, parse_binance_execution_report, to_binance_ws_subscribe
 from orders.brokers.streams import ReconnectingStream, deliver, websocket_connect
 from orders.brokers.types import ExecutionReport
 
 log = logging.getLogger(__name__)
 
-WS_API_URLS = {
-    "https://testnet.binance.vision": "wss://ws-api.testnet.binance.vision/ws-api/v3",
-    "https://demo-api.binance.com": "wss://demo-ws-api.binance.com/ws-api/v3",
-}
-LIVE_WS_API_URL = "wss://ws-api.binance.com:443/ws-api/v3"
-
 OnReports = Callable[[list[ExecutionReport]], Awaitable[None] | None]
 
 
 class StreamRefused(Exception):
     """The venue answered the subscription with an error."""
-
-
-def ws_api_url(base_url: str) -> str:
-    return WS_API_URLS.get(base_url.rstrip("/").removesuffix("/api"), LIVE_WS_API_URL)
 
 
 class BinanceUserStream(ReconnectingStream):
@@ -54,7 +48,7 @@ class BinanceUserStream(ReconnectingStream):
         super().__init__(sleep=sleep, initial_delay=initial_delay, max_delay=max_delay)
         self.config = config
         self.timestamp = timestamp
-        self.url = url or ws_api_url(config.base_url)
+        self.url = url or ws_api_url(config.base_url, override=config.ws_api_url)
         self.connect = connect
         self.answer_timeout = answer_timeout
         self.subscription_id: int | None = None
