@@ -35,7 +35,7 @@ from orders.brokers.binance.mapping import (
     to_binance_query,
     to_binance_ws_subscribe,
 )
-from orders.brokers.binance.stream import BinanceUserStream, ws_api_url
+from orders.brokers.binance.stream import BinanceUserStream
 from orders.brokers.http import HttpClient
 from orders.brokers.streams import reconnect_delay
 from orders.brokers.types import AccountContext, BracketStrategy, OrderTicket, ReportKind, WorkingOrder
@@ -279,6 +279,7 @@ def test_the_registry_builds_it_as_binance_spot(monkeypatch):
 def test_capabilities_say_native_oco_and_no_trailing_stops(broker):
     caps = broker.capabilities
     assert caps.bracket_strategy is BracketStrategy.NATIVE_OCO
+    assert broker.one_resting_exit and broker.venue_ledger and broker.deadman_seconds == 0
     assert {"oco", "post_only", "get_quote"} <= set(caps.features)
     assert "bracket_orders" not in caps.features and "trailing_stop" not in caps.features
     assert OrderType.TRAILING_STOP not in caps.supported_order_types
@@ -1001,12 +1002,6 @@ def test_the_subscription_is_signed_over_its_sorted_params():
 def test_reconnect_delays_double_up_to_a_ceiling_with_jitter_on_top():
     assert [reconnect_delay(n, jitter=lambda: 0) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
     assert reconnect_delay(0, jitter=lambda: 1) == 1.25
-
-
-def test_the_websocket_api_url_follows_the_rest_base_url():
-    assert ws_api_url("https://testnet.binance.vision") == "wss://ws-api.testnet.binance.vision/ws-api/v3"
-    assert ws_api_url("https://demo-api.binance.com/api") == "wss://demo-ws-api.binance.com/ws-api/v3"
-    assert ws_api_url("https://api.binance.com") == "wss://ws-api.binance.com:443/ws-api/v3"
 
 
 class FakeSocket:

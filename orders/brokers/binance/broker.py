@@ -604,9 +604,12 @@ def build_binance_broker() -> BinanceBroker:
                           "BINANCE_WS_API_URL": "", "BINANCE_QUOTE_ASSET": "USDT"})
     try:
         base_url = rest_base_url(values["BINANCE_BASE_URL"])
+    except ValueError as e:
+        raise ImproperlyConfigured(f"BINANCE_BASE_URL: {e}") from None
+    try:
         stream_url = ws_api_url(base_url, override=values["BINANCE_WS_API_URL"])
     except ValueError as e:
-        raise ImproperlyConfigured(f"BINANCE_BASE_URL / BINANCE_WS_API_URL: {e}") from None
+        raise ImproperlyConfigured(f"BINANCE_WS_API_URL: {e}") from None
     quote = values["BINANCE_QUOTE_ASSET"].strip().upper()
     if not quote.isalnum():
         raise ImproperlyConfigured(f"BINANCE_QUOTE_ASSET must be an asset code such as USDT (got {quote!r})")
