@@ -66,7 +66,7 @@ NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 ORDER_ID = "0b8e8f4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 PUBLIC = ("AssetPairs", "Ticker", "OHLC", "SystemStatus")
 PRIVATE = ("AddOrder", "AmendOrder", "CancelOrder", "QueryOrders", "OpenOrders", "ClosedOrders", "QueryTrades",
-           "TradesHistory", "Balance", "GetWebSocketsToken")
+           "TradesHistory", "Balance", "BalanceEx", "TradeBalance", "GetWebSocketsToken", "CancelAllOrdersAfter")
 
 
 def payload(name: str) -> dict:
@@ -120,11 +120,13 @@ class KrakenVenue:
     """Kraken behind ``responses``: every endpoint answers from a queue of staged answers (the last one
     repeats); an answer is a payload dict (HTTP 200), a ``(status, body[, headers])`` tuple, an exception to
     raise, or a function of the request fields. AssetPairs and Ticker answer from the recorded payloads for
-    the pair asked about."""
+    the pair asked about (AssetPairs asked about none lists them all), and the dead man's switch is armed as
+    Kraken arms it, as often as the engine likes."""
 
     def __init__(self, mock: responses.RequestsMock) -> None:
         self.calls: list[Call] = []
-        self.answers: dict[str, list] = {"AssetPairs": [self._asset_pairs], "Ticker": [self._ticker]}
+        self.answers: dict[str, list] = {"AssetPairs": [self._asset_pairs], "Ticker": [self._ticker],
+                                         "CancelAllOrdersAfter": [payload("trading_cancelallordersafter")]}
         self.last_nonce = 0
         for endpoint in PUBLIC:
             mock.add_callback(responses.GET, re.compile(rf"{BASE}/0/public/{endpoint}(\?.*)?$"),
@@ -177,6 +179,8 @@ class KrakenVenue:
     @staticmethod
     def _asset_pairs(fields: dict) -> dict:
         pairs = payload("public_assetpairs")["result"]
+        if "pair" not in fields:
+            return answer(pairs)
         found = {k: v for k, v in pairs.items() if fields.get("pair") in (k, v["altname"])}
         return answer(found) if found else envelope("EQuery:Unknown asset pair")
 

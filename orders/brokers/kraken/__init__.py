@@ -1,8 +1,46 @@
 """Kraken Spot over REST (shared/reference/brokers/NOTES.md §4; krakenfx/api-specs ``spot-rest/openapi_v3.yaml``).
 
 Kraken has no bracket and no OCO, so the desk runs the *pending* exit strategy: the entry goes alone, and
-once it fills the exit engine places the stop-loss (``stop-loss``) and the take-profit (``limit``) as two
-independent orders and cancels the survivor.
+once it fills the exit engine protects it. Kraken Spot cannot rest two reducing sells against one balance: a
+resting sell holds its volume of the base asset (``hold_trade``), so after a full-size stop a full-size
+take-profit is refused ``EOrder:Insufficient funds``. The broker says so (``one_resting_exit``): the stop-loss
+(``stop-loss``) rests at Kraken, since it is the protection, and the take-profit is watched by the engine and
+fired on the quote: it cancels the stop by ``cl_ord_id``, then sells the balance at ``market``.
+
+Endpoints (``endpoints.py``)
+    One base setting, ``KRAKEN_BASE_URL`` (default ``https://api.kraken.com``), names the REST host. The
+    authenticated WebSocket (``executions`` stream, token) is derived from it: ``api.kraken.com`` →
+    ``wss://ws-auth.kraken.com/v2``; any other host → the same host and port, ``ws://`` for ``http://`` and
+    ``wss://`` for ``https://``, path ``/v2``. ``KRAKEN_WS_AUTH_URL`` overrides the derived address. REST calls
+    follow no redirect and the stream none to another origin, so the API key and the token only reach hosts the
+    configuration named.
+
+The venue's truth
+    ``account_state``: ``BalanceEx`` and ``TradeBalance`` (``asset`` = the quote asset). The account's currency is
+    ``KRAKEN_QUOTE_ASSET`` (default ``USD``, Kraken's ``ZUSD``; ``EUR`` → ``ZEUR``, ``USDT`` as is). cash = the
+    quote asset's balance; buying power = what is free of it (balance + credit - credit_used - hold_trade, as
+    Kraken computes it), also given as the margin available, since spot buys are paid in it; equity =
+    ``TradeBalance.eb``, every balance valued in the quote asset by Kraken; margin used = ``TradeBalance.m`` (margin
+    positions: none on a spot desk); no unrealised P&L (Kraken keeps no cost basis for spot holdings).
+    ``positions``: every non-zero balance whose asset trades against the quote asset in ``AssetPairs``, named by
+    the pair's ``altname`` (``XBTUSD``, as the desk names Kraken symbols), quantity = the whole balance (held or
+    not), no average price, marked at the ``Ticker``'s last trade; the quote itself, ``KFEE``, assets with no such
+    pair and read-only earn balances (``ETH2.S``, ``USDT.F``) are not positions. ``open_orders``: ``OpenOrders``,
+    client id = ``cl_ord_id`` (or the ``userref`` another app set); ``take-profit(-limit)`` is listed as a LIMIT.
+
+Private-call budget
+    Kraken counts private calls per key (Starter: a counter of 15 decaying by 0.33/s, ~20 a minute). A poll
+    (``sync``) costs one ``QueryOrders`` point (two more for new fills), hence ``poll_seconds`` = 6. A refresh of
+    the venue's truth costs three: ``account_state`` two (``BalanceEx``, ``TradeBalance``), ``positions`` none
+    more when asked about the same ``now`` (it shares that ``BalanceEx``; AssetPairs and Ticker are public),
+    ``open_orders`` one; so it belongs every minute or so, not every tick. Arming the dead man's switch is one
+    call per re-arm.
+
+Dead man's switch
+    ``arm_deadman(seconds)`` is ``CancelAllOrdersAfter`` (``timeout`` in seconds, under a day; 0 disarms): unless
+    armed again in time, Kraken cancels every open order of the account, and the switch then stays off until
+    armed again. ``deadman_seconds`` comes from ``KRAKEN_DEADMAN_SECONDS`` (default 60, Kraken's advice; 0 =
+    off); the engine holding the account's lease re-arms it well within that.
 
 Identifiers
     Our order id (a UUID) is sent as ``cl_ord_id`` (Kraken takes a long UUID or ≤ 18 characters of text, and
@@ -65,6 +103,7 @@ txid without our ``cl_ord_id``), iceberg/hidden orders, ``validate=true`` dry ru
 """
 
 from orders.brokers.kraken.broker import KrakenBroker, KrakenConfig, build_kraken_broker
+from orders.brokers.kraken.endpoints import kraken_ws_auth_url
 from orders.brokers.kraken.wire import (
     KRAKEN_ERRORS,
     KRAKEN_STATUSES,
@@ -76,6 +115,7 @@ from orders.brokers.kraken.wire import (
     parse_kraken_bar,
     parse_kraken_error,
     parse_kraken_fill,
+    parse_kraken_open_order,
     parse_kraken_order,
     parse_kraken_pair,
     parse_kraken_status,
@@ -86,7 +126,7 @@ from orders.brokers.kraken.wire import (
 
 __all__ = [
     "KRAKEN_ERRORS", "KRAKEN_STATUSES", "KrakenBroker", "KrakenConfig", "KrakenOrder", "NonceSource",
-    "build_kraken_broker", "kraken_client_id", "kraken_signature", "parse_kraken_balance", "parse_kraken_bar",
-    "parse_kraken_error", "parse_kraken_fill", "parse_kraken_order", "parse_kraken_pair", "parse_kraken_status",
-    "parse_kraken_ticker", "to_kraken_order", "to_kraken_time_in_force",
+    "build_kraken_broker", "kraken_client_id", "kraken_signature", "kraken_ws_auth_url", "parse_kraken_balance",
+    "parse_kraken_bar", "parse_kraken_error", "parse_kraken_fill", "parse_kraken_open_order", "parse_kraken_order",
+    "parse_kraken_pair", "parse_kraken_status", "parse_kraken_ticker", "to_kraken_order", "to_kraken_time_in_force",
 ]

@@ -1,5 +1,6 @@
 """The Kraken Spot adapter: transport (signed form posts through ``brokers.http``), reference data,
-pre-trade checks, order entry and ``sync``. See the package docstring for ids, errors and statuses."""
+pre-trade checks, order entry, ``sync``, the account as Kraken reports it and the dead man's switch. See the
+package docstring for ids, errors, statuses, endpoints and the private-call budget."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from django.core.exceptions import ImproperlyConfigured
@@ -19,23 +20,36 @@ from django.core.exceptions import ImproperlyConfigured
 from orders.brokers.base import Broker
 from orders.brokers.config import require_env
 from orders.brokers.http import HttpClient, HttpResponse, error_for_status
-from orders.brokers.kraken.wire import (
+from orders.brokers.kraken.endpoints import (
     DEFAULT_BASE_URL,
+    EndpointError,
+    check_base_url,
+    kraken_ws_auth_url,
+)
+from orders.brokers.kraken.stream import KrakenExecutions
+from orders.brokers.kraken.wire import (
     OHLC_MINUTES,
     PROVIDER,
+    KrakenBalance,
     KrakenOrder,
     NonceSource,
+    kraken_asset_code,
     kraken_client_id,
+    kraken_holdings,
     kraken_signature,
     pair_entry,
+    parse_kraken_account,
     parse_kraken_balance,
+    parse_kraken_balance_ex,
     parse_kraken_bar,
     parse_kraken_error,
     parse_kraken_fill,
+    parse_kraken_open_order,
     parse_kraken_order,
     parse_kraken_pair,
     parse_kraken_status,
     parse_kraken_ticker,
+    parse_kraken_trade_balance,
     to_kraken_order,
 )
 from orders.brokers.streams import follow_until
@@ -51,6 +65,9 @@ from orders.brokers.types import (
     OrderTicket,
     Quote,
     ReportKind,
+    VenueAccount,
+    VenueOrder,
+    VenuePosition,
     WorkingOrder,
 )
 from orders.domain.enums import (
@@ -75,9 +92,6 @@ from orders.domain.money import ZERO, format_decimal, is_on_grid, quantize_money
 from orders.domain.orders import OrderRequest
 from orders.domain.positions import exposure_increase
 
-if TYPE_CHECKING:
-    from orders.brokers.kraken.stream import KrakenExecutions
-
 log = logging.getLogger(__name__)
 
 PUBLIC, PRIVATE = "/0/public/", "/0/private/"
@@ -89,21 +103,48 @@ _HEADERS = {"User-Agent": "tradingdesk-kraken/1"}
 _FORM = "application/x-www-form-urlencoded; charset=utf-8"
 
 
+DEFAULT_DEADMAN_SECONDS = 60      # Kraken's advice: a 60 s timeout, re-armed every 15 to 30 s
+MAX_DEADMAN_SECONDS = 86399       # CancelAllOrdersAfter takes less than a day
+
+
 @dataclass(frozen=True)
 class KrakenConfig:
     api_key: str = field(repr=False)
     api_secret: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
+    ws_auth_url: str | None = None          # None: derived from base_url (endpoints.py)
+    quote_asset: str = "USD"                # the account's currency: cash, buying power, equity and positions
+    deadman_seconds: int = DEFAULT_DEADMAN_SECONDS
 
 
 def build_kraken_broker() -> KrakenBroker:
-    env = require_env("kraken", ["KRAKEN_API_KEY", "KRAKEN_API_SECRET"], {"KRAKEN_BASE_URL": DEFAULT_BASE_URL})
+    env = require_env("kraken", ["KRAKEN_API_KEY", "KRAKEN_API_SECRET"],
+                      {"KRAKEN_BASE_URL": DEFAULT_BASE_URL, "KRAKEN_WS_AUTH_URL": "", "KRAKEN_QUOTE_ASSET": "USD",
+                       "KRAKEN_DEADMAN_SECONDS": str(DEFAULT_DEADMAN_SECONDS)})
     try:
         base64.b64decode(env["KRAKEN_API_SECRET"], validate=True)
     except (binascii.Error, ValueError):
         raise ImproperlyConfigured("KRAKEN_API_SECRET must be the base64 private key Kraken issued") from None
+    try:
+        base_url = check_base_url(env["KRAKEN_BASE_URL"])
+        ws_auth_url = kraken_ws_auth_url(base_url, env["KRAKEN_WS_AUTH_URL"] or None)
+    except EndpointError as e:
+        raise ImproperlyConfigured(str(e)) from None
     return KrakenBroker(KrakenConfig(api_key=env["KRAKEN_API_KEY"], api_secret=env["KRAKEN_API_SECRET"],
-                                     base_url=env["KRAKEN_BASE_URL"]))
+                                     base_url=base_url, ws_auth_url=ws_auth_url,
+                                     quote_asset=env["KRAKEN_QUOTE_ASSET"].strip().upper() or "USD",
+                                     deadman_seconds=_deadman_seconds(env["KRAKEN_DEADMAN_SECONDS"])))
+
+
+def _deadman_seconds(text: str) -> int:
+    try:
+        seconds = int(text.strip())
+    except ValueError:
+        seconds = -1
+    if not 0 <= seconds <= MAX_DEADMAN_SECONDS:
+        raise ImproperlyConfigured(f"KRAKEN_DEADMAN_SECONDS must be a whole number of seconds from 0 (off) to "
+                                   f"{MAX_DEADMAN_SECONDS}, not {text!r}")
+    return seconds
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -121,11 +162,19 @@ def _reject(reason: str, message: str, /, **details: Any) -> OrderRejected:
 class KrakenBroker(Broker):
     name = PROVIDER
     poll_seconds = 6.0          # a poll costs one QueryOrders point (two more for new fills) of ~20 a minute
+    # the resting stop holds the whole balance, so a take-profit for it is refused (EOrder:Insufficient funds):
+    # the stop rests at Kraken and the engine fires the take-profit on the quote (cancel the stop, then sell)
+    one_resting_exit = True
 
     def __init__(self, config: KrakenConfig, *, http: HttpClient | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.http = http or HttpClient(base_url=config.base_url, provider=PROVIDER)
+        self.ws_auth_url = kraken_ws_auth_url(config.base_url, config.ws_auth_url)
+        self.quote_asset = kraken_asset_code(config.quote_asset)
+        self.deadman_seconds = config.deadman_seconds
+        self.deadman_armed_at: datetime | None = None       # Kraken's currentTime / triggerTime of the last arming
+        self.deadman_trigger_at: datetime | None = None
         self.clock = clock
         self.nonces = NonceSource(clock)
         self.capabilities = Capabilities(
@@ -137,10 +186,12 @@ class KrakenBroker(Broker):
         self._instruments: dict[str, tuple[float, Instrument]] = {}
         self._txids: dict[str, str] = {}          # our order id -> Kraken txid, learnt at AddOrder and in lookups
         self._last_heartbeat: datetime | None = None
+        self._pairs: tuple[float, dict[str, dict]] | None = None     # every AssetPairs entry, when fetched
+        self._balances: tuple[datetime, dict[str, KrakenBalance]] | None = None     # BalanceEx, for the `now` asked
 
     # -- transport ---------------------------------------------------------------------------------------------
     def _public(self, method: str, params: dict | None = None, *, symbol: str | None = None) -> Any:
-        response = self.http.request("GET", PUBLIC + method, params=params, headers=_HEADERS)
+        response = self.http.request("GET", PUBLIC + method, params=params, headers=_HEADERS, sign=_no_redirects)
         return self._result(response, symbol=symbol)
 
     def _private(self, method: str, fields: list[tuple[str, str]], *, idempotent: bool = True,
@@ -160,6 +211,7 @@ class KrakenBroker(Broker):
             nonce = self.nonces.next()
             postdata = urlencode([("nonce", str(nonce)), *(call["data"] or [])])
             call["data"] = postdata
+            call["allow_redirects"] = False        # the key goes to the configured host and nowhere else
             call["headers"].update({"API-Key": self.config.api_key, "Content-Type": _FORM,
                                     "API-Sign": kraken_signature(path=path, nonce=nonce, postdata=postdata,
                                                                  secret=self.config.api_secret)})
@@ -223,6 +275,66 @@ class KrakenBroker(Broker):
     def balances(self) -> dict[str, Decimal]:
         """Cash balances by asset (``XXBT`` → ``XBT``, ``ZUSD`` → ``USD``), net of pending withdrawals."""
         return parse_kraken_balance(self._private("Balance", []))
+
+    # -- the venue's truth (costs in the package docstring) --------------------------------------------------
+    def account_state(self, *, now: datetime, account_id: int | None = None) -> VenueAccount:
+        """Cash and buying power from ``BalanceEx`` (the quote asset's total, and what is free of it), equity and
+        margin from ``TradeBalance`` valued in the quote asset."""
+        balances = self._balances_at(now)
+        trade = parse_kraken_trade_balance(self._private("TradeBalance", [("asset", self.quote_asset)]))
+        return parse_kraken_account(balances.get(self.quote_asset), trade, currency=self.config.quote_asset)
+
+    def positions(self, *, now: datetime, account_id: int | None = None) -> list[VenuePosition]:
+        """Every non-zero balance of an asset that trades against the quote asset, named by its pair
+        (``XBTUSD``), marked at the ticker's last trade. Kraken keeps no average price for spot holdings."""
+        held = kraken_holdings(self._balances_at(now), self._asset_pairs(), quote=self.quote_asset)
+        marks = self._marks({name: symbol for symbol, name, _ in held}, now=now)
+        return [VenuePosition(symbol=symbol, quantity=quantity, average_price=None, mark=marks.get(symbol))
+                for symbol, _, quantity in held]
+
+    def open_orders(self, *, now: datetime, account_id: int | None = None) -> list[VenueOrder]:
+        """``OpenOrders``: every working order of the account, placed by the desk or elsewhere."""
+        result = self._private("OpenOrders", [])
+        orders = [parse_kraken_open_order(txid, raw) for txid, raw in (result.get("open") or {}).items()]
+        return sorted(orders, key=lambda o: o.created_at)
+
+    def arm_deadman(self, *, seconds: int) -> None:
+        """``CancelAllOrdersAfter``: Kraken cancels every order of the account ``seconds`` from now unless armed
+        again before; 0 disarms. Once it has fired, the switch stays off until armed again."""
+        if not 0 <= seconds <= MAX_DEADMAN_SECONDS:
+            raise ValueError(f"a dead man's switch timeout is 0 to {MAX_DEADMAN_SECONDS} seconds, not {seconds}")
+        result = self._private("CancelAllOrdersAfter", [("timeout", str(int(seconds)))]) or {}
+        self.deadman_armed_at = _rfc3339(result.get("currentTime"))
+        self.deadman_trigger_at = _rfc3339(result.get("triggerTime")) if seconds else None
+        log.info("kraken dead man's switch %s", f"armed until {result.get('triggerTime')}" if seconds else "disarmed")
+
+    def _balances_at(self, now: datetime) -> dict[str, KrakenBalance]:
+        """``BalanceEx``, read once for the ``now`` a refresh asks about: ``account_state`` and ``positions`` of one
+        refresh share it (one private-call point), a refresh at another time reads it afresh."""
+        if self._balances is None or self._balances[0] != now:
+            self._balances = (now, parse_kraken_balance_ex(self._private("BalanceEx", [])))
+        return self._balances[1]
+
+    def _asset_pairs(self) -> dict[str, dict]:
+        """Every pair Kraken lists (one public call, kept for an hour as the instruments are)."""
+        if self._pairs is None or self.clock() - self._pairs[0] >= INSTRUMENT_TTL_SECONDS:
+            result = self._public("AssetPairs")
+            self._pairs = (self.clock(), result if isinstance(result, dict) else {})
+        return self._pairs[1]
+
+    def _marks(self, symbols: dict[str, str], *, now: datetime) -> dict[str, Decimal]:
+        """The last trade price per symbol, from one public ``Ticker`` call keyed by Kraken's pair names; a
+        ticker Kraken will not give leaves the positions unmarked rather than unknown."""
+        if not symbols:
+            return {}
+        try:
+            result = self._public("Ticker", {"pair": ",".join(sorted(symbols.values()))})
+        except DeskError as e:
+            log.warning("kraken: no marks for %s: %s", ", ".join(sorted(symbols.values())), e.message)
+            return {}
+        names = {**{symbol: symbol for symbol in symbols.values()}, **symbols}     # keyed by either name
+        return {names[name]: parse_kraken_ticker(names[name], raw, now=now).last
+                for name, raw in (result or {}).items() if name in names}
 
     # -- pre-trade ---------------------------------------------------------------------------------------------
     def check_order(self, request: OrderRequest, *, context: AccountContext, now: datetime) -> Decimal:
@@ -312,8 +424,9 @@ class KrakenBroker(Broker):
         follow_until(stop, lambda halt: stream.run(lambda executions: wake(), stop=halt))
 
     def executions_stream(self, **options: Any) -> KrakenExecutions:
-        """The ``executions`` channel, each connection with a fresh token from ``websocket_token``."""
-        return KrakenExecutions(token=self.websocket_token, **options)
+        """The ``executions`` channel at the configured address, each connection with a fresh token from
+        ``websocket_token``."""
+        return KrakenExecutions(token=self.websocket_token, **{"url": self.ws_auth_url, **options})
 
     def websocket_token(self) -> str:
         """A token for the authenticated WebSocket API (``GetWebSocketsToken``: use it within 15 minutes)."""
@@ -406,6 +519,20 @@ class KrakenBroker(Broker):
         return sorted((parse_kraken_fill(trade_id, raw, order_id=order.order_id, commission_currency=currency)
                        for trade_id, raw in trades.items() if raw.get("ordertxid", venue.txid) == venue.txid),
                       key=lambda r: r.timestamp)
+
+
+def _no_redirects(call: dict) -> dict:
+    """A public call is not followed elsewhere either: every connection goes to the configured host."""
+    call["allow_redirects"] = False
+    return call
+
+
+def _rfc3339(text: Any) -> datetime | None:
+    """Kraken's ``currentTime``/``triggerTime`` (``2023-03-24T17:42:56Z``); ``0`` or nothing when off."""
+    try:
+        return datetime.fromisoformat(str(text)) if text and str(text) != "0" else None
+    except ValueError:
+        return None
 
 
 def _opened(venue: KrakenOrder, now: datetime) -> datetime:

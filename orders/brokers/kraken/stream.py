@@ -1,4 +1,4 @@
-"""Kraken's ``executions`` channel (WebSocket v2, ``wss://ws-auth.kraken.com/v2``) as a wake-up for the engine.
+"""Kraken's ``executions`` channel (WebSocket v2) as a wake-up for the engine.
 
 Kraken streams an account's order acknowledgements, fills, cancels and amends on one authenticated channel.
 The desk does not apply them from here: each message only wakes the engine, whose ``sync`` (``QueryOrders``)
@@ -9,6 +9,10 @@ Each connection asks REST ``GetWebSocketsToken`` for a fresh token (a token must
 then lives as long as its subscription), subscribes with ``snap_orders`` (so a reconnect wakes the engine to
 catch up) and without past trades, and is re-opened with exponential backoff and jitter whenever it drops, the
 token cannot be had or the subscription is refused.
+
+The address is the one ``endpoints.kraken_ws_auth_url`` derives from ``KRAKEN_BASE_URL`` (``wss://ws-auth.kraken.com/v2``
+for Kraken itself), handed in by the broker. The connection follows no redirect to another origin: the token
+it is about to send belongs to the configured host only.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import asyncio
 import itertools
 import json
 from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import Any
 
-from orders.brokers.streams import ReconnectingStream, deliver, websocket_connect
+from orders.brokers.kraken.endpoints import KRAKEN_WS_AUTH_URL
+from orders.brokers.streams import ReconnectingStream, deliver
 
-WS_AUTH_URL = "wss://ws-auth.kraken.com/v2"
+WS_AUTH_URL = KRAKEN_WS_AUTH_URL
 CHANNEL = "executions"
 
 OnExecutions = Callable[[list[dict]], Awaitable[None] | None]
@@ -36,8 +42,29 @@ def to_kraken_ws_subscribe(*, token: str, req_id: int) -> dict:
             "params": {"channel": CHANNEL, "token": token, "snap_orders": True, "snap_trades": False}}
 
 
+@cache
+def _same_origin_connect() -> type:
+    """``websockets``' client ``connect``, refusing a redirect to another scheme, host or port (the library
+    follows those and would let the subscription carry the token there). Imported here: only streams need it."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import SecurityError
+    from websockets.uri import parse_uri
+
+    class SameOriginConnect(connect):
+        def process_redirect(self, exc: Exception) -> Exception | str:
+            target = super().process_redirect(exc)
+            if isinstance(target, str):
+                old, new = parse_uri(self.uri), parse_uri(target)
+                if (old.secure, old.host, old.port) != (new.secure, new.host, new.port):
+                    return SecurityError(f"refused a redirect from {self.uri} to another origin ({target})")
+            return target
+
+    return SameOriginConnect
+
+
 def _connect(url: str) -> Any:
-    return websocket_connect(url, max_size=2 ** 22)         # a snapshot lists every open order
+    # pings every 20 s, as streams.websocket_connect; a snapshot lists every open order, hence the larger frames
+    return _same_origin_connect()(url, ping_interval=20, ping_timeout=20, close_timeout=5, max_size=2 ** 22)
 
 
 class KrakenExecutions(ReconnectingStream):

@@ -1,5 +1,6 @@
 """Kraken Spot wire format: signing, nonces, client ids, the error and status tables, and the mapping
-functions that name their direction (``parse_kraken_*`` from Kraken, ``to_kraken_*`` to Kraken).
+functions that name their direction (``parse_kraken_*`` from Kraken, ``to_kraken_*`` to Kraken), the account's
+(balances, trade balance, holdings, open orders) included.
 Pure: no HTTP, no Django. The tables are documented in ``orders/brokers/kraken/__init__.py``."""
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from orders.brokers.types import (
     OrderTicket,
     Quote,
     ReportKind,
+    VenueAccount,
+    VenueOrder,
 )
 from orders.domain.enums import (
     AssetClass,
     OrderStatus,
     OrderType,
     RejectReason,
+    Side,
     TimeInForce,
     TrailingType,
 )
@@ -51,7 +55,6 @@ from orders.domain.redact import redact_text
 log = logging.getLogger(__name__)
 
 PROVIDER = "kraken"
-DEFAULT_BASE_URL = "https://api.kraken.com"
 OHLC_MINUTES = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
 
 _REJECT, _INVALID, _SYMBOL, _NOT_FOUND, _RATE, _AUTH, _UNAVAILABLE, _UNKNOWN = (
@@ -92,6 +95,14 @@ _ORDER_TYPES = {OrderType.MARKET: "market", OrderType.LIMIT: "limit", OrderType.
 _LEGACY_ASSETS = {"XXBT": "XBT", "XETH": "ETH", "XLTC": "LTC", "XXRP": "XRP", "XXLM": "XLM", "XXMR": "XMR",
                   "XZEC": "ZEC", "XETC": "ETC", "XMLN": "MLN", "XREP": "REP", "XXDG": "XDG", "ZUSD": "USD",
                   "ZEUR": "EUR", "ZGBP": "GBP", "ZCAD": "CAD", "ZJPY": "JPY", "ZAUD": "AUD", "ZCHF": "CHF"}
+_KRAKEN_CODES = {**{name: code for code, name in _LEGACY_ASSETS.items()}, "BTC": "XXBT", "DOGE": "XXDG"}
+# Kraken's order types as the desk's: a take-profit is a sell (buy) that waits for a better price, as a limit
+# does; iceberg, settle-position and the *-limit trailing stop have no closer counterpart
+_DESK_ORDER_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "iceberg": OrderType.LIMIT,
+                     "stop-loss": OrderType.STOP, "stop-loss-limit": OrderType.STOP_LIMIT,
+                     "take-profit": OrderType.LIMIT, "take-profit-limit": OrderType.LIMIT,
+                     "trailing-stop": OrderType.TRAILING_STOP, "trailing-stop-limit": OrderType.TRAILING_STOP,
+                     "settle-position": OrderType.MARKET}
 
 
 # -- signing -----------------------------------------------------------------------------------------------
@@ -237,6 +248,112 @@ def parse_kraken_bar(symbol: str, row: Sequence, *, timeframe: str) -> Bar:
 
 def parse_kraken_balance(result: dict) -> dict[str, Decimal]:
     return {_LEGACY_ASSETS.get(asset, asset): _dec(amount) for asset, amount in result.items()}
+
+
+def kraken_asset_code(asset: str) -> str:
+    """Kraken's code for an asset the desk names (``USD`` → ``ZUSD``, ``XBT``/``BTC`` → ``XXBT``); a code Kraken
+    already uses, or an asset without a legacy code (``SOL``, ``USDT``), as given."""
+    name = asset.strip().upper()
+    return name if name in _LEGACY_ASSETS else _KRAKEN_CODES.get(name, name)
+
+
+@dataclass(frozen=True)
+class KrakenBalance:
+    """One asset of ``BalanceEx``: the total, and what open orders hold of it (``hold_trade``)."""
+    asset: str
+    balance: Decimal
+    hold_trade: Decimal = ZERO
+    credit: Decimal = ZERO
+    credit_used: Decimal = ZERO
+
+    @property
+    def available(self) -> Decimal:
+        """Free to trade, by Kraken's formula: balance + credit - credit_used - hold_trade."""
+        return self.balance + self.credit - self.credit_used - self.hold_trade
+
+
+def parse_kraken_balance_ex(result: dict) -> dict[str, KrakenBalance]:
+    """``BalanceEx`` by Kraken's asset code (``ZUSD``, ``XXBT``, ``SOL``, ``USDT.F`` ...)."""
+    return {asset: KrakenBalance(asset=asset, balance=_dec(raw.get("balance")), hold_trade=_dec(raw.get("hold_trade")),
+                                 credit=_dec(raw.get("credit")), credit_used=_dec(raw.get("credit_used")))
+            for asset, raw in result.items() if isinstance(raw, dict)}
+
+
+@dataclass(frozen=True)
+class KrakenTradeBalance:
+    """``TradeBalance`` in the asset it was asked for: ``eb`` every balance valued together, ``m`` the margin of
+    open margin positions (none on a spot desk), ``mf`` the margin still free."""
+    equivalent: Decimal
+    margin: Decimal
+    free_margin: Decimal
+
+
+def parse_kraken_trade_balance(result: dict) -> KrakenTradeBalance:
+    return KrakenTradeBalance(equivalent=_dec(result.get("eb")), margin=_dec(result.get("m")),
+                              free_margin=_dec(result.get("mf")))
+
+
+def parse_kraken_account(quote: KrakenBalance | None, trade: KrakenTradeBalance, *, currency: str) -> VenueAccount:
+    """The account as the desk shows it (the mapping is in the package docstring). Spot buys are paid in the quote
+    currency, so what is free of it is the buying power; Kraken keeps no cost basis for spot holdings, hence no
+    unrealised P&L (``TradeBalance.n`` covers margin positions only)."""
+    quote = quote or KrakenBalance(asset=currency, balance=ZERO)
+    free = max(ZERO, quote.available)
+    return VenueAccount(cash=quote.balance, equity=trade.equivalent, buying_power=free, margin_used=trade.margin,
+                        margin_available=free, currency=currency, unrealized_pnl=None)
+
+
+def kraken_holdings(balances: dict[str, KrakenBalance], pairs: dict[str, dict], *,
+                    quote: str) -> list[tuple[str, str, Decimal]]:
+    """(desk symbol, Kraken pair name, quantity) of every non-zero balance that trades against ``quote``: the
+    pair's ``altname`` is the symbol the desk uses (``XBTUSD``). The quote itself, assets with no such pair
+    (``KFEE``, a currency without a USD pair) and Kraken's read-only earn balances (``ETH2.S``, ``USDT.F``)
+    are no positions; a dark-pool pair (``.d``) never names one."""
+    by_base: dict[str, tuple[str, str]] = {}
+    for name, raw in sorted(pairs.items()):
+        altname = str(raw.get("altname") or name)
+        if raw.get("quote") == quote and not altname.endswith(".d"):
+            by_base.setdefault(str(raw.get("base")), (altname, name))
+    held = []
+    for asset, entry in sorted(balances.items()):
+        if asset == quote or "." in asset or entry.balance == 0 or asset not in by_base:
+            continue
+        altname, name = by_base[asset]
+        held.append((altname, name, entry.balance))
+    return held
+
+
+def _absolute_price(text: Any) -> Decimal | None:
+    """A price of an order's description, or None when it is absent or relative (``+100``, ``-5%``, ``#2``)."""
+    value = str(text or "").strip()
+    if not value or value[0] in "+-#" or value.endswith("%"):
+        return None
+    price = _dec(value)
+    return price if price > 0 else None
+
+
+def parse_kraken_open_order(txid: str, raw: dict) -> VenueOrder:
+    """An ``OpenOrders`` entry as the desk lists a venue's working order; ``cl_ord_id`` (or the ``userref`` another
+    app set) is its client id."""
+    descr = raw.get("descr") or {}
+    kind = str(descr.get("ordertype", "limit"))
+    order_type = _DESK_ORDER_TYPES.get(kind, OrderType.LIMIT)
+    price, price2 = _absolute_price(descr.get("price")), _absolute_price(descr.get("price2"))
+    limit_price = stop_price = None
+    if kind in ("limit", "iceberg", "take-profit"):
+        limit_price = price
+    elif kind == "take-profit-limit":
+        limit_price = price2
+    elif kind in ("stop-loss", "stop-loss-limit"):
+        stop_price, limit_price = price, (price2 if kind == "stop-loss-limit" else None)
+    volume, executed = _dec(raw.get("vol")), _dec(raw.get("vol_exec"))
+    client_id = raw.get("cl_ord_id") or (str(raw["userref"]) if raw.get("userref") else None)
+    return VenueOrder(broker_order_id=txid, client_order_id=client_id, symbol=str(descr.get("pair", "")),
+                      side=Side(str(descr.get("type", "buy")).upper()), order_type=order_type, quantity=volume,
+                      filled_quantity=executed,
+                      status=parse_kraken_status(str(raw.get("status", "open")), volume=volume, executed=executed),
+                      created_at=_at(raw.get("opentm") or 0), limit_price=limit_price, stop_price=stop_price,
+                      time_in_force=TimeInForce.DAY if _dec(raw.get("expiretm")) else TimeInForce.GTC)
 
 
 # -- mapping: desk -> Kraken -----------------------------------------------------------------------------------
