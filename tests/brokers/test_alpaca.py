@@ -63,6 +63,7 @@ TRADING = "https://paper-api.alpaca.markets"
 DATA = "https://data.alpaca.markets"
 KEY, SECRET = "PKAPCAKEYID0001", "s3cr3t-alpaca-value-never-shown"
 ORDER_ID = "0b8e8f4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+ALPACA_ID = "7b08df51-c1ac-453c-99f9-323a5f075f0d"     # the spec's equity order, as alpaca_orders_post.json has it
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 D = Decimal
 
@@ -861,7 +862,7 @@ def test_sync_of_nothing_sends_nothing(venue, alpaca):
 def test_a_partial_fill_is_the_growth_of_filled_qty(venue, alpaca):
     _listing(venue, alpaca_order(client_order_id=ORDER_ID, status="partially_filled", filled_qty="1",
                                  filled_avg_price="149.5", updated_at="2026-03-02T14:59:59Z"))
-    [fill] = alpaca.sync([working()], now=NOW)
+    [fill] = alpaca.sync([working(broker_order_id=ALPACA_ID)], now=NOW)
     assert (fill.kind, fill.quantity, fill.price) == (ReportKind.FILL, D("1"), D("149.5"))
     assert fill.fill_id == "7b08df51-c1ac-453c-99f9-323a5f075f0d:1"
     assert fill.timestamp == datetime(2026, 3, 2, 14, 59, 59, tzinfo=UTC)
@@ -903,7 +904,7 @@ def test_a_finished_order_is_reported_after_its_fills(venue, alpaca, status, kin
                                     "pending_replace", "stopped", "suspended", "calculated", "accepted_for_bidding"])
 def test_a_live_unfilled_order_reports_nothing(venue, alpaca, status):
     _listing(venue, alpaca_order(client_order_id=ORDER_ID, status=status))
-    assert alpaca.sync([working()], now=NOW) == []
+    assert alpaca.sync([working(broker_order_id=ALPACA_ID)], now=NOW) == []
 
 
 def test_a_replaced_order_continues_in_its_replacement_and_fills_add_up(venue, alpaca):
@@ -972,7 +973,7 @@ def test_a_trailing_stop_reports_its_high_water_mark(venue, alpaca):
     _listing(venue, alpaca_order(client_order_id=ORDER_ID, status="new", type="trailing_stop", limit_price=None,
                                  trail_price="2", hwm="175.5", stop_price="173.5"))
     order = working(order_type=OrderType.TRAILING_STOP, limit_price=None, trailing_distance=D("2"),
-                    trailing_type=TrailingType.ABSOLUTE)
+                    trailing_type=TrailingType.ABSOLUTE, broker_order_id=ALPACA_ID)
     [state] = alpaca.sync([order], now=NOW)
     assert state.kind is ReportKind.STATE and state.trail_reference == D("175.5")
 

@@ -48,6 +48,8 @@ class AlpacaVenue:
         self.parents: dict[str, dict] = {}
         self.refusal: dict | None = None
         mock.get(f"{DATA}/v2/stocks/AAPL/quotes/latest", json=payload("marketdata_stocks_quotes_latest"))
+        mock.get(f"{TRADING}/v2/account", json=payload("account_get"))      # the desk checks against Alpaca's figures
+        mock.get(f"{TRADING}/v2/positions", json=[])
         mock.add_callback("POST", ORDERS, callback=self.post)
         mock.add_callback("GET", BY_CLIENT_ID, callback=self.by_client_id)
         mock.add_callback("GET", ONE_ORDER, callback=self.get_one)
@@ -83,6 +85,16 @@ class AlpacaVenue:
             for leg in parent.get("legs") or []:
                 if leg["status"] == "held":
                     leg.update(status="new", updated_at=_now())
+
+    def replace(self, alpaca_id: str, **changes: str) -> str:
+        """A PATCH made elsewhere: a new order takes over, the old one is ``replaced`` and points at it."""
+        old = self.order(alpaca_id)
+        new_id = f"{alpaca_id[:-4]}beef"
+        new = {**old, **changes, "id": new_id, "replaces": alpaca_id, "client_order_id": f"{old['client_order_id']}-r",
+               "created_at": _now(), "updated_at": _now(), "submitted_at": _now()}
+        old.update(status="replaced", replaced_by=new_id, updated_at=_now())
+        self.parents[new_id] = new
+        return new_id
 
     def cancel(self, alpaca_id: str) -> None:
         self.order(alpaca_id).update(status="canceled", canceled_at=_now(), updated_at=_now())
@@ -277,3 +289,37 @@ def test_cancelling_a_released_leg_cancels_it_at_alpaca(venue, alpaca, alpaca_ac
     tick(alpaca_account, alpaca)
     order_cancel(account=alpaca_account, order_id=str(leg_orders(entry)["stop_loss"].id), broker=alpaca)
     assert venue.order(SL)["status"] == "canceled", "the stop must not keep working at Alpaca"
+
+
+def test_legs_stay_pending_while_held_and_show_open_once_alpaca_releases_them(venue, alpaca, alpaca_account):
+    entry = submit_entry(alpaca_account, alpaca)
+    venue.fill(ENTRY, qty="10", price="169.95")
+    tick(alpaca_account, alpaca)
+    assert {role: o.status for role, o in leg_orders(entry).items()} == {
+        "stop_loss": "PENDING", "take_profit": "PENDING"}, "held at Alpaca: not working yet"
+
+    venue.release_legs()
+    tick(alpaca_account, alpaca)
+    legs = leg_orders(entry)
+    assert {role: (o.status, o.broker_order_id) for role, o in legs.items()} == {
+        "stop_loss": ("OPEN", SL), "take_profit": ("OPEN", TP)}
+    assert len(venue.posted()) == 1, "Alpaca released them: nothing is sent"
+
+
+def test_a_leg_replaced_at_alpaca_is_followed_to_its_replacement(venue, alpaca, alpaca_account):
+    entry = submit_entry(alpaca_account, alpaca)
+    venue.fill(ENTRY, qty="10", price="170")
+    venue.release_legs()
+    tick(alpaca_account, alpaca)
+    replacement = venue.replace(TP, limit_price="182")             # moved on Alpaca's site
+    tick(alpaca_account, alpaca)
+    take_profit = leg_orders(entry)["take_profit"]
+    assert (take_profit.status, take_profit.broker_order_id) == ("OPEN", TP), "not a dead leg"
+
+    venue.fill(replacement, qty="10", price="182.01")
+    venue.cancel(SL)
+    tick(alpaca_account, alpaca)
+    legs = leg_orders(entry)
+    assert (legs["take_profit"].status, legs["stop_loss"].status) == ("FILLED", "CANCELLED")
+    assert Fill.objects.get(order=legs["take_profit"]).price == Decimal("182.01")
+    assert Position.objects.get(account=alpaca_account, symbol="AAPL").quantity == 0

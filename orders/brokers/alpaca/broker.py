@@ -11,7 +11,19 @@ Submitting is safe to repeat: the POST carries our client id, so ``brokers.http`
 5xx) is settled by looking the id up before anything is decided.
 
 Polling (``sync``) costs one listing of recent orders per call plus single lookups only for what that
-listing missed, to stay inside Alpaca's 200 requests a minute.
+listing missed, to stay inside Alpaca's 200 requests a minute. The venue's truth (``account_state``,
+``positions``, ``open_orders``: one request each) is read at most once every ``VENUE_READ_SECONDS`` per kind;
+an event on the trade_updates stream or an order this process sends clears what was read, so a fill is seen
+at the next read. With ``sync`` every 1.5 s that keeps the engine below 120 of the 200 requests a minute.
+
+Released legs. A bracket's legs are ``held`` at Alpaca until the entry fills, and PENDING on the desk. ``sync``
+reports ACCEPTED once one works (table in ``reports.py``) for the orders the desk may hold PENDING: a bracket
+leg (``venue_oco_id`` ``bracket-...``) or an order the desk has no Alpaca id for (its answer was lost). The
+desk ignores ACCEPTED for an order that is OPEN already, so each is said at most once every
+``ACCEPTED_REPEAT`` per order and process, not on every poll.
+
+Redirects are never followed: the keys travel in headers, which ``requests`` would carry to whatever host a
+3xx named; a 3xx is an error instead (``config.py`` says which hosts the keys may go to).
 """
 
 from __future__ import annotations
@@ -25,7 +37,15 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote as urlquote
 
-from orders.brokers.alpaca.config import DATA_URL, PAPER_URL, AlpacaConfig
+from django.core.exceptions import ImproperlyConfigured
+
+from orders.brokers.alpaca.account import (
+    parse_alpaca_account,
+    parse_alpaca_open_orders,
+    parse_alpaca_positions,
+    parse_alpaca_venue_order,
+)
+from orders.brokers.alpaca.config import HTTP_SCHEMES, PAPER_URL, STREAM_SCHEMES, AlpacaConfig, url_problem
 from orders.brokers.alpaca.errors import parse_alpaca_error
 from orders.brokers.alpaca.mapping import (
     CRYPTO_TIME_IN_FORCE,
@@ -61,6 +81,10 @@ from orders.brokers.types import (
     Instrument,
     OrderTicket,
     Quote,
+    ReportKind,
+    VenueAccount,
+    VenueOrder,
+    VenuePosition,
     WorkingOrder,
 )
 from orders.domain.enums import AssetClass, OrderStatus, OrderType, PositionMode, RejectReason, Side, TimeInForce
@@ -91,14 +115,25 @@ CAPABILITIES = Capabilities(
     rate_limits={"requests_per_minute": 200, "orders_per_second": 10},
 )
 _NOT_REPLACEABLE = frozenset({"accepted", "pending_new", "pending_cancel", "pending_replace"})
+VENUE_READ_SECONDS = 3.0        # account, positions, open orders: each read at most this often (see above)
+ACCEPTED_REPEAT = timedelta(minutes=5)
+OPEN_ORDER_PAGES = 10           # 500 orders a page
+_URL_SETTINGS = (("ALPACA_BASE_URL", HTTP_SCHEMES), ("ALPACA_DATA_URL", HTTP_SCHEMES),
+                 ("ALPACA_STREAM_URL", STREAM_SCHEMES))
 
 
 def build_alpaca_broker() -> AlpacaBroker:
+    """The adapter from the environment: keys required, hosts as ``config.py`` derives them unless overridden."""
     env = require_env("alpaca", ["ALPACA_API_KEY", "ALPACA_API_SECRET"],
-                      {"ALPACA_BASE_URL": PAPER_URL, "ALPACA_DATA_URL": DATA_URL, "ALPACA_FEED": "iex"})
+                      {"ALPACA_BASE_URL": PAPER_URL, "ALPACA_DATA_URL": "", "ALPACA_STREAM_URL": "",
+                       "ALPACA_FEED": "iex"})
+    problems = [f"  {name}: {problem}" for name, schemes in _URL_SETTINGS
+                if env[name] and (problem := url_problem(env[name], schemes))]
+    if problems:
+        raise ImproperlyConfigured("GATEWAY_PROVIDER=alpaca cannot use these variables:\n" + "\n".join(problems))
     return AlpacaBroker(AlpacaConfig(api_key=env["ALPACA_API_KEY"], api_secret=env["ALPACA_API_SECRET"],
                                      base_url=env["ALPACA_BASE_URL"], data_url=env["ALPACA_DATA_URL"],
-                                     feed=env["ALPACA_FEED"]))
+                                     stream_url=env["ALPACA_STREAM_URL"], feed=env["ALPACA_FEED"]))
 
 
 @dataclass
@@ -115,19 +150,33 @@ class _Snapshot:
             self.add(leg)
 
 
+class _StayOnHost:
+    """A session that answers a redirect instead of following it to a host the configuration did not name."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        return self.session.request(method, url, **{**kwargs, "allow_redirects": False})
+
+
 class AlpacaBroker(Broker):
     name = "alpaca"
     poll_seconds = 1.5          # a poll is one or two requests: at most 80 of the 200 a minute, the rest for orders
 
     def __init__(self, config: AlpacaConfig, *, http: HttpClient | None = None, data_http: HttpClient | None = None,
                  sleep: Callable[[float], None] = time.sleep, retry: RetryPolicy | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, venue_read_seconds: float = VENUE_READ_SECONDS) -> None:
         self.config = config
         self.capabilities = CAPABILITIES
-        self.http = http or HttpClient(base_url=config.base_url, provider=self.name, retry=retry, sleep=sleep)
-        self.data_http = data_http or HttpClient(base_url=config.data_url, provider=self.name, retry=retry,
-                                                 sleep=sleep)
+        self.http = http or _staying(HttpClient(base_url=config.base_url, provider=self.name, retry=retry,
+                                                sleep=sleep))
+        self.data_http = data_http or _staying(HttpClient(base_url=config.data_url, provider=self.name, retry=retry,
+                                                          sleep=sleep))
         self.clock = clock
+        self.venue_read_seconds = venue_read_seconds
+        self._read: dict[str, tuple[datetime, Any]] = {}     # venue truth last read: kind -> (when, what)
+        self._accepted_said: dict[str, datetime] = {}       # our order id -> when ACCEPTED was last reported
         self._alpaca_ids: dict[str, str] = {}          # our order id -> first Alpaca order of its chain
         self._desk_ids: dict[str, str] = {}            # any Alpaca order id seen -> our order id
         self._fills_seen: dict[str, tuple[Decimal, Decimal]] = {}
@@ -141,6 +190,8 @@ class AlpacaBroker(Broker):
     def _call(self, method: str, path: str, *, market_data: bool = False, order_ref: str | None = None,
               symbol: str | None = None, **kwargs: Any) -> HttpResponse:
         client = self.data_http if market_data else self.http
+        if method != "GET":
+            self.forget_venue_reads()
         response = client.request(method, path, headers=self._auth(), **kwargs)
         if 200 <= response.status < 300:
             return response
@@ -329,9 +380,13 @@ class AlpacaBroker(Broker):
     # -- finding orders --------------------------------------------------------------------------------
     def watch(self, *, wake, stop) -> None:
         """Alpaca's trade_updates stream wakes the engine; the engine's sync records what happened."""
-        updates = AlpacaTradeUpdates(self.config, order_id_for=self.desk_order_id, on_reconnect=wake)
-        for _ in updates.reports(stop):
+        def changed() -> None:
+            self.forget_venue_reads()
             wake()
+
+        updates = AlpacaTradeUpdates(self.config, order_id_for=self.desk_order_id, on_reconnect=changed)
+        for _ in updates.reports(stop):
+            changed()
 
     def lookup_order(self, ticket: OrderTicket) -> BrokerAck | None:
         found = self.find_order(ticket.order_id)
@@ -401,6 +456,50 @@ class AlpacaBroker(Broker):
             snapshot.add(parse_alpaca_order(raw))
         return snapshot
 
+    # -- the venue's truth ------------------------------------------------------------------------------
+    def account_state(self, *, now: datetime, account_id: int | None = None) -> VenueAccount:
+        """``GET /v2/account`` (figures as ``account.py`` maps them); ``account_id`` is the paper venue's."""
+        return self._venue_read("account", now, lambda: parse_alpaca_account(self._call("GET", "/v2/account").body))
+
+    def positions(self, *, now: datetime, account_id: int | None = None) -> list[VenuePosition]:
+        """``GET /v2/positions``: every position of the account, opened by the desk or anywhere else."""
+        return self._venue_read("positions", now,
+                                lambda: parse_alpaca_positions(self._call("GET", "/v2/positions").body))
+
+    def open_orders(self, *, now: datetime, account_id: int | None = None) -> list[VenueOrder]:
+        """``GET /v2/orders?status=open&nested=true&limit=500``, legs taken out of their parents, page by page
+        (``before_order_id``) while a page comes back full."""
+        return self._venue_read("open_orders", now, lambda: self._open_orders(now))
+
+    def _open_orders(self, now: datetime) -> list[VenueOrder]:
+        found: dict[str, VenueOrder] = {}
+        params: dict[str, Any] = {"status": "open", "nested": "true", "limit": 500, "direction": "desc"}
+        for _page in range(OPEN_ORDER_PAGES):
+            body = self._call("GET", "/v2/orders", params=params).body
+            page = [raw for raw in body if isinstance(raw, dict)] if isinstance(body, list) else []
+            before = len(found)
+            for order in parse_alpaca_open_orders(body):
+                venue_order = parse_alpaca_venue_order(order, now=now)
+                if venue_order is not None:
+                    found.setdefault(order.id, venue_order)
+            if len(page) < 500 or len(found) == before:
+                break
+            params = {**params, "before_order_id": page[-1]["id"]}
+        return list(found.values())
+
+    def _venue_read(self, kind: str, now: datetime, read: Callable[[], Any]) -> Any:
+        """What Alpaca answered for ``kind`` within the last ``venue_read_seconds``, else a fresh read."""
+        last = self._read.get(kind)
+        if last is not None and 0 <= (now - last[0]).total_seconds() < self.venue_read_seconds:
+            return last[1]
+        value = read()
+        self._read[kind] = (now, value)
+        return value
+
+    def forget_venue_reads(self) -> None:
+        """Something changed at Alpaca (a stream event, an order sent): the next read asks again."""
+        self._read.clear()
+
     # -- matching --------------------------------------------------------------------------------------
     def sync(self, working: Sequence[WorkingOrder], *, now: datetime) -> list[ExecutionReport]:
         """Fills, cancels, expiries and rejections Alpaca has seen for ``working`` since the desk last looked."""
@@ -419,12 +518,33 @@ class AlpacaBroker(Broker):
                 continue
             chain = self._chain(first, snapshot)
             self._remember(order.order_id, first.id, *(o.id for o in chain[1:]))
-            reports.extend(parse_alpaca_reports(order, chain, now=now, seen=self._fills_seen))
+            found = parse_alpaca_reports(order, chain, now=now, seen=self._fills_seen,
+                                         may_be_pending=self._may_be_pending(order, now=now))
+            reports.extend(found)
+            self._note_accepted(found, now=now)
             self._fills_seen.update({o.id: (o.filled_quantity, o.filled_avg_price) for o in chain
                                      if o.filled_avg_price})
         for stale in list(self._fills_seen)[:max(0, len(self._fills_seen) - MAX_FILLS_SEEN)]:
             del self._fills_seen[stale]
+        self._accepted_said = {k: v for k, v in self._accepted_said.items() if k in {o.order_id for o in working}}
         return reports
+
+    def _may_be_pending(self, order: WorkingOrder, *, now: datetime) -> bool:
+        """Could the desk hold ``order`` PENDING, so a working order at Alpaca must be reported ACCEPTED? The desk's
+        status when ``WorkingOrder`` carries one; else a bracket leg or an order without an Alpaca id, not said
+        ACCEPTED within ``ACCEPTED_REPEAT`` (module docstring)."""
+        status = getattr(order, "status", None)
+        if status is not None:
+            return status == OrderStatus.PENDING
+        if not (order.broker_order_id is None or (order.venue_oco_id or "").startswith("bracket-")):
+            return False
+        said = self._accepted_said.get(order.order_id)
+        return said is None or now - said >= ACCEPTED_REPEAT
+
+    def _note_accepted(self, reports: Sequence[ExecutionReport], *, now: datetime) -> None:
+        for report in reports:
+            if report.kind is ReportKind.ACCEPTED:
+                self._accepted_said[report.order_id] = now
 
     def _locate_working(self, order: WorkingOrder, snapshot: _Snapshot, siblings: list[str]) -> AlpacaOrder | None:
         """A working order's first Alpaca order: remembered id, our client id, or - for an exit leg - the matching
@@ -470,6 +590,11 @@ class AlpacaBroker(Broker):
         if ours is not None:
             self._desk_ids[order.id] = ours
         return ours or order.client_order_id or None
+
+
+def _staying(client: HttpClient) -> HttpClient:
+    client.session = _StayOnHost(client.session)
+    return client
 
 
 def _ack(order: AlpacaOrder, *, armed: bool = True) -> BrokerAck:

@@ -161,6 +161,7 @@ class AlpacaOrder:
     hwm: Decimal | None = None
     replaced_by: str | None = None
     replaces: str | None = None
+    created_at: datetime | None = None
     updated_at: datetime | None = None
     filled_at: datetime | None = None
     canceled_at: datetime | None = None
@@ -187,6 +188,7 @@ def parse_alpaca_order(body: dict[str, Any]) -> AlpacaOrder:
             limit_price=dec(body.get("limit_price")), stop_price=dec(body.get("stop_price")),
             trail_price=dec(body.get("trail_price")), trail_percent=dec(body.get("trail_percent")),
             hwm=dec(body.get("hwm")), replaced_by=body.get("replaced_by"), replaces=body.get("replaces"),
+            created_at=parse_alpaca_time(body.get("submitted_at") or body.get("created_at")),
             updated_at=parse_alpaca_time(body.get("updated_at")), filled_at=parse_alpaca_time(body.get("filled_at")),
             canceled_at=parse_alpaca_time(body.get("canceled_at")),
             expired_at=parse_alpaca_time(body.get("expired_at")), failed_at=parse_alpaca_time(body.get("failed_at")),

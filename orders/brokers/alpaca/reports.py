@@ -7,6 +7,29 @@ of that cumulative quantity beyond what the desk has recorded (``WorkingOrder.fi
 unique fill id keeps it once. A replaced order continues in a new Alpaca order (``replaced_by``) that starts
 from zero, so the fills along a replace chain add up.
 
+What a working order's chain (first Alpaca order ... the live one, following ``replaced_by``) reports, in
+this order:
+
+=====================================================  =========================================================
+live end of the chain                                  reports
+=====================================================  =========================================================
+held (a bracket / OTO leg whose entry has not filled)  nothing: the desk keeps the leg PENDING
+new, partially_filled, accepted, pending_new,          ACCEPTED with ``extra["broker_order_id"]`` = the chain's
+accepted_for_bidding, pending_review, done_for_day,    first id, when the desk may hold the order PENDING (a
+stopped, suspended, pending_replace, calculated        released leg; an order whose answer was lost; see
+                                                       ``AlpacaBroker.sync``), then its fills
+filled                                                 fills (PENDING -> FILLED is legal: a leg released and
+                                                       filled between two polls needs no ACCEPTED)
+canceled, expired, rejected                            fills, then CANCELLED / EXPIRED / REJECTED
+replaced with the replacement nowhere to be found      fills, then CANCELLED (a dead end, never a dead leg)
+pending_cancel                                         fills only; the cancel's outcome comes next
+=====================================================  =========================================================
+
+A replace (ours, or one made on Alpaca's site) leaves the desk's row on the chain's first id and the live
+order at its end, so the desk never holds a leg that stopped working at Alpaca: the replacement's release,
+fills and end are reported under the desk's order, and the ACCEPTED report names the live order too
+(``extra["alpaca_order_id"]``).
+
 Price of an increment: exact when the desk has recorded nothing of that Alpaca order yet (the average is the
 price), or when this process saw the previous (quantity, average) pair:
 ``(avg * q - prev_avg * prev_q) / (q - prev_q)``. Otherwise (say, after a restart) the order's average is used
@@ -37,14 +60,34 @@ def fill_id_of(order: AlpacaOrder) -> str:
 
 
 def parse_alpaca_reports(working: WorkingOrder, chain: Sequence[AlpacaOrder], *, now: datetime,
-                         seen: FillsSeen) -> list[ExecutionReport]:
-    """Fills, trailing-stop state and the final outcome of one working order, from its replace chain
-    (first Alpaca order ... live one)."""
-    reports = parse_alpaca_fills(working, chain, now=now, seen=seen)
+                         seen: FillsSeen, may_be_pending: bool = False) -> list[ExecutionReport]:
+    """Its release (when ``may_be_pending``), fills, trailing-stop state and final outcome of one working order,
+    from its replace chain (first Alpaca order ... live one): the table in the module docstring."""
     live = chain[-1]
+    accepted = parse_alpaca_accepted(working.order_id, chain, now=now) if may_be_pending else None
+    reports = parse_alpaca_fills(working, chain, now=now, seen=seen)
     trail = parse_alpaca_trail(working, live, now=now)
     outcome = parse_alpaca_outcome(working.order_id, live, now=now)
-    return reports + [r for r in (trail, outcome) if r is not None]
+    return [r for r in (accepted,) if r is not None] + reports + [r for r in (trail, outcome) if r is not None]
+
+
+def is_alpaca_working(order: AlpacaOrder) -> bool:
+    """Working at Alpaca: neither held back (``held``), nor finished, nor on its way out (``pending_cancel``)."""
+    return order.status != "held" and order.desk_status in (OrderStatus.PENDING, OrderStatus.OPEN,
+                                                            OrderStatus.PARTIALLY_FILLED)
+
+
+def parse_alpaca_accepted(order_id: str, chain: Sequence[AlpacaOrder], *, now: datetime) -> ExecutionReport | None:
+    """ACCEPTED when the live end of the chain works at Alpaca: a held leg released, a replacement working,
+    an order whose submission answer was lost. The desk moves a PENDING order to OPEN and ignores the rest."""
+    first, live = chain[0], chain[-1]
+    if not is_alpaca_working(live):
+        return None
+    extra = {"broker_order_id": first.id, "alpaca_order_id": live.id, "alpaca_status": live.status}
+    if live.id != first.id:
+        extra["replaced"] = True
+    return ExecutionReport(order_id, ReportKind.ACCEPTED, live.updated_at or now, reason="working at Alpaca",
+                           extra=extra)
 
 
 def parse_alpaca_fills(working: WorkingOrder, chain: Sequence[AlpacaOrder], *, now: datetime,
