@@ -1,8 +1,17 @@
 """The paper venue: a simulated broker that behaves like a real one.
 
+It mirrors the class of venue each instrument stands for (``catalogue.py`` has the table):
+
+- stocks behave as at Alpaca: prices on the cent grid and above zero, but no price band, so a BUY LIMIT
+  AAPL at 1.00 is accepted and rests;
+- crypto behaves as Binance Spot: a PERCENT_PRICE_BY_SIDE filter (a BUY or a SELL between 0.2 and 5
+  times the market), and the fee taken in the asset bought, as Binance does without BNB: a BUY of
+  0.01 BTC at 10 bps is charged 0.00001 BTC and leaves 0.00999 held, a SELL pays in USDT;
+- forex behaves as a margin FX dealer: 50:1 margin and a 5 % band around the mid.
+
 Prices come from ``paper_market.PriceWalk`` (reproducible per seed and second). The
 venue refuses what a real venue refuses (unknown, halted or closed symbols, prices
-off the tick or outside the band, quantities off the step or below the minimum,
+off the tick or outside the band of their class, quantities off the step or below the minimum,
 orders the account cannot fund) and matches working orders second by second
 against the top of book, filling no more than the size shown at each second, so a
 large order fills in parts.
@@ -23,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from orders.brokers.base import Broker
+from orders.brokers.catalogue import is_fee_in_base_asset, venue_price_band
 from orders.brokers.faults import PaperFaults
 from orders.brokers.paper_market import EPOCH, PriceWalk, seconds_since_epoch
 from orders.brokers.types import (
@@ -238,25 +248,21 @@ class PaperBroker(Broker):
     @staticmethod
     def _check_prices(instrument: Instrument, request: OrderRequest, quote: Quote) -> None:
         tick = instrument.tick_size
-        low = quote.mid * (1 - instrument.price_band_pct / 100)
-        high = quote.mid * (1 + instrument.price_band_pct / 100)
         for field in ("limit_price", "stop_price", "stop_loss", "take_profit"):
             price = getattr(request, field)
             if price is None:
                 continue
+            if price <= 0:
+                raise OrderRejected(RejectReason.INVALID_PRICE, f"{field} {format_decimal(price)} must be above zero",
+                                    field=field, price=format_decimal(price))
             if not is_on_grid(price, tick):
                 raise OrderRejected(RejectReason.INVALID_PRICE,
                                     f"{field} {format_decimal(price)} is not a multiple of the tick size "
                                     f"{format_decimal(tick)} for {instrument.symbol}",
                                     field=field, price=format_decimal(price), tick_size=format_decimal(tick))
-            if not low <= price <= high:
-                raise OrderRejected(RejectReason.INVALID_PRICE,
-                                    f"{field} {format_decimal(price)} is outside the allowed band "
-                                    f"{format_decimal(instrument.price_band_pct)} % around the market "
-                                    f"{format_decimal(quote.mid)}",
-                                    field=field, price=format_decimal(price),
-                                    min_price=format_decimal(quantize_money(low, 8)),
-                                    max_price=format_decimal(quantize_money(high, 8)))
+            # the exits of a bracket are orders of the other side
+            side = request.side if field in ("limit_price", "stop_price") else request.side.opposite
+            _check_price_band(instrument, field, price, side=side, market=quote.mid)
         if (request.trailing_type is TrailingType.ABSOLUTE and request.trailing_distance is not None
                 and not is_on_grid(request.trailing_distance, tick)):
             raise OrderRejected(RejectReason.INVALID_PRICE,
@@ -316,7 +322,9 @@ class PaperBroker(Broker):
                                 asset=instrument.base_asset, required=format_decimal(request.quantity),
                                 available=format_decimal(available))
         rate = instrument.margin_rate * (Decimal("1.5") if opens_short else 1)
-        fee = added * reference * instrument.commission_bps / 10000
+        # a fee taken in the coin bought comes out of the coin, not out of the cash that pays for it
+        fee = ZERO if is_fee_in_base_asset(instrument, request.side) else (
+            added * reference * instrument.commission_bps / 10000)
         required = quantize_money(added * reference * rate + fee, 2)
         available = quantize_money(context.figures.buying_power, 2)
         if required > available:
@@ -384,6 +392,24 @@ class PaperBroker(Broker):
                 continue
             reports.extend(_Matcher(self.walk, instrument, order).run(now))
         return _resolve_venue_oco(working, reports)
+
+
+def _check_price_band(instrument: Instrument, field: str, price: Decimal, *, side: Side, market: Decimal) -> None:
+    """Refuse a price outside the band the instrument's class of venue puts around the market (none for
+    stocks, Binance's PERCENT_PRICE_BY_SIDE for crypto, a symmetric band for forex)."""
+    band = venue_price_band(instrument)
+    if band is None:
+        return
+    low, high = band.bounds(side, market)
+    if low <= price <= high:
+        return
+    low, high = quantize_money(low, 8), quantize_money(high, 8)
+    raise OrderRejected(RejectReason.INVALID_PRICE,
+                        f"{field} {format_decimal(price)} is outside the {side} price band "
+                        f"{format_decimal(low)} - {format_decimal(high)} around the market "
+                        f"{format_decimal(market)} for {instrument.symbol}",
+                        field=field, price=format_decimal(price),
+                        min_price=format_decimal(low), max_price=format_decimal(high))
 
 
 def _resolve_venue_oco(working: Sequence[WorkingOrder], reports: list[ExecutionReport]) -> list[ExecutionReport]:
@@ -497,10 +523,20 @@ class _Matcher:
         self.triggered = touch >= stop if buy else touch <= stop
 
     def _fill(self, second: int, quantity: Decimal, price: Decimal, maker: bool) -> None:
-        commission = quantize_money(quantity * price * self.instrument.commission_bps / 10000, 8)
+        commission, currency = self._commission(quantity, price)
         self.remaining -= quantity
         self.reports.append(ExecutionReport(
             self.order.order_id, ReportKind.FILL, EPOCH + timedelta(seconds=second),
             fill_id=f"{self.order.order_id}:{second}", quantity=quantity, price=price, commission=commission,
-            commission_currency=self.instrument.quote_currency, is_maker=maker,
+            commission_currency=currency, is_maker=maker,
             trail_reference=self.trail, triggered=self.triggered, checked_until=EPOCH + timedelta(seconds=second)))
+
+    def _commission(self, quantity: Decimal, price: Decimal) -> tuple[Decimal, str]:
+        """The fee and the asset it is taken in. A fee in the coin bought is rounded to 8 places, the
+        precision Binance keeps balances and commissions in, not to the lot step: 10 bps of 0.01 ETH is
+        0.00001 ETH, which the 0.0001 step would round to nothing or to ten times the fee. So what is held
+        afterwards (0.00999 ETH) may be off the step, as it is at the venue."""
+        instrument, rate = self.instrument, self.instrument.commission_bps / 10000
+        if is_fee_in_base_asset(instrument, self.order.side):
+            return quantize_money(quantity * rate, 8), instrument.base_asset
+        return quantize_money(quantity * price * rate, 8), instrument.quote_currency

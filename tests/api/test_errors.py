@@ -132,7 +132,8 @@ def test_an_unaffordable_buy_is_422_insufficient_balance_with_required_and_avail
     pytest.param({"quantity": "1.5"}, "INVALID_QUANTITY", id="off-the-share-step"),
     pytest.param({"symbol": "F:EURUSD", "quantity": "500"}, "INVALID_QUANTITY", id="below-the-minimum"),
     pytest.param({"order_type": "LIMIT", "limit_price": "150.005"}, "INVALID_PRICE", id="off-the-tick"),
-    pytest.param({"order_type": "LIMIT", "limit_price": "1"}, "INVALID_PRICE", id="outside-the-band"),
+    pytest.param({"symbol": "BTCUSDT", "quantity": "0.01", "order_type": "LIMIT", "limit_price": "1"}, "INVALID_PRICE",
+                 id="outside-the-crypto-band"),
     pytest.param({"symbol": "ZZZZ"}, "SYMBOL_NOT_TRADEABLE", id="unknown-symbol"),
 ])
 def test_each_venue_rejection_is_422_with_its_code_and_writes_no_order(client, account, clock, fields, code):

@@ -11,7 +11,8 @@ from decimal import ROUND_CEILING, Decimal
 
 import pytest
 
-from orders.brokers.catalogue import load_catalogue
+from orders.brokers import catalogue
+from orders.brokers.catalogue import PriceBand, load_catalogue
 from orders.brokers.paper import PaperBroker, PaperConfig
 from orders.brokers.paper_market import seconds_since_epoch
 from orders.brokers.types import (
@@ -27,8 +28,10 @@ from orders.brokers.types import (
 from orders.domain.account import account_figures
 from orders.domain.enums import AssetClass, OrderStatus, OrderType, Side, TimeInForce, TrailingType
 from orders.domain.errors import OrderRejected, ProviderUnavailable, SymbolNotFound
-from orders.domain.money import format_decimal, quantize_money, round_to_step
-from tests.builders import make_order_request
+from orders.domain.money import format_decimal, is_on_grid, quantize_money, round_to_step
+from tests.api.support import get_order, submit
+from tests.api.support import quote as api_quote
+from tests.builders import make_order_request, run_engine
 
 D = Decimal
 SEED = 7
@@ -299,29 +302,87 @@ def test_a_percent_trailing_distance_needs_no_tick(paper):
     accepts(paper, request, ctx=context(position="10"))
 
 
-@pytest.mark.parametrize(("symbol", "band", "quantity"), [("AAPL", D("50"), "1"), ("F:EURUSD", D("5"), "1000")])
-def test_it_rejects_a_limit_price_outside_the_band_around_the_market(paper, symbol, band, quantity):
-    instrument = paper.instrument(symbol)
-    mid = quote(paper, MONDAY, symbol).mid
-    low, high = mid * (1 - band / 100), mid * (1 + band / 100)
+def test_a_forex_limit_price_outside_the_band_around_the_market_is_refused(paper):
+    instrument = paper.instrument("F:EURUSD")
+    mid = quote(paper, MONDAY, "F:EURUSD").mid
+    low, high = mid * D("0.95"), mid * D("1.05")
     too_high = round_to_step(high, instrument.tick_size, ROUND_CEILING) + instrument.tick_size
-    error = rejection(paper, make_order_request(symbol=symbol, quantity=quantity, side=Side.SELL,
+    error = rejection(paper, make_order_request(symbol="F:EURUSD", quantity="1000", side=Side.SELL,
                                                 order_type=OrderType.LIMIT, limit_price=too_high),
-                      ctx=context(position=quantity))
+                      ctx=context(position="1000"))
     assert error.code == "INVALID_PRICE"
     assert error.details == {"reject_code": "INVALID_PRICE", "field": "limit_price", "price": format_decimal(too_high),
                              "min_price": format_decimal(quantize_money(low)),
                              "max_price": format_decimal(quantize_money(high))}
     inside = round_to_step(high, instrument.tick_size) - instrument.tick_size
-    accepts(paper, make_order_request(symbol=symbol, quantity=quantity, side=Side.SELL, order_type=OrderType.LIMIT,
-                                      limit_price=inside), ctx=context(position=quantity))
+    accepts(paper, make_order_request(symbol="F:EURUSD", quantity="1000", side=Side.SELL,
+                                      order_type=OrderType.LIMIT, limit_price=inside), ctx=context(position="1000"))
 
 
-def test_it_rejects_a_stop_price_far_below_the_market(paper):
-    mid = quote(paper, MONDAY).mid
-    too_low = round_to_step(mid * D("0.4"), D("0.01"))
-    error = rejection(paper, make_order_request(side=Side.SELL, order_type=OrderType.STOP, stop_price=too_low),
-                      ctx=context(position="1"))
+@pytest.mark.parametrize("fields", [
+    {"order_type": OrderType.LIMIT, "limit_price": "1.00"},
+    {"order_type": OrderType.LIMIT, "limit_price": "0.01"},
+    {"order_type": OrderType.STOP, "stop_price": "10000.00"},
+    {"order_type": OrderType.LIMIT, "limit_price": "1.00", "stop_loss": "0.50", "take_profit": "9999.99"},
+], ids=["limit-at-1", "limit-at-one-cent", "stop-far-above", "bracket-far-away"])
+def test_a_stock_has_no_venue_price_band_as_at_alpaca(paper, fields):
+    """The reference gateway's smoke test places a BUY LIMIT AAPL at 1.00: it must rest, not be refused."""
+    assert quote(paper, MONDAY).bid > 100
+    accepts(paper, make_order_request(quantity="1", **fields))
+
+
+@pytest.mark.parametrize("price", ["0", "-1.00"])
+def test_a_stock_price_must_still_be_above_zero(paper, price):
+    error = rejection(paper, make_order_request(quantity="1", order_type=OrderType.LIMIT, limit_price=price))
+    assert error.code == "INVALID_PRICE"
+    assert error.details["field"] == "limit_price"
+
+
+def test_a_stock_price_must_still_be_on_the_cent_grid_far_from_the_market(paper):
+    error = rejection(paper, make_order_request(quantity="1", order_type=OrderType.LIMIT, limit_price="1.005"))
+    assert error.details == {"reject_code": "INVALID_PRICE", "field": "limit_price", "price": "1.005",
+                             "tick_size": "0.01"}
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_crypto_prices_must_lie_within_binances_percent_price_by_side_filter(paper, side):
+    """BTCUSDT's PERCENT_PRICE_BY_SIDE: a BUY between bidMultiplierDown 0.2 and bidMultiplierUp 5 times the
+    market, a SELL between askMultiplierDown 0.2 and askMultiplierUp 5."""
+    mid = quote(paper, MONDAY, "BTCUSDT").mid
+    low, high = mid * D("0.2"), mid * D("5")
+    ctx = context(cash="1000000000", position="0.01")
+    for price in (round_to_step(low, D("0.01"), ROUND_CEILING), round_to_step(high, D("0.01"))):
+        accepts(paper, make_order_request(symbol="BTCUSDT", quantity="0.01", side=side, order_type=OrderType.LIMIT,
+                                          limit_price=price), ctx=ctx)
+    for price in (round_to_step(low, D("0.01"), ROUND_CEILING) - D("0.01"), round_to_step(high, D("0.01")) + D("0.01")):
+        error = rejection(paper, make_order_request(symbol="BTCUSDT", quantity="0.01", side=side,
+                                                    order_type=OrderType.LIMIT, limit_price=price), ctx=ctx)
+        assert error.code == "INVALID_PRICE"
+        assert error.details == {"reject_code": "INVALID_PRICE", "field": "limit_price",
+                                 "price": format_decimal(price), "min_price": format_decimal(quantize_money(low)),
+                                 "max_price": format_decimal(quantize_money(high))}
+        assert f"outside the {side} price band" in error.message
+
+
+def test_the_crypto_band_is_read_by_side_and_a_brackets_exits_are_sells(paper, monkeypatch):
+    """With a lopsided filter a BUY uses the bid multipliers, and the exits of a BUY bracket (sells) the ask
+    multipliers, as Binance checks each order of an OCO on its own side."""
+    monkeypatch.setattr(catalogue, "BINANCE_PERCENT_PRICE_BY_SIDE",
+                        PriceBand(bid_down=D("0.9"), bid_up=D("1.1"), ask_down=D("0.5"), ask_up=D("2")))
+    mid = quote(paper, MONDAY, "BTCUSDT").mid
+    below = round_to_step(mid * D("0.8"), D("0.01"))
+    buy = {"symbol": "BTCUSDT", "quantity": "0.01", "order_type": OrderType.LIMIT}
+    assert rejection(paper, make_order_request(limit_price=below, **buy)).details["field"] == "limit_price"
+    accepts(paper, make_order_request(side=Side.SELL, limit_price=below, **buy), ctx=context(position="0.01"))
+    accepts(paper, make_order_request(limit_price=round_to_step(mid, D("0.01")), stop_loss=below, **buy))
+
+
+def test_it_rejects_a_crypto_stop_price_far_below_the_market(paper):
+    mid = quote(paper, MONDAY, "BTCUSDT").mid
+    too_low = round_to_step(mid * D("0.1"), D("0.01"))
+    error = rejection(paper, make_order_request(symbol="BTCUSDT", quantity="0.01", side=Side.SELL,
+                                                order_type=OrderType.STOP, stop_price=too_low),
+                      ctx=context(position="0.01"))
     assert error.code == "INVALID_PRICE"
     assert error.details["field"] == "stop_price"
 
@@ -354,12 +415,22 @@ def test_money_reserved_for_working_orders_is_not_available_again(paper):
     assert error.details["available"] == format_decimal(cost - 1)
 
 
-def test_a_crypto_buy_must_also_cover_the_commission(paper):
+def test_a_crypto_buy_needs_only_its_notional_because_the_fee_comes_out_of_the_coin(paper):
     ask = quote(paper, MONDAY, "BTCUSDT").ask
     cost = quantize_money(D("0.1") * ask, 2)
-    error = rejection(paper, make_order_request(symbol="BTCUSDT", quantity="0.1"), ctx=context(cash=str(cost)))
+    accepts(paper, make_order_request(symbol="BTCUSDT", quantity="0.1"), ctx=context(cash=str(cost)))
+    error = rejection(paper, make_order_request(symbol="BTCUSDT", quantity="0.1"),
+                      ctx=context(cash=str(cost - D("0.01"))))
     assert error.code == "INSUFFICIENT_BALANCE"
-    assert D(error.details["required"]) == quantize_money(D("0.1") * ask * D("1.001"), 2)
+    assert D(error.details["required"]) == cost
+
+
+def test_a_buy_whose_fee_is_paid_in_cash_must_also_cover_the_fee():
+    broker = make_broker(AAPL={"commission_bps": D("10")})
+    ask = quote(broker, MONDAY).ask
+    error = rejection(broker, make_order_request(quantity="10"), ctx=context(cash=str(10 * ask)))
+    assert error.code == "INSUFFICIENT_BALANCE"
+    assert D(error.details["required"]) == quantize_money(10 * ask * D("1.001"), 2)
 
 
 def test_opening_a_stock_short_needs_150_percent_margin(paper):
@@ -590,11 +661,27 @@ def test_a_market_sell_fills_at_the_bid_on_arrival(paper):
     assert (fill.quantity, fill.price, fill.is_maker) == (D("10"), market.bid, False)
 
 
-def test_a_crypto_fill_pays_its_commission_in_the_quote_currency(paper):
+def test_a_crypto_buy_pays_its_commission_in_the_coin_bought(paper):
+    """As Binance without BNB: 10 bps of 0.01 BTC is 0.00001 BTC, so 0.00999 BTC is left held."""
     market = quote(paper, MONDAY, "BTCUSDT")
     [fill] = paper.sync([working(symbol="BTCUSDT", quantity=D("0.01"))], now=MONDAY)
     assert fill.price == market.ask
-    assert fill.commission == quantize_money(D("0.01") * market.ask * D("0.001"), 8)
+    assert (fill.commission, fill.commission_currency) == (D("0.00001"), "BTC")
+
+
+def test_a_fee_in_the_coin_is_kept_to_8_places_not_rounded_to_the_lot_step(paper):
+    """0.00001 ETH is a tenth of ETHUSDT's 0.0001 step: the venue charges it exactly, and what is held
+    afterwards (0.00999) is off the step."""
+    [fill] = paper.sync([working(symbol="ETHUSDT", quantity=D("0.01"))], now=MONDAY)
+    assert (fill.commission, fill.commission_currency) == (D("0.00001"), "ETH")
+    assert not is_on_grid(fill.quantity - fill.commission, paper.instrument("ETHUSDT").quantity_step)
+
+
+def test_a_crypto_sell_pays_its_commission_in_the_quote_currency(paper):
+    market = quote(paper, MONDAY, "BTCUSDT")
+    [fill] = paper.sync([working(symbol="BTCUSDT", side=Side.SELL, quantity=D("0.01"))], now=MONDAY)
+    assert fill.price == market.bid
+    assert fill.commission == quantize_money(D("0.01") * market.bid * D("0.001"), 8)
     assert fill.commission_currency == "USDT"
 
 
@@ -659,6 +746,17 @@ def test_a_resting_limit_buy_does_not_fill_before_the_market_reaches_it(paper):
     reports = paper.sync([working(OrderType.LIMIT, limit_price=limit)], now=crossing - ONE)
     assert kinds(reports) == [ReportKind.STATE]
     assert reports[0].checked_until == crossing - ONE
+
+
+def test_a_buy_limit_aapl_at_1_rests_through_an_hour_of_market_without_a_fill(paper):
+    """No band refuses it on the way in, and the matcher neither fills nor drops it: the ask never comes
+    down to 1.00, so each sync only reports how far it has matched."""
+    order = working(OrderType.LIMIT, limit_price=D("1.00"))
+    [state] = paper.sync([order], now=MONDAY + timedelta(hours=1))
+    assert state.kind is ReportKind.STATE
+    assert state.checked_until == MONDAY + timedelta(hours=1)
+    later = dataclasses.replace(order, checked_until=state.checked_until)
+    assert kinds(paper.sync([later], now=MONDAY + timedelta(hours=2))) == [ReportKind.STATE]
 
 
 def test_a_resting_limit_sell_fills_when_the_bid_comes_up_to_it(paper):
@@ -940,3 +1038,33 @@ def test_it_catches_up_on_at_most_the_last_hour(paper):
     assert fill.timestamp == now - timedelta(hours=1)
     assert fill.price == quote(paper, now - timedelta(hours=1)).ask
 
+
+
+# -- through the desk: POST /v1/orders and the engine ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_buy_limit_aapl_at_1_gets_201_and_stays_open_after_engine_ticks(client, account, broker, clock):
+    """Issue #13's last "done when": the reference gateway's smoke test order rests at the paper venue."""
+    handle = submit(client, symbol="AAPL", side="BUY", quantity="1", order_type="LIMIT", limit_price="1.00").json()
+    assert handle["status"] == "OPEN"
+    for _ in range(3):
+        run_engine(account, broker, seconds=60, clock=clock)
+    order = get_order(client, handle["id"])
+    assert (order["status"], D(order["filled_quantity"]), D(order["limit_price"])) == ("OPEN", 0, D("1.00"))
+
+
+@pytest.mark.django_db
+def test_a_market_buy_of_btc_leaves_the_desk_holding_what_the_fee_left(client, account, broker, clock):
+    """0.01 BTC bought with a 10 bps fee taken in BTC: the desk holds 0.00999, as the venue would, and its
+    cash paid the notional only."""
+    ask = api_quote(client, "BTCUSDT")["ask"]
+    handle = submit(client, symbol="BTCUSDT", quantity="0.01").json()
+    run_engine(account, broker, seconds=1, clock=clock)
+    assert get_order(client, handle["id"])["status"] == "FILLED"
+    [trade] = client.get("/v1/trades").json()
+    assert (D(trade["commission"]), trade["commission_currency"]) == (D("0.00001"), "BTC")
+    [position] = client.get("/v1/positions").json()
+    assert (position["symbol"], D(position["quantity"])) == ("BTCUSDT", D("0.00999"))
+    account.refresh_from_db()
+    assert account.cash == D("100000") - D("0.01") * ask
