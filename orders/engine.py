@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,12 +27,13 @@ from orders.domain.enums import OrderStatus
 from orders.domain.errors import DeskError
 from orders.exits.book import TrailingBook
 from orders.metrics import ENGINE_LAST_TICK, ENGINE_LEASE_HELD, ENGINE_TICK_SECONDS
-from orders.models import Account, Alert, EngineLease, Order, Position
+from orders.models import Account, Alert, EngineLease, Order, Position, VenueState
 from orders.services.alerts import alerts_escalate
 from orders.services.audit import audit_record
 from orders.services.fills import reports_apply
 from orders.services.positions import position_close
 from orders.services.protection import protection_tick
+from orders.services.reconcile import reconcile_run, venue_refresh
 from orders.venue import order_to_working
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ class BrokerLink:
     connected: bool = True
     down_since: datetime | None = None
     stale_symbols: list[str] = field(default_factory=list)
+    reconnects: int = 0          # how often the venue came back (each one is followed by a reconciliation)
 
     def went_down(self, *, accounts: list[Account], broker: Broker, error: str, now: datetime) -> None:
         if not self.connected:
@@ -114,6 +117,69 @@ class BrokerLink:
                 events.record_staleness(account.pk, "FRESH", symbols=self.stale_symbols, broker=broker.name,
                                         stale_since=self.down_since)
         self.connected, self.down_since, self.stale_symbols = True, None, []
+        self.reconnects += 1
+
+
+@dataclass
+class VenueWatch:
+    """A real venue's books as the engine follows them (``services/reconcile.py``): when it last read the
+    account and positions, last reconciled, and last armed the venue's dead man's switch. ``owner`` is the engine
+    holding the accounts' leases: only it arms the switch."""
+    owner: str = ""
+    refreshed: float | None = None
+    reconciled: float | None = None
+    armed: float | None = None
+    reconnects_seen: int = 0
+
+
+def venue_tick(*, accounts: list[Account], broker: Broker, watch: VenueWatch, link: BrokerLink, now: datetime,
+               clock: float | None = None) -> None:
+    """Follow a real venue: reconcile at the first tick, after a reconnect and every ``DESK_RECONCILE_MINUTES``;
+    else read its figures and positions every ``DESK_VENUE_POLL_SECONDS``; re-arm its dead man's switch."""
+    clock = time.monotonic() if clock is None else clock
+    if broker.deadman_seconds and (watch.armed is None or clock - watch.armed >= broker.deadman_seconds / 3):
+        _arm_deadman(accounts=accounts, broker=broker, owner=watch.owner, now=now)
+        watch.armed = clock
+    if not broker.venue_ledger:
+        return
+    reconnected = link.reconnects > watch.reconnects_seen
+    due = watch.reconciled is None or clock - watch.reconciled >= settings.DESK_RECONCILE_MINUTES * 60
+    if reconnected or due:
+        reason = "start" if watch.reconciled is None else "reconnect" if reconnected else "periodic"
+        for account in accounts:
+            reconcile_run(account=account, broker=broker, now=now, reason=reason)
+        watch.reconciled = watch.refreshed = clock
+        watch.reconnects_seen = link.reconnects
+    elif watch.refreshed is None or clock - watch.refreshed >= settings.DESK_VENUE_POLL_SECONDS:
+        for account in accounts:
+            venue_refresh(account=account, broker=broker, now=now)
+        watch.refreshed = clock
+
+
+def _arm_deadman(*, accounts: list[Account], broker: Broker, owner: str, now: datetime) -> None:
+    try:
+        broker.arm_deadman(seconds=broker.deadman_seconds)
+    except DeskError as e:
+        log.error("engine: %s's dead man's switch not re-armed: %s (it cancels every order %d s after the last "
+                  "arming)", broker.name, e.message, broker.deadman_seconds)
+        return
+    for account in accounts:
+        VenueState.objects.update_or_create(account=account, defaults={
+            "deadman_armed_at": now, "deadman_seconds": broker.deadman_seconds, "deadman_owner": owner})
+
+
+def deadman_disarm(*, accounts: list[Account], broker: Broker) -> None:
+    """An engine stopped on purpose disarms the switch, so the venue does not cancel every order (stops too)
+    behind a person who stopped it. An engine that dies leaves it armed: the venue cancels at its timeout
+    unless a standby takes over and re-arms it first."""
+    if not broker.deadman_seconds:
+        return
+    try:
+        broker.arm_deadman(seconds=0)
+    except DeskError as e:
+        log.error("engine: %s's dead man's switch not disarmed: %s", broker.name, e.message)
+        return
+    VenueState.objects.filter(account__in=accounts).update(deadman_seconds=0)
 
 
 @dataclass
@@ -124,15 +190,21 @@ class TickResult:
 
 
 def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None,
-                book: TrailingBook | None = None, link: BrokerLink | None = None, poll: bool = True) -> TickResult:
-    """Match every working order of ``accounts`` up to ``now``, apply what happened, then let exit
-    management retry, escalate and trail. With ``poll`` False (see ``PollPacer``) the venue is left alone:
+                book: TrailingBook | None = None, link: BrokerLink | None = None, poll: bool = True,
+                venue: VenueWatch | None = None) -> TickResult:
+    """Match every working order of ``accounts`` up to ``now``, apply what happened, follow a real venue's books
+    (``venue``: the engine's ``VenueWatch``; see ``venue_tick``), then let exit management retry, escalate and
+    trail. With ``poll`` False (see ``PollPacer``) the venue is left alone:
     no ``sync`` and no quotes for trailing stops, only what the database alone decides."""
     started = time.perf_counter()
     now = now or timezone.now()
     result = TickResult(accounts=len(accounts))
+    link = link or BrokerLink()
     if poll:
-        result.orders, result.changes = _poll(accounts=accounts, broker=broker, now=now, link=link or BrokerLink())
+        result.orders, result.changes = _poll(accounts=accounts, broker=broker, now=now, link=link)
+    if venue is not None:
+        # the venue's books after its reports were applied: a fill seen by ``sync`` is no longer a difference
+        venue_tick(accounts=accounts, broker=broker, watch=venue, link=link, now=now)
     protection_tick(accounts=accounts, broker=broker, now=now, book=book if poll else None)
     auto_flatten(accounts=accounts, broker=broker, now=now)
     alerts_escalate(account_ids=[a.pk for a in accounts], now=now)

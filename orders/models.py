@@ -125,6 +125,7 @@ class Order(models.Model):
     triggered = models.BooleanField(default=False)
     checked_until = models.DateTimeField(null=True, blank=True)
     submitted_by = models.CharField(max_length=100, blank=True, default="")
+    external = models.BooleanField(default=False, help_text="Placed outside the desk; adopted from the venue.")
     created_at = models.DateTimeField(db_index=True)
     updated_at = models.DateTimeField()
 
@@ -190,6 +191,7 @@ class Position(models.Model):
     quantity = models.DecimalField(default=Decimal("0"), **QTY)          # signed
     average_price = models.DecimalField(default=Decimal("0"), **PRICE)
     realized_pnl = models.DecimalField(default=Decimal("0"), **MONEY)
+    external = models.BooleanField(default=False, help_text="Opened outside the desk; adopted from the venue.")
     opened_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -310,6 +312,7 @@ class Alert(models.Model):
     class Kind(models.TextChoices):
         POSITION_UNPROTECTED = "POSITION_UNPROTECTED"
         OCO_DOUBLE_EXIT = "OCO_DOUBLE_EXIT"
+        POSITION_MISMATCH = "POSITION_MISMATCH"     # the desk's position differs from the venue's
 
     class Status(models.TextChoices):
         OPEN = "OPEN"
@@ -341,6 +344,32 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.symbol} [{self.status}]"
+
+
+class VenueState(models.Model):
+    """What a real venue last said of an account (``services/reconcile.py``): its figures, which the desk shows
+    and checks orders against, what it holds, the last reconciliation and its dead man's switch."""
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="venue_state")
+    cash = models.DecimalField(null=True, blank=True, **MONEY)
+    equity = models.DecimalField(null=True, blank=True, **MONEY)
+    buying_power = models.DecimalField(null=True, blank=True, **MONEY)
+    margin_used = models.DecimalField(null=True, blank=True, **MONEY)
+    margin_available = models.DecimalField(null=True, blank=True, **MONEY)
+    unrealized_pnl = models.DecimalField(null=True, blank=True, **MONEY)
+    currency = models.CharField(max_length=8, blank=True, default="")
+    read_at = models.DateTimeField(null=True, blank=True, help_text="when the venue's figures were last read")
+    read_error = models.CharField(max_length=255, blank=True, default="",
+                                  help_text="why the last read failed (empty when it worked)")
+    holdings = models.JSONField(default=dict, blank=True, help_text="symbol -> quantity the venue held at read_at")
+    differing = models.JSONField(default=dict, blank=True,
+                                 help_text="symbol -> {desk, venue} seen to differ at the last read, not yet raised")
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    deadman_armed_at = models.DateTimeField(null=True, blank=True)
+    deadman_seconds = models.PositiveIntegerField(default=0)
+    deadman_owner = models.CharField(max_length=100, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"venue state of {self.account}"
 
 
 class CircuitBreaker(models.Model):

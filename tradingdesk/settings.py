@@ -135,6 +135,13 @@ ENGINE_TICK_SECONDS = float(envdecimal("ENGINE_TICK_SECONDS", "0.25"))
 DESK_POOLED_WRITES = envbool("DESK_POOLED_WRITES", True)
 # an alert nobody acknowledges within this many minutes is raised again as escalated (0: never)
 DESK_ALERT_ESCALATE_MINUTES = envint("DESK_ALERT_ESCALATE_MINUTES", 5, minimum=0)
+# a real venue's account and positions are read by the engine this often (pushed when they change) ...
+DESK_VENUE_POLL_SECONDS = envint("DESK_VENUE_POLL_SECONDS", 5, minimum=1)
+# ... and read on demand when what is stored is older than this (fail closed after ten times it)
+DESK_VENUE_MAX_AGE_SECONDS = envint("DESK_VENUE_MAX_AGE_SECONDS", 30, minimum=1)
+# a full reconciliation with the venue (orders, positions; a report in the audit trail) runs at engine start,
+# after every reconnect, and this often
+DESK_RECONCILE_MINUTES = envint("DESK_RECONCILE_MINUTES", 5, minimum=1)
 # outbox events older than this are deleted by the engine (relays read them live; 0 keeps them forever)
 DESK_OUTBOX_KEEP_HOURS = envint("DESK_OUTBOX_KEEP_HOURS", 72, minimum=0)
 # check every remembered exposure book against the database (orders/services/exposure.py); on in tests

@@ -26,9 +26,12 @@ class AccountFigures:
     unrealized_pnl: Decimal
     reserved: Decimal        # held for working orders that add exposure
     currency: str
+    venue_buying_power: Decimal | None = None    # what a real venue says may be spent (its own rules)
 
     @property
     def buying_power(self) -> Decimal:
+        if self.venue_buying_power is not None:
+            return max(ZERO, self.venue_buying_power)
         return max(ZERO, self.margin_available)
 
 

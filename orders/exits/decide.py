@@ -15,6 +15,7 @@ from orders.domain.money import ZERO
 
 RETRY_DELAYS = (0.1, 0.3, 1.0, 2.0, 5.0)      # seconds between placement attempts, then every 5 s
 RETRY_WINDOW = timedelta(seconds=10)          # unplaced this long after the first failure -> alert
+HOPELESS_RETRY = timedelta(seconds=60)        # a leg what is held cannot cover: alerted at once, looked at again
 TRAIL_MOVE_THRESHOLD = Decimal("0.001")       # move a resting trailing stop only when it changes >= 0.1 %
 
 
@@ -50,6 +51,21 @@ def protection_target(*, entry_side: Side, filled_quantity: Decimal, held: Decim
     if held == 0 or (held > 0) != (entry_side == Side.BUY):
         return ZERO
     return min(filled_quantity, abs(held))
+
+
+def leg_quantity(target: Decimal, *, step: Decimal, minimum: Decimal) -> Decimal:
+    """What a leg can actually sell of ``target``: rounded down to the venue's quantity step (a fee taken in the
+    coin leaves 0.00999 of a 0.01 buy), and nothing when that is below the venue's minimum."""
+    if target <= 0:
+        return ZERO
+    sized = (target / step).to_integral_value(rounding=ROUND_FLOOR) * step if step > 0 else target
+    return sized if sized >= minimum and sized > 0 else ZERO
+
+
+def take_profit_touched(*, side: Side, trigger: Decimal, bid: Decimal, ask: Decimal) -> bool:
+    """An engine-watched take-profit fires when the price it would sell at (the bid) reaches its level, or the
+    price it would buy back at (the ask) for a short."""
+    return bid >= trigger if side == Side.SELL else ask <= trigger
 
 
 def trail_level(*, side: Side, trailing_distance: Decimal, trailing_type: str | None, peak: Decimal) -> Decimal:

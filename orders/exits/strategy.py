@@ -41,7 +41,11 @@ def choose_strategy(capabilities: Capabilities, request: OrderRequest, broker=No
     return "pending"
 
 
-def leg_plans(request: OrderRequest, *, capabilities: Capabilities, strategy: str) -> list[LegPlan]:
+def leg_plans(request: OrderRequest, *, capabilities: Capabilities, strategy: str,
+              one_resting_exit: bool = False) -> list[LegPlan]:
+    """The entry's legs. On a venue where one balance backs only one resting reducing order
+    (``one_resting_exit``), two separate legs cannot both rest: the stop rests, since it is the protection, and
+    the take-profit is watched by the engine and fired on the quote (``emulated``)."""
     side = request.side.opposite
     plans = []
     trailing = request.stop_loss_trailing_distance is not None
@@ -54,5 +58,6 @@ def leg_plans(request: OrderRequest, *, capabilities: Capabilities, strategy: st
                              trailing_type=request.stop_loss_trailing_type,
                              emulated=trailing and not native_trailing))
     if request.take_profit is not None:
-        plans.append(LegPlan(TAKE_PROFIT, side, request.take_profit))
+        watched = one_resting_exit and strategy == "pending" and bool(plans)
+        plans.append(LegPlan(TAKE_PROFIT, side, request.take_profit, emulated=watched))
     return plans

@@ -19,6 +19,9 @@ from orders.services.audit import audit_record
 log = logging.getLogger(__name__)
 
 LIVE = (Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED)
+# the alerts the protocol's stream carries as ``error`` frames (PROTOCOL.md, WsErrorCode); the desk's own kinds
+# (POSITION_MISMATCH) are pushed to the desk and the risk view only, so a strict /v1/ws client never meets them
+WIRE_KINDS = frozenset({Alert.Kind.POSITION_UNPROTECTED, Alert.Kind.OCO_DOUBLE_EXIT})
 
 
 def alert_raise(*, account_id: int, kind: str, symbol: str, dedupe_key: str, message: str, details: dict,
@@ -33,7 +36,10 @@ def alert_raise(*, account_id: int, kind: str, symbol: str, dedupe_key: str, mes
                                          entry_id=entry_id, raised_at=timezone.now())
             alert.details["alert_id"] = str(alert.id)
             alert.save(update_fields=["details"])
-            events.record_error(account_id, kind, message, alert.details)
+            if kind in WIRE_KINDS:
+                events.record_error(account_id, kind, message, alert.details)
+            else:
+                events.record_desk(account_id, "alert", alert_id=str(alert.pk), status=alert.status, kind=kind)
             audit_record(account_id=account_id, actor="engine", action="alert.raise", target=str(alert.id),
                          kind=kind, symbol=symbol)
     except IntegrityError:
@@ -94,8 +100,12 @@ def alerts_escalate(*, account_ids: list[int], now: datetime) -> list[Alert]:
             alert.escalated_at = now
             waited = int((now - alert.raised_at).total_seconds())
             message = f"{alert.message} — unacknowledged for {waited // 60} min"
-            events.record_error(alert.account_id, alert.kind, message,
-                                {**alert.details, "escalated": True, "unacknowledged_seconds": waited})
+            if alert.kind in WIRE_KINDS:
+                events.record_error(alert.account_id, alert.kind, message,
+                                    {**alert.details, "escalated": True, "unacknowledged_seconds": waited})
+            else:
+                events.record_desk(alert.account_id, "alert", alert_id=str(alert.pk), status=alert.status,
+                                   kind=alert.kind, escalated=True)
             audit_record(account_id=alert.account_id, actor="engine", action="alert.escalate", target=str(alert.pk),
                          kind=alert.kind, symbol=alert.symbol, unacknowledged_seconds=waited)
         log.critical("alert %s %s %s escalated: unacknowledged for %d s", alert.pk, alert.kind, alert.symbol, waited)

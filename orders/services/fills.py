@@ -141,8 +141,9 @@ def _apply_fill(order: Order, report: ExecutionReport, broker: Broker) -> bool:
     events.record_trade(fill)
     if position_event:
         events.record_position(order.account_id, *position_event)
-    account = Account.objects.get(pk=order.account_id)
-    events.record_account(account.pk, account_snapshot(account=account, broker=broker, now=report.timestamp))
+    if not broker.venue_ledger:          # a real venue's figures are pushed as the engine reads them from it
+        account = Account.objects.get(pk=order.account_id)
+        events.record_account(account.pk, account_snapshot(account=account, broker=broker, now=report.timestamp))
     protection.on_fill(order, fill, broker=broker)
     return True
 

@@ -23,7 +23,7 @@ from orders.domain.errors import DeskError, Unsupported
 from orders.domain.lifecycle import LIVE_LEG, UNPLACED, LegStatus, OrderStep
 from orders.domain.money import ZERO, format_decimal
 from orders.domain.orders import OrderRequest
-from orders.exits.decide import LegOrder, gives_up, initial_stop, retry_delay
+from orders.exits.decide import HOPELESS_RETRY, LegOrder, gives_up, initial_stop, retry_delay
 from orders.exits.rules import leg_client_order_id
 from orders.exits.strategy import choose_strategy, leg_plans
 from orders.models import Alert, ExitLeg, Order, position_wire_id
@@ -49,7 +49,8 @@ def legs_register(*, entry: Order, request: OrderRequest, broker: Broker) -> lis
         account_id=entry.account_id, entry=entry, symbol=entry.symbol, role=plan.role, side=plan.side,
         trigger_price=plan.trigger_price, trailing_distance=plan.trailing_distance,
         trailing_type=plan.trailing_type, emulated=plan.emulated, strategy=strategy, created_at=now, updated_at=now,
-    ) for plan in leg_plans(request, capabilities=broker.capabilities, strategy=strategy)]
+    ) for plan in leg_plans(request, capabilities=broker.capabilities, strategy=strategy,
+                            one_resting_exit=broker.one_resting_exit)]
 
 
 def held_leg_orders(*, entry: Order, legs: list[ExitLeg], broker: Broker) -> list[Order]:
@@ -71,13 +72,16 @@ def _leg_order(entry: Order, leg: ExitLeg, *, quantity: Decimal, index: int, bro
         stop_price = initial_stop(side=Side(leg.side), trigger_price=leg.trigger_price,
                                   trailing_distance=leg.trailing_distance, trailing_type=leg.trailing_type,
                                   peak=leg.trail_peak or entry.average_fill_price or entry.reserved_price)
-    order_type = OrderType.TRAILING_STOP if native_trailing else OrderType.STOP if is_stop else OrderType.LIMIT
+    # an engine-watched take-profit is placed only once the quote has reached it: it sells at the market
+    watched = not is_stop and leg.emulated
+    order_type = (OrderType.TRAILING_STOP if native_trailing else OrderType.STOP if is_stop
+                  else OrderType.MARKET if watched else OrderType.LIMIT)
     now = timezone.now()
     return Order(
         # a deterministic id: the broker's client id for the leg is the same however often it is retried
         id=uuid.uuid5(entry.id, f"{leg.role}:{index}"),
         account_id=entry.account_id, symbol=entry.symbol, side=leg.side, order_type=order_type, quantity=quantity,
-        stop_price=stop_price, limit_price=None if is_stop else leg.trigger_price,
+        stop_price=stop_price, limit_price=None if is_stop or watched else leg.trigger_price,
         trailing_distance=leg.trailing_distance if native_trailing else None,
         trailing_type=leg.trailing_type if native_trailing else None,
         client_order_id=leg_client_order_id(seed=seed, role=leg.role, index=index), reduce_only=True,
@@ -181,18 +185,22 @@ def leg_mark_placed(leg: ExitLeg) -> None:
 
 
 def leg_placement_failed(leg: ExitLeg, entry: Order, error: str, *, now: datetime, infrastructure: bool = False,
-                         breaker_open: bool = False) -> None:
+                         breaker_open: bool = False, hopeless: bool = False) -> None:
+    """A placement that failed: retried with backoff, reported once it has failed for the retry window. A
+    ``hopeless`` one (what is held cannot cover the leg: below the venue's minimum, or refused for balance) is
+    reported at once with its reason and looked at again only every ``HOPELESS_RETRY``, not in a loop."""
     log.error("entry %s: %s leg not placed: %s", entry.id, leg.role, error)
     attempts = leg.attempts + 1
     first = leg.first_failure_at or now
     status = LegStatus.FAILED if leg.status == LegStatus.FAILED else LegStatus.RETRYING
-    leg_transition(leg, status, attempts=attempts, next_attempt_at=now + retry_delay(attempts),
+    delay = HOPELESS_RETRY if hopeless else retry_delay(attempts)
+    leg_transition(leg, status, attempts=attempts, next_attempt_at=now + delay,
                    first_failure_at=first, last_error=error[:255], updated_at=now)
     audit_record(account_id=leg.account_id, actor="engine", action="leg.place", target=str(leg.pk),
                  result="failed", error=error, attempt=attempts)
     if infrastructure:
         breakers.breaker_record_failure(account_id=leg.account_id, name=breakers.EXIT_ORDER, reason=error)
-    if gives_up(first_failure=first, now=now, breaker_open=breaker_open):
+    if hopeless or gives_up(first_failure=first, now=now, breaker_open=breaker_open):
         leg_escalate(leg, entry, breaker_open=breaker_open)
 
 

@@ -8,17 +8,21 @@ from decimal import Decimal
 from django.utils import timezone
 
 from orders.brokers.base import Broker
-from orders.domain.enums import WORKING_STATUSES, OrderType, Side
+from orders.domain.enums import WORKING_STATUSES, OrderType, RejectReason, Side
 from orders.domain.errors import (
+    DeskError,
     InvalidRequest,
     InvalidValue,
     OrderNotModifiable,
+    OrderRejected,
     PositionNotFound,
     ValidationFailed,
     field_error,
 )
 from orders.domain.lifecycle import LegStatus
+from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest
+from orders.exits.decide import leg_quantity
 from orders.models import Account, ExitLeg, Order, Position
 from orders.selectors import position_lookup
 from orders.services.audit import audit_record
@@ -49,6 +53,8 @@ def position_close(*, account: Account, position_id: str, broker: Broker, quanti
     if available <= 0:
         # a retried close (the SDK retries DELETE) must not close the position twice and flip it
         return closing[0]
+    if quantity is None:
+        available = _sellable(broker, position.symbol, available)
     request = OrderRequest(symbol=position.symbol, side=side, quantity=min(quantity or available, available),
                            order_type=order_type, limit_price=limit_price, reduce_only=True,
                            position_id=position_id)
@@ -60,6 +66,22 @@ def position_close(*, account: Account, position_id: str, broker: Broker, quanti
     return order
 
 
+def _sellable(broker: Broker, symbol: str, held: Decimal) -> Decimal:
+    """What of ``held`` the venue will trade: rounded down to its quantity step. A fee taken in the coin can leave
+    a holding off the step (0.014985 BTC on a 0.00001 step): the close sells 0.01498 and the dust stays."""
+    try:
+        instrument = broker.instrument(symbol)
+    except DeskError:
+        return held
+    sellable = leg_quantity(held, step=instrument.quantity_step, minimum=instrument.min_quantity)
+    if sellable <= 0:
+        raise OrderRejected(RejectReason.INVALID_QUANTITY,
+                            f"The {format_decimal(held)} {symbol} held is below the venue's minimum order "
+                            f"{format_decimal(instrument.min_quantity)}: it cannot be sold",
+                            quantity=format_decimal(held), min_quantity=format_decimal(instrument.min_quantity))
+    return sellable
+
+
 def positions_close_all(*, account: Account, broker: Broker, symbol: str | None = None,
                         actor: str = "") -> list[Order]:
     positions = Position.objects.filter(account=account).exclude(quantity=0)
@@ -67,6 +89,10 @@ def positions_close_all(*, account: Account, broker: Broker, symbol: str | None 
         positions = positions.filter(symbol=symbol)
     closed = []
     for position in positions:
+        try:
+            _sellable(broker, position.symbol, abs(position.quantity))
+        except OrderRejected:
+            continue            # dust below the venue's minimum cannot be sold: closing everything else goes on
         try:
             closed.append(position_close(account=account, position_id=position.symbol, broker=broker, actor=actor))
         except PositionNotFound:

@@ -27,15 +27,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orders.brokers.base import Broker
-from orders.domain.enums import WORKING_STATUSES, OrderStatus, Side, TrailingType
-from orders.domain.errors import DeskError, ProviderError, ProviderUnavailable
+from orders.domain.enums import WORKING_STATUSES, OrderStatus, RejectReason, Side, TrailingType
+from orders.domain.errors import DeskError, OrderRejected, ProviderError, ProviderUnavailable
 from orders.domain.lifecycle import LIVE_LEG, UNPLACED, LegStatus, OrderStep
 from orders.domain.money import ZERO, format_decimal
 from orders.exits.book import TrailingBook, TrailingLeg
 from orders.exits.decide import (
     Cancel,
+    leg_quantity,
     protection_target,
     shrink_to,
+    take_profit_touched,
     trailing_move,
     trim_to,
     unplaced_too_long,
@@ -44,6 +46,7 @@ from orders.models import Account, Alert, ExitLeg, Fill, Order
 from orders.selectors import position_quantity
 from orders.services import breakers, legs
 from orders.services.alerts import alert_raise, alerts_resolve
+from orders.services.audit import audit_record
 from orders.services.orders import OrderChanges, order_cancel, order_modify
 from orders.services.transitions import leg_transition, order_transition
 from orders.venue import order_to_ticket
@@ -66,11 +69,17 @@ def on_fill(order: Order, fill: Fill, *, broker: Broker) -> None:
             protect(entry=order, broker=broker)
     if order.oco_group_id and order.status == OrderStatus.FILLED:
         _on_user_oco_fill(order, broker=broker)
-    held = _held(order)
+    position_changed(account_id=order.account_id, symbol=order.symbol, broker=broker)
+
+
+def position_changed(*, account_id: int, symbol: str, broker: Broker) -> None:
+    """The position in ``symbol`` changed (a fill, or the desk took the venue's quantity): legs end with a flat
+    position and are fitted to any other."""
+    held = position_quantity(account=account_id, symbol=symbol)
     if held == 0:
-        _on_position_flat(order, broker=broker)
+        _on_position_flat(account_id, symbol, broker=broker)
     else:
-        _fit_legs_to_position(order, held, broker=broker)
+        _fit_legs_to_position(account_id, symbol, held, broker=broker)
 
 
 def on_order_finished(order: Order, *, broker: Broker) -> None:
@@ -90,8 +99,14 @@ def protect(*, entry: Order, broker: Broker, now: datetime | None = None) -> Non
         return
     if breakers.breaker_is_open(account_id=entry.account_id, name=breakers.EXIT_ORDER):
         for leg in live:
-            if _shortfall(entry, leg) > 0:
+            if _shortfall(entry, leg, broker) > 0:
                 legs.leg_placement_failed(leg, entry, "exit-order circuit breaker open", now=now, breaker_open=True)
+        return
+    reason = _uncoverable(entry, broker)
+    if reason is not None:
+        for leg in live:
+            if leg.status != LegStatus.PLACED or not legs.live_orders(leg):
+                legs.leg_placement_failed(leg, entry, reason, now=now, hopeless=True)
         return
     if live[0].strategy == ExitLeg.Strategy.NATIVE_OCO and len(live) == 2:
         _protect_together(entry, live, broker=broker, now=now)
@@ -100,12 +115,39 @@ def protect(*, entry: Order, broker: Broker, now: datetime | None = None) -> Non
         _protect_one(entry, leg, broker=broker, now=now)
 
 
-def _target(entry: Order) -> Decimal:
+def _wanted(entry: Order) -> Decimal:
+    """What the entry's legs should cover: what has filled of it and is still held."""
     return protection_target(entry_side=Side(entry.side), filled_quantity=entry.filled_quantity, held=_held(entry))
 
 
-def _shortfall(entry: Order, leg: ExitLeg) -> Decimal:
-    return _target(entry) - legs.covered(leg)
+def _target(entry: Order, broker: Broker) -> Decimal:
+    """What the legs can cover of it at the venue: rounded down to its quantity step (0 below its minimum)."""
+    wanted = _wanted(entry)
+    try:
+        instrument = broker.instrument(entry.symbol)
+    except DeskError:
+        return wanted
+    return leg_quantity(wanted, step=instrument.quantity_step, minimum=instrument.min_quantity)
+
+
+def _shortfall(entry: Order, leg: ExitLeg, broker: Broker) -> Decimal:
+    return _target(entry, broker) - legs.covered(leg)
+
+
+def _uncoverable(entry: Order, broker: Broker) -> str | None:
+    """Why what is held cannot carry a leg at all (below the venue's minimum), or None."""
+    wanted = _wanted(entry)
+    if wanted <= 0 or _target(entry, broker) > 0:
+        return None
+    minimum = broker.instrument(entry.symbol).min_quantity
+    return (f"the {format_decimal(wanted)} {entry.symbol} held is below the venue's minimum order "
+            f"{format_decimal(minimum)}: no exit order can be placed for it")
+
+
+def _hopeless(error: DeskError) -> bool:
+    """A refusal no retry will fix soon: the venue says the balance cannot cover the leg."""
+    return isinstance(error, OrderRejected) and error.reason in (RejectReason.INSUFFICIENT_BALANCE,
+                                                                 RejectReason.INVALID_QUANTITY)
 
 
 def _protect_one(entry: Order, leg: ExitLeg, *, broker: Broker, now: datetime) -> None:
@@ -113,8 +155,12 @@ def _protect_one(entry: Order, leg: ExitLeg, *, broker: Broker, now: datetime) -
         if not broker.answers_at_once:     # a remote broker releases its own held legs; sync reports what they do
             legs.leg_mark_placed(leg)
             return
-        legs.leg_release_held(entry, leg, _target(entry), broker=broker)
-    shortfall = _shortfall(entry, leg)
+        legs.leg_release_held(entry, leg, _target(entry, broker), broker=broker)
+    if _is_watched(leg):                   # armed: the engine fires it on the quote (``take_profit_watch``)
+        if leg.status not in UNPLACED or leg.next_attempt_at is None or leg.next_attempt_at <= now:
+            legs.leg_mark_placed(leg)
+        return
+    shortfall = _shortfall(entry, leg, broker)
     if shortfall <= 0:
         legs.leg_mark_placed(leg)
         return
@@ -125,14 +171,14 @@ def _protect_one(entry: Order, leg: ExitLeg, *, broker: Broker, now: datetime) -
                 legs.leg_place(entry, leg, shortfall, broker=broker)
     except DeskError as e:
         legs.leg_placement_failed(leg, entry, e.message, now=now, infrastructure=isinstance(
-            e, ProviderUnavailable | ProviderError))
+            e, ProviderUnavailable | ProviderError), hopeless=_hopeless(e))
         return
     legs.leg_mark_placed(leg)
 
 
 def _protect_together(entry: Order, pair: list[ExitLeg], *, broker: Broker, now: datetime) -> None:
     """Native OCO: both legs go to the broker as one linked pair (grown together on later fills)."""
-    shortfalls = [_shortfall(entry, leg) for leg in pair]
+    shortfalls = [_shortfall(entry, leg, broker) for leg in pair]
     if max(shortfalls) <= 0:
         for leg in pair:
             legs.leg_mark_placed(leg)
@@ -148,7 +194,8 @@ def _protect_together(entry: Order, pair: list[ExitLeg], *, broker: Broker, now:
     except DeskError as e:
         outage = isinstance(e, ProviderUnavailable | ProviderError)
         for i, leg in enumerate(pair):      # one pair, one attempt: counted once toward the breaker
-            legs.leg_placement_failed(leg, entry, e.message, now=now, infrastructure=outage and i == 0)
+            legs.leg_placement_failed(leg, entry, e.message, now=now, infrastructure=outage and i == 0,
+                                      hopeless=_hopeless(e))
         return
     for leg in pair:
         legs.leg_mark_placed(leg)
@@ -215,21 +262,21 @@ def _on_user_oco_fill(order: Order, *, broker: Broker) -> None:
             log.warning("OCO group %s: %s not cancelled: %s", order.oco_group_id, other.id, e.message)
 
 
-def _on_position_flat(order: Order, *, broker: Broker) -> None:
-    for leg in ExitLeg.objects.filter(account_id=order.account_id, symbol=order.symbol, status__in=LIVE_LEG):
+def _on_position_flat(account_id: int, symbol: str, *, broker: Broker) -> None:
+    for leg in ExitLeg.objects.filter(account_id=account_id, symbol=symbol, status__in=LIVE_LEG):
         waiting_for_entry = leg.status == LegStatus.PENDING and Order.objects.filter(
             pk=leg.entry_id, status__in=WORKING_STATUSES).exists()
         if not waiting_for_entry:
             legs.leg_end(leg, LegStatus.CANCELLED, "position_closed", broker=broker)
-    alerts_resolve(account_id=order.account_id, symbol=order.symbol, kind=Alert.Kind.POSITION_UNPROTECTED,
+    alerts_resolve(account_id=account_id, symbol=symbol, kind=Alert.Kind.POSITION_UNPROTECTED,
                    resolution="position flat")
 
 
-def _fit_legs_to_position(order: Order, held: Decimal, *, broker: Broker) -> None:
+def _fit_legs_to_position(account_id: int, symbol: str, held: Decimal, *, broker: Broker) -> None:
     """Legs never trade more than is held, nor the wrong way: a fill that shrank the position trims the
     legs protecting it, and one that took it through zero retires the legs of the side it left."""
     adding = Side.BUY if held > 0 else Side.SELL          # a leg order on this side would grow the position
-    for leg in ExitLeg.objects.filter(account_id=order.account_id, symbol=order.symbol, status__in=LIVE_LEG):
+    for leg in ExitLeg.objects.filter(account_id=account_id, symbol=symbol, status__in=LIVE_LEG):
         if Order.objects.filter(pk=leg.entry_id, status__in=WORKING_STATUSES).exists() and not any(
                 o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED) for o in legs.live_orders(leg)):
             continue           # its entry may still fill its way: protect() sizes it then
@@ -288,6 +335,68 @@ def protection_tick(*, accounts: list[Account], broker: Broker, now: datetime | 
         legs.leg_escalate(leg, leg.entry)
     if book is not None:
         trail_tick(accounts=accounts, broker=broker, book=book, now=now)
+        take_profit_watch(accounts=accounts, broker=broker, now=now)
+
+
+# -- engine-watched take-profits -------------------------------------------------------------------------
+
+def _is_watched(leg: ExitLeg) -> bool:
+    return leg.emulated and leg.role == Order.LegRole.TAKE_PROFIT
+
+
+def take_profit_watch(*, accounts: list[Account], broker: Broker, now: datetime) -> None:
+    """Fire every armed engine-watched take-profit whose level the quote has reached (``legs_plans``: a venue
+    where the stop holds the whole balance)."""
+    quotes: dict[str, object] = {}
+    armed = ExitLeg.objects.filter(account__in=accounts, emulated=True, role=Order.LegRole.TAKE_PROFIT,
+                                   status=LegStatus.PLACED).select_related("entry")
+    for leg in armed:
+        if Order.objects.filter(exit_leg=leg, status__in=WORKING_STATUSES).exists():
+            continue                      # fired already: its sell is working
+        if leg.symbol not in quotes:
+            try:
+                quotes[leg.symbol] = broker.quote(leg.symbol, now=now)
+            except DeskError as e:
+                log.warning("take-profit %s not checked: no quote for %s: %s", leg.pk, leg.symbol, e.message)
+                quotes[leg.symbol] = None
+        quote = quotes[leg.symbol]
+        if quote is not None and take_profit_touched(side=Side(leg.side), trigger=leg.trigger_price,
+                                                     bid=quote.bid, ask=quote.ask):
+            _fire_take_profit(leg, broker=broker, now=now)
+
+
+def _fire_take_profit(leg: ExitLeg, *, broker: Broker, now: datetime) -> None:
+    """The quote reached the take-profit: cancel the resting stop first (its balance is what the sale needs),
+    then sell what is held at the market, then end the stop. A stop the venue would not cancel keeps the position
+    protected and the take-profit waits for the next tick; a sale the venue refuses puts the stop back at once
+    and the take-profit is armed again after a backoff."""
+    entry = Order.objects.get(pk=leg.entry_id)
+    quantity = _target(entry, broker)
+    if quantity <= 0:
+        return
+    stops = list(ExitLeg.objects.filter(entry=entry, role=Order.LegRole.STOP_LOSS, status__in=LIVE_LEG))
+    for stop in stops:
+        for order in Order.objects.filter(exit_leg=stop, status__in=WORKING_STATUSES):
+            try:
+                if legs.is_at_broker(order, broker):
+                    broker.cancel_order(order_to_ticket(order))
+            except DeskError as e:
+                log.warning("take-profit %s waits: the stop %s was not cancelled: %s", leg.pk, order.id, e.message)
+                return
+            order_transition(order, OrderStatus.CANCELLED, step=OrderStep.ENDED,
+                             message="cancelled for the take-profit's sale")
+    try:
+        with transaction.atomic():
+            legs.leg_place(entry, leg, quantity, broker=broker)
+    except DeskError as e:
+        log.error("take-profit %s: the sale was refused (%s); the stop goes back", leg.pk, e.message)
+        legs.leg_placement_failed(leg, entry, f"take-profit sale refused: {e.message}", now=now)
+        protect(entry=entry, broker=broker, now=now)        # the stop has no working order: it is placed again
+        return
+    for stop in stops:
+        legs.leg_end(stop, LegStatus.CANCELLED, "take_profit_fired", broker=broker)
+    audit_record(account_id=entry.account_id, actor="engine", action="take_profit.fire", target=str(leg.pk),
+                 symbol=entry.symbol, quantity=format_decimal(quantity), trigger=format_decimal(leg.trigger_price))
 
 
 # -- emulated trailing stops ---------------------------------------------------------------------------
@@ -361,7 +470,7 @@ def protection_reconcile(*, accounts: list[Account], broker: Broker) -> int:
         with transaction.atomic():
             entry.refresh_from_db()
             if _held(entry) == 0:
-                _on_position_flat(entry, broker=broker)
+                _on_position_flat(entry.account_id, entry.symbol, broker=broker)
             else:
                 protect(entry=entry, broker=broker)
         count += 1

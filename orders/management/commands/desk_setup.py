@@ -1,4 +1,5 @@
-"""``manage.py desk_setup``: the demo account (funded paper balance), its two logins and an API key.
+"""``manage.py desk_setup``: the demo account, its two logins and an API key. On the paper venue the account is
+funded with ``PAPER_STARTING_CASH``; on a real broker it is not funded at all: its figures are the venue's own.
 
 Idempotent: run it on every start. The first time, it creates the logins ``demo`` (trader + admin) and
 ``risk`` (risk desk) with random passwords and issues an API key, and prints them: once, since passwords
@@ -70,17 +71,17 @@ class Command(BaseCommand):
         # who needs a password: asked once per login (a password check costs a deliberately slow hash)
         needs = {login.username: _needs_password(login) for login in (demo, risk)}
         self._check_passwords([login for login in (demo, risk) if needs[login.username]])
+        paper = settings.GATEWAY_PROVIDER == "paper"
         account, created = Account.objects.get_or_create(
             name=options["account"],
-            defaults={"broker": settings.GATEWAY_PROVIDER, "cash": settings.PAPER_STARTING_CASH,
+            defaults={"broker": settings.GATEWAY_PROVIDER, "cash": settings.PAPER_STARTING_CASH if paper else 0,
                       "is_default": not Account.objects.filter(is_default=True).exists()})
         ensure_groups()
         user, user_note = self._user(demo, needs_password=needs[demo.username])
         grant(user, TRADER, account)
         risk_user, risk_note = self._user(risk, needs_password=needs[risk.username])
         grant(risk_user, RISK, account)
-        self.stdout.write(f"account  {account.name} on {account.broker}"
-                          f"{' (paper, funded ' + str(account.cash) + ' ' + account.currency + ')' if created else ''}")
+        self.stdout.write(f"account  {account.name} on {account.broker}{_funding(account, created=created)}")
         self.stdout.write(f"login    {user.username} / {user_note}   (trader + admin)")
         self.stdout.write(f"login    {risk_user.username} / {risk_note}   (risk: alerts, kill switch; no orders)")
         if options["new_key"] or not account.api_keys.filter(revoked_at__isnull=True).exists():
@@ -124,6 +125,12 @@ class Command(BaseCommand):
         if login.password:
             return user, f"password as chosen ({login.source}{replaced})"
         return user, f"password {password}   (shown once{replaced})"
+
+
+def _funding(account: Account, *, created: bool) -> str:
+    if not account.is_paper:
+        return " (a real broker: balances, positions and orders are the venue's own, read by the engine)"
+    return f" (paper, funded {account.cash} {account.currency})" if created else ""
 
 
 def _needs_password(login: Login) -> bool:

@@ -30,6 +30,8 @@ from orders.engine import (
     LEASE_SECONDS,
     BrokerLink,
     PollPacer,
+    VenueWatch,
+    deadman_disarm,
     engine_tick,
     lease_claim,
     lease_release,
@@ -91,6 +93,7 @@ class Command(BaseCommand):
                     held = self._give_up_leases(accounts, owner, reason=str(e), wait=options["wait"])
         finally:
             if held:
+                self._disarm(accounts, broker)
                 self._release(accounts, owner)
             self.stdout.write("engine stopped")
 
@@ -99,10 +102,11 @@ class Command(BaseCommand):
         tick = options["tick"] or settings.ENGINE_TICK_SECONDS
         names = ", ".join(a.name for a in accounts)
         self.stdout.write(f"engine {owner} running for {names} on {broker.name} (tick {tick}s)")
-        engine_tick(accounts=accounts, broker=broker)           # catch up with what the venue did meanwhile
+        link, venue = BrokerLink(), VenueWatch(owner=owner)
+        # catch up with what the venue did meanwhile (and, on a real venue, reconcile with its books)
+        engine_tick(accounts=accounts, broker=broker, link=link, venue=venue)
         reconciled = protection_reconcile(accounts=accounts, broker=broker)
         book = trail_book_load(accounts=accounts)
-        link = BrokerLink()
         self.stdout.write(f"reconciled exit legs of {reconciled} entries; {len(book)} trailing stops followed")
         wake = self._watch_broker(broker)
         last_renewal, last_prune = time.monotonic(), float("-inf")
@@ -115,7 +119,8 @@ class Command(BaseCommand):
             if started - last_prune > PRUNE_EVERY_SECONDS:
                 self._prune(accounts)
                 last_prune = started
-            engine_tick(accounts=accounts, broker=broker, book=book, link=link, poll=pacer.due(started, woken=woken))
+            engine_tick(accounts=accounts, broker=broker, book=book, link=link, poll=pacer.due(started, woken=woken),
+                        venue=venue)
             close_old_connections()         # a connection that failed is dropped; the next one is health-checked
             if options["once"]:
                 return
@@ -182,6 +187,12 @@ class Command(BaseCommand):
             raise CommandError(f"engine {owner}: {reason}; stopping")
         log.warning("engine %s: %s; standing by", owner, reason)
         return False
+
+    def _disarm(self, accounts: list[Account], broker: Broker) -> None:
+        try:
+            deadman_disarm(accounts=accounts, broker=broker)
+        except DatabaseError as e:
+            log.warning("engine: the dead man's switch was disarmed but not recorded (%s)", _first_line(e))
 
     def _release(self, accounts: list[Account], owner: str) -> None:
         try:
