@@ -163,9 +163,11 @@ def _arm_deadman(*, accounts: list[Account], broker: Broker, owner: str, now: da
         log.error("engine: %s's dead man's switch not re-armed: %s (it cancels every order %d s after the last "
                   "arming)", broker.name, e.message, broker.deadman_seconds)
         return
-    for account in accounts:
-        VenueState.objects.update_or_create(account=account, defaults={
-            "deadman_armed_at": now, "deadman_seconds": broker.deadman_seconds, "deadman_owner": owner})
+    with transaction.atomic():
+        for account in accounts:
+            VenueState.objects.update_or_create(account=account, defaults={
+                "deadman_armed_at": now, "deadman_seconds": broker.deadman_seconds, "deadman_owner": owner})
+            events.record_desk(account.pk, "venue")           # the risk view shows when it was last armed
 
 
 def deadman_disarm(*, accounts: list[Account], broker: Broker) -> None:
@@ -179,7 +181,10 @@ def deadman_disarm(*, accounts: list[Account], broker: Broker) -> None:
     except DeskError as e:
         log.error("engine: %s's dead man's switch not disarmed: %s", broker.name, e.message)
         return
-    VenueState.objects.filter(account__in=accounts).update(deadman_seconds=0)
+    with transaction.atomic():
+        VenueState.objects.filter(account__in=accounts).update(deadman_seconds=0)
+        for account in accounts:
+            events.record_desk(account.pk, "venue")
 
 
 @dataclass
@@ -205,7 +210,7 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
     if venue is not None:
         # the venue's books after its reports were applied: a fill seen by ``sync`` is no longer a difference
         venue_tick(accounts=accounts, broker=broker, watch=venue, link=link, now=now)
-    protection_tick(accounts=accounts, broker=broker, now=now, book=book if poll else None)
+    protection_tick(accounts=accounts, broker=broker, now=now, book=book if poll else None, quotes=poll)
     auto_flatten(accounts=accounts, broker=broker, now=now)
     alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
     ENGINE_TICK_SECONDS.observe(time.perf_counter() - started, platform=broker.name)

@@ -13,7 +13,7 @@ from django.db.models import Model, Q, QuerySet
 from orders.domain.enums import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus
 from orders.domain.errors import InvalidValue, OrderNotFound, PositionNotFound
 from orders.domain.paging import DEFAULT_PAGE, decode_cursor, encode_cursor, page_size
-from orders.models import Account, Alert, Event, Fill, Order, Position, position_wire_id
+from orders.models import Account, Alert, Event, Fill, Order, Position, VenueState, position_wire_id
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,11 @@ def latest_fills(account: Account, count: int, *, symbol: str | None = None) -> 
 
 def open_positions(account: Account) -> list[Position]:
     return list(Position.objects.filter(account=account).exclude(quantity=0).order_by("symbol"))
+
+
+def venue_state(account: Account) -> VenueState | None:
+    """What a real venue last said of the account (figures, reconciliation, dead man's switch), if anything."""
+    return VenueState.objects.filter(account=account).first()
 
 
 def alert_history(account: Account, count: int = 100) -> list[Alert]:

@@ -37,7 +37,7 @@ from orders.realtime.opening import OpensUnlessDatabaseGone
 from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
 from orders.services.breakers import breaker_snapshot
-from orders.web.context import blotter_context, orders_context
+from orders.web.context import blotter_context, orders_context, venue_context
 from orders.web.roles import can_supervise, can_trade, visible_accounts
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def render_fragment(kind: str, frame: dict, *, can_trade: bool = False) -> str |
 # events.record_desk's ``what`` -> the sections it redraws. Pre-trade limits and API keys are on no page the socket
 # serves (the ticket's preview reads the limits when asked; keys are the admin's): their events redraw nothing.
 _DESK_SECTIONS = {"alert": ("alerts",), "trading_state": ("state",), "breaker": ("breakers",),
-                  "limits": (), "api_key": ()}
+                  "limits": (), "api_key": (), "venue": ("venue",)}
 
 
 def sections_for(kind: str, frame: dict) -> set[str]:
@@ -70,7 +70,9 @@ def sections_for(kind: str, frame: dict) -> set[str]:
         if frame["order"]["status"] in TERMINAL:
             return {"working", "finished", "figures"}
         return {"working", "figures"} if frame.get("event") == "ORDER_CREATED" else set()
-    if kind in ("position", "trade", "account"):
+    if kind == "account":
+        return {"positions", "fills", "figures", "venue"}
+    if kind in ("position", "trade"):
         return {"positions", "fills", "figures"}
     if kind == "error":
         return {"alerts"}
@@ -242,6 +244,11 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
                 parts.append(render_to_string("orders/risk.html#breakers", {
                     "breakers": breakers, "account": self.account, "can_supervise": self.can_supervise,
                     "oob": True}))
+        if "venue" in sections and self.view == "risk":
+            venue = venue_context(self.account)
+            if venue["venue"] is not None:
+                parts.append(render_to_string("orders/risk.html#venue", {**venue, "account": self.account,
+                                                                          "oob": True}))
         if "alerts" in sections:
             alerts = live_alerts(account_id=self.account_id)
             if self.view == "risk":

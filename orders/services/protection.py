@@ -321,8 +321,9 @@ def _reprotect_after_venue_cancel(order: Order, *, broker: Broker) -> None:
 # -- each engine tick ----------------------------------------------------------------------------------
 
 def protection_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None,
-                    book: TrailingBook | None = None) -> None:
-    """Retry the legs that are due, report those unplaced too long, and (with ``book``) trail stops."""
+                    book: TrailingBook | None = None, quotes: bool = True) -> None:
+    """Retry the legs that are due, report those unplaced too long, (with ``book``) trail stops, and (with
+    ``quotes``: the venue may be asked for them this tick) fire the take-profits the engine watches."""
     now = now or timezone.now()
     due = ExitLeg.objects.filter(account__in=accounts, status__in=UNPLACED).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).select_related("entry")
@@ -335,6 +336,7 @@ def protection_tick(*, accounts: list[Account], broker: Broker, now: datetime | 
         legs.leg_escalate(leg, leg.entry)
     if book is not None:
         trail_tick(accounts=accounts, broker=broker, book=book, now=now)
+    if quotes:
         take_profit_watch(accounts=accounts, broker=broker, now=now)
 
 

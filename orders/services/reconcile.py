@@ -202,7 +202,9 @@ def reconcile_run(*, account: Account, broker: Broker, now: datetime | None = No
     if listed is not None:
         _follow_orders(account=account, broker=broker, listed=listed, now=now, findings=findings)
     venue_refresh(account=account, broker=broker, now=now, findings=findings)
-    VenueState.objects.filter(account=account).update(reconciled_at=now)
+    with transaction.atomic():
+        VenueState.objects.filter(account=account).update(reconciled_at=now)
+        events.record_desk(account.pk, "venue")
     audit_record(account_id=account.pk, actor="engine:reconcile", action="reconcile",
                  result="failed" if findings.error else "ok", target=broker.name, **findings.as_details())
     if findings.changed_anything or findings.error:

@@ -18,22 +18,29 @@ def orders_context(account: Account) -> dict:
     """The working and finished orders, as the desk's blotter and the risk view show them."""
     working, finished = selectors.desk_orders(account)
     return {
-        "working": [wire.order_out(o) for o in working],
-        "finished": [{**wire.order_out(o), "message": o.status_message} for o in finished],
+        "working": [{**wire.order_out(o), "external": o.external} for o in working],
+        "finished": [{**wire.order_out(o), "message": o.status_message, "external": o.external} for o in finished],
     }
 
 
 def risk_context(account: Account) -> dict:
-    """What the risk view shows besides the page's own: alert history, states and orders."""
-    return {"history": selectors.alert_history(account), "states": TradingState.values, **orders_context(account)}
+    """What the risk view shows besides the page's own: alert history, states, orders and the venue's books."""
+    return {"history": selectors.alert_history(account), "states": TradingState.values, **orders_context(account),
+            **venue_context(account)}
+
+
+def venue_context(account: Account) -> dict:
+    """A real venue's books as the engine last read them: when, whether it worked, the last reconciliation and
+    the dead man's switch (None on the paper venue, whose books are the desk's)."""
+    return {"venue": selectors.venue_state(account)}
 
 
 def blotter_context(account: Account, broker: Broker) -> dict:
     """The blotter: orders, the newest fills, open positions marked to the market, the account's figures."""
     now = timezone.now()
     account = selectors.account_fresh(account)
-    positions = [wire.position_out(p, mark=mark_price(broker, p.symbol, now=now, fallback=p.average_price),
-                                   position_id=position_wire_id(broker.name, p.symbol))
+    positions = [{**wire.position_out(p, mark=mark_price(broker, p.symbol, now=now, fallback=p.average_price),
+                                      position_id=position_wire_id(broker.name, p.symbol)), "external": p.external}
                  for p in selectors.open_positions(account)]
     return {
         **orders_context(account),

@@ -18,6 +18,7 @@ urlpatterns = [
     path("chart/", views.chart_data, name="chart-data"),
     path("risk/", views.risk, name="risk"),
     path("risk/alerts/<uuid:alert_id>/acknowledge/", views.acknowledge_view, name="alert-acknowledge"),
+    path("risk/alerts/<uuid:alert_id>/adopt-venue/", views.adopt_venue_view, name="alert-adopt-venue"),
     path("risk/kill-switch/", views.kill_switch_view, name="kill-switch"),
     path("risk/trading-state/", views.trading_state_view, name="trading-state"),
     path("risk/breakers/reset/", views.breakers_reset_view, name="breakers-reset"),

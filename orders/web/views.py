@@ -28,6 +28,7 @@ from orders.services.alerts import alert_acknowledge
 from orders.services.breakers import breaker_snapshot, breakers_reset
 from orders.services.orders import OrderChanges, order_cancel, order_modify, orders_cancel_all
 from orders.services.positions import position_close, positions_close_all
+from orders.services.reconcile import position_adopt_venue
 from orders.services.risk import kill_switch, trading_state_set
 from orders.services.tickets import OverrideRequired, TicketBlocked, ticket_preview
 from orders.web.context import blotter_context, risk_context
@@ -254,6 +255,28 @@ def acknowledge_view(request: HttpRequest, alert_id: str) -> HttpResponse:
         alert_acknowledge(alert_id=alert_id, actor=_actor(request), comment=request.POST.get("comment", ""))
     except (DeskError, ValueError) as e:
         messages.error(request, getattr(e, "message", str(e)))
+    context = page_context(request)
+    context["history"] = Alert.objects.filter(account=context["account"]).order_by("-raised_at")[:100]
+    return render(request, "orders/risk.html#alerts", context)
+
+
+@login_required
+@require_POST
+@risk_only
+def adopt_venue_view(request: HttpRequest, alert_id: str) -> HttpResponse:
+    """POSITION_MISMATCH's one click: the desk takes the venue's quantity (the alert resolves with it)."""
+    context = page_context(request)
+    alert = Alert.objects.filter(pk=alert_id, account=context["account"], kind=Alert.Kind.POSITION_MISMATCH).first()
+    if alert is None:
+        messages.error(request, "No such position-mismatch alert on this account")
+    else:
+        try:
+            position_adopt_venue(account=context["account"], symbol=alert.symbol, broker=context["broker"],
+                                 actor=_actor(request))
+        except DeskError as e:
+            messages.error(request, e.message)
+        else:
+            messages.success(request, f"{alert.symbol}: the desk now holds the venue's quantity")
     context = page_context(request)
     context["history"] = Alert.objects.filter(account=context["account"]).order_by("-raised_at")[:100]
     return render(request, "orders/risk.html#alerts", context)
