@@ -285,7 +285,16 @@ def _fit_legs_to_position(account_id: int, symbol: str, held: Decimal, *, broker
                 alerts_resolve(account_id=leg.account_id, symbol=leg.symbol, entry_id=leg.entry_id,
                                kind=Alert.Kind.POSITION_UNPROTECTED, resolution="position closed")
         else:
-            _trim_leg(leg, abs(held), broker=broker)
+            _trim_leg(leg, _on_step(broker, symbol, abs(held)), broker=broker)
+
+
+def _on_step(broker: Broker, symbol: str, quantity: Decimal) -> Decimal:
+    """``quantity`` rounded down to the venue's step: a leg never rests for more than can be sold."""
+    try:
+        step = broker.instrument(symbol).quantity_step
+    except DeskError:
+        return quantity
+    return leg_quantity(quantity, step=step, minimum=ZERO)
 
 
 def _trim_leg(leg: ExitLeg, held: Decimal, *, broker: Broker) -> None:
