@@ -187,3 +187,23 @@ def test_beyond_loopback_a_published_password_is_refused_until_one_is_chosen(bey
         desk_setup("--password", "a-chosen-demo-password-1")
 
     assert get_user_model().objects.get(username="risk").check_password("risk-desk-2026")
+
+
+# -- the account -------------------------------------------------------------------------------------------
+
+def test_on_the_paper_venue_the_account_is_funded_and_says_so(settings):
+    settings.GATEWAY_PROVIDER = "paper"
+    output = desk_setup()
+    account = Account.objects.get(name="demo")
+    assert account.cash == settings.PAPER_STARTING_CASH
+    assert f"(paper, funded {account.cash} USD)" in output
+
+
+def test_on_a_real_broker_the_account_is_not_funded_and_does_not_claim_to_be(settings):
+    """Its balance is the venue's: the desk neither invents one nor prints 'paper, funded'."""
+    settings.GATEWAY_PROVIDER = "alpaca"
+    output = desk_setup()
+    account = Account.objects.get(name="demo")
+    assert (account.broker, account.cash) == ("alpaca", 0)
+    assert "funded" not in output and "paper" not in output
+    assert "the venue's own" in output
