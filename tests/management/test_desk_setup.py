@@ -196,7 +196,7 @@ def test_on_the_paper_venue_the_account_is_funded_and_says_so(settings):
     output = desk_setup()
     account = Account.objects.get(name="demo")
     assert account.cash == settings.PAPER_STARTING_CASH
-    assert f"(paper, funded {account.cash} USD)" in output
+    assert "(paper, funded 100000 USD)" in output
 
 
 def test_on_a_real_broker_the_account_is_not_funded_and_does_not_claim_to_be(settings):
