@@ -321,6 +321,8 @@ class Venue:
         if order_class == "simple":
             return []
         exit_side = "sell" if parent["side"] == "buy" else "buy"
+        if order_class == "oco":                                 # both exits of one position: the parent's side
+            exit_side = parent["side"]
         status = "new" if order_class == "oco" else "held"
         legs = []
         take_profit, stop_loss = body.get("take_profit"), body.get("stop_loss")
