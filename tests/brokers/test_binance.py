@@ -1079,3 +1079,25 @@ def test_the_stream_awaits_an_async_callback_and_stops_when_asked(broker):
 
     asyncio.run(main())
     assert [r.fill_id for r in received] == ["BTCUSDT:3917265"]
+
+
+class QuietSocket(FakeSocket):
+    """Answers the subscription, then sends nothing, as a quiet account's stream does for hours."""
+
+    async def _play(self):
+        await asyncio.Event().wait()
+        yield ""                                    # never reached
+
+
+def test_a_quiet_stream_lets_go_as_soon_as_it_is_asked_to_stop(broker):
+    async def main():
+        stop = asyncio.Event()
+        stream = BinanceUserStream(broker.config, timestamp=lambda: NOW_MS, connect=lambda url: QuietSocket(
+            "subscribe_ok", []))
+        task = asyncio.create_task(stream.run(lambda reports: None, stop=stop))
+        while stream.subscription_id is None:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(main())

@@ -1,0 +1,171 @@
+"""The desk on Binance Spot, end to end against a venue it did not write: ``GATEWAY_PROVIDER=binance_spot`` with
+``BINANCE_BASE_URL`` pointed at ``tests.fakes.binance`` (its own process on 127.0.0.1, which holds balances and
+takes the fee in the coin bought). The desk's own code runs: ``/v1`` through Django's test client, the engine
+through ``engine_tick`` with its ``VenueWatch``. What issue #13 asks of Binance:
+
+* ``/v1/account`` equals the venue's figures;
+* a balance put there from outside appears in ``/v1/positions`` within one engine poll, marked external;
+* a quantity that drifts raises ``POSITION_MISMATCH``;
+* a bracket bought with the fee taken in BTC gets its OCO for the quantity actually held (0.00999, not 0.01), and
+  the desk's position equals the venue's;
+* no connection leaves for a host the configuration did not name.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+import pytest
+from django.utils import timezone
+
+from orders.brokers import get_broker, reset_broker_cache
+from orders.engine import VenueWatch, engine_tick
+from orders.models import Alert, ExitLeg, Order, Position
+from tests.builders import make_account
+from tests.fakes import FakeVenue
+from tests.fakes.binance import API_KEY, API_SECRET
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+
+D = Decimal
+J = "application/json"
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeVenue("binance") as venue:
+        yield venue
+
+
+@pytest.fixture
+def dialled(monkeypatch):
+    """Every host name this process resolves to connect to; anything but the loopback is refused, so a stray
+    connection fails the test instead of leaving the machine."""
+    hosts: list[str] = []
+    resolve = socket.getaddrinfo
+
+    def guarded(host, *args, **kwargs):
+        hosts.append(host.decode() if isinstance(host, bytes) else str(host))
+        if hosts[-1] not in ("127.0.0.1", "localhost", "::1"):
+            raise OSError(f"the test refuses to resolve {hosts[-1]}")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+    return hosts
+
+
+@pytest.fixture
+def desk(fake, dialled, monkeypatch, settings):
+    fake.control("reset", balances={"USDT": "10000"})
+    monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
+    monkeypatch.setenv("BINANCE_API_SECRET", API_SECRET)
+    monkeypatch.setenv("BINANCE_BASE_URL", fake.url)
+    monkeypatch.setenv("BINANCE_WS_API_URL", f"{fake.ws_url}/ws-api/v3")
+    monkeypatch.delenv("BINANCE_QUOTE_ASSET", raising=False)
+    settings.GATEWAY_PROVIDER = "binance_spot"
+    settings.DESK_VENUE_POLL_SECONDS = 0            # every engine tick is a poll of the venue's books
+    reset_broker_cache()
+    broker = get_broker()
+    broker.client.http.sleep = lambda seconds: None
+    account = make_account(name="binance-desk", cash=D("0"), broker=broker.name, is_default=True)
+    return Desk(fake=fake, broker=broker, account=account, watch=VenueWatch(owner="test-engine"))
+
+
+class Desk:
+    def __init__(self, *, fake, broker, account, watch) -> None:
+        self.fake, self.broker, self.account, self.watch = fake, broker, account, watch
+
+    def tick(self, times: int = 1) -> None:
+        for _ in range(times):
+            engine_tick(accounts=[self.account], broker=self.broker, now=timezone.now(), venue=self.watch)
+
+    def venue_balances(self) -> dict[str, tuple[Decimal, Decimal]]:
+        return {a: (D(r["free"]), D(r["locked"])) for a, r in self.fake.control("state")["balances"].items()}
+
+    def venue_orders(self) -> list[dict]:
+        return [o for o in self.fake.control("state")["orders"] if o["status"] in ("NEW", "PARTIALLY_FILLED")]
+
+
+def test_v1_account_equals_the_venues_figures(desk, client):
+    desk.fake.control("balance", asset="BTC", free="0.02")
+    body = client.get("/v1/account").json()
+    venue = desk.venue_balances()
+    cash = sum(venue["USDT"])
+    assert (D(body["balance"]), body["currency"]) == (cash, "USDT")
+    assert D(body["equity"]) == cash + sum(venue["BTC"]) * D("50000") == D("11000")
+    assert (D(body["margin_used"]), D(body["margin_available"])) == (D("0"), venue["USDT"][0])
+
+
+def test_a_balance_put_there_from_outside_is_a_position_after_one_poll(desk, client):
+    desk.tick()
+    assert client.get("/v1/positions").json() == []
+    desk.fake.control("balance", asset="ETH", free="0.5")
+    desk.tick()
+    (position,) = client.get("/v1/positions").json()
+    assert (position["symbol"], D(position["quantity"]), position["side"]) == ("ETHUSDT", D("0.5"), "LONG")
+    assert Position.objects.get(account=desk.account, symbol="ETHUSDT").external
+    assert not ExitLeg.objects.filter(symbol="ETHUSDT").exists(), "no exit legs are invented for it"
+
+
+def test_a_quantity_that_drifts_at_the_venue_raises_position_mismatch(desk):
+    desk.fake.control("balance", asset="ETH", free="0.5")
+    desk.tick()
+    desk.fake.control("balance", asset="ETH", free="0.3")          # sold outside the desk
+    desk.tick(2)                                                   # seen on two reads in a row
+    (alert,) = Alert.objects.filter(account=desk.account, kind=Alert.Kind.POSITION_MISMATCH)
+    assert alert.symbol == "ETHUSDT"
+    assert (alert.details["desk_quantity"], alert.details["venue_quantity"]) == ("0.5", "0.3")
+
+
+def test_a_bracket_whose_fee_was_taken_in_btc_is_protected_for_what_is_held(desk, client):
+    response = client.post("/v1/orders", json.dumps({
+        "symbol": "BTCUSDT", "side": "BUY", "quantity": "0.01", "order_type": "MARKET",
+        "stop_loss": "45000", "take_profit": "55000"}), content_type=J)
+    assert response.status_code == 201, response.content
+    entry_id = response.json()["id"]
+    desk.tick(3)
+
+    entry = Order.objects.get(pk=entry_id)
+    assert (entry.status, entry.filled_quantity) == ("FILLED", D("0.01"))
+    assert desk.venue_balances()["BTC"] == (D("0"), D("0.00999"))             # 0.01 less the 0.00001 fee, locked
+    legs = desk.venue_orders()
+    assert sorted((o["type"], o["origQty"]) for o in legs) == [
+        ("LIMIT_MAKER", "0.00999000"), ("STOP_LOSS", "0.00999000")]
+    assert len({o["orderListId"] for o in legs}) == 1, "the two legs are one OCO order list"
+    (position,) = client.get("/v1/positions").json()
+    assert D(position["quantity"]) == D("0.00999") == sum(desk.venue_balances()["BTC"])
+    assert {leg.role: leg.status for leg in ExitLeg.objects.filter(entry_id=entry_id)} == {
+        "stop_loss": "PLACED", "take_profit": "PLACED"}
+    assert not Alert.objects.filter(account=desk.account, kind__in=(
+        Alert.Kind.POSITION_MISMATCH, Alert.Kind.POSITION_UNPROTECTED)).exists()
+
+    desk.fake.control("price", symbol="BTCUSDT", price="55000")               # the take-profit fills
+    desk.tick(2)
+    assert client.get("/v1/positions").json() == []
+    assert sum(desk.venue_balances().get("BTC", (D(0), D(0)))) == 0 and desk.venue_orders() == []
+    assert {leg.role: leg.status for leg in ExitLeg.objects.filter(entry_id=entry_id)} == {
+        "stop_loss": "CANCELLED", "take_profit": "FILLED"}
+
+
+def test_no_connection_leaves_for_a_host_the_configuration_did_not_name(desk, client, dialled):
+    stop = threading.Event()
+    stream = threading.Thread(target=desk.broker.watch, kwargs={"wake": lambda: None, "stop": stop})
+    stream.start()
+    try:
+        client.post("/v1/orders", json.dumps({"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.01",
+                                              "order_type": "MARKET", "stop_loss": "45000",
+                                              "take_profit": "55000"}), content_type=J)
+        desk.tick(3)
+        client.get("/v1/account")
+    finally:
+        stop.set()
+        stream.join(10)
+    named = {urlsplit(desk.fake.url).netloc, urlsplit(desk.fake.ws_url).netloc}
+    seen = desk.fake.control("requests")["requests"]
+    assert {r["host"] for r in seen} == named
+    assert any(r["ws"] and r["path"] == "/ws-api/v3" for r in seen), "the stream went to the configured host"
+    assert dialled and set(dialled) <= {"127.0.0.1"}
