@@ -7,9 +7,9 @@ not drift:
   than ``DESK_VENUE_MAX_AGE_SECONDS``) reads the venue's account and positions. The figures are stored
   (``VenueState``) and pushed when they change; the desk shows them and checks orders against them.
 * Positions follow at once: a symbol the venue holds and the desk does not is *adopted* (a position marked
-  external, with no exit legs invented); a quantity that differs is ``POSITION_MISMATCH``, raised when the
-  difference is seen on two reads in a row with no desk order working on the symbol (a fill the engine has
-  not applied yet is not a mismatch), and resolved when the two agree again. ``position_adopt_venue`` is the
+  external, with no exit legs invented) unless an order of the desk is working on it; a quantity that differs
+  is ``POSITION_MISMATCH``, raised when the same difference is seen on two reads in a row (a fill the engine
+  had not applied yet is gone by the next read) and resolved when the two agree again. ``position_adopt_venue`` is the
   risk desk's one click: the desk takes the venue's quantity.
 * ``reconcile_run`` (engine start, after every reconnect, every ``DESK_RECONCILE_MINUTES``) also adopts the
   venue's working orders the desk does not know, asks the venue about the desk's working orders it no longer
@@ -98,10 +98,10 @@ def _follow_positions(state: VenueState, *, account: Account, broker: Broker, he
                       now: datetime, findings: Findings) -> None:
     venue = {p.symbol: p for p in held if p.quantity != 0}
     desk = {p.symbol: p for p in Position.objects.select_for_update().filter(account=account).exclude(quantity=0)}
-    busy = set(Order.objects.filter(account=account, status__in=WORKING_STATUSES, external=False)
-               .filter(parent__isnull=True, exit_leg__isnull=True).values_list("symbol", flat=True))
-    busy |= set(Order.objects.filter(account=account, status__in=(OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED),
-                                     exit_leg__isnull=False).values_list("symbol", flat=True))
+    # an order (not an exit leg) working on a symbol may have filled at the venue after the engine last synced: a
+    # difference there is not adopted at once, and like any other is raised only if the next read still shows it
+    trading = set(Order.objects.filter(account=account, status__in=WORKING_STATUSES, exit_leg__isnull=True)
+                  .values_list("symbol", flat=True))
     differing: dict[str, dict] = {}
     for symbol in sorted(venue.keys() | desk.keys()):
         ours = desk[symbol].quantity if symbol in desk else ZERO
@@ -111,9 +111,7 @@ def _follow_positions(state: VenueState, *, account: Account, broker: Broker, he
                               resolution="the desk and the venue agree again"):
                 findings.agreed_again.append(symbol)
             continue
-        if symbol in busy:
-            continue             # a desk order on it may have filled at the venue after the engine last synced
-        if ours == 0:
+        if ours == 0 and symbol not in trading:
             _adopt_position(account, broker, venue[symbol], now=now)
             findings.adopted_positions.append({"symbol": symbol, "quantity": format_decimal(theirs)})
             continue
