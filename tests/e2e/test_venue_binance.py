@@ -8,7 +8,8 @@ through ``engine_tick`` with its ``VenueWatch``. What issue #13 asks of Binance:
 * a quantity that drifts raises ``POSITION_MISMATCH``;
 * a bracket bought with the fee taken in BTC gets its OCO for the quantity actually held (0.00999, not 0.01), and
   the desk's position equals the venue's;
-* no connection leaves for a host the configuration did not name.
+* no connection leaves for a host the configuration did not name;
+* an order placed outside the desk is adopted as external, and a venue that cannot answer is a 503 (fail closed).
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ import pytest
 from django.utils import timezone
 
 from orders.brokers import get_broker, reset_broker_cache
+from orders.brokers.binance import BinanceBroker
+from orders.brokers.types import OrderTicket
+from orders.domain.enums import OrderType, Side
 from orders.engine import VenueWatch, engine_tick
 from orders.models import Alert, ExitLeg, Order, Position
 from tests.builders import make_account
 from tests.fakes import FakeVenue
 from tests.fakes.binance import API_KEY, API_SECRET
+from tests.fakes.hosts import hosts_contacted
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -154,18 +159,39 @@ def test_a_bracket_whose_fee_was_taken_in_btc_is_protected_for_what_is_held(desk
 def test_no_connection_leaves_for_a_host_the_configuration_did_not_name(desk, client, dialled):
     stop = threading.Event()
     stream = threading.Thread(target=desk.broker.watch, kwargs={"wake": lambda: None, "stop": stop})
-    stream.start()
-    try:
-        client.post("/v1/orders", json.dumps({"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.01",
-                                              "order_type": "MARKET", "stop_loss": "45000",
-                                              "take_profit": "55000"}), content_type=J)
-        desk.tick(3)
-        client.get("/v1/account")
-    finally:
-        stop.set()
-        stream.join(10)
+    with hosts_contacted() as contacted:
+        stream.start()
+        try:
+            client.post("/v1/orders", json.dumps({"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.01",
+                                                  "order_type": "MARKET", "stop_loss": "45000",
+                                                  "take_profit": "55000"}), content_type=J)
+            desk.tick(3)
+            client.get("/v1/account")
+        finally:
+            stop.set()
+            stream.join(10)
+    assert not stream.is_alive(), "the stream lets go when the engine stops"
+    assert contacted.hosts() == {"127.0.0.1"}, "every socket this process opened went to the loopback"
     named = {urlsplit(desk.fake.url).netloc, urlsplit(desk.fake.ws_url).netloc}
     seen = desk.fake.control("requests")["requests"]
     assert {r["host"] for r in seen} == named
     assert any(r["ws"] and r["path"] == "/ws-api/v3" for r in seen), "the stream went to the configured host"
     assert dialled and set(dialled) <= {"127.0.0.1"}
+
+
+def test_an_order_placed_outside_the_desk_is_adopted_as_external_at_start(desk, client):
+    outsider = BinanceBroker(desk.broker.config)                  # another app on the same keys
+    outsider.submit_order(OrderTicket(order_id="web_8f2c0d7e1b9a4e56", client_order_id=None, symbol="ETHUSDT",
+                                      side=Side.BUY, order_type=OrderType.LIMIT, quantity=D("0.1"),
+                                      limit_price=D("2500")))
+    desk.tick()                                                    # the engine's first tick reconciles
+    (order,) = Order.objects.filter(account=desk.account, external=True)
+    assert (order.symbol, order.side, order.quantity, order.limit_price, order.status) == (
+        "ETHUSDT", "BUY", D("0.1"), D("2500"), "OPEN")
+    assert [o["id"] for o in client.get("/v1/orders").json()] == [str(order.pk)]
+
+
+def test_an_account_the_venue_cannot_answer_for_is_a_503_never_the_desks_own_ledger(desk, client):
+    desk.fake.control("fail", status=503, count=10, path="/api/v3/account")
+    response = client.get("/v1/account")
+    assert response.status_code == 503, response.content
