@@ -140,14 +140,14 @@ def test_an_option_leg_the_desk_has_no_word_for_is_left_out(venue, alpaca):
 
 
 # -- the request budget ------------------------------------------------------------------------------------------
-def test_the_venues_truth_is_read_at_most_once_in_a_few_seconds(venue, alpaca):
+def test_the_reads_of_one_moment_share_one_request(venue, alpaca):
     venue.get(f"{TRADING}/v2/account", json=payload("account_get"))
     venue.get(f"{TRADING}/v2/positions", json=payload("positions_get"))
-    for seconds in (0, 1, 2):
-        alpaca.account_state(now=NOW + timedelta(seconds=seconds))
-        alpaca.positions(now=NOW + timedelta(seconds=seconds))
+    for millis in (0, 300, 900):
+        alpaca.account_state(now=NOW + timedelta(milliseconds=millis))
+        alpaca.positions(now=NOW + timedelta(milliseconds=millis))
     assert len(venue.calls) == 2
-    alpaca.account_state(now=NOW + timedelta(seconds=3))
+    alpaca.account_state(now=NOW + timedelta(seconds=1))
     assert len(venue.calls) == 3
 
 

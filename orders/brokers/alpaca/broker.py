@@ -12,9 +12,10 @@ Submitting is safe to repeat: the POST carries our client id, so ``brokers.http`
 
 Polling (``sync``) costs one listing of recent orders per call plus single lookups only for what that
 listing missed, to stay inside Alpaca's 200 requests a minute. The venue's truth (``account_state``,
-``positions``, ``open_orders``: one request each) is read at most once every ``VENUE_READ_SECONDS`` per kind;
-an event on the trade_updates stream or an order this process sends clears what was read, so a fill is seen
-at the next read. With ``sync`` every 1.5 s that keeps the engine below 120 of the 200 requests a minute.
+``positions``, ``open_orders``: one request each) is paced by the engine (``DESK_VENUE_POLL_SECONDS``); here
+each kind is asked at most once per ``VENUE_READ_SECONDS`` of the caller's ``now``, so the reads of one tick
+(a reconciliation, several desk accounts on one set of keys) share one request. An event on the trade_updates
+stream or an order this process sends forgets what was read.
 
 Released legs. A bracket's legs are ``held`` at Alpaca until the entry fills, and PENDING on the desk. ``sync``
 reports ACCEPTED once one works (table in ``reports.py``) for the orders the desk may hold PENDING: a bracket
@@ -115,7 +116,7 @@ CAPABILITIES = Capabilities(
     rate_limits={"requests_per_minute": 200, "orders_per_second": 10},
 )
 _NOT_REPLACEABLE = frozenset({"accepted", "pending_new", "pending_cancel", "pending_replace"})
-VENUE_READ_SECONDS = 3.0        # account, positions, open orders: each read at most this often (see above)
+VENUE_READ_SECONDS = 1.0        # account, positions, open orders: each asked at most this often (see above)
 ACCEPTED_REPEAT = timedelta(minutes=5)
 OPEN_ORDER_PAGES = 10           # 500 orders a page
 _URL_SETTINGS = (("ALPACA_BASE_URL", HTTP_SCHEMES), ("ALPACA_DATA_URL", HTTP_SCHEMES),
