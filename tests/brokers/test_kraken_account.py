@@ -152,13 +152,67 @@ def test_a_ticker_kraken_will_not_give_leaves_the_position_unmarked(venue, krake
     assert kraken.positions(now=NOW) == [VenuePosition(symbol="XBTUSD", quantity=Decimal("1.2435000000"))]
 
 
-def test_one_refresh_reads_the_balances_once(venue, kraken):
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1772463600.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def paced(venue, clock) -> KrakenBroker:
+    return make_kraken(clock=clock)
+
+
+def test_one_refresh_reads_the_balances_once(venue, paced):
     """``account_state`` and ``positions`` asked about the same moment share one ``BalanceEx`` (one point of
-    Kraken's private-call counter); the next refresh reads it again."""
-    kraken.account_state(now=NOW)
-    kraken.positions(now=NOW)
+    Kraken's private-call counter)."""
+    paced.account_state(now=NOW)
+    paced.positions(now=NOW)
     assert len(venue.calls_to("BalanceEx")) == 1
-    kraken.positions(now=NOW + timedelta(seconds=6))
+
+
+def test_the_account_is_read_at_most_every_20_seconds_while_nothing_happens(venue, paced, clock):
+    for seconds in (0, 5, 10, 19):
+        clock.now += 5 if seconds else 0
+        paced.account_state(now=NOW + timedelta(seconds=seconds))
+    assert (len(venue.calls_to("BalanceEx")), len(venue.calls_to("TradeBalance"))) == (1, 1)
+    clock.now += 6
+    paced.account_state(now=NOW + timedelta(seconds=25))
+    assert (len(venue.calls_to("BalanceEx")), len(venue.calls_to("TradeBalance"))) == (2, 2)
+
+
+@pytest.mark.parametrize("change", ["submit", "cancel", "amend"])
+def test_an_order_sent_cancelled_or_amended_has_the_account_read_afresh(venue, paced, clock, change):
+    from tests.brokers.test_kraken import ticket
+    venue.stage("AddOrder", payload("trading_addorder"))
+    venue.stage("CancelOrder", payload("trading_cancelorder"))
+    venue.stage("AmendOrder", payload("trading_amendorder"))
+    paced.account_state(now=NOW)
+    clock.now += 1
+    {"submit": lambda: paced.submit_order(ticket()), "cancel": lambda: paced.cancel_order(ticket()),
+     "amend": lambda: paced.modify_order(ticket(), limit_price=Decimal("30100.0"))}[change]()
+    paced.account_state(now=NOW + timedelta(seconds=1))
+    assert len(venue.calls_to("BalanceEx")) == 2
+
+
+def test_a_poll_that_saw_an_order_change_has_the_account_read_afresh(venue, paced, clock):
+    from tests.brokers.test_kraken import ORDER_ID, ticket, working
+    venue.stage("QueryOrders", answer({"OQCLML-BW3P3-BUCMWZ": kraken_order(cl_ord_id=ORDER_ID, status="open")}))
+    paced.account_state(now=NOW)
+    paced.sync([working(ticket(), txid="OQCLML-BW3P3-BUCMWZ")], now=NOW)
+    paced.account_state(now=NOW + timedelta(seconds=1))
+    assert len(venue.calls_to("BalanceEx")) == 1, "nothing changed: the read is kept"
+    venue.stage("QueryOrders", answer({"OQCLML-BW3P3-BUCMWZ": kraken_order(
+        cl_ord_id=ORDER_ID, status="canceled", reason="User requested", closetm=1772463700.0)}))
+    paced.sync([working(ticket(), txid="OQCLML-BW3P3-BUCMWZ")], now=NOW)
+    paced.account_state(now=NOW + timedelta(seconds=2))
     assert len(venue.calls_to("BalanceEx")) == 2
 
 

@@ -1,9 +1,14 @@
-"""Stop-loss and take-profit on Kraken, which has neither bracket nor OCO: the *pending* strategy for real.
+"""Stop-loss and take-profit on Kraken, which has neither bracket nor OCO: the *pending* strategy for real, with
+one resting exit. A resting sell holds its volume of the balance at Kraken, so a full-size take-profit beside the
+full-size stop would be refused (``EOrder:Insufficient funds``); the stop rests at Kraken and the engine watches
+the take-profit on the quote, firing it by cancelling the stop and selling at market.
 
 The desk's own code runs end to end (``order_submit`` on the remote path, ``engine_tick``, ``fills``,
 ``protection``); only Kraken is fake: ``KrakenVenue`` (``test_kraken.py``) verifies signatures and nonces and
-answers from the recorded payloads, and ``Book`` below keeps the orders and trades it has been told about so
-QueryOrders / QueryTrades / CancelOrder / AmendOrder answer consistently with what was sent."""
+answers from the recorded payloads, and ``Book`` below keeps the balances, orders and trades it has been told
+about so BalanceEx / TradeBalance / QueryOrders / QueryTrades / CancelOrder / AmendOrder answer consistently with
+what was sent. (``test_kraken_fake.py`` and ``tests/e2e/test_venue_kraken.py`` do the same against the fake
+Kraken process.)"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from django.utils import timezone
 
 from orders.domain.errors import ProviderError
 from orders.engine import engine_tick
-from orders.models import Account, ExitLeg, Fill, Order, Position
+from orders.models import Account, Alert, ExitLeg, Fill, Order, Position
 from orders.services.orders import order_submit
 from tests.brokers.test_kraken import (
     KrakenVenue,
@@ -35,11 +40,14 @@ ENTRY, SL, TP = "OENTRY-AAAAA-AAAAAA", "OSTOPL-BBBBB-BBBBBB", "OTAKEP-CCCCC-CCCC
 
 
 class Book:
-    """What Kraken knows: orders by txid (recorded order shape) and trades by trade id (recorded trade shape)."""
+    """What Kraken knows: balances, orders by txid (recorded order shape) and trades by trade id (recorded trade
+    shape). A market order fills at once at ``market``; a resting order fills when the test says so."""
 
     def __init__(self, venue: KrakenVenue) -> None:
         self.orders: dict[str, dict] = {}
         self.trades: dict[str, dict] = {}
+        self.balances = {"ZUSD": Decimal("100000"), "XXBT": Decimal("0")}
+        self.market = Decimal("30000.0")
         self.status_when_sent: dict[str, str] = {}
         venue.stage("AddOrder", self.add)
         venue.stage("QueryOrders", self.query)
@@ -51,13 +59,18 @@ class Book:
         venue.stage("ClosedOrders", lambda f: answer({"closed": {
             t: raw for t, raw in self.orders.items()
             if raw["status"] not in ("pending", "open") and raw["cl_ord_id"] == f.get("cl_ord_id")}}))
+        venue.stage("BalanceEx", self.balance_ex)
+        venue.stage("TradeBalance", lambda f: answer({
+            "eb": str(self.balances["ZUSD"] + self.balances["XXBT"] * self.market), "m": "0.0000"}))
 
     def add(self, fields: dict) -> dict:
-        txid = {("buy", "limit"): ENTRY, ("sell", "stop-loss"): SL, ("sell", "limit"): TP}[
+        txid = {("buy", "limit"): ENTRY, ("sell", "stop-loss"): SL, ("sell", "limit"): TP, ("sell", "market"): TP}[
             (fields["type"], fields["ordertype"])]
         self.status_when_sent[txid] = Order.objects.get(pk=fields["cl_ord_id"]).status
         self.orders[txid] = kraken_order(cl_ord_id=fields["cl_ord_id"], vol=fields["volume"], side=fields["type"],
                                          ordertype=fields["ordertype"], price=fields.get("price", "0"))
+        if fields["ordertype"] == "market":
+            self.fill(txid, f"T{txid[1:]}", vol=fields["volume"], price=str(self.market), time=1772464000.0)
         result = payload("trading_addorder")
         result["result"]["txid"] = [txid]
         return result
@@ -77,11 +90,26 @@ class Book:
         raw["vol"] = fields.get("order_qty", raw["vol"])
         return payload("trading_amendorder")
 
+    def balance_ex(self, fields: dict) -> dict:
+        held = {"ZUSD": Decimal(0), "XXBT": Decimal(0)}
+        for raw in self.orders.values():
+            if raw["status"] == "open":
+                remaining = Decimal(raw["vol"]) - Decimal(raw["vol_exec"])
+                if raw["descr"]["type"] == "sell":
+                    held["XXBT"] += remaining
+                else:
+                    held["ZUSD"] += remaining * Decimal(raw["descr"]["price"])
+        return answer({asset: {"balance": str(amount), "hold_trade": str(held[asset])}
+                       for asset, amount in self.balances.items()})
+
     def fill(self, txid: str, trade_id: str, *, vol: str, price: str, time: float) -> None:
         raw = self.orders[txid]
         executed = Decimal(raw["vol_exec"]) + Decimal(vol)
-        self.trades[trade_id] = kraken_trade(ordertxid=txid, vol=vol, price=price, time=time,
-                                             side=raw["descr"]["type"])
+        trade = kraken_trade(ordertxid=txid, vol=vol, price=price, time=time, side=raw["descr"]["type"])
+        self.trades[trade_id] = trade
+        sign = 1 if raw["descr"]["type"] == "buy" else -1
+        self.balances["XXBT"] += sign * Decimal(vol)
+        self.balances["ZUSD"] -= sign * Decimal(trade["cost"]) + Decimal(trade["fee"])
         raw.update(vol_exec=str(executed), trades=[*raw.get("trades", []), trade_id], price=price)
         if executed == Decimal(raw["vol"]):
             raw.update(status="closed", closetm=time)
@@ -133,8 +161,11 @@ def test_the_entry_is_recorded_pending_sent_alone_then_open(venue, kraken, book,
     assert len(venue.calls_to("AddOrder")) == 1, "nothing may rest before the entry fills"
 
 
-def test_after_the_entry_fills_sl_and_tp_go_as_two_orders_and_the_survivor_is_cancelled(
-        venue, kraken, book, kraken_account):
+def no_unprotected_alert(account) -> bool:
+    return not Alert.objects.filter(account=account, kind=Alert.Kind.POSITION_UNPROTECTED).exists()
+
+
+def test_after_the_entry_fills_only_the_stop_rests_and_the_take_profit_is_watched(venue, kraken, book, kraken_account):
     entry = submit_entry(kraken_account, kraken)
     tick(kraken_account, kraken)
     assert len(venue.calls_to("AddOrder")) == 1, "an open entry places no leg"
@@ -146,51 +177,76 @@ def test_after_the_entry_fills_sl_and_tp_go_as_two_orders_and_the_survivor_is_ca
     assert Fill.objects.get(order=entry).broker_fill_id == "TENTRY-11111-111111"
     assert Position.objects.get(account=kraken_account, symbol="XBTUSD").quantity == Decimal("0.01")
     legs = leg_orders(entry)
-    sl_call, tp_call = venue.calls_to("AddOrder")[1:]
+    (sl_call,) = venue.calls_to("AddOrder")[1:]
     assert sent(sl_call) == (f"pair=XBTUSD&type=sell&ordertype=stop-loss&volume=0.01&price=29000"
                              f"&oflags=fciq&cl_ord_id={legs['stop_loss'].id}")
-    assert sent(tp_call) == (f"pair=XBTUSD&type=sell&ordertype=limit&volume=0.01&price=31000"
-                             f"&oflags=fciq&cl_ord_id={legs['take_profit'].id}")
     assert (legs["stop_loss"].status, legs["stop_loss"].broker_order_id) == ("OPEN", SL)
-    assert (legs["take_profit"].status, legs["take_profit"].broker_order_id) == ("OPEN", TP)
-    assert {leg.role: leg.status for leg in ExitLeg.objects.filter(entry=entry)} == {
-        "stop_loss": "PLACED", "take_profit": "PLACED"}
+    assert "take_profit" not in legs, "the take-profit has no order while it is watched"
+    take_profit = ExitLeg.objects.get(entry=entry, role="take_profit")
+    assert (take_profit.status, take_profit.emulated) == ("PLACED", True)
+    assert ExitLeg.objects.get(entry=entry, role="stop_loss").status == "PLACED"
+    assert no_unprotected_alert(kraken_account)
 
+    tick(kraken_account, kraken)
+    assert len(venue.calls_to("AddOrder")) == 2, "nothing more rests while the quote is below the take-profit"
+
+
+def test_a_quote_at_the_take_profit_cancels_the_stop_then_sells_at_market(venue, kraken, book, kraken_account):
+    entry = submit_entry(kraken_account, kraken)
+    book.fill(ENTRY, "TENTRY-11111-111111", vol="0.01", price="30000.0", time=1772463600.0)
+    tick(kraken_account, kraken)
+    stop_id = leg_orders(entry)["stop_loss"].id
+
+    at_target = payload("public_ticker")
+    at_target["result"]["XXBTZUSD"].update(b=["31000.0", "1", "1.000"], a=["31000.1", "1", "1.000"],
+                                           c=["31000.0", "0.01"])
+    venue.stage("Ticker", at_target)
+    book.market = Decimal("31000.0")
+    calls = len(venue.calls)
+    tick(kraken_account, kraken)
+    sent_now = [(c.endpoint, c.fields.get("ordertype")) for c in venue.calls[calls:]
+                if c.endpoint in ("CancelOrder", "AddOrder")]
+    assert sent_now == [("CancelOrder", None), ("AddOrder", "market")], "the stop goes first: it holds the balance"
+    assert sent(venue.calls_to("CancelOrder")[0]) == f"cl_ord_id={stop_id}"
+    legs = leg_orders(entry)
+    assert sent(venue.calls_to("AddOrder")[-1]) == (
+        f"pair=XBTUSD&type=sell&ordertype=market&volume=0.01&oflags=fciq&cl_ord_id={legs['take_profit'].id}")
+
+    tick(kraken_account, kraken)
+    legs = leg_orders(entry)
+    assert (legs["stop_loss"].status, legs["take_profit"].status) == ("CANCELLED", "FILLED")
+    assert Fill.objects.get(order=legs["take_profit"]).price == Decimal("31000.0")
+    assert Position.objects.get(account=kraken_account, symbol="XBTUSD").quantity == 0
+    assert {leg.role: leg.status for leg in ExitLeg.objects.filter(entry=entry)} == {
+        "stop_loss": "CANCELLED", "take_profit": "FILLED"}
+    assert book.orders[SL]["status"] == "canceled" and book.balances["XXBT"] == 0
+    assert no_unprotected_alert(kraken_account)
+
+
+def test_a_stop_filled_at_kraken_ends_the_watched_take_profit_without_a_cancel(venue, kraken, book, kraken_account):
+    entry = submit_entry(kraken_account, kraken)
+    book.fill(ENTRY, "TENTRY-11111-111111", vol="0.01", price="30000.0", time=1772463600.0)
+    tick(kraken_account, kraken)
     book.fill(SL, "TSTOPL-22222-222222", vol="0.01", price="28990.0", time=1772463800.0)
     tick(kraken_account, kraken)
-    assert set(venue.calls_to("QueryOrders")[-1].fields["txid"].split(",")) == {SL, TP}
-    (cancel,) = venue.calls_to("CancelOrder")
-    assert sent(cancel) == f"cl_ord_id={legs['take_profit'].id}"
     legs = leg_orders(entry)
-    assert (legs["stop_loss"].status, legs["take_profit"].status) == ("FILLED", "CANCELLED")
+    assert legs["stop_loss"].status == "FILLED"
     assert Position.objects.get(account=kraken_account, symbol="XBTUSD").quantity == 0
-    assert {leg.role: (leg.status, leg.end_reason) for leg in ExitLeg.objects.filter(entry=entry)} == {
-        "stop_loss": ("FILLED", "filled"), "take_profit": ("CANCELLED", "sibling_filled")}
-    assert book.orders[TP]["status"] == "canceled"
+    assert {leg.role: leg.status for leg in ExitLeg.objects.filter(entry=entry)} == {
+        "stop_loss": "FILLED", "take_profit": "CANCELLED"}
+    assert venue.calls_to("CancelOrder") == [], "the watched take-profit had nothing at Kraken to cancel"
 
     calls = len(venue.calls)
     tick(kraken_account, kraken)
     assert [c.endpoint for c in venue.calls[calls:]] == [], "nothing left working: the engine asks Kraken nothing"
 
 
-def test_a_take_profit_fill_cancels_the_stop_loss(venue, kraken, book, kraken_account):
-    entry = submit_entry(kraken_account, kraken)
-    book.fill(ENTRY, "TENTRY-11111-111111", vol="0.01", price="30000.0", time=1772463600.0)
-    tick(kraken_account, kraken)
-    book.fill(TP, "TTAKEP-33333-333333", vol="0.01", price="31000.0", time=1772463800.0)
-    tick(kraken_account, kraken)
-    legs = leg_orders(entry)
-    assert sent(venue.calls_to("CancelOrder")[0]) == f"cl_ord_id={legs['stop_loss'].id}"
-    assert (legs["stop_loss"].status, legs["take_profit"].status) == ("CANCELLED", "FILLED")
-    assert Fill.objects.get(order=legs["take_profit"]).price == Decimal("31000.0")
-
-
-def test_legs_cover_a_partial_entry_fill_and_grow_in_place_as_it_fills(venue, kraken, book, kraken_account):
+def test_the_stop_covers_a_partial_entry_fill_and_grows_in_place_as_it_fills(venue, kraken, book, kraken_account):
     entry = submit_entry(kraken_account, kraken)
     book.fill(ENTRY, "TENTRY-11111-111111", vol="0.004", price="30000.0", time=1772463600.0)
     tick(kraken_account, kraken)
-    sl_call, tp_call = venue.calls_to("AddOrder")[1:]
-    assert sl_call.fields["volume"] == tp_call.fields["volume"] == "0.004"
+    (sl_call,) = venue.calls_to("AddOrder")[1:]
+    assert sl_call.fields["volume"] == "0.004"
 
     book.fill(ENTRY, "TENTRY-22222-222222", vol="0.006", price="29999.9", time=1772463650.0)
     tick(kraken_account, kraken)
@@ -200,8 +256,8 @@ def test_legs_cover_a_partial_entry_fill_and_grow_in_place_as_it_fills(venue, kr
         "TENTRY-11111-111111", "TENTRY-22222-222222"]
     legs = leg_orders(entry)
     amends = {c.fields["cl_ord_id"]: c.fields["order_qty"] for c in venue.calls_to("AmendOrder")}
-    assert amends == {str(legs["stop_loss"].id): "0.01", str(legs["take_profit"].id): "0.01"}
-    assert len(venue.calls_to("AddOrder")) == 3, "grown in place, not placed again"
+    assert amends == {str(legs["stop_loss"].id): "0.01"}
+    assert len(venue.calls_to("AddOrder")) == 2, "grown in place, not placed again"
 
 
 def test_an_entry_whose_answer_was_lost_is_found_by_the_engine_and_then_protected(venue, kraken, book, kraken_account):
@@ -224,5 +280,5 @@ def test_an_entry_whose_answer_was_lost_is_found_by_the_engine_and_then_protecte
     book.fill(ENTRY, "TENTRY-11111-111111", vol="0.01", price="30000.0", time=1772463600.0)
     tick(kraken_account, kraken)
     assert venue.calls_to("QueryOrders")[-1].fields["txid"] == ENTRY
-    legs = leg_orders(entry)
-    assert (legs["stop_loss"].status, legs["take_profit"].status) == ("OPEN", "OPEN")
+    assert leg_orders(entry)["stop_loss"].status == "OPEN"
+    assert ExitLeg.objects.get(entry=entry, role="take_profit").status == "PLACED"

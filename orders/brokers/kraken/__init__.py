@@ -30,11 +30,13 @@ The venue's truth
 
 Private-call budget
     Kraken counts private calls per key (Starter: a counter of 15 decaying by 0.33/s, ~20 a minute). A poll
-    (``sync``) costs one ``QueryOrders`` point (two more for new fills), hence ``poll_seconds`` = 6. A refresh of
-    the venue's truth costs three: ``account_state`` two (``BalanceEx``, ``TradeBalance``), ``positions`` none
-    more when asked about the same ``now`` (it shares that ``BalanceEx``; AssetPairs and Ticker are public),
-    ``open_orders`` one; so it belongs every minute or so, not every tick. Arming the dead man's switch is one
-    call per re-arm.
+    (``sync``) costs one ``QueryOrders`` point (two more for new fills), hence ``poll_seconds`` = 6. Reading the
+    account costs two (``BalanceEx``, ``TradeBalance``); ``positions`` costs none more (it shares that
+    ``BalanceEx``; ``AssetPairs`` and ``Ticker`` are public); ``open_orders`` one. The two account reads are
+    reused for ``account_read_seconds`` (20 s) however often the desk refreshes, and read afresh as soon as the
+    account may have changed: an order sent, cancelled or amended, a poll that saw an order change, an event
+    on the executions stream. A balance changed from outside (a deposit, the web site) shows within 20 s.
+    Arming the dead man's switch is one call per re-arm.
 
 Dead man's switch
     ``arm_deadman(seconds)`` is ``CancelAllOrdersAfter`` (``timeout`` in seconds, under a day; 0 disarms): unless

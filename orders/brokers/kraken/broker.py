@@ -162,6 +162,9 @@ def _reject(reason: str, message: str, /, **details: Any) -> OrderRejected:
 class KrakenBroker(Broker):
     name = PROVIDER
     poll_seconds = 6.0          # a poll costs one QueryOrders point (two more for new fills) of ~20 a minute
+    # the account's balances and trade balance are read at most this often (two points), unless an order was
+    # sent, cancelled or amended, a poll saw one change or the stream woke the engine since: then at once
+    account_read_seconds = 20.0
     # the resting stop holds the whole balance, so a take-profit for it is refused (EOrder:Insufficient funds):
     # the stop rests at Kraken and the engine fires the take-profit on the quote (cancel the stop, then sell)
     one_resting_exit = True
@@ -187,7 +190,7 @@ class KrakenBroker(Broker):
         self._txids: dict[str, str] = {}          # our order id -> Kraken txid, learnt at AddOrder and in lookups
         self._last_heartbeat: datetime | None = None
         self._pairs: tuple[float, dict[str, dict]] | None = None     # every AssetPairs entry, when fetched
-        self._balances: tuple[datetime, dict[str, KrakenBalance]] | None = None     # BalanceEx, for the `now` asked
+        self._account_reads: dict[str, tuple[datetime, float, Any]] = {}     # method -> (now asked, clock, result)
 
     # -- transport ---------------------------------------------------------------------------------------------
     def _public(self, method: str, params: dict | None = None, *, symbol: str | None = None) -> Any:
@@ -281,7 +284,7 @@ class KrakenBroker(Broker):
         """Cash and buying power from ``BalanceEx`` (the quote asset's total, and what is free of it), equity and
         margin from ``TradeBalance`` valued in the quote asset."""
         balances = self._balances_at(now)
-        trade = parse_kraken_trade_balance(self._private("TradeBalance", [("asset", self.quote_asset)]))
+        trade = parse_kraken_trade_balance(self._account_read("TradeBalance", [("asset", self.quote_asset)], now=now))
         return parse_kraken_account(balances.get(self.quote_asset), trade, currency=self.config.quote_asset)
 
     def positions(self, *, now: datetime, account_id: int | None = None) -> list[VenuePosition]:
@@ -309,11 +312,22 @@ class KrakenBroker(Broker):
         log.info("kraken dead man's switch %s", f"armed until {result.get('triggerTime')}" if seconds else "disarmed")
 
     def _balances_at(self, now: datetime) -> dict[str, KrakenBalance]:
-        """``BalanceEx``, read once for the ``now`` a refresh asks about: ``account_state`` and ``positions`` of one
-        refresh share it (one private-call point), a refresh at another time reads it afresh."""
-        if self._balances is None or self._balances[0] != now:
-            self._balances = (now, parse_kraken_balance_ex(self._private("BalanceEx", [])))
-        return self._balances[1]
+        return parse_kraken_balance_ex(self._account_read("BalanceEx", [], now=now))
+
+    def _account_read(self, method: str, fields: list[tuple[str, str]], *, now: datetime) -> Any:
+        """A private account read, spared Kraken's counter: one refresh (the same ``now``) reads it once for
+        ``account_state`` and ``positions``, and a read younger than ``account_read_seconds`` is reused unless
+        the account may have changed since (``_forget_account``)."""
+        kept = self._account_reads.get(method)
+        if kept is not None and (kept[0] == now or self.clock() - kept[1] < self.account_read_seconds):
+            return kept[2]
+        result = self._private(method, fields)
+        self._account_reads[method] = (now, self.clock(), result)
+        return result
+
+    def _forget_account(self) -> None:
+        """The account may have changed (an order sent, cancelled, amended or seen to change): read it afresh."""
+        self._account_reads.clear()
 
     def _asset_pairs(self) -> dict[str, dict]:
         """Every pair Kraken lists (one public call, kept for an hour as the instruments are)."""
@@ -371,6 +385,7 @@ class KrakenBroker(Broker):
     # -- order entry -------------------------------------------------------------------------------------------
     def submit_order(self, ticket: OrderTicket) -> BrokerAck:
         fields = to_kraken_order(ticket, now=datetime.fromtimestamp(self.clock(), UTC))
+        self._forget_account()
         # never blindly repeated: cl_ord_id is unique among open orders only, so a filled market order would trade twice
         result = self._private("AddOrder", fields, idempotent=False, placing=True, symbol=ticket.symbol,
                                order_id=ticket.order_id)
@@ -389,6 +404,7 @@ class KrakenBroker(Broker):
         return BrokerAck(broker_order_id=venue.txid, status=OrderStatus.OPEN) if venue is not None else None
 
     def cancel_order(self, ticket: OrderTicket) -> None:
+        self._forget_account()
         result = self._private("CancelOrder", [("cl_ord_id", kraken_client_id(ticket.order_id))],
                                order_id=ticket.order_id, symbol=ticket.symbol)
         if not result.get("count") and not result.get("pending"):
@@ -414,6 +430,7 @@ class KrakenBroker(Broker):
                 continue
             _check_tick(instrument, name, price)
             fields.append((wire, format_decimal(price)))
+        self._forget_account()
         self._private("AmendOrder", fields, placing=True, symbol=ticket.symbol, order_id=ticket.order_id)
         return BrokerAck(broker_order_id=self._txids.get(ticket.order_id, ticket.order_id), status=OrderStatus.OPEN)
 
@@ -421,7 +438,11 @@ class KrakenBroker(Broker):
     def watch(self, *, wake, stop) -> None:
         """Kraken's ``executions`` channel wakes the engine; the engine's sync records what happened."""
         stream = self.executions_stream()
-        follow_until(stop, lambda halt: stream.run(lambda executions: wake(), stop=halt))
+        def woken(executions: list[dict]) -> None:
+            self._forget_account()
+            wake()
+
+        follow_until(stop, lambda halt: stream.run(woken, stop=halt))
 
     def executions_stream(self, **options: Any) -> KrakenExecutions:
         """The ``executions`` channel at the configured address, each connection with a fresh token from
@@ -449,6 +470,8 @@ class KrakenBroker(Broker):
                 reports.append(ExecutionReport(order.order_id, ReportKind.ACCEPTED, _opened(venue, now),
                                                extra={"broker_order_id": venue.txid}))
             reports.extend(self._reports_for(order, venue, now=now))
+        if reports:
+            self._forget_account()
         return sorted(reports, key=lambda r: r.timestamp)
 
     def _missing(self, order: WorkingOrder, *, now: datetime) -> list[ExecutionReport]:
