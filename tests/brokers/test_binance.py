@@ -396,10 +396,19 @@ def test_an_order_type_the_symbol_does_not_allow_is_unsupported(venue, broker):
                            context=context(), now=NOW)
 
 
-def test_exits_on_a_symbol_without_oco_are_unsupported(venue, broker):
+def test_exits_on_a_symbol_without_oco_go_separately_so_the_desk_can_watch_the_take_profit(venue, broker):
     venue.replace(responses.GET, f"{BASE}/api/v3/exchangeInfo", json=exchange_info(ocoAllowed=False))
-    with pytest.raises(Unsupported, match="OCO exits"):
-        broker.check_order(request(stop_loss="58000", take_profit="70000"), context=context(), now=NOW)
+    bracket = request(stop_loss="58000", take_profit="70000")
+    broker.check_order(bracket, context=context(), now=NOW)
+    assert broker.bracket_strategy_for(bracket) is BracketStrategy.PENDING
+    assert choose_strategy(broker.capabilities, bracket, broker) == "pending"
+
+
+def test_exits_on_a_symbol_with_oco_go_as_one_order_list(venue, broker):
+    bracket = request(stop_loss="58000", take_profit="70000")
+    assert broker.bracket_strategy_for(bracket) is BracketStrategy.NATIVE_OCO
+    assert broker.bracket_strategy_for(request(stop_loss="58000")) is BracketStrategy.NATIVE_OCO
+    assert choose_strategy(broker.capabilities, request(stop_loss="58000"), broker) == "pending"
 
 
 # -- orders ----------------------------------------------------------------------------------------------

@@ -51,6 +51,9 @@ class BinanceVenue:
         mock.get(f"{BASE}/api/v3/time", json=payload("market_time"))
         mock.get(f"{BASE}/api/v3/exchangeInfo", json=payload("market_exchangeinfo"))
         mock.get(f"{BASE}/api/v3/ticker/bookTicker", json=payload("market_bookticker"))
+        # the desk checks a new order against the venue's own figures (issue #13): cash only, in USDT
+        mock.get(f"{BASE}/api/v3/account", json={**payload("account_get"), "balances": [
+            {"asset": "USDT", "free": "100000.00000000", "locked": "0.00000000"}]})
         mock.add_callback("POST", re.compile(rf"{re.escape(ORDER)}(\?.*)?$"), callback=self.new_order)
         mock.add_callback("POST", re.compile(rf"{re.escape(OCO)}(\?.*)?$"), callback=self.new_oco)
         mock.add_callback("GET", re.compile(rf"{re.escape(ORDER)}(\?.*)?$"), callback=self.query)

@@ -9,6 +9,8 @@ through ``engine_tick`` with its ``VenueWatch``. What issue #13 asks of Binance:
 * a bracket bought with the fee taken in BTC gets its OCO for the quantity actually held (0.00999, not 0.01), and
   the desk's position equals the venue's;
 * no connection leaves for a host the configuration did not name;
+* on a symbol without OCO order lists, one exit rests (the stop) and the take-profit is the engine's: when the
+  quote reaches it, the stop is cancelled and what is held is sold;
 * an order placed outside the desk is adopted as external, and a venue that cannot answer is a 503 (fail closed).
 """
 
@@ -28,6 +30,7 @@ from orders.brokers.binance import BinanceBroker
 from orders.brokers.types import OrderTicket
 from orders.domain.enums import OrderType, Side
 from orders.engine import VenueWatch, engine_tick
+from orders.exits.book import TrailingBook
 from orders.models import Alert, ExitLeg, Order, Position
 from tests.builders import make_account
 from tests.fakes import FakeVenue
@@ -83,10 +86,12 @@ def desk(fake, dialled, monkeypatch, settings):
 class Desk:
     def __init__(self, *, fake, broker, account, watch) -> None:
         self.fake, self.broker, self.account, self.watch = fake, broker, account, watch
+        self.book = TrailingBook()                  # the engine's: with it, a tick also watches take-profits
 
     def tick(self, times: int = 1) -> None:
         for _ in range(times):
-            engine_tick(accounts=[self.account], broker=self.broker, now=timezone.now(), venue=self.watch)
+            engine_tick(accounts=[self.account], broker=self.broker, now=timezone.now(), venue=self.watch,
+                        book=self.book)
 
     def venue_balances(self) -> dict[str, tuple[Decimal, Decimal]]:
         return {a: (D(r["free"]), D(r["locked"])) for a, r in self.fake.control("state")["balances"].items()}
@@ -195,3 +200,27 @@ def test_an_account_the_venue_cannot_answer_for_is_a_503_never_the_desks_own_led
     desk.fake.control("fail", status=503, count=10, path="/api/v3/account")
     response = client.get("/v1/account")
     assert response.status_code == 503, response.content
+
+
+def test_without_order_lists_the_stop_rests_alone_and_the_take_profit_fires_on_the_quote(desk, client):
+    response = client.post("/v1/orders", json.dumps({
+        "symbol": "BNBUSDT", "side": "BUY", "quantity": "0.1", "order_type": "MARKET",
+        "stop_loss": "500", "take_profit": "700"}), content_type=J)
+    assert response.status_code == 201, response.content
+    entry_id = response.json()["id"]
+    desk.tick(3)
+    assert desk.venue_balances()["BNB"] == (D("0.0009"), D("0.099"))      # 0.0999 held, legs step 0.001
+    (stop,) = desk.venue_orders()
+    assert (stop["type"], stop["origQty"], stop["stopPrice"]) == ("STOP_LOSS", "0.09900000", "500.00000000")
+    assert {leg.role: (leg.status, leg.emulated) for leg in ExitLeg.objects.filter(entry_id=entry_id)} == {
+        "stop_loss": ("PLACED", False), "take_profit": ("PLACED", True)}
+
+    desk.fake.control("price", symbol="BNBUSDT", price="700")
+    desk.tick(3)
+    assert desk.venue_orders() == [], "the stop was cancelled for the sale"
+    assert desk.venue_balances()["BNB"] == (D("0.0009"), D("0"))
+    (position,) = client.get("/v1/positions").json()
+    assert D(position["quantity"]) == D("0.0009"), "the desk's position is the venue's: the dust below the step"
+    assert {leg.role: leg.status for leg in ExitLeg.objects.filter(entry_id=entry_id)} == {
+        "stop_loss": "CANCELLED", "take_profit": "FILLED"}
+    assert list(Alert.objects.filter(account=desk.account).values_list("kind", "message")) == []

@@ -6,8 +6,9 @@
   or a 5xx the order is looked up before it is sent again, or a filled MARKET order would fill twice;
   ``-2010 Duplicate order sent.`` answers with the existing order.
 * SL + TP after an entry fill go as one native OCO order list (``/api/v3/orderList/oco``): the only way two
-  reducing orders can rest against one balance on spot (``one_resting_exit``). Without an OCO (one leg only,
-  or a symbol without ``ocoAllowed``) the desk rests one exit at the venue and watches the other itself.
+  reducing orders can rest against one balance on spot (``one_resting_exit``). Without an OCO (a symbol
+  without ``ocoAllowed``: ``bracket_strategy_for``) the desk rests the stop at the venue and watches the
+  take-profit itself, firing it on the quote.
 * The account, its positions and its open orders are read from the venue (``account_state``, ``positions``,
   ``open_orders``; see ``account.py``): balances in the configured quote asset, and every open order, external
   ones and order-list legs included.
@@ -164,6 +165,18 @@ class BinanceBroker(Broker):
         self._holdings: tuple[datetime, float, Holdings] | None = None
         self._taker_rate: Decimal | None = None                  # from the last account answer
 
+    def bracket_strategy_for(self, request: OrderRequest) -> BracketStrategy:
+        """SL + TP as one OCO order list where the symbol allows order lists. Where it does not, the legs go
+        separately, and since one balance backs one resting exit (``one_resting_exit``) the desk rests the stop
+        and watches the take-profit itself."""
+        if request.stop_loss is not None and request.take_profit is not None:
+            try:
+                if not self.symbol_rules(request.symbol).oco_allowed:
+                    return BracketStrategy.PENDING
+            except DeskError:
+                pass                    # check_order has refused the symbol already, or the venue is away
+        return self.capabilities.bracket_strategy
+
     def watch(self, *, wake, stop) -> None:
         """The user-data stream wakes the engine; the engine's sync records what happened."""
         stream = self.user_stream()
@@ -255,8 +268,6 @@ class BinanceBroker(Broker):
         rules = self._tradeable(request.symbol)
         if rules.order_types and kind not in rules.order_types:
             raise Unsupported(f"{kind} orders on {request.symbol}", PROVIDER)
-        if request.stop_loss is not None and request.take_profit is not None and not rules.oco_allowed:
-            raise Unsupported(f"OCO exits on {request.symbol}", PROVIDER)
         market = request.order_type in (OrderType.MARKET, OrderType.STOP)
         check_quantity(rules, request.quantity, market=request.order_type is OrderType.MARKET)
         for field in ("limit_price", "stop_price", "stop_loss", "take_profit"):
