@@ -118,7 +118,7 @@ CAPABILITIES = Capabilities(
 _NOT_REPLACEABLE = frozenset({"accepted", "pending_new", "pending_cancel", "pending_replace"})
 VENUE_READ_SECONDS = 1.0        # account, positions, open orders: each asked at most this often (see above)
 ACCEPTED_REPEAT = timedelta(minutes=5)
-OPEN_ORDER_PAGES = 10           # 500 orders a page
+OPEN_ORDER_PAGE, OPEN_ORDER_PAGES = 500, 10     # Alpaca's largest page, and how many a listing may take
 _URL_SETTINGS = (("ALPACA_BASE_URL", HTTP_SCHEMES), ("ALPACA_DATA_URL", HTTP_SCHEMES),
                  ("ALPACA_STREAM_URL", STREAM_SCHEMES))
 
@@ -474,7 +474,7 @@ class AlpacaBroker(Broker):
 
     def _open_orders(self, now: datetime) -> list[VenueOrder]:
         found: dict[str, VenueOrder] = {}
-        params: dict[str, Any] = {"status": "open", "nested": "true", "limit": 500, "direction": "desc"}
+        params: dict[str, Any] = {"status": "open", "nested": "true", "limit": OPEN_ORDER_PAGE, "direction": "desc"}
         for _page in range(OPEN_ORDER_PAGES):
             body = self._call("GET", "/v2/orders", params=params).body
             page = [raw for raw in body if isinstance(raw, dict)] if isinstance(body, list) else []
@@ -483,7 +483,7 @@ class AlpacaBroker(Broker):
                 venue_order = parse_alpaca_venue_order(order, now=now)
                 if venue_order is not None:
                     found.setdefault(order.id, venue_order)
-            if len(page) < 500 or len(found) == before:
+            if len(page) < OPEN_ORDER_PAGE or len(found) == before:
                 break
             params = {**params, "before_order_id": page[-1]["id"]}
         return list(found.values())
@@ -503,7 +503,8 @@ class AlpacaBroker(Broker):
 
     # -- matching --------------------------------------------------------------------------------------
     def sync(self, working: Sequence[WorkingOrder], *, now: datetime) -> list[ExecutionReport]:
-        """Fills, cancels, expiries and rejections Alpaca has seen for ``working`` since the desk last looked."""
+        """Fills, cancels, expiries, rejections and releases (ACCEPTED) Alpaca has seen for ``working`` since the desk
+        last looked (table in ``reports.py``)."""
         if not working:
             return []
         snapshot = self._snapshot(after=min(w.created_at for w in working) - timedelta(minutes=5))
@@ -527,7 +528,8 @@ class AlpacaBroker(Broker):
                                      if o.filled_avg_price})
         for stale in list(self._fills_seen)[:max(0, len(self._fills_seen) - MAX_FILLS_SEEN)]:
             del self._fills_seen[stale]
-        self._accepted_said = {k: v for k, v in self._accepted_said.items() if k in {o.order_id for o in working}}
+        still_working = {o.order_id for o in working}
+        self._accepted_said = {k: v for k, v in self._accepted_said.items() if k in still_working}
         return reports
 
     def _may_be_pending(self, order: WorkingOrder, *, now: datetime) -> bool:
