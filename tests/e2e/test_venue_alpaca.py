@@ -30,6 +30,7 @@ from orders.engine import VenueWatch, engine_tick
 from orders.models import Alert, ExitLeg, Order, Position
 from tests.builders import make_account
 from tests.fakes import FakeVenue
+from tests.fakes.hosts import hosts_contacted
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -198,17 +199,19 @@ def test_legs_alpaca_releases_a_while_later_show_open_on_the_next_poll(desk, cli
 
 def test_no_connection_leaves_for_a_host_the_configuration_did_not_name(desk, client, dialled):
     stop = threading.Event()
-    stream = threading.Thread(target=desk.broker.watch, kwargs={"wake": lambda: None, "stop": stop})
-    stream.start()
-    try:
-        bracket(client, "hosts-1")
-        desk.tick(2)
-        client.get("/v1/account")
-        client.get("/v1/quotes/AAPL")
-        time.sleep(0.5)
-    finally:
-        stop.set()
-        stream.join(10)
+    with hosts_contacted() as contacted:
+        stream = threading.Thread(target=desk.broker.watch, kwargs={"wake": lambda: None, "stop": stop})
+        stream.start()
+        try:
+            bracket(client, "hosts-1")
+            desk.tick(2)
+            client.get("/v1/account")
+            client.get("/v1/quotes/AAPL")
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            stream.join(10)
+    assert contacted.hosts() == {"127.0.0.1"}, "every socket this process opened went to the loopback"
     named = {urlsplit(desk.fake.url).netloc, urlsplit(desk.fake.ws_url).netloc}
     seen = desk.fake.control("requests")["requests"]
     assert {r["host"] for r in seen} == named
