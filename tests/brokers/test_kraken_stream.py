@@ -17,7 +17,7 @@ import responses
 
 from orders.brokers.kraken.stream import WS_AUTH_URL, KrakenExecutions, to_kraken_ws_subscribe
 from orders.domain.errors import DeskError, ProviderError
-from tests.brokers.test_kraken import API_KEY, KrakenVenue, answer, envelope, make_kraken, payload
+from tests.brokers.test_kraken import API_KEY, NOW, KrakenVenue, answer, envelope, make_kraken, payload
 
 TOKEN = "1Dwc4lzSwNWOAwkMdqhssNNFhs1ed606d1WcF3XfEMw"
 
@@ -162,3 +162,30 @@ def test_the_engine_is_woken_by_executions_and_the_watch_ends_when_the_engine_st
 
     assert woke.is_set() and not watcher.is_alive()
     assert socket.sent[0]["params"]["channel"] == "executions"
+
+
+def test_an_execution_has_the_account_read_afresh_before_the_engine_wakes(venue, monkeypatch):
+    """The account's balances are reused between refreshes (Kraken's counter); an execution on the stream means
+    they changed, so the refresh that follows the wake-up reads them again."""
+    kraken = make_kraken()
+    venue.stage("BalanceEx", payload("user_balanceex"))
+    venue.stage("TradeBalance", payload("user_tradebalance"))
+    kraken.account_state(now=NOW)
+    stop, read_before_wake = threading.Event(), []
+    _, connect = scripted([FakeSocket("subscribe_ok", ["trade"]), *[FakeSocket("subscribe_ok", []) for _ in range(50)]])
+
+    async def pause(seconds):
+        await asyncio.sleep(0.01)
+
+    monkeypatch.setattr(kraken, "executions_stream", lambda: KrakenExecutions(token=lambda: TOKEN, connect=connect,
+                                                                               sleep=pause))
+
+    def wake():
+        kraken.account_state(now=NOW)
+        read_before_wake.append(len(venue.calls_to("BalanceEx")))
+        stop.set()
+
+    watcher = threading.Thread(target=kraken.watch, kwargs={"wake": wake, "stop": stop})
+    watcher.start()
+    watcher.join(timeout=10)
+    assert read_before_wake == [2]

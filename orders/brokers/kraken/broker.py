@@ -103,6 +103,7 @@ _HEADERS = {"User-Agent": "tradingdesk-kraken/1"}
 _FORM = "application/x-www-form-urlencoded; charset=utf-8"
 
 
+DEFAULT_QUOTE_ASSET = "USD"       # Kraken's ZUSD
 DEFAULT_DEADMAN_SECONDS = 60      # Kraken's advice: a 60 s timeout, re-armed every 15 to 30 s
 MAX_DEADMAN_SECONDS = 86399       # CancelAllOrdersAfter takes less than a day
 
@@ -113,13 +114,14 @@ class KrakenConfig:
     api_secret: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
     ws_auth_url: str | None = None          # None: derived from base_url (endpoints.py)
-    quote_asset: str = "USD"                # the account's currency: cash, buying power, equity and positions
+    quote_asset: str = DEFAULT_QUOTE_ASSET  # the account's currency: cash, buying power, equity and positions
     deadman_seconds: int = DEFAULT_DEADMAN_SECONDS
 
 
 def build_kraken_broker() -> KrakenBroker:
     env = require_env("kraken", ["KRAKEN_API_KEY", "KRAKEN_API_SECRET"],
-                      {"KRAKEN_BASE_URL": DEFAULT_BASE_URL, "KRAKEN_WS_AUTH_URL": "", "KRAKEN_QUOTE_ASSET": "USD",
+                      {"KRAKEN_BASE_URL": DEFAULT_BASE_URL, "KRAKEN_WS_AUTH_URL": "",
+                       "KRAKEN_QUOTE_ASSET": DEFAULT_QUOTE_ASSET,
                        "KRAKEN_DEADMAN_SECONDS": str(DEFAULT_DEADMAN_SECONDS)})
     try:
         base64.b64decode(env["KRAKEN_API_SECRET"], validate=True)
@@ -132,7 +134,7 @@ def build_kraken_broker() -> KrakenBroker:
         raise ImproperlyConfigured(str(e)) from None
     return KrakenBroker(KrakenConfig(api_key=env["KRAKEN_API_KEY"], api_secret=env["KRAKEN_API_SECRET"],
                                      base_url=base_url, ws_auth_url=ws_auth_url,
-                                     quote_asset=env["KRAKEN_QUOTE_ASSET"].strip().upper() or "USD",
+                                     quote_asset=env["KRAKEN_QUOTE_ASSET"].strip().upper() or DEFAULT_QUOTE_ASSET,
                                      deadman_seconds=_deadman_seconds(env["KRAKEN_DEADMAN_SECONDS"])))
 
 
