@@ -7,7 +7,7 @@ mapping (its JSON, its symbols) lives beside its adapter in ``brokers/<venue>/``
 from __future__ import annotations
 
 from orders.brokers.types import OrderTicket, WorkingOrder
-from orders.domain.enums import OrderType, Side, TimeInForce
+from orders.domain.enums import OrderStatus, OrderType, Side, TimeInForce
 from orders.models import Order
 
 
@@ -18,7 +18,7 @@ def order_to_ticket(order: Order) -> OrderTicket:
                        time_in_force=order.time_in_force, limit_price=order.limit_price, stop_price=order.stop_price,
                        trailing_distance=order.trailing_distance, trailing_type=order.trailing_type,
                        reduce_only=order.reduce_only, post_only=order.post_only,
-                       broker_order_id=order.broker_order_id or None)
+                       broker_order_id=order.broker_order_id or None, status=OrderStatus(order.status))
 
 
 def order_to_working(order: Order) -> WorkingOrder:
@@ -30,4 +30,4 @@ def order_to_working(order: Order) -> WorkingOrder:
         stop_price=order.stop_price, trailing_distance=order.trailing_distance, trailing_type=order.trailing_type,
         trail_reference=order.trail_reference, triggered=order.triggered, checked_until=order.checked_until,
         post_only=order.post_only, venue_oco_id=order.venue_oco_id, client_order_id=order.client_order_id,
-        broker_order_id=order.broker_order_id or None)
+        broker_order_id=order.broker_order_id or None, status=OrderStatus(order.status))

@@ -82,7 +82,8 @@ class HttpClient:
             if sign is not None:
                 call = sign(call)
             try:
-                raw = self.session.request(method, url, timeout=self.timeout, **call)
+                # never follow a redirect: it would carry the key headers to a host the configuration did not name
+                raw = self.session.request(method, url, timeout=self.timeout, allow_redirects=False, **call)
             except (requests.ConnectionError, requests.Timeout) as e:
                 if safe and attempt + 1 < self.retry.attempts:
                     self.sleep(self.retry.delay(attempt))

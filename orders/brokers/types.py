@@ -158,6 +158,7 @@ class WorkingOrder:
     venue_oco_id: str | None = None           # orders the venue cancels together (native OCO / bracket legs)
     client_order_id: str | None = None
     broker_order_id: str | None = None
+    status: OrderStatus | None = None         # the desk's status of it (PENDING: held back, or its answer lost)
 
     @property
     def remaining(self) -> Decimal:

@@ -151,16 +151,6 @@ class _Snapshot:
             self.add(leg)
 
 
-class _StayOnHost:
-    """A session that answers a redirect instead of following it to a host the configuration did not name."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        return self.session.request(method, url, **{**kwargs, "allow_redirects": False})
-
-
 class AlpacaBroker(Broker):
     name = "alpaca"
     poll_seconds = 1.5          # a poll is one or two requests: at most 80 of the 200 a minute, the rest for orders
@@ -170,10 +160,9 @@ class AlpacaBroker(Broker):
                  clock: Callable[[], float] = time.time, venue_read_seconds: float = VENUE_READ_SECONDS) -> None:
         self.config = config
         self.capabilities = CAPABILITIES
-        self.http = http or _staying(HttpClient(base_url=config.base_url, provider=self.name, retry=retry,
-                                                sleep=sleep))
-        self.data_http = data_http or _staying(HttpClient(base_url=config.data_url, provider=self.name, retry=retry,
-                                                          sleep=sleep))
+        self.http = http or HttpClient(base_url=config.base_url, provider=self.name, retry=retry, sleep=sleep)
+        self.data_http = data_http or HttpClient(base_url=config.data_url, provider=self.name, retry=retry,
+                                                 sleep=sleep)
         self.clock = clock
         self.venue_read_seconds = venue_read_seconds
         self._read: dict[str, tuple[datetime, Any]] = {}     # venue truth last read: kind -> (when, what)
@@ -593,11 +582,6 @@ class AlpacaBroker(Broker):
         if ours is not None:
             self._desk_ids[order.id] = ours
         return ours or order.client_order_id or None
-
-
-def _staying(client: HttpClient) -> HttpClient:
-    client.session = _StayOnHost(client.session)
-    return client
 
 
 def _ack(order: AlpacaOrder, *, armed: bool = True) -> BrokerAck:
