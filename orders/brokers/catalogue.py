@@ -58,7 +58,8 @@ class PriceBand:
         return market * self.ask_down, market * self.ask_up
 
 
-# BTCUSDT's filter in Binance Spot's exchangeInfo (tests/brokers/payloads/binance_market_exchangeinfo.json)
+# BTCUSDT's filter in Binance Spot's exchangeInfo (tests/brokers/payloads/binance_market_exchangeinfo.json). Binance
+# measures it from a 5-minute average price; the paper venue uses the mid, as the Binance adapter's own check does.
 BINANCE_PERCENT_PRICE_BY_SIDE = PriceBand(bid_down=D("0.2"), bid_up=D("5"), ask_down=D("0.2"), ask_up=D("5"))
 
 
