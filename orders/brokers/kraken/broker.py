@@ -196,7 +196,7 @@ class KrakenBroker(Broker):
 
     # -- transport ---------------------------------------------------------------------------------------------
     def _public(self, method: str, params: dict | None = None, *, symbol: str | None = None) -> Any:
-        response = self.http.request("GET", PUBLIC + method, params=params, headers=_HEADERS, sign=_no_redirects)
+        response = self.http.request("GET", PUBLIC + method, params=params, headers=_HEADERS)
         return self._result(response, symbol=symbol)
 
     def _private(self, method: str, fields: list[tuple[str, str]], *, idempotent: bool = True,
@@ -216,7 +216,6 @@ class KrakenBroker(Broker):
             nonce = self.nonces.next()
             postdata = urlencode([("nonce", str(nonce)), *(call["data"] or [])])
             call["data"] = postdata
-            call["allow_redirects"] = False        # the key goes to the configured host and nowhere else
             call["headers"].update({"API-Key": self.config.api_key, "Content-Type": _FORM,
                                     "API-Sign": kraken_signature(path=path, nonce=nonce, postdata=postdata,
                                                                  secret=self.config.api_secret)})
@@ -544,12 +543,6 @@ class KrakenBroker(Broker):
         return sorted((parse_kraken_fill(trade_id, raw, order_id=order.order_id, commission_currency=currency)
                        for trade_id, raw in trades.items() if raw.get("ordertxid", venue.txid) == venue.txid),
                       key=lambda r: r.timestamp)
-
-
-def _no_redirects(call: dict) -> dict:
-    """A public call is not followed elsewhere either: every connection goes to the configured host."""
-    call["allow_redirects"] = False
-    return call
 
 
 def _rfc3339(text: Any) -> datetime | None:

@@ -9,8 +9,8 @@ API, which carries the ``executions`` stream and receives the token, is derived 
 
 ``KRAKEN_WS_AUTH_URL`` overrides the derived address when a non-Kraken host serves its WebSocket elsewhere.
 So the API key (REST) and the WebSocket token only ever travel to a host the configuration named: the base
-host, Kraken's pair for it, or the override. The REST calls follow no redirect and the stream follows none
-to another origin (``stream.py``), so no answer can send them elsewhere either.
+host, Kraken's pair for it, or the override. The REST calls follow no redirect (``brokers.http``) and the
+stream follows none to another origin (``stream.py``), so no answer can send them elsewhere either.
 
 Pure: no I/O, no Django.
 """
