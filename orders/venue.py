@@ -18,7 +18,7 @@ def order_to_ticket(order: Order) -> OrderTicket:
                        time_in_force=order.time_in_force, limit_price=order.limit_price, stop_price=order.stop_price,
                        trailing_distance=order.trailing_distance, trailing_type=order.trailing_type,
                        reduce_only=order.reduce_only, post_only=order.post_only,
-                       broker_order_id=order.broker_order_id or None, status=OrderStatus(order.status))
+                       broker_order_id=order.broker_order_id or None)
 
 
 def order_to_working(order: Order) -> WorkingOrder:

@@ -56,9 +56,13 @@ class Instrument:
     price_band_pct: Decimal = Decimal("50")     # limit/stop prices further than this from the market are refused
     session: str = "always"                     # always | exchange (13:30-20:00 UTC, Mon-Fri)
     halted: bool = False
+    base: str = ""                              # the asset traded, as the venue names it (ETH of ETHBTC)
 
     @property
     def base_asset(self) -> str:
+        """The asset traded: as the venue said, else the symbol less a dollar quote (BTC of BTCUSDT)."""
+        if self.base:
+            return self.base
         bare = self.symbol.split(":")[-1]
         for quote in ("USDT", "USDC", "USD"):
             if bare.endswith(quote) and len(bare) > len(quote):

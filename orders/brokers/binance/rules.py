@@ -95,7 +95,7 @@ def parse_binance_instrument(rules: SymbolRules) -> Instrument:
     return Instrument(symbol=rules.symbol, asset_class=AssetClass.CRYPTO, tick_size=rules.tick_size,
                       quantity_step=rules.step_size, min_quantity=rules.min_qty, base_price=ZERO,
                       quote_currency=rules.quote_asset or "USDT", min_notional=rules.min_notional, can_short=False,
-                      price_band_pct=band_pct, halted=not rules.trading)
+                      price_band_pct=band_pct, halted=not rules.trading, base=rules.base_asset)
 
 
 # -- checks (each raises OrderRejected naming the filter and the limit) ----------------------------------
