@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 from decimal import Decimal
 
@@ -34,6 +35,7 @@ from orders.models import Alert, ExitLeg, Order, Position, VenueState
 from tests.builders import make_account
 from tests.e2e.desk_process import running_desk, wait_for
 from tests.fakes import FakeVenue
+from tests.fakes.hosts import hosts_contacted
 from tests.fakes.kraken import API_KEY, API_SECRET
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -223,6 +225,27 @@ def test_a_stop_that_triggers_at_kraken_closes_the_position_and_ends_the_take_pr
     assert client.get("/v1/positions").json() == []
     assert desk.open_orders() == []
     assert alerts(desk, Alert.Kind.POSITION_UNPROTECTED) == []
+
+
+def test_the_engines_stream_and_every_call_go_to_the_configured_hosts_only(desk, client):
+    """The engine's stream thread (``broker.watch``) dials the configured WebSocket address with a token from the
+    configured REST host and wakes the engine on the entry's fill; no socket of this process goes anywhere else."""
+    stop, woken = threading.Event(), threading.Event()
+    with hosts_contacted() as contacted:
+        watcher = threading.Thread(target=desk.broker.watch, kwargs={"wake": woken.set, "stop": stop}, daemon=True)
+        watcher.start()
+        wait_for(lambda: any(r["method"] == "WS" for r in desk.requests()), timeout=10, what="the stream to connect")
+        time.sleep(0.3)                                        # its subscription answered
+        buy_bracket(client)
+        assert woken.wait(10), "the entry's execution woke the engine"
+        desk.tick(3)
+        stop.set()
+        watcher.join(timeout=10)
+    assert contacted.hosts() <= {"127.0.0.1"}
+    rest, ws = desk.fake.url.removeprefix("http://"), desk.fake.ws_url.removeprefix("ws://")
+    assert {(r["method"] == "WS", r["host"]) for r in desk.requests()} == {(False, rest), (True, ws)}
+    assert any(r["path"] == "/0/private/GetWebSocketsToken" for r in desk.requests())
+    assert len(desk.open_orders()) == 1
 
 
 # -- the dead man's switch ------------------------------------------------------------------------------------
