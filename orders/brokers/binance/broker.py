@@ -604,6 +604,9 @@ def _check_reduce_only(request: OrderRequest, context: AccountContext) -> None:
                             quantity=format_decimal(request.quantity))
 
 
+DEFAULT_QUOTE_ASSET = "USDT"
+
+
 def build_binance_broker() -> BinanceBroker:
     """The registry's factory (``BROKERS["binance_spot"]``): configuration from the environment.
 
@@ -612,7 +615,7 @@ def build_binance_broker() -> BinanceBroker:
     account's currency."""
     values = require_env(PROVIDER, ["BINANCE_API_KEY", "BINANCE_API_SECRET"],
                          {"BINANCE_BASE_URL": "https://testnet.binance.vision", "BINANCE_RECV_WINDOW": "5000",
-                          "BINANCE_WS_API_URL": "", "BINANCE_QUOTE_ASSET": "USDT"})
+                          "BINANCE_WS_API_URL": "", "BINANCE_QUOTE_ASSET": DEFAULT_QUOTE_ASSET})
     try:
         base_url = rest_base_url(values["BINANCE_BASE_URL"])
     except ValueError as e:
