@@ -8,7 +8,7 @@ import inspect
 import logging
 import random
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -99,3 +99,24 @@ async def deliver(on_events: Callable[[list], Any], events: list) -> None:
     result = on_events(events)
     if inspect.isawaitable(result):
         await result
+
+
+async def frames_until(ws: Any, stop: asyncio.Event) -> AsyncIterator[Any]:
+    """The socket's frames until it closes or ``stop`` is set, whichever comes first: a quiet account sends
+    nothing for hours, and an engine that stops must not wait for its next frame to let the stream go."""
+    frames = aiter(ws)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            receiving = asyncio.ensure_future(anext(frames))
+            await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done():
+                receiving.cancel()
+                return
+            try:
+                raw = receiving.result()
+            except StopAsyncIteration:
+                return
+            yield raw
+    finally:
+        stopping.cancel()

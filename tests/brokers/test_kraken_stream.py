@@ -189,3 +189,27 @@ def test_an_execution_has_the_account_read_afresh_before_the_engine_wakes(venue,
     watcher.start()
     watcher.join(timeout=10)
     assert read_before_wake == [2]
+
+
+class QuietSocket(FakeSocket):
+    """Answers the subscription, then sends nothing, as a quiet account's stream does for hours."""
+
+    async def _play(self):
+        await asyncio.Event().wait()
+        yield ""                                    # never reached
+
+
+def test_a_quiet_stream_lets_go_as_soon_as_it_is_asked_to_stop():
+    socket = QuietSocket("subscribe_ok", [])
+
+    async def main():
+        stop = asyncio.Event()
+        stream = KrakenExecutions(token=lambda: TOKEN, connect=lambda url: socket)
+        task = asyncio.create_task(stream.run(lambda events: None, stop=stop))
+        while not socket.sent:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 2)          # before the change it waited for a frame that never came
+
+    asyncio.run(main())

@@ -20,13 +20,13 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 from orders.brokers.binance.endpoints import ws_api_url
 from orders.brokers.binance.mapping import PROVIDER, parse_binance_execution_report, to_binance_ws_subscribe
-from orders.brokers.streams import ReconnectingStream, deliver, websocket_connect
+from orders.brokers.streams import ReconnectingStream, deliver, frames_until, websocket_connect
 from orders.brokers.types import ExecutionReport
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class BinanceUserStream(ReconnectingStream):
             return
 
     async def _listen(self, ws: Any, on_reports: OnReports, stop: asyncio.Event) -> None:
-        async for raw in _until(ws, stop):
+        async for raw in frames_until(ws, stop):
             frame = json.loads(raw, parse_float=Decimal)
             event = frame.get("event", frame)
             if event.get("e") == "eventStreamTerminated":
@@ -88,24 +88,3 @@ class BinanceUserStream(ReconnectingStream):
             reports = parse_binance_execution_report(frame)
             if reports:
                 await deliver(on_reports, reports)
-
-
-async def _until(ws: Any, stop: asyncio.Event) -> AsyncIterator[Any]:
-    """The socket's frames until it closes or ``stop`` is set, whichever comes first: a quiet account sends
-    nothing for hours, and an engine that stops must not wait for its next frame to let the stream go."""
-    frames = aiter(ws)
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        while not stop.is_set():
-            receiving = asyncio.ensure_future(anext(frames))
-            await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not receiving.done():
-                receiving.cancel()
-                return
-            try:
-                raw = receiving.result()
-            except StopAsyncIteration:
-                return
-            yield raw
-    finally:
-        stopping.cancel()

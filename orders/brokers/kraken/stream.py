@@ -25,7 +25,7 @@ from functools import cache
 from typing import Any
 
 from orders.brokers.kraken.endpoints import KRAKEN_WS_AUTH_URL
-from orders.brokers.streams import ReconnectingStream, deliver
+from orders.brokers.streams import ReconnectingStream, deliver, frames_until
 
 WS_AUTH_URL = KRAKEN_WS_AUTH_URL
 CHANNEL = "executions"
@@ -106,9 +106,7 @@ class KrakenExecutions(ReconnectingStream):
             return
 
     async def _listen(self, ws: Any, on_executions: OnExecutions, stop: asyncio.Event) -> None:
-        async for raw in ws:
+        async for raw in frames_until(ws, stop):
             message = json.loads(raw)
             if message.get("channel") == CHANNEL and message.get("data"):
                 await deliver(on_executions, message["data"])
-            if stop.is_set():
-                return
