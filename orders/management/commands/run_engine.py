@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 600
 DATABASE_ERRORS = (OperationalError, InterfaceError)     # the database went away (not a refused statement)
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 4.0
+# how long a standby needs to take a dead engine's lease over and re-arm the venue's dead man's switch: the lease
+# lapsing, the standby's next look (every second) and its first tick, with room to spare
+TAKEOVER_SECONDS = int(LEASE_SECONDS * 1.5) + 5
 STEADY_SECONDS = 30.0       # an error this soon after recovering continues the backoff rather than restarting it
 
 
@@ -102,6 +105,10 @@ class Command(BaseCommand):
         tick = options["tick"] or settings.ENGINE_TICK_SECONDS
         names = ", ".join(a.name for a in accounts)
         self.stdout.write(f"engine {owner} running for {names} on {broker.name} (tick {tick}s)")
+        if 0 < broker.deadman_seconds < TAKEOVER_SECONDS:
+            log.warning("engine: %s's dead man's switch times out after %d s, before a standby can take the lease "
+                        "over and re-arm it (about %d s): a failover will cancel every order, stops included",
+                        broker.name, broker.deadman_seconds, TAKEOVER_SECONDS)
         link, venue = BrokerLink(), VenueWatch(owner=owner)
         # catch up with what the venue did meanwhile (and, on a real venue, reconcile with its books)
         engine_tick(accounts=accounts, broker=broker, link=link, venue=venue)
