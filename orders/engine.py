@@ -34,6 +34,7 @@ from orders.services.fills import reports_apply
 from orders.services.positions import position_close
 from orders.services.protection import protection_tick
 from orders.services.reconcile import reconcile_run, venue_refresh
+from orders.services.watched import watched_tick
 from orders.venue import order_to_working
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,9 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
     if venue is not None:
         # the venue's books after its reports were applied: a fill seen by ``sync`` is no longer a difference
         venue_tick(accounts=accounts, broker=broker, watch=venue, link=link, now=now)
-    protection_tick(accounts=accounts, broker=broker, now=now, book=book if poll else None, quotes=poll)
+    protection_tick(accounts=accounts, broker=broker, now=now)
+    if poll:                    # the venue may be asked for quotes this tick
+        watched_tick(accounts=accounts, broker=broker, now=now, book=book)
     auto_flatten(accounts=accounts, broker=broker, now=now)
     alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
     ENGINE_TICK_SECONDS.observe(time.perf_counter() - started, platform=broker.name)

@@ -106,6 +106,11 @@ def as_leg_orders(orders: list[Order]) -> list[LegOrder]:
     return [LegOrder(str(o.id), o.quantity, o.filled_quantity, o.status in WORKING_STATUSES) for o in orders]
 
 
+def is_watched(leg: ExitLeg) -> bool:
+    """A take-profit the engine watches on the quote rather than one resting at the venue (``services/watched``)."""
+    return leg.emulated and leg.role == Order.LegRole.TAKE_PROFIT
+
+
 def is_at_broker(order: Order, broker: Broker) -> bool:
     """Whether cancelling must reach the broker: everything but a bracket leg the desk itself still holds
     back for a venue that answers at once (a remote broker's held leg has its own id there)."""

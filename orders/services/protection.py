@@ -9,7 +9,8 @@ Whatever the strategy (see ``exits/strategy.py``):
   filled anyway, ``OCO_DOUBLE_EXIT`` is raised;
 * a position that goes flat cancels its legs and resolves its unprotected alerts; one that shrinks
   trims them; an entry that ends without a fill cancels its legs;
-* ``protection_tick`` (engine loop) retries due legs, escalates and trails emulated stops;
+* ``protection_tick`` (engine loop) retries due legs and escalates (the exits the engine watches on the
+  quote, trailing stops and take-profits, are ``services/watched.py``);
   ``protection_reconcile`` (engine start) catches up what happened while no engine ran.
 
 The numbers (how much to cover, what to trim, where a stop trails) are decided in ``exits/``; the legs
@@ -27,18 +28,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orders.brokers.base import Broker
-from orders.domain.enums import WORKING_STATUSES, OrderStatus, RejectReason, Side, TrailingType
+from orders.domain.enums import WORKING_STATUSES, OrderStatus, RejectReason, Side
 from orders.domain.errors import DeskError, OrderRejected, ProviderError, ProviderUnavailable
 from orders.domain.lifecycle import LIVE_LEG, UNPLACED, LegStatus, OrderStep
 from orders.domain.money import ZERO, format_decimal
-from orders.exits.book import TrailingBook, TrailingLeg
 from orders.exits.decide import (
     Cancel,
     leg_quantity,
     protection_target,
     shrink_to,
-    take_profit_touched,
-    trailing_move,
     trim_to,
     unplaced_too_long,
 )
@@ -46,8 +44,7 @@ from orders.models import Account, Alert, ExitLeg, Fill, Order
 from orders.selectors import position_quantity
 from orders.services import breakers, legs
 from orders.services.alerts import alert_raise, alerts_resolve
-from orders.services.audit import audit_record
-from orders.services.orders import OrderChanges, order_cancel, order_modify
+from orders.services.orders import order_cancel
 from orders.services.transitions import leg_transition, order_transition
 from orders.venue import order_to_ticket
 
@@ -120,7 +117,7 @@ def _wanted(entry: Order) -> Decimal:
     return protection_target(entry_side=Side(entry.side), filled_quantity=entry.filled_quantity, held=_held(entry))
 
 
-def _target(entry: Order, broker: Broker) -> Decimal:
+def leg_target(entry: Order, broker: Broker) -> Decimal:
     """What the legs can cover of it at the venue: rounded down to its quantity step (0 below its minimum)."""
     wanted = _wanted(entry)
     try:
@@ -131,13 +128,13 @@ def _target(entry: Order, broker: Broker) -> Decimal:
 
 
 def _shortfall(entry: Order, leg: ExitLeg, broker: Broker) -> Decimal:
-    return _target(entry, broker) - legs.covered(leg)
+    return leg_target(entry, broker) - legs.covered(leg)
 
 
 def _uncoverable(entry: Order, broker: Broker) -> str | None:
     """Why what is held cannot carry a leg at all (below the venue's minimum), or None."""
     wanted = _wanted(entry)
-    if wanted <= 0 or _target(entry, broker) > 0:
+    if wanted <= 0 or leg_target(entry, broker) > 0:
         return None
     minimum = broker.instrument(entry.symbol).min_quantity
     return (f"the {format_decimal(wanted)} {entry.symbol} held is below the venue's minimum order "
@@ -155,8 +152,8 @@ def _protect_one(entry: Order, leg: ExitLeg, *, broker: Broker, now: datetime) -
         if not broker.answers_at_once:     # a remote broker releases its own held legs; sync reports what they do
             legs.leg_mark_placed(leg)
             return
-        legs.leg_release_held(entry, leg, _target(entry, broker), broker=broker)
-    if _is_watched(leg):                   # armed: the engine fires it on the quote (``take_profit_watch``)
+        legs.leg_release_held(entry, leg, leg_target(entry, broker), broker=broker)
+    if legs.is_watched(leg):               # armed: the engine fires it on the quote (``services/watched.py``)
         if leg.status not in UNPLACED or leg.next_attempt_at is None or leg.next_attempt_at <= now:
             legs.leg_mark_placed(leg)
         return
@@ -329,10 +326,9 @@ def _reprotect_after_venue_cancel(order: Order, *, broker: Broker) -> None:
 
 # -- each engine tick ----------------------------------------------------------------------------------
 
-def protection_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None,
-                    book: TrailingBook | None = None, quotes: bool = True) -> None:
-    """Retry the legs that are due, report those unplaced too long, (with ``book``) trail stops, and (with
-    ``quotes``: the venue may be asked for them this tick) fire the take-profits the engine watches."""
+def protection_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None) -> None:
+    """Retry the legs that are due and report those unplaced too long (the exits the engine watches on the
+    quote are ``services/watched.py``'s)."""
     now = now or timezone.now()
     due = ExitLeg.objects.filter(account__in=accounts, status__in=UNPLACED).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).select_related("entry")
@@ -343,130 +339,6 @@ def protection_tick(*, accounts: list[Account], broker: Broker, now: datetime | 
     for leg in ExitLeg.objects.filter(account__in=accounts, status=LegStatus.RETRYING,
                                       first_failure_at__lte=unplaced_too_long(now)).select_related("entry"):
         legs.leg_escalate(leg, leg.entry)
-    if book is not None:
-        trail_tick(accounts=accounts, broker=broker, book=book, now=now)
-    if quotes:
-        take_profit_watch(accounts=accounts, broker=broker, now=now)
-
-
-# -- engine-watched take-profits -------------------------------------------------------------------------
-
-def _is_watched(leg: ExitLeg) -> bool:
-    return leg.emulated and leg.role == Order.LegRole.TAKE_PROFIT
-
-
-def take_profit_watch(*, accounts: list[Account], broker: Broker, now: datetime) -> None:
-    """Fire every armed engine-watched take-profit whose level the quote has reached (``legs_plans``: a venue
-    where the stop holds the whole balance)."""
-    quotes: dict[str, object] = {}
-    armed = ExitLeg.objects.filter(account__in=accounts, emulated=True, role=Order.LegRole.TAKE_PROFIT,
-                                   status=LegStatus.PLACED).select_related("entry")
-    for leg in armed:
-        if Order.objects.filter(exit_leg=leg, status__in=WORKING_STATUSES).exists():
-            continue                      # fired already: its sell is working
-        if leg.symbol not in quotes:
-            try:
-                quotes[leg.symbol] = broker.quote(leg.symbol, now=now)
-            except DeskError as e:
-                log.warning("take-profit %s not checked: no quote for %s: %s", leg.pk, leg.symbol, e.message)
-                quotes[leg.symbol] = None
-        quote = quotes[leg.symbol]
-        if quote is not None and take_profit_touched(side=Side(leg.side), trigger=leg.trigger_price,
-                                                     bid=quote.bid, ask=quote.ask):
-            _fire_take_profit(leg, broker=broker, now=now)
-
-
-def _fire_take_profit(leg: ExitLeg, *, broker: Broker, now: datetime) -> None:
-    """The quote reached the take-profit: cancel the resting stop first (its balance is what the sale needs),
-    then sell what is held at the market, then end the stop. A stop the venue would not cancel keeps the position
-    protected and the take-profit waits for the next tick; a sale the venue refuses puts the stop back at once
-    and the take-profit is armed again after a backoff."""
-    entry = Order.objects.get(pk=leg.entry_id)
-    quantity = _target(entry, broker)
-    if quantity <= 0:
-        return
-    stops = list(ExitLeg.objects.filter(entry=entry, role=Order.LegRole.STOP_LOSS, status__in=LIVE_LEG))
-    for stop in stops:
-        for order in Order.objects.filter(exit_leg=stop, status__in=WORKING_STATUSES):
-            try:
-                if legs.is_at_broker(order, broker):
-                    broker.cancel_order(order_to_ticket(order))
-            except DeskError as e:
-                log.warning("take-profit %s waits: the stop %s was not cancelled: %s", leg.pk, order.id, e.message)
-                return
-            order_transition(order, OrderStatus.CANCELLED, step=OrderStep.ENDED,
-                             message="cancelled for the take-profit's sale")
-    try:
-        with transaction.atomic():
-            legs.leg_place(entry, leg, quantity, broker=broker)
-    except DeskError as e:
-        log.error("take-profit %s: the sale was refused (%s); the stop goes back", leg.pk, e.message)
-        legs.leg_placement_failed(leg, entry, f"take-profit sale refused: {e.message}", now=now)
-        protect(entry=entry, broker=broker, now=now)        # the stop has no working order: it is placed again
-        return
-    for stop in stops:
-        legs.leg_end(stop, LegStatus.CANCELLED, "take_profit_fired", broker=broker)
-    audit_record(account_id=entry.account_id, actor="engine", action="take_profit.fire", target=str(leg.pk),
-                 symbol=entry.symbol, quantity=format_decimal(quantity), trigger=format_decimal(leg.trigger_price))
-
-
-# -- emulated trailing stops ---------------------------------------------------------------------------
-
-def trail_book_load(*, accounts: list[Account]) -> TrailingBook:
-    book = TrailingBook()
-    for leg in ExitLeg.objects.filter(account__in=accounts, emulated=True, status=LegStatus.PLACED):
-        _book_add(book, leg)
-    return book
-
-
-def _book_add(book: TrailingBook, leg: ExitLeg) -> None:
-    order = Order.objects.filter(exit_leg=leg, status__in=WORKING_STATUSES).first()
-    if order is None or leg.trailing_distance is None:
-        return
-    peak = leg.trail_peak or leg.entry.average_fill_price or order.stop_price
-    book.add(TrailingLeg(str(leg.pk), leg.symbol, Side(leg.side), leg.trailing_distance,
-                         TrailingType(leg.trailing_type), peak))
-
-
-def trail_tick(*, accounts: list[Account], broker: Broker, book: TrailingBook, now: datetime) -> None:
-    """Follow the market with every emulated trailing stop; move the resting stop order when its level
-    has moved by at least ``TRAIL_MOVE_THRESHOLD``."""
-    known = book.leg_ids()
-    for leg in ExitLeg.objects.filter(account__in=accounts, emulated=True, status=LegStatus.PLACED):
-        if str(leg.pk) not in known:
-            _book_add(book, leg)
-    for symbol in book.symbols():
-        try:
-            quote = broker.quote(symbol, now=now)
-        except DeskError:
-            continue
-        _, moved = book.on_quote(symbol, bid=quote.bid, ask=quote.ask)
-        if moved:
-            for trailing in book.legs_of(symbol):
-                _move_trailing_stop(trailing, broker=broker)
-    live = {str(pk) for pk in ExitLeg.objects.filter(pk__in=list(book.leg_ids()), status=LegStatus.PLACED)
-            .values_list("pk", flat=True)}
-    for leg_id in book.leg_ids() - live:
-        book.remove(leg_id)
-
-
-def _move_trailing_stop(trailing: TrailingLeg, *, broker: Broker) -> None:
-    leg = ExitLeg.objects.filter(pk=trailing.leg_id, status=LegStatus.PLACED).select_related("account").first()
-    if leg is None:
-        return
-    level = trailing.level()
-    ExitLeg.objects.filter(pk=leg.pk).update(trail_peak=trailing.peak)
-    tick = broker.instrument(leg.symbol).tick_size
-    for order in Order.objects.filter(exit_leg=leg, status__in=WORKING_STATUSES):
-        stop = trailing_move(level=level, side=Side(leg.side), floor=leg.trigger_price, tick=tick,
-                             current_stop=order.stop_price)
-        if stop is None:
-            continue
-        try:
-            order_modify(account=leg.account, order_id=str(order.id), changes=OrderChanges(stop_price=stop),
-                         broker=broker, actor="engine:trailing")
-        except DeskError as e:
-            log.warning("trailing stop %s not moved: %s", order.id, e.message)
 
 
 # -- start-up ------------------------------------------------------------------------------------------

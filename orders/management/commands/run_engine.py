@@ -39,7 +39,8 @@ from orders.engine import (
 )
 from orders.events import outbox_prune
 from orders.models import Account, EngineLease
-from orders.services.protection import protection_reconcile, trail_book_load
+from orders.services.protection import protection_reconcile
+from orders.services.watched import trail_book_load
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 600
