@@ -192,6 +192,13 @@ def open_positions(account: Account) -> list[Position]:
     return list(Position.objects.filter(account=account).exclude(quantity=0).order_by("symbol"))
 
 
+def traded_symbols(account: Account) -> list[str]:
+    """The symbols the account holds or has an order working in."""
+    held = Position.objects.filter(account=account).exclude(quantity=0).values_list("symbol", flat=True)
+    working = Order.objects.filter(account=account, status__in=WORKING_STATUSES).values_list("symbol", flat=True)
+    return sorted(set(held) | set(working))
+
+
 def venue_state(account: Account) -> VenueState | None:
     """What a real venue last said of the account (figures, reconciliation, dead man's switch), if anything."""
     return VenueState.objects.filter(account=account).first()

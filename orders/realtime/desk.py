@@ -110,7 +110,7 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
 
     def _all_sections(self) -> set[str]:
         if self.view == "risk":
-            return {"alerts", "state", "breakers", "working", "finished"}
+            return {"alerts", "state", "breakers", "working", "finished", "venue"}
         return {"working", "finished", "positions", "fills", "figures", "state", "alerts", "breakers"}
 
     async def disconnect(self, code) -> None:

@@ -45,8 +45,8 @@ def watched_tick(*, accounts: list[Account], broker: Broker, now: datetime, book
 # -- engine-watched take-profits -------------------------------------------------------------------------
 
 def take_profit_watch(*, accounts: list[Account], broker: Broker, now: datetime) -> None:
-    """Fire every armed engine-watched take-profit whose level the quote has reached (``exits.strategy.leg_plans``: a venue
-    where the stop holds the whole balance)."""
+    """Fire every armed engine-watched take-profit whose level the quote has reached (``exits.strategy.leg_plans``
+    arms them on a venue where the stop holds the whole balance)."""
     quotes: dict[str, object] = {}
     armed = ExitLeg.objects.filter(account__in=accounts, emulated=True, role=Order.LegRole.TAKE_PROFIT,
                                    status=LegStatus.PLACED).select_related("entry")

@@ -4,10 +4,12 @@ functions, so a pushed fragment is exactly what a reload would draw."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils import timezone
 
 from orders import selectors, wire
 from orders.brokers.base import Broker
+from orders.domain.errors import DeskError
 from orders.models import Account, TradingState, position_wire_id
 from orders.services.accounts import account_snapshot, mark_price
 
@@ -33,6 +35,25 @@ def venue_context(account: Account) -> dict:
     """A real venue's books as the engine last read them: when, whether it worked, the last reconciliation and
     the dead man's switch (None on the paper venue, whose books are the desk's)."""
     return {"venue": selectors.venue_state(account)}
+
+
+def ticket_symbols(account: Account, broker: Broker) -> list[str]:
+    """What the ticket offers: the venue's own list, and always what the account holds or has working (a position
+    adopted from the venue may be on no list). A venue that lists nothing (Alpaca's thousands of assets) adds the
+    desk's default symbols (``STREAM_DEFAULT_SYMBOLS``) that it knows."""
+    listed = broker.symbols()
+    ours = selectors.traded_symbols(account)
+    if not listed:
+        listed = [s.strip() for s in settings.STREAM_DEFAULT_SYMBOLS.split(",") if s.strip() and _known(broker, s)]
+    return sorted(set(listed) | set(ours))
+
+
+def _known(broker: Broker, symbol: str) -> bool:
+    try:
+        broker.instrument(symbol.strip())
+    except DeskError:
+        return False
+    return True
 
 
 def blotter_context(account: Account, broker: Broker) -> dict:

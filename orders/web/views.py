@@ -31,7 +31,7 @@ from orders.services.positions import position_close, positions_close_all
 from orders.services.reconcile import position_adopt_venue
 from orders.services.risk import kill_switch, trading_state_set
 from orders.services.tickets import OverrideRequired, TicketBlocked, ticket_preview
-from orders.web.context import blotter_context, risk_context
+from orders.web.context import blotter_context, risk_context, ticket_symbols
 from orders.web.forms import OrderTicketForm
 from orders.web.roles import can_supervise, can_trade, desk_account, require, roles_of, visible_accounts
 
@@ -65,7 +65,7 @@ def page_context(request: HttpRequest) -> dict:
 def desk(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
     context.update(blotter_context(context["account"], context["broker"]))
-    context["form"] = OrderTicketForm(symbols=context["broker"].symbols())
+    context["form"] = OrderTicketForm(symbols=ticket_symbols(context["account"], context["broker"]))
     template = "orders/desk.html"
     if request.htmx:
         template += "#blotter"
@@ -81,7 +81,7 @@ def _ticket_response(request, context, form, *, preview=None, placed=None, statu
 @require_POST
 def ticket_preview_view(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
-    form = OrderTicketForm(request.POST, symbols=context["broker"].symbols())
+    form = OrderTicketForm(request.POST, symbols=ticket_symbols(context["account"], context["broker"]))
     preview = None
     if form.is_valid():
         try:
@@ -100,7 +100,7 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
     a retry or a resubmitted form places one order, never two."""
     context = page_context(request)
     account, broker = context["account"], context["broker"]
-    form = OrderTicketForm(request.POST, symbols=broker.symbols())
+    form = OrderTicketForm(request.POST, symbols=ticket_symbols(account, broker))
     if not form.is_valid():
         return _ticket_response(request, context, form, status=400)
     order_request = form.to_request()
@@ -118,7 +118,7 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
     except DeskError as e:
         form.add_desk_error(e)
         return _ticket_response(request, context, form, status=e.status)
-    fresh = OrderTicketForm(symbols=broker.symbols(), initial={
+    fresh = OrderTicketForm(symbols=ticket_symbols(account, broker), initial={
         "symbol": order_request.symbol, "side": order_request.side, "order_type": order_request.order_type,
         "token": uuid.uuid4()})
     return _ticket_response(request, context, fresh, placed=wire.order_out(result.order))

@@ -322,3 +322,7 @@ def test_without_an_override_the_stream_dials_the_rest_host_never_binance(fake):
     asyncio.run(main())
     (dialled,) = [r for r in fake.control("requests")["requests"] if r["path"] == "/ws-api/v3"]
     assert dialled["host"] == urlsplit(fake.url).netloc and not dialled["api_key"]
+
+
+def test_the_ticket_is_offered_every_symbol_trading_against_the_quote_asset(broker):
+    assert broker.symbols() == ["BNBUSDT", "BTCUSDT", "ETHUSDT"]

@@ -298,3 +298,7 @@ def test_the_executions_stream_wakes_on_every_order_event(venue, kraken):
     assert events[-3:] == ["new", "trade", "filled"]
     ws = [r for r in venue_requests(venue) if r["method"] == "WS"]
     assert [(r["path"], r["host"]) for r in ws] == [("/v2", venue.ws_url.removeprefix("ws://"))]
+
+
+def test_the_ticket_is_offered_every_pair_against_the_quote_asset_by_its_short_name(kraken):
+    assert kraken.symbols() == ["ETHUSD", "SOLUSD", "XBTUSD"]          # not ETHXBT: it trades against XBT

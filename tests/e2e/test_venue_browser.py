@@ -8,8 +8,8 @@ risk desk ("risk") logged in to headless Chromium (Debian's ``chromium``, driven
 * a venue quantity that drifts raises POSITION_MISMATCH on the risk view, live, with both quantities; one click
   ("Adopt the venue's quantity", confirmed) resolves it and the desk shows the venue's quantity;
 * the risk view's Venue card says when the figures were read and when (and by whom) the dead man's switch was
-  armed; that it follows the engine without a reload is expected to fail (strict xfail) until the risk view's
-  socket redraws the card.
+  armed, and follows the engine without a reload;
+* the ticket offers the venue's own pairs, and the one held.
 
 Screenshots of the desk and the risk view at 390×844 and 1440×900 are saved under
 ``test-output/screenshots/venue-*.png``. The engine polls the venue every second (``DESK_VENUE_POLL_SECONDS=1``);
@@ -188,6 +188,8 @@ def test_the_desk_shows_the_venues_figures_and_a_position_put_there_from_outside
     expect(figure(trader, "Equity")).to_have_text("234,995.00")
     expect(trader.locator("#account-figures")).not_to_contain_text("100,000")
     expect(trader.locator("#positions-body tr.empty")).to_have_text("Flat")
+    # the ticket offers Kraken's own pairs against the account's currency (an empty list left nothing to trade)
+    expect(trader.locator("#ticket-symbol option[value='XBTUSD']")).to_have_count(1)
     mark_page(trader)
 
     fake.control("balance", asset="XBT", amount="0.5")         # bought elsewhere: at 30,000 that is 15,000 more
@@ -282,10 +284,6 @@ def served_text(page: Page, path: str, element_id: str) -> str:
     return re.sub(r"\s+", " ", found.group(1)).strip()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "the risk view's socket never redraws the Venue card: DeskLiveConsumer._all_sections (orders/realtime/desk.py) "
-    "leaves 'venue' out for view=risk, so the account and 'venue' events it is sent are filtered away and the "
-    "card keeps the times of the page load until a reload"))
 def test_the_venue_card_follows_the_engine_without_a_reload(people, desk):
     risk = people.log_in(RISK)
     risk.goto("/risk/")

@@ -161,6 +161,7 @@ class BinanceBroker(Broker):
         self.config = config
         self.client = BinanceClient(config, http=http, clock=clock)
         self._rules: dict[str, tuple[float, SymbolRules]] = {}
+        self._listed: tuple[float, list[str]] | None = None      # the ticket's symbols, when listed
         self._unknown_symbols: dict[str, float] = {}            # symbol → when the venue said it has none
         self._holdings: tuple[datetime, float, Holdings] | None = None
         self._taker_rate: Decimal | None = None                  # from the last account answer
@@ -210,6 +211,23 @@ class BinanceBroker(Broker):
 
     def instrument(self, symbol: str) -> Instrument:
         return parse_binance_instrument(self.symbol_rules(symbol))
+
+    def symbols(self) -> list[str]:
+        """The symbols the ticket offers: every spot symbol trading against the account's quote asset (one
+        exchangeInfo call, kept as long as symbol rules are)."""
+        now = self.client.clock()
+        if self._listed is None or now - self._listed[0] >= self.config.rules_ttl:
+            try:
+                body = self._market("/api/v3/exchangeInfo", [("permissions", "SPOT"), ("symbolStatus", "TRADING")],
+                                    weight=W_EXCHANGE_INFO, symbol="*")
+            except DeskError as e:
+                log.warning("%s: symbols not listed for the ticket: %s", PROVIDER, e.message)
+                return []
+            quote = self.config.quote_asset
+            self._listed = (now, sorted(info["symbol"] for info in body.get("symbols", [])
+                                        if info.get("quoteAsset") == quote
+                                        and info.get("status", "TRADING") == "TRADING"))
+        return self._listed[1]
 
     def quote(self, symbol: str, *, now: datetime) -> Quote:
         body = self._market("/api/v3/ticker/bookTicker", [("symbol", symbol)], weight=W_BOOK, symbol=symbol)

@@ -237,6 +237,16 @@ class KrakenBroker(Broker):
         return response.body["result"]
 
     # -- reference data ----------------------------------------------------------------------------------------
+    def symbols(self) -> list[str]:
+        """The pairs the ticket offers: every pair Kraken lists against the account's quote asset."""
+        try:
+            pairs = self._asset_pairs()
+        except DeskError as e:
+            log.warning("kraken: pairs not listed for the ticket: %s", e.message)
+            return []
+        return sorted({p["altname"] for p in pairs.values()
+                       if isinstance(p, dict) and p.get("quote") == self.quote_asset and p.get("altname")})
+
     def instrument(self, symbol: str) -> Instrument:
         cached = self._instruments.get(symbol)
         if cached is not None and self.clock() - cached[0] < INSTRUMENT_TTL_SECONDS:
