@@ -15,7 +15,6 @@ What issue #13 asks of Alpaca:
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from datetime import timedelta
@@ -44,23 +43,6 @@ POLL = timedelta(seconds=5)                                # DESK_VENUE_POLL_SEC
 def fake():
     with FakeVenue("alpaca", "--cash", "250000") as venue:
         yield venue
-
-
-@pytest.fixture
-def dialled(monkeypatch):
-    """Every host name this process resolves to connect to; anything but the loopback is refused, so a stray
-    connection fails the test instead of leaving the machine."""
-    hosts: list[str] = []
-    resolve = socket.getaddrinfo
-
-    def guarded(host, *args, **kwargs):
-        hosts.append(host.decode() if isinstance(host, bytes) else str(host))
-        if hosts[-1] not in ("127.0.0.1", "localhost", "::1"):
-            raise OSError(f"the test refuses to resolve {hosts[-1]}")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
-    return hosts
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ through ``engine_tick`` with its ``VenueWatch``. What issue #13 asks of Binance:
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -47,23 +46,6 @@ J = "application/json"
 def fake():
     with FakeVenue("binance") as venue:
         yield venue
-
-
-@pytest.fixture
-def dialled(monkeypatch):
-    """Every host name this process resolves to connect to; anything but the loopback is refused, so a stray
-    connection fails the test instead of leaving the machine."""
-    hosts: list[str] = []
-    resolve = socket.getaddrinfo
-
-    def guarded(host, *args, **kwargs):
-        hosts.append(host.decode() if isinstance(host, bytes) else str(host))
-        if hosts[-1] not in ("127.0.0.1", "localhost", "::1"):
-            raise OSError(f"the test refuses to resolve {hosts[-1]}")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
-    return hosts
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import threading
 import time
 from decimal import Decimal
@@ -35,37 +34,19 @@ from orders.models import Alert, ExitLeg, Order, Position, VenueState
 from tests.builders import make_account
 from tests.e2e.desk_process import running_desk, wait_for
 from tests.fakes import FakeVenue
-from tests.fakes.hosts import hosts_contacted
+from tests.fakes.hosts import LOOPBACK, hosts_contacted
 from tests.fakes.kraken import API_KEY, API_SECRET
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 D = Decimal
 J = "application/json"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @pytest.fixture(scope="module")
 def fake():
     with FakeVenue("kraken") as venue:
         yield venue
-
-
-@pytest.fixture
-def dialled(monkeypatch):
-    """Every host name this process resolves to connect to; anything but the loopback is refused, so a stray
-    connection fails the test instead of leaving the machine."""
-    hosts: list[str] = []
-    resolve = socket.getaddrinfo
-
-    def guarded(host, *args, **kwargs):
-        hosts.append(host.decode() if isinstance(host, bytes) else str(host))
-        if hosts[-1] not in LOOPBACK:
-            raise OSError(f"the test refuses to resolve {hosts[-1]}")
-        return resolve(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
-    return hosts
 
 
 def kraken_env(fake, **extra: str) -> dict[str, str]:

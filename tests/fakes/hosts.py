@@ -13,6 +13,8 @@ import sys
 import threading
 from contextlib import contextmanager
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 _lock = threading.Lock()
 _listeners: list[list[tuple[str, str]]] = []
 _installed = False
@@ -58,3 +60,4 @@ def hosts_contacted():
     finally:
         with _lock:
             _listeners.remove(seen)
+
