@@ -90,38 +90,41 @@ def test_clients_of_a_killed_web_process_resume_on_the_other_with_every_event_th
         tmp_path, backing_services):
     with running_desk(tmp_path / "desk", **backing_services) as first:
         second = Desk(first.var_dir, **backing_services)
-        doomed = first.start("rundesk", "--no-engine", log_name="web-1")
-        second.start("rundesk", "--no-engine", log_name="web-2")
-        first.start("run_engine", log_name="engine")
-        first.wait_ready()
-        second.wait_ready()
-        ws = "ws://127.0.0.1:{}/v1/ws"
-        movers = [Follower(ws.format(first.port), ws.format(second.port)) for _ in range(5)]
-        stayer = Follower(ws.format(second.port))
+        try:
+            doomed = first.start("rundesk", "--no-engine", log_name="web-1")
+            second.start("rundesk", "--no-engine", log_name="web-2")
+            first.start("run_engine", log_name="engine")
+            first.wait_ready()
+            second.wait_ready()
+            ws = "ws://127.0.0.1:{}/v1/ws"
+            movers = [Follower(ws.format(first.port), ws.format(second.port)) for _ in range(5)]
+            stayer = Follower(ws.format(second.port))
 
-        async def scenario():
-            stop = asyncio.Event()
-            tasks = [asyncio.create_task(f.run(stop)) for f in (*movers, stayer)]
-            await asyncio.wait_for(asyncio.gather(*(f.open.wait() for f in (*movers, stayer))), 15)
-            before = await asyncio.to_thread(place, second)
-            await until(lambda: all((before, "ORDER_FILLED") in f.order_events() for f in (*movers, stayer)))
-            for mover in movers:
-                mover.resume.clear()                     # they come back once what they miss has happened
-            os.killpg(doomed.pid, signal.SIGKILL)
-            await until(lambda: all(not m.open.is_set() for m in movers))
-            cut_at = [m.last_id for m in movers]
-            away = [await asyncio.to_thread(place, second) for _ in range(3)]
-            await asyncio.to_thread(wait_for, lambda: all(filled(second, o) for o in away), what="the fills")
-            await until(lambda: all((o, "ORDER_FILLED") in stayer.order_events() for o in away))
-            for mover in movers:
-                mover.resume.set()
-            after = await asyncio.to_thread(place, second)
-            await until(lambda: all((after, "ORDER_FILLED") in f.order_events() for f in (*movers, stayer)))
-            stop.set()
-            await asyncio.gather(*tasks)
-            return before, away, after, cut_at
+            async def scenario():
+                stop = asyncio.Event()
+                tasks = [asyncio.create_task(f.run(stop)) for f in (*movers, stayer)]
+                await asyncio.wait_for(asyncio.gather(*(f.open.wait() for f in (*movers, stayer))), 15)
+                before = await asyncio.to_thread(place, second)
+                await until(lambda: all((before, "ORDER_FILLED") in f.order_events() for f in (*movers, stayer)))
+                for mover in movers:
+                    mover.resume.clear()                     # they come back once what they miss has happened
+                os.killpg(doomed.pid, signal.SIGKILL)
+                await until(lambda: all(not m.open.is_set() for m in movers))
+                cut_at = [m.last_id for m in movers]
+                away = [await asyncio.to_thread(place, second) for _ in range(3)]
+                await asyncio.to_thread(wait_for, lambda: all(filled(second, o) for o in away), what="the fills")
+                await until(lambda: all((o, "ORDER_FILLED") in stayer.order_events() for o in away))
+                for mover in movers:
+                    mover.resume.set()
+                after = await asyncio.to_thread(place, second)
+                await until(lambda: all((after, "ORDER_FILLED") in f.order_events() for f in (*movers, stayer)))
+                stop.set()
+                await asyncio.gather(*tasks)
+                return before, away, after, cut_at
 
-        before, away, after, cut_at = asyncio.run(scenario())
+            before, away, after, cut_at = asyncio.run(scenario())
+        finally:
+            second.stop_all()          # not inside running_desk: its web process would outlive the test
         for mover, cut in zip(movers, cut_at, strict=True):
             assert mover.connects == 2 and not mover.gaps, (mover.cuts, mover.gaps)
             assert mover.ids() == sorted(set(mover.ids())), "no event twice, none out of order"
