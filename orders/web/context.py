@@ -56,6 +56,15 @@ def _known(broker: Broker, symbol: str) -> bool:
     return True
 
 
+def _figures(account: Account, broker: Broker, *, now) -> dict:
+    """The account's figures for the page; when a real venue's account cannot be read, what went wrong instead
+    (shown in their place: the desk never shows a number the venue did not give)."""
+    try:
+        return wire.account_out(account_snapshot(account=account, broker=broker, now=now))
+    except DeskError as e:
+        return {"unavailable": e.message}
+
+
 def blotter_context(account: Account, broker: Broker) -> dict:
     """The blotter: orders, the newest fills, open positions marked to the market, the account's figures."""
     now = timezone.now()
@@ -67,5 +76,5 @@ def blotter_context(account: Account, broker: Broker) -> dict:
         **orders_context(account),
         "fills": [wire.trade_out(f) for f in selectors.latest_fills(account, FILL_ROWS)],
         "positions": positions,
-        "figures": wire.account_out(account_snapshot(account=account, broker=broker, now=now)),
+        "figures": _figures(account, broker, now=now),
     }

@@ -31,10 +31,12 @@ from orders.domain.enums import OrderType, Side
 from orders.engine import VenueWatch, engine_tick
 from orders.exits.book import TrailingBook
 from orders.models import Alert, ExitLeg, Order, Position
+from orders.web.roles import TRADER
 from tests.builders import make_account
 from tests.fakes import FakeVenue
 from tests.fakes.binance import API_KEY, API_SECRET
 from tests.fakes.hosts import hosts_contacted
+from tests.web.support import logged_in, make_user
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -182,6 +184,16 @@ def test_an_account_the_venue_cannot_answer_for_is_a_503_never_the_desks_own_led
     desk.fake.control("fail", status=503, count=10, path="/api/v3/account")
     response = client.get("/v1/account")
     assert response.status_code == 503, response.content
+
+
+def test_the_desk_says_the_venues_account_cannot_be_read_instead_of_failing_or_showing_a_guess(desk, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    trader = logged_in(make_user("tina", TRADER, desk.account))
+    desk.fake.control("fail", status=503, count=50, path="/api/v3/account")
+    page = trader.get(f"/?account={desk.account.name}")
+    assert page.status_code == 200
+    figures = page.content.decode().split('id="account-figures"')[1].split("</dl>")[0]
+    assert "could not be read" in figures and "Balance" not in figures
 
 
 def test_without_order_lists_the_stop_rests_alone_and_the_take_profit_fires_on_the_quote(desk, client):
