@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -210,7 +210,12 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
         result.orders, result.changes = _poll(accounts=accounts, broker=broker, now=now, link=link)
     if venue is not None:
         # the venue's books after its reports were applied: a fill seen by ``sync`` is no longer a difference
-        venue_tick(accounts=accounts, broker=broker, watch=venue, link=link, now=now)
+        try:
+            venue_tick(accounts=accounts, broker=broker, watch=venue, link=link, now=now)
+        except DatabaseError:
+            raise                   # the engine's loop waits for the database
+        except Exception:           # an answer the adapter could not read must not stop fills and exits
+            log.exception("engine: following %s's books failed this tick", broker.name)
     protection_tick(accounts=accounts, broker=broker, now=now)
     if poll:                    # the venue may be asked for quotes this tick
         watched_tick(accounts=accounts, broker=broker, now=now, book=book)
