@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -212,9 +212,9 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
         # the venue's books after its reports were applied: a fill seen by ``sync`` is no longer a difference
         try:
             venue_tick(accounts=accounts, broker=broker, watch=venue, link=link, now=now)
-        except DatabaseError:
-            raise                   # the engine's loop waits for the database
-        except Exception:           # an answer the adapter could not read must not stop fills and exits
+        except (OperationalError, InterfaceError):
+            raise                   # the database went away: the engine's loop waits for it
+        except Exception:           # a venue answer that cannot be read or kept must not stop fills and exits
             log.exception("engine: following %s's books failed this tick", broker.name)
     protection_tick(accounts=accounts, broker=broker, now=now)
     if poll:                    # the venue may be asked for quotes this tick
@@ -254,7 +254,9 @@ def _poll(*, accounts: list[Account], broker: Broker, now: datetime, link: Broke
     # a PENDING order is one whose submission's answer was lost (the venue is asked about it), or a bracket leg
     # held back: the venue that answers at once has never seen that one
     statuses = _MATCHED_STATUSES if broker.answers_at_once else (*_MATCHED_STATUSES, OrderStatus.PENDING)
-    working = list(Order.objects.filter(account__in=accounts, status__in=statuses).order_by("created_at"))
+    # an order adopted from the venue is followed by the reconciliation (the venue never had our id for it)
+    working = list(Order.objects.filter(account__in=accounts, status__in=statuses, external=False)
+                   .order_by("created_at"))
     try:
         reports = broker.sync([order_to_working(o) for o in working], now=now)
     except DeskError as e:

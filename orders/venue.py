@@ -6,7 +6,7 @@ mapping (its JSON, its symbols) lives beside its adapter in ``brokers/<venue>/``
 
 from __future__ import annotations
 
-from orders.brokers.types import OrderTicket, WorkingOrder
+from orders.brokers.types import BrokerAck, OrderTicket, WorkingOrder
 from orders.domain.enums import OrderStatus, OrderType, Side, TimeInForce
 from orders.models import Order
 
@@ -31,3 +31,10 @@ def order_to_working(order: Order) -> WorkingOrder:
         trail_reference=order.trail_reference, triggered=order.triggered, checked_until=order.checked_until,
         post_only=order.post_only, venue_oco_id=order.venue_oco_id, client_order_id=order.client_order_id,
         broker_order_id=order.broker_order_id or None, status=OrderStatus(order.status))
+
+
+def replaced_at_venue(order: Order, ack: BrokerAck | None) -> bool:
+    """Whether a modify was carried out by the venue as a new order under a new id of its own (Alpaca's replace),
+    which the desk then follows; an answer naming our own id or the one already known changes nothing."""
+    return ack is not None and bool(ack.broker_order_id) and ack.broker_order_id not in (
+        order.broker_order_id, str(order.id))

@@ -235,3 +235,4 @@ class VenueOrder:
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
+    replaces: str | None = None               # the venue's id of the order this one replaced (a modify at Alpaca)

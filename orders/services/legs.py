@@ -32,7 +32,7 @@ from orders.services import breakers
 from orders.services.alerts import alert_raise, alerts_resolve
 from orders.services.audit import audit_record
 from orders.services.transitions import leg_transition, order_insert, order_transition
-from orders.venue import order_to_ticket
+from orders.venue import order_to_ticket, replaced_at_venue
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +161,14 @@ def leg_try_grow(order: Order, extra: Decimal, *, broker: Broker) -> bool:
 
 def leg_order_resize(order: Order, quantity: Decimal, *, broker: Broker) -> None:
     """A leg order grown or shrunk at the broker, then here (a filled one grown works again)."""
-    broker.modify_order(order_to_ticket(order), quantity=quantity)
+    ack = broker.modify_order(order_to_ticket(order), quantity=quantity)
     order.quantity = quantity
+    changed = ["quantity"]
+    if replaced_at_venue(order, ack):
+        order.broker_order_id = ack.broker_order_id        # a venue that replaces on modify (Alpaca): its new id
+        changed.append("broker_order_id")
     to = OrderStatus.PARTIALLY_FILLED if order.status == OrderStatus.FILLED else order.status
-    order_transition(order, to, step=OrderStep.MODIFIED, changed=("quantity",))
+    order_transition(order, to, step=OrderStep.MODIFIED, changed=changed)
 
 
 def leg_release_held(entry: Order, leg: ExitLeg, target: Decimal, *, broker: Broker) -> None:

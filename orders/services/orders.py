@@ -38,7 +38,7 @@ from orders.services.audit import audit_record
 from orders.services.exposure import Exposure, exposure_current, exposure_remember_order
 from orders.services.limits import limits_enforce
 from orders.services.transitions import order_announce, order_insert, order_transition
-from orders.venue import order_to_ticket
+from orders.venue import order_to_ticket, replaced_at_venue
 from orders.writelock import serialised_writes
 
 log = logging.getLogger(__name__)
@@ -309,9 +309,13 @@ def order_modify(*, account: Account, order_id: str, changes: OrderChanges, brok
             raise OrderNotModifiable(str(order.id), f"order is {order.status}")
         _check_changes(order, changes)
         _check_funding_of_increase(order, changes, broker=broker)
-        broker.modify_order(order_to_ticket(order), quantity=changes.quantity, limit_price=changes.limit_price,
-                            stop_price=changes.stop_price, trailing_distance=changes.trailing_distance)
+        ack = broker.modify_order(order_to_ticket(order), quantity=changes.quantity,
+                                  limit_price=changes.limit_price, stop_price=changes.stop_price,
+                                  trailing_distance=changes.trailing_distance)
         fields = []
+        if replaced_at_venue(order, ack):
+            order.broker_order_id = ack.broker_order_id       # a venue that replaces on modify (Alpaca): its new id
+            fields.append("broker_order_id")
         for name in ("quantity", "limit_price", "stop_price", "stop_loss", "take_profit", "trailing_distance"):
             value = getattr(changes, name)
             if value is not None:
@@ -321,7 +325,8 @@ def order_modify(*, account: Account, order_id: str, changes: OrderChanges, brok
             order.triggered = False
             fields.append("triggered")
         audit_record(account_id=account.pk, actor=actor, action="order.modify", target=str(order.id),
-                     **{name: getattr(changes, name) for name in fields if name != "triggered"})
+                     **{name: getattr(changes, name) for name in fields if name not in ("triggered",
+                                                                                         "broker_order_id")})
         if order.quantity == order.filled_quantity:
             _finish(order, OrderStatus.FILLED, "quantity reduced to the filled quantity", broker=broker,
                     changed=tuple(fields), step=OrderStep.MODIFIED)
@@ -365,4 +370,3 @@ def _check_changes(order: Order, changes: OrderChanges) -> None:
         value = getattr(changes, name)
         if value is not None and value <= 0:
             raise InvalidValue(name, "must be positive", provided=value)
-

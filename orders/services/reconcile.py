@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders import events, wire
@@ -35,6 +35,7 @@ from orders.brokers.base import Broker
 from orders.brokers.types import BrokerAck, VenueOrder, VenuePosition
 from orders.domain.enums import WORKING_STATUSES, OrderStatus
 from orders.domain.errors import DeskError, InvalidValue
+from orders.domain.lifecycle import OrderStep
 from orders.domain.money import ZERO, format_decimal
 from orders.models import Account, Alert, Order, Position, VenueState, position_wire_id
 from orders.services import protection
@@ -42,7 +43,7 @@ from orders.services.accounts import venue_state_locked, venue_store_figures
 from orders.services.alerts import alert_raise, alerts_resolve
 from orders.services.audit import audit_record
 from orders.services.fills import reports_apply
-from orders.services.transitions import order_announce, order_insert
+from orders.services.transitions import order_announce, order_insert, order_transition
 from orders.venue import order_to_working
 
 log = logging.getLogger(__name__)
@@ -58,17 +59,20 @@ class Findings:
     agreed_again: list[str] = field(default_factory=list)
     adopted_orders: list[dict] = field(default_factory=list)
     missing_orders: list[dict] = field(default_factory=list)
+    skipped_orders: list[dict] = field(default_factory=list)
+    ended_external: list[str] = field(default_factory=list)
     error: str = ""
 
     def as_details(self) -> dict:
         return {"reason": self.reason, "adopted_positions": self.adopted_positions, "mismatches": self.mismatches,
                 "agreed_again": self.agreed_again, "adopted_orders": self.adopted_orders,
-                "missing_orders": self.missing_orders, **({"error": self.error} if self.error else {})}
+                "missing_orders": self.missing_orders, "skipped_orders": self.skipped_orders,
+                "ended_external": self.ended_external, **({"error": self.error} if self.error else {})}
 
     @property
     def changed_anything(self) -> bool:
         return bool(self.adopted_positions or self.mismatches or self.agreed_again or self.adopted_orders
-                    or self.missing_orders)
+                    or self.missing_orders or self.ended_external)
 
 
 def venue_refresh(*, account: Account, broker: Broker, now: datetime | None = None,
@@ -100,8 +104,8 @@ def _follow_positions(state: VenueState, *, account: Account, broker: Broker, he
     desk = {p.symbol: p for p in Position.objects.select_for_update().filter(account=account).exclude(quantity=0)}
     # an order (not an exit leg) working on a symbol may have filled at the venue after the engine last synced: a
     # difference there is not adopted at once, and like any other is raised only if the next read still shows it
-    trading = set(Order.objects.filter(account=account, status__in=WORKING_STATUSES, exit_leg__isnull=True)
-                  .values_list("symbol", flat=True))
+    trading = set(Order.objects.filter(account=account, status__in=WORKING_STATUSES, exit_leg__isnull=True,
+                                       external=False).values_list("symbol", flat=True))
     differing: dict[str, dict] = {}
     for symbol in sorted(venue.keys() | desk.keys()):
         ours = desk[symbol].quantity if symbol in desk else ZERO
@@ -216,16 +220,29 @@ def _follow_orders(*, account: Account, broker: Broker, listed: list[VenueOrder]
         OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL)))
     by_id = {str(o.pk): o for o in working}
     by_broker_id = {o.broker_order_id: o for o in working if o.broker_order_id}
-    known_ids = set(by_id)
     seen: set[str] = set()
     for venue_order in listed:
-        ours = by_broker_id.get(venue_order.broker_order_id) or by_id.get(venue_order.client_order_id or "")
+        ours = (by_broker_id.get(venue_order.broker_order_id) or by_id.get(venue_order.client_order_id or "")
+                or by_broker_id.get(venue_order.replaces or ""))      # a modify the venue made a new order of
         if ours is not None:
             seen.add(str(ours.pk))
+            if ours.external:
+                _follow_external(ours, venue_order)
             continue
-        if _known(account, venue_order, known_ids):
+        if _known(account, venue_order, set(by_id)):
             continue            # an order of ours the desk already counts as PENDING or finished: sync follows it
-        _adopt_order(account, venue_order, now=now)
+        if venue_order.quantity <= 0:
+            # an order for an amount of money (Alpaca's notional): it shows in the position once it fills
+            findings.skipped_orders.append({"broker_order_id": venue_order.broker_order_id,
+                                            "symbol": venue_order.symbol, "why": "no quantity (a notional order)"})
+            continue
+        try:
+            _adopt_order(account, venue_order, now=now)
+        except (IntegrityError, ValueError) as e:
+            log.error("reconcile %s: venue order %s not adopted: %s", account.name, venue_order.broker_order_id, e)
+            findings.skipped_orders.append({"broker_order_id": venue_order.broker_order_id,
+                                            "symbol": venue_order.symbol, "why": str(e)[:200]})
+            continue
         findings.adopted_orders.append({"broker_order_id": venue_order.broker_order_id, "symbol": venue_order.symbol,
                                         "side": str(venue_order.side), "quantity": format_decimal(venue_order.quantity),
                                         "status": str(venue_order.status)})
@@ -239,13 +256,15 @@ def _follow_orders(*, account: Account, broker: Broker, listed: list[VenueOrder]
             return
         reports_apply(reports=reports, broker=broker)
     for order in [o for o in working if o.external and str(o.pk) not in seen]:
-        _end_external(order, broker=broker)
+        _end_external(order)
+        findings.ended_external.append(str(order.pk))
 
 
 def _known(account: Account, venue_order: VenueOrder, known_ids: set[str]) -> bool:
     orders = Order.objects.filter(account=account)
-    if venue_order.broker_order_id and orders.filter(broker_order_id=venue_order.broker_order_id).exists():
-        return True
+    for venue_id in (venue_order.broker_order_id, venue_order.replaces):
+        if venue_id and orders.filter(broker_order_id=venue_id).exists():
+            return True
     client_id = venue_order.client_order_id or ""
     try:
         uuid.UUID(client_id)
@@ -271,11 +290,17 @@ def _adopt_order(account: Account, venue_order: VenueOrder, *, now: datetime) ->
                      client_order_id=venue_order.client_order_id or "")
 
 
-def _end_external(order: Order, *, broker: Broker) -> None:
-    """An adopted order the venue no longer lists has ended there (filled, cancelled: the desk cannot tell which
-    from the list alone, and it has no fills of its own to apply): asked once more, else shown cancelled."""
-    try:
-        reports = broker.sync([order_to_working(order)], now=timezone.now())
-    except DeskError:
-        return
-    reports_apply(reports=reports, broker=broker)
+def _follow_external(order: Order, venue_order: VenueOrder) -> None:
+    """An adopted order still working at the venue: the desk shows how much of it has filled there."""
+    if venue_order.filled_quantity != order.filled_quantity and venue_order.filled_quantity < order.quantity:
+        order.filled_quantity = venue_order.filled_quantity
+        order_transition(order, OrderStatus.PARTIALLY_FILLED if order.filled_quantity > 0 else order.status,
+                         step=OrderStep.FILLED, changed=("filled_quantity",))
+
+
+def _end_external(order: Order) -> None:
+    """An adopted order the venue no longer lists has ended there. The venue never had our id for it, so the desk
+    does not follow its fills (what it traded shows in the position the venue reports, adopted or raised as a
+    mismatch); it is shown ended, saying so."""
+    order_transition(order, OrderStatus.CANCELLED, step=OrderStep.ENDED,
+                     message="no longer working at the venue (filled or cancelled there: see the position)")

@@ -133,6 +133,26 @@ def test_an_order_placed_at_the_venue_by_another_app_is_adopted(desk, client):
     assert adopted.broker_order_id == venue_order["id"]
 
 
+def test_an_order_modified_at_alpaca_is_still_one_order_after_reconciling(desk, client):
+    """Alpaca replaces an order it modifies (a new id, a client id of its own): the desk follows the new id and
+    never adopts the replacement as an external order of someone else."""
+    desk.fake.control("price", symbol="AAPL", price="170")
+    body = {"symbol": "AAPL", "side": "BUY", "quantity": "5", "order_type": "LIMIT", "limit_price": "150",
+            "client_order_id": "dip-buy-1"}
+    response = client.post("/v1/orders", json.dumps(body), content_type=J)
+    assert response.status_code == 201, response.content
+    order_id = response.json()["id"]
+    desk.tick()
+    changed = client.patch(f"/v1/orders/{order_id}", json.dumps({"limit_price": "155"}), content_type=J)
+    assert changed.status_code == 200, changed.content
+    desk.watch.reconciled = None                                    # the next tick reconciles
+    desk.tick(2)
+
+    working = client.get("/v1/orders", {"status": "OPEN"}).json()
+    assert [(o["id"], o["limit_price"]) for o in working] == [(order_id, "155")]
+    assert not Order.objects.filter(account=desk.account, external=True).exists()
+
+
 def test_a_quantity_that_drifts_at_the_venue_raises_position_mismatch(desk):
     desk.fake.control("external_position", symbol="AAPL", qty="10", avg_entry_price="170")
     desk.tick()

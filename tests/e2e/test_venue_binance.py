@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -178,6 +180,28 @@ def test_an_order_placed_outside_the_desk_is_adopted_as_external_at_start(desk, 
     assert (order.symbol, order.side, order.quantity, order.limit_price, order.status) == (
         "ETHUSDT", "BUY", D("0.1"), D("2500"), "OPEN")
     assert [o["id"] for o in client.get("/v1/orders").json()] == [str(order.pk)]
+
+
+def test_an_adopted_order_stays_working_while_the_venue_lists_it_and_ends_when_it_does_not(desk):
+    """The venue never had our id for an adopted order: it is followed by the reconciliation, not looked up by
+    that id (which would find nothing and call it rejected while it still works at the venue)."""
+    outsider = BinanceBroker(desk.broker.config)
+    ticket = OrderTicket(order_id="web_8f2c0d7e1b9a4e57", client_order_id=None, symbol="ETHUSDT", side=Side.BUY,
+                         order_type=OrderType.LIMIT, quantity=D("0.1"), limit_price=D("2500"))
+    ack = outsider.submit_order(ticket)
+    desk.tick()
+    (order,) = Order.objects.filter(account=desk.account, external=True)
+    later = timezone.now() + timedelta(minutes=3)                  # well past any "never arrived" grace
+    for _ in range(3):
+        engine_tick(accounts=[desk.account], broker=desk.broker, now=later, venue=desk.watch, book=desk.book)
+    order.refresh_from_db()
+    assert order.status == "OPEN", order.status_message
+
+    outsider.cancel_order(replace(ticket, broker_order_id=ack.broker_order_id))
+    desk.watch.reconciled = None                                   # the next tick reconciles
+    desk.tick()
+    order.refresh_from_db()
+    assert order.status == "CANCELLED" and "no longer working at the venue" in order.status_message
 
 
 def test_an_account_the_venue_cannot_answer_for_is_a_503_never_the_desks_own_ledger(desk, client):

@@ -114,7 +114,8 @@ def parse_alpaca_venue_order(order: AlpacaOrder, *, now: datetime) -> VenueOrder
                       symbol=parse_alpaca_symbol(order.symbol), side=order.side, order_type=order.order_type,
                       quantity=order.quantity, filled_quantity=order.filled_quantity, status=status,
                       created_at=order.created_at or order.updated_at or now,
-                      limit_price=order.limit_price, stop_price=order.stop_price, time_in_force=order.time_in_force)
+                      limit_price=order.limit_price, stop_price=order.stop_price, time_in_force=order.time_in_force,
+                      replaces=order.replaces or None)
 
 
 def _amount(body: dict[str, Any], name: str) -> Decimal:
