@@ -153,6 +153,8 @@ def _protect_one(entry: Order, leg: ExitLeg, *, broker: Broker, now: datetime) -
             legs.leg_mark_placed(leg)
             return
         legs.leg_release_held(entry, leg, leg_target(entry, broker), broker=broker)
+    if leg.role == Order.LegRole.STOP_LOSS and _take_profit_selling(entry):
+        return                             # its balance is being sold: it comes back if the sale does not fill
     if legs.is_watched(leg):               # armed: the engine fires it on the quote (``services/watched.py``)
         if leg.status not in UNPLACED or leg.next_attempt_at is None or leg.next_attempt_at <= now:
             legs.leg_mark_placed(leg)
@@ -171,6 +173,12 @@ def _protect_one(entry: Order, leg: ExitLeg, *, broker: Broker, now: datetime) -
             e, ProviderUnavailable | ProviderError), hopeless=_hopeless(e))
         return
     legs.leg_mark_placed(leg)
+
+
+def _take_profit_selling(entry: Order) -> bool:
+    """An engine-watched take-profit of ``entry`` fired and its sale is working at the venue."""
+    return Order.objects.filter(parent=entry, leg_role=Order.LegRole.TAKE_PROFIT, exit_leg__emulated=True,
+                                status__in=WORKING_STATUSES).exists()
 
 
 def _protect_together(entry: Order, pair: list[ExitLeg], *, broker: Broker, now: datetime) -> None:

@@ -67,24 +67,28 @@ def take_profit_watch(*, accounts: list[Account], broker: Broker, now: datetime)
 
 def _fire_take_profit(leg: ExitLeg, *, broker: Broker, now: datetime) -> None:
     """The quote reached the take-profit: cancel the resting stop first (its balance is what the sale needs),
-    then sell what is held at the market, then end the stop. A stop the venue would not cancel keeps the position
-    protected and the take-profit waits for the next tick; a sale the venue refuses puts the stop back at once
-    and the take-profit is armed again after a backoff."""
+    then sell what is held at the market. The stop's leg ends only when the sale fills (as a sibling's does); a
+    sale the venue refuses now, or ends later without filling, puts the stop back (``protection.protect``) and
+    arms the take-profit again after a backoff. A stop the venue would not cancel keeps the position protected
+    and the take-profit waits for the next tick."""
     entry = Order.objects.get(pk=leg.entry_id)
     quantity = leg_target(entry, broker)
     if quantity <= 0:
         return
-    stops = list(ExitLeg.objects.filter(entry=entry, role=Order.LegRole.STOP_LOSS, status__in=LIVE_LEG))
-    for stop in stops:
-        for order in Order.objects.filter(exit_leg=stop, status__in=WORKING_STATUSES):
-            try:
-                if legs.is_at_broker(order, broker):
-                    broker.cancel_order(order_to_ticket(order))
-            except DeskError as e:
-                log.warning("take-profit %s waits: the stop %s was not cancelled: %s", leg.pk, order.id, e.message)
-                return
-            order_transition(order, OrderStatus.CANCELLED, step=OrderStep.ENDED,
-                             message="cancelled for the take-profit's sale")
+    stops = ExitLeg.objects.filter(entry=entry, role=Order.LegRole.STOP_LOSS, status__in=LIVE_LEG)
+    cancelled = 0
+    for order in Order.objects.filter(exit_leg__in=stops, status__in=WORKING_STATUSES):
+        try:
+            if legs.is_at_broker(order, broker):
+                broker.cancel_order(order_to_ticket(order))
+        except DeskError as e:
+            log.warning("take-profit %s waits: the stop %s was not cancelled: %s", leg.pk, order.id, e.message)
+            if cancelled:
+                protect(entry=entry, broker=broker, now=now)    # what was cancelled already is placed again
+            return
+        order_transition(order, OrderStatus.CANCELLED, step=OrderStep.ENDED,
+                         message="cancelled for the take-profit's sale")
+        cancelled += 1
     try:
         with transaction.atomic():
             legs.leg_place(entry, leg, quantity, broker=broker)
@@ -93,8 +97,6 @@ def _fire_take_profit(leg: ExitLeg, *, broker: Broker, now: datetime) -> None:
         legs.leg_placement_failed(leg, entry, f"take-profit sale refused: {e.message}", now=now)
         protect(entry=entry, broker=broker, now=now)        # the stop has no working order: it is placed again
         return
-    for stop in stops:
-        legs.leg_end(stop, LegStatus.CANCELLED, "take_profit_fired", broker=broker)
     audit_record(account_id=entry.account_id, actor="engine", action="take_profit.fire", target=str(leg.pk),
                  symbol=entry.symbol, quantity=format_decimal(quantity), trigger=format_decimal(leg.trigger_price))
 

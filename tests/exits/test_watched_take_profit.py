@@ -125,3 +125,25 @@ def test_a_leg_the_balance_cannot_cover_is_an_alert_with_the_reason_at_once_not_
     leg.refresh_from_db()
     assert leg.attempts == attempts + 1
     assert leg.status == "FAILED" and Alert.objects.filter(kind="POSITION_UNPROTECTED").count() == 1
+
+
+def test_a_sale_the_venue_refuses_puts_the_stop_back_and_arms_the_take_profit_again(
+        client, account, one_balance, clock):
+    entry_id, stop_loss, _ = _bracket(client)
+    tick(account, one_balance, clock, 1)
+    one_balance.faults.reject_next(1, kind="MARKET", reason="INSUFFICIENT_BALANCE", message="venue says no")
+    shock(one_balance, "5", after=1)
+    tick(account, one_balance, clock, 2)
+
+    resting = legs(entry_id)
+    assert [o.status for o in resting["stop_loss"]] == ["CANCELLED", "OPEN"], "cancelled for the sale, then back"
+    assert resting["stop_loss"][-1].stop_price == stop_loss and resting["stop_loss"][-1].quantity == 10
+    assert resting["take_profit"] == []
+    assert ExitLeg.objects.get(entry_id=entry_id, role="stop_loss").status == "PLACED"
+    assert position_quantity(account) == 10
+
+    tick(account, one_balance, clock, 5)          # after the backoff the take-profit is armed and fires again
+    tick(account, one_balance, clock, 1)
+    assert position_quantity(account) == 0
+    assert ExitLeg.objects.get(entry_id=entry_id, role="take_profit").status == "FILLED"
+    assert ExitLeg.objects.get(entry_id=entry_id, role="stop_loss").status == "CANCELLED"
