@@ -40,14 +40,24 @@ def account_snapshot(*, account: Account, broker: Broker, now: datetime) -> Acco
 
 
 def account_context(*, account: Account, symbol: str, broker: Broker, now: datetime,
-                    book: Exposure | None = None) -> AccountContext:
+                    book: Exposure | None = None, side: Side | None = None,
+                    quantity: Decimal | None = None) -> AccountContext:
     """What a broker checks a new ``symbol`` order against. ``account`` must carry the cash just read
     under its row lock; ``book`` is the account's current exposure when the caller already has it. For a real
-    venue the figures are the venue's (its buying power already counts its working orders)."""
+    venue the figures are the venue's (its buying power already counts its working orders). An order that only
+    reduces a position (``side`` and ``quantity`` say so) needs no buying power: while the venue's account
+    cannot be read it is checked against none, so a close, a flatten or the kill switch still goes out."""
     book = book or exposure_current(account.pk)
-    figures = (venue_figures(account=account, broker=broker, now=now) if broker.venue_ledger
-               else _figures(account, broker, book, now=now))
-    return AccountContext(figures=figures, position_quantity=book.position_quantity(symbol))
+    held = book.position_quantity(symbol)
+    if not broker.venue_ledger:
+        return AccountContext(figures=_figures(account, broker, book, now=now), position_quantity=held)
+    try:
+        figures = venue_figures(account=account, broker=broker, now=now)
+    except ProviderUnavailable:
+        if side is None or quantity is None or exposure_increase(held, side=side, quantity=quantity) > 0:
+            raise
+        figures = account_figures(cash=ZERO, holdings=[], currency=account.currency)
+    return AccountContext(figures=figures, position_quantity=held)
 
 
 def _figures(account: Account, broker: Broker, book: Exposure, *, now: datetime) -> AccountFigures:

@@ -127,7 +127,8 @@ def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, a
     exposure it was checked against."""
     account = _locked(account)
     book = exposure_current(account.pk)
-    context = account_context(account=account, symbol=request.symbol, broker=broker, now=now, book=book)
+    context = account_context(account=account, symbol=request.symbol, broker=broker, now=now, book=book,
+                              side=request.side, quantity=request.quantity)
     if parent is None and leg_role != Order.LegRole.CLOSE:
         _check_trading_state(account, request, context.position_quantity)
     reference = broker.check_order(request, context=context, now=now)

@@ -32,7 +32,7 @@ from orders.brokers.types import OrderTicket
 from orders.domain.enums import OrderType, Side
 from orders.engine import VenueWatch, engine_tick
 from orders.exits.book import TrailingBook
-from orders.models import Alert, ExitLeg, Order, Position
+from orders.models import Alert, ExitLeg, Order, Position, VenueState
 from orders.web.roles import TRADER
 from tests.builders import make_account
 from tests.fakes import FakeVenue
@@ -208,6 +208,22 @@ def test_an_account_the_venue_cannot_answer_for_is_a_503_never_the_desks_own_led
     desk.fake.control("fail", status=503, count=10, path="/api/v3/account")
     response = client.get("/v1/account")
     assert response.status_code == 503, response.content
+
+
+def test_a_position_can_still_be_closed_while_the_venues_account_cannot_be_read(desk, client):
+    """Fail closed for what adds exposure, never for what takes it away: a close needs no buying power."""
+    desk.fake.control("balance", asset="ETH", free="0.5")
+    desk.tick()
+    desk.fake.control("fail", status=503, count=1000, path="/api/v3/account")
+    VenueState.objects.filter(account=desk.account).update(read_at=timezone.now() - timedelta(hours=1))
+    assert client.get("/v1/account").status_code == 503
+    buy = client.post("/v1/orders", json.dumps({"symbol": "ETHUSDT", "side": "BUY", "quantity": "0.1",
+                                                "order_type": "MARKET"}), content_type=J)
+    assert buy.status_code == 503, buy.content                  # adding exposure: refused
+
+    closed = client.delete("/v1/positions/ETHUSDT")
+    assert closed.status_code == 200, closed.content
+    assert desk.venue_balances()["ETH"][0] == D("0")
 
 
 def test_the_desk_says_the_venues_account_cannot_be_read_instead_of_failing_or_showing_a_guess(desk, settings):
