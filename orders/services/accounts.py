@@ -91,13 +91,13 @@ def venue_figures(*, account: Account, broker: Broker, now: datetime) -> Account
     than ``DESK_VENUE_MAX_AGE_SECONDS``. Fails closed: without figures from the venue, ``ProviderUnavailable``
     (the desk never shows or checks against a number the venue never had)."""
     state = VenueState.objects.filter(account_id=account.pk).first()
-    if state is None or state.read_at is None or now - state.read_at > _max_age():
+    if state is None or state.read_at is None or now - state.read_at > max_venue_age():
         try:
             state = _read_figures(account=account, broker=broker, now=now)
         except DeskError as e:
             if state is None or state.read_at is None:
                 raise ProviderUnavailable(f"the {broker.name} account could not be read: {e.message}") from e
-            if now - state.read_at > _max_age() * 10:
+            if now - state.read_at > max_venue_age() * 10:
                 raise ProviderUnavailable(
                     f"the {broker.name} account could not be read ({e.message}); the last figures are from "
                     f"{state.read_at.isoformat()}") from e
@@ -123,7 +123,8 @@ def _unrealized(state: VenueState) -> Decimal:
     return total
 
 
-def _max_age() -> timedelta:
+def max_venue_age() -> timedelta:
+    """How old the venue's figures and holdings may be before they are read again."""
     return timedelta(seconds=settings.DESK_VENUE_MAX_AGE_SECONDS)
 
 

@@ -39,8 +39,8 @@ from orders.domain.lifecycle import OrderStep
 from orders.domain.money import ZERO, format_decimal
 from orders.models import Account, Alert, Order, Position, VenueState, position_wire_id
 from orders.services import protection
-from orders.services.accounts import venue_state_locked, venue_store_figures
-from orders.services.alerts import alert_raise, alerts_resolve
+from orders.services.accounts import max_venue_age, venue_state_locked, venue_store_figures
+from orders.services.alerts import LIVE, alert_raise, alerts_resolve
 from orders.services.audit import audit_record
 from orders.services.fills import reports_apply
 from orders.services.transitions import order_announce, order_insert, order_transition
@@ -147,31 +147,49 @@ def _adopt_position(account: Account, broker: Broker, held: VenuePosition, *, no
 
 
 def _raise_mismatch(account: Account, broker: Broker, symbol: str, *, ours: Decimal, theirs: Decimal) -> None:
-    alert_raise(account_id=account.pk, kind=Alert.Kind.POSITION_MISMATCH, symbol=symbol,
-                dedupe_key=f"mismatch:{account.pk}:{symbol}",
-                message=f"{symbol}: the desk holds {format_decimal(ours)}, {broker.name} holds "
-                        f"{format_decimal(theirs)}",
-                details={"symbol": symbol, "desk_quantity": format_decimal(ours),
-                         "venue_quantity": format_decimal(theirs), "broker": broker.name,
-                         "position_id": position_wire_id(broker.name, symbol)})
+    """Raise ``POSITION_MISMATCH``, or bring the live one up to date when the quantities moved on: the numbers
+    the risk desk sees (and adopts) are always the latest read's."""
+    message = f"{symbol}: the desk holds {format_decimal(ours)}, {broker.name} holds {format_decimal(theirs)}"
+    details = {"symbol": symbol, "desk_quantity": format_decimal(ours), "venue_quantity": format_decimal(theirs),
+               "broker": broker.name, "position_id": position_wire_id(broker.name, symbol)}
+    dedupe_key = f"mismatch:{account.pk}:{symbol}"
+    if alert_raise(account_id=account.pk, kind=Alert.Kind.POSITION_MISMATCH, symbol=symbol, dedupe_key=dedupe_key,
+                   message=message, details=details) is not None:
+        return
+    live = Alert.objects.filter(dedupe_key=dedupe_key, status__in=LIVE).first()
+    if live is not None and (live.details.get("desk_quantity"), live.details.get("venue_quantity")) != (
+            details["desk_quantity"], details["venue_quantity"]):
+        Alert.objects.filter(pk=live.pk).update(message=message, details={**live.details, **details})
+        events.record_desk(account.pk, "alert", alert_id=str(live.pk), status=live.status)
 
 
-def position_adopt_venue(*, account: Account, symbol: str, broker: Broker, actor: str) -> Position:
-    """The risk desk's answer to ``POSITION_MISMATCH``: the desk's position takes the venue's quantity (as last
-    read), its exit legs are fitted to it, and the alert is resolved. Audited with both quantities."""
+def position_adopt_venue(*, account: Account, symbol: str, broker: Broker, actor: str,
+                         expected: Decimal | None = None) -> Position:
+    """The risk desk's answer to ``POSITION_MISMATCH``: the desk's position takes the venue's quantity, its exit
+    legs are fitted to it, and the alert is resolved. Audited with both quantities. Refused when the venue's
+    holdings were not read within ``DESK_VENUE_MAX_AGE_SECONDS``, or differ from ``expected`` (the quantity the
+    person was shown and confirmed): a number nobody saw is never taken."""
+    now = timezone.now()
     with transaction.atomic():
         state = VenueState.objects.select_for_update().filter(account=account).first()
-        if state is None or state.read_at is None:
-            raise InvalidValue("symbol", f"the venue's positions have not been read yet for {account.name}",
-                               provided=symbol)
-        theirs = Decimal((state.holdings.get(symbol) or {}).get("quantity", "0"))
-        now = timezone.now()
+        if state is None or state.read_at is None or now - state.read_at > max_venue_age():
+            raise InvalidValue("symbol", f"the venue's positions of {account.name} have not been read lately; "
+                                         f"try again once the engine has read them", provided=symbol)
+        held = state.holdings.get(symbol) or {}
+        theirs = Decimal(held.get("quantity", "0"))
+        if expected is not None and theirs != expected:
+            raise InvalidValue("venue_quantity", f"the venue now holds {format_decimal(theirs)} {symbol}, not "
+                                                 f"{format_decimal(expected)}: look again before adopting",
+                               provided=format_decimal(expected))
         position, _ = Position.objects.select_for_update().get_or_create(
             account=account, symbol=symbol, defaults={"opened_at": now, "updated_at": now})
         ours = position.quantity
         position.quantity, position.updated_at = theirs, now
         if theirs == 0:
             position.average_price = ZERO
+        elif ours == 0 or not position.average_price:      # taken over at the venue's mark, as an adoption is
+            position.average_price = Decimal(held.get("mark") or "0")
+            position.opened_at, position.external = now, True
         position.save()
         state.differing.pop(symbol, None)
         state.save(update_fields=["differing"])
@@ -182,7 +200,7 @@ def position_adopt_venue(*, account: Account, symbol: str, broker: Broker, actor
                      desk_quantity=format_decimal(ours), venue_quantity=format_decimal(theirs))
         alerts_resolve(account_id=account.pk, symbol=symbol, kind=Alert.Kind.POSITION_MISMATCH,
                        resolution=f"{actor} adopted the venue's quantity {format_decimal(theirs)}")
-        protection.position_changed(account_id=account.pk, symbol=symbol, broker=broker)
+    protection.position_changed(account_id=account.pk, symbol=symbol, broker=broker)   # its legs, at the venue
     return position
 
 

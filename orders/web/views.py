@@ -271,8 +271,11 @@ def adopt_venue_view(request: HttpRequest, alert_id: str) -> HttpResponse:
         messages.error(request, "No such position-mismatch alert on this account")
     else:
         try:
+            shown = request.POST.get("venue_quantity") or None
             position_adopt_venue(account=context["account"], symbol=alert.symbol, broker=context["broker"],
-                                 actor=_actor(request))
+                                 actor=_actor(request), expected=to_decimal(shown) if shown else None)
+        except ValueError:
+            messages.error(request, "The venue's quantity sent with the form is not a number")
         except DeskError as e:
             messages.error(request, e.message)
         else:

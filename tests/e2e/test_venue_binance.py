@@ -30,9 +30,11 @@ from orders.brokers import get_broker, reset_broker_cache
 from orders.brokers.binance import BinanceBroker
 from orders.brokers.types import OrderTicket
 from orders.domain.enums import OrderType, Side
+from orders.domain.errors import InvalidValue
 from orders.engine import VenueWatch, engine_tick
 from orders.exits.book import TrailingBook
 from orders.models import Alert, ExitLeg, Order, Position, VenueState
+from orders.services.reconcile import position_adopt_venue
 from orders.web.roles import TRADER
 from tests.builders import make_account
 from tests.fakes import FakeVenue
@@ -115,6 +117,30 @@ def test_a_quantity_that_drifts_at_the_venue_raises_position_mismatch(desk):
     (alert,) = Alert.objects.filter(account=desk.account, kind=Alert.Kind.POSITION_MISMATCH)
     assert alert.symbol == "ETHUSDT"
     assert (alert.details["desk_quantity"], alert.details["venue_quantity"]) == ("0.5", "0.3")
+
+
+def test_adopting_the_venues_quantity_takes_only_the_number_the_person_was_shown(desk):
+    desk.fake.control("balance", asset="ETH", free="0.5")
+    desk.tick()
+    desk.fake.control("balance", asset="ETH", free="0.3")
+    desk.tick(2)
+    desk.fake.control("balance", asset="ETH", free="0.2")          # it moves on before anyone clicks
+    desk.tick(2)
+    (alert,) = Alert.objects.filter(account=desk.account, kind=Alert.Kind.POSITION_MISMATCH)
+    assert alert.details["venue_quantity"] == "0.2", "the live alert shows the latest read"
+    with pytest.raises(InvalidValue, match="now holds 0.2"):
+        position_adopt_venue(account=desk.account, symbol="ETHUSDT", broker=desk.broker, actor="user:risk",
+                             expected=D("0.3"))
+    VenueState.objects.filter(account=desk.account).update(read_at=timezone.now() - timedelta(hours=1))
+    with pytest.raises(InvalidValue, match="not been read lately"):
+        position_adopt_venue(account=desk.account, symbol="ETHUSDT", broker=desk.broker, actor="user:risk",
+                             expected=D("0.2"))
+    desk.tick()
+    position_adopt_venue(account=desk.account, symbol="ETHUSDT", broker=desk.broker, actor="user:risk",
+                         expected=D("0.2"))
+    assert Position.objects.get(account=desk.account, symbol="ETHUSDT").quantity == D("0.2")
+    alert.refresh_from_db()
+    assert alert.status == "RESOLVED"
 
 
 def test_a_bracket_whose_fee_was_taken_in_btc_is_protected_for_what_is_held(desk, client):
