@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.utils import timezone
 
 from orders.brokers.base import Broker
-from orders.domain.enums import WORKING_STATUSES, OrderType, RejectReason, Side
+from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType, RejectReason, Side
 from orders.domain.errors import (
     DeskError,
     InvalidRequest,
@@ -19,7 +19,7 @@ from orders.domain.errors import (
     ValidationFailed,
     field_error,
 )
-from orders.domain.lifecycle import LegStatus
+from orders.domain.lifecycle import LegStatus, OrderStep
 from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest
 from orders.exits.decide import leg_quantity
@@ -28,7 +28,11 @@ from orders.selectors import position_lookup
 from orders.services.audit import audit_record
 from orders.services.fills import reports_apply
 from orders.services.orders import OrderChanges, order_modify, order_submit
-from orders.venue import order_to_working
+from orders.services.protection import protect
+from orders.services.transitions import leg_transition, order_transition
+from orders.venue import order_to_ticket, order_to_working
+
+CLOSE_GRACE = timedelta(seconds=30)      # how long a close has to fill before freed exits are placed again
 
 
 def position_close(*, account: Account, position_id: str, broker: Broker, quantity: Decimal | None = None,
@@ -58,12 +62,42 @@ def position_close(*, account: Account, position_id: str, broker: Broker, quanti
     request = OrderRequest(symbol=position.symbol, side=side, quantity=min(quantity or available, available),
                            order_type=order_type, limit_price=limit_price, reduce_only=True,
                            position_id=position_id)
-    order = order_submit(account=account, request=request, broker=broker, actor=actor, now=now,
-                         leg_role=Order.LegRole.CLOSE).order
+    freed = _free_balance(account, position.symbol, side, broker=broker) if broker.one_resting_exit else []
+    try:
+        order = order_submit(account=account, request=request, broker=broker, actor=actor, now=now,
+                             leg_role=Order.LegRole.CLOSE).order
+    except DeskError:
+        for entry in {leg.entry for leg in freed}:
+            protect(entry=entry, broker=broker)          # the close was refused: the exits go back at once
+        raise
+    for leg in freed:
+        # placed again for what is still held once the close has had time to fill (a flat position ends them)
+        leg_transition(leg, LegStatus.RETRYING, only_from=(LegStatus.PLACED,), next_attempt_at=timezone.now()
+                       + CLOSE_GRACE, last_error="cancelled to free the balance for a close")
     if broker.answers_at_once:
         match_now(order=order, broker=broker, now=now)
         order.refresh_from_db()
     return order
+
+
+def _free_balance(account: Account, symbol: str, side: Side, *, broker: Broker) -> list[ExitLeg]:
+    """On a venue where a resting exit holds the balance (spot: a stop, or an OCO pair), the exits resting on
+    the close's side are cancelled first, or the venue would refuse the close for insufficient funds. Returns
+    the legs whose orders were cancelled."""
+    freed: dict[str, ExitLeg] = {}
+    for order in Order.objects.filter(account=account, symbol=symbol, side=side, exit_leg__isnull=False,
+                                      status__in=(OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+                                      ).select_related("exit_leg__entry"):
+        try:
+            broker.cancel_order(order_to_ticket(order))
+        except DeskError:
+            for leg in freed.values():
+                protect(entry=leg.entry, broker=broker)     # the close is not sent: what was freed goes back
+            raise
+        order_transition(order, OrderStatus.CANCELLED, step=OrderStep.ENDED,
+                         message="cancelled to free the balance for a close")
+        freed[str(order.exit_leg_id)] = order.exit_leg
+    return list(freed.values())
 
 
 def _sellable(broker: Broker, symbol: str, held: Decimal) -> Decimal:

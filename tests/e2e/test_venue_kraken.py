@@ -160,6 +160,23 @@ def test_an_order_placed_at_kraken_by_another_app_is_adopted_as_external(desk, c
 
 # -- a bracket: one resting stop, an engine-fired take-profit ------------------------------------------------
 
+def test_a_protected_position_can_be_closed_although_its_stop_holds_the_balance(desk, client):
+    """Kraken holds the coin a resting stop would sell: the close cancels the stop first, or Kraken refuses it
+    for insufficient funds."""
+    entry_id = buy_bracket(client)
+    desk.tick(3)
+    assert len(desk.open_orders()) == 1
+
+    closed = client.delete("/v1/positions/XBTUSD")
+    assert closed.status_code == 200, closed.content
+    desk.tick(3)
+    assert desk.open_orders() == []
+    assert D(desk.state()["balances"]["XXBT"]) == 0
+    assert client.get("/v1/positions").json() == []
+    assert {leg.status for leg in ExitLeg.objects.filter(entry_id=entry_id)} == {"CANCELLED"}
+    assert not alerts(desk, Alert.Kind.POSITION_UNPROTECTED)
+
+
 def test_a_bracket_rests_one_stop_and_its_take_profit_fires_on_the_quote(desk, client, dialled):
     entry_id = buy_bracket(client)
     desk.tick(3)
