@@ -118,6 +118,8 @@
     var tick = e.detail.target;
     if (!tick || tick.id !== "chart-tick" || !series || tick.dataset.symbol !== (holder && holder.dataset.symbol)) return;
     var price = +tick.dataset.price, minute = +tick.dataset.time - (+tick.dataset.time % 60);
+    // a venue's bars may run ahead of this desk's clock: a tick older than the last bar cannot be drawn
+    if (lastBar && minute < lastBar.time) return;
     if (lastBar && minute === lastBar.time) {
       lastBar = {time: minute, open: lastBar.open, high: Math.max(lastBar.high, price), low: Math.min(lastBar.low, price), close: price};
     } else { lastBar = {time: minute, open: price, high: price, low: price, close: price}; }
