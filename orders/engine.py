@@ -216,6 +216,7 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
             raise                   # the database went away: the engine's loop waits for it
         except Exception:           # a venue answer that cannot be read or kept must not stop fills and exits
             log.exception("engine: following %s's books failed this tick", broker.name)
+            venue.reconciled = venue.refreshed = time.monotonic()     # tried again when next due, not every tick
     protection_tick(accounts=accounts, broker=broker, now=now)
     if poll:                    # the venue may be asked for quotes this tick
         watched_tick(accounts=accounts, broker=broker, now=now, book=book)
