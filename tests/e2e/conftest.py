@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext
 
+from tests.e2e.browser import launched
 from tests.fakes.hosts import LOOPBACK
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, one per test module."""
+    with launched() as browser:
+        yield browser
+
+
+@pytest.fixture
+def contexts(browser) -> Iterator[list[BrowserContext]]:
+    """Browser contexts (one per person) closed after the test."""
+    opened: list[BrowserContext] = []
+    yield opened
+    for context in opened:
+        context.close()
 
 
 @pytest.fixture

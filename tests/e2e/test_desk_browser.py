@@ -8,59 +8,29 @@ Chromium is never downloaded: without /usr/bin/chromium these tests fail and say
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.e2e.desk_process import ROOT, Desk, running_desk
+from tests.e2e.browser import LIVE, People, assert_not_reloaded, mark_page, screenshot, wait_ready
+from tests.e2e.desk_process import Desk, running_desk
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = ROOT / "test-output" / "screenshots"
 TRADER = ("demo", "browser-test-trader-pw")
 RISK = ("risk", "browser-test-risk-pw")
 DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
             "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
             # desk_setup's logins get these passwords rather than random ones
             "DESK_DEMO_PASSWORD": TRADER[1], "DESK_RISK_PASSWORD": RISK[1]}
-LIVE = 10_000                 # ms: the socket connects, a pushed fragment arrives
 NUMBER = re.compile(r"^\d+\.\d\d$")
 LEG_GIVES_UP = 30_000         # ms: the engine retries a rejected leg for 10 s (RETRY_WINDOW) before alerting
 
 
 # -- processes and browser -----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's chromium package. Install it with "
-                    "`bin/install --test` (or `apt-get install chromium`); Playwright's own download is not used.",
-                    pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def wait_ready(desk: Desk, timeout: float = 60) -> None:
-    """Like ``Desk.wait_ready``, but a slow first answer (a loaded machine) is waited for, not fatal."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{desk.url}/readyz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"the desk did not become ready on {desk.url}:\n{desk.log('web')[-3000:]}")
-
 
 @pytest.fixture
 def desk(tmp_path) -> Iterator[Desk]:
@@ -71,54 +41,10 @@ def desk(tmp_path) -> Iterator[Desk]:
 
 
 @pytest.fixture
-def contexts(browser) -> Iterator[list[BrowserContext]]:
-    """Browser contexts (one per person) closed after the test."""
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
-        context.close()
-
-
-class People:
-    """Opens a separate browser (context) per person, logged in through the login page."""
-
-    def __init__(self, browser: Browser, desk: Desk, contexts: list[BrowserContext], name: str) -> None:
-        self.browser, self.desk, self.contexts, self.test = browser, desk, contexts, name
-        self.errors: list[str] = []
-
-    def log_in(self, credentials: tuple[str, str], *, shot: str | None = None) -> Page:
-        context = self.browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=self.desk.url)
-        self.contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(LIVE)
-        page.on("pageerror", lambda error: self.errors.append(f"{credentials[0]}: {error}"))
-        page.goto("/login/")
-        if shot:
-            screenshot(page, shot)
-        page.fill("input[name=username]", credentials[0])
-        page.fill("input[name=password]", credentials[1])
-        page.click("#login-form button[type=submit]")
-        page.wait_for_url(f"{self.desk.url}/")
-        expect(page.locator("#connection-state")).to_have_text("live")
-        return page
-
-
-@pytest.fixture
-def people(browser, desk, contexts, request) -> Iterator[People]:
-    crowd = People(browser, desk, contexts, request.node.name)
+def people(browser, desk, contexts) -> Iterator[People]:
+    crowd = People(browser, desk, contexts)
     yield crowd
     assert crowd.errors == [], f"JavaScript errors on the page: {crowd.errors}"
-
-
-def screenshot(page: Page, name: str) -> Path:
-    """Save the whole page; a desk page once its live quote and its chart are in."""
-    if page.locator("#chart").count():
-        expect(page.locator("#ticket-quote b").first).to_be_visible()
-        expect(page.locator("#chart-symbol")).not_to_be_empty()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
 
 
 # -- the desk's API, to check what the browser did -----------------------------------------------------
@@ -146,15 +72,6 @@ def fill_ticket(page: Page, *, quantity: str, order_type: str = "MARKET", limit_
     if take_profit is not None:
         page.fill("#ticket-tp", str(take_profit))
     return page.input_value("#ticket-form input[name=token]")
-
-
-def mark_page(page: Page) -> None:
-    """Leave a mark in the page's JavaScript state: a reload would wipe it."""
-    page.evaluate("window.__sameDocument = true")
-
-
-def assert_not_reloaded(page: Page) -> None:
-    assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
 
 
 # -- scenarios -----------------------------------------------------------------------------------------

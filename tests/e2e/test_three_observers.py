@@ -27,24 +27,13 @@ from decimal import Decimal
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.e2e.browser import assert_not_reloaded, mark_page, screenshot, wait_ready
 from tests.e2e.desk_process import Desk, running_desk
-from tests.e2e.test_desk_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    DESK_ENV,
-    RISK,
-    TRADER,
-    assert_not_reloaded,
-    fill_ticket,
-    mark_page,
-    quote,
-    screenshot,
-    wait_ready,
-)
+from tests.e2e.test_desk_browser import DESK_ENV, RISK, TRADER, fill_ticket, quote
 
 pytestmark = pytest.mark.slow
 
@@ -157,17 +146,6 @@ def wait_until(read: Callable[[], object], *, timeout: float, what: str):
 
 
 # -- fixtures ------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (`bin/install --test`).",
-                    pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
 
 @pytest.fixture
 def desk(tmp_path) -> Iterator[Desk]:

@@ -24,23 +24,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import requests
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.e2e.desk_process import ROOT, Desk, running_desk
+from tests.e2e.browser import LIVE, SCREENSHOTS, People, assert_not_reloaded, mark_page, wait_ready
+from tests.e2e.desk_process import Desk, running_desk
 from tests.fakes import FakeVenue
 from tests.fakes.kraken import API_KEY, API_SECRET
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = ROOT / "test-output" / "screenshots"
 TRADER = ("demo", "venue-browser-trader-pw")
 RISK = ("risk", "venue-browser-risk-pw")
 SIZES = {"390x844": {"width": 390, "height": 844}, "1440x900": {"width": 1440, "height": 900}}
 VENUE_CASH = "234995"                   # the fake's USD: nothing like the paper venue's 100,000
-LIVE = 10_000                           # ms: the socket connects, a pushed fragment arrives
 # The engine refreshes the venue's books every second (DESK_VENUE_POLL_SECONDS=1), but the Kraken adapter reuses
 # its last BalanceEx/TradeBalance for 20 s (``KrakenBroker.account_read_seconds``, Kraken's private-call budget)
 # unless an order changed: a balance changed from outside shows within 20 s, and a drift is raised a second later
@@ -52,37 +48,12 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 
 # -- processes and browser -----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's chromium package. Install it with "
-                    "`bin/install --test` (or `apt-get install chromium`); Playwright's own download is not used.",
-                    pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def fake(request) -> Iterator[FakeVenue]:
     """The fake Kraken, holding 234,995 USD and whatever else a test parametrizes it with (``{"XBT": "0.5"}``)."""
     balances = {"USD": VENUE_CASH, **getattr(request, "param", {})}
     with FakeVenue("kraken", *(f"--balance={asset}={amount}" for asset, amount in balances.items())) as venue:
         yield venue
-
-
-def wait_ready(desk: Desk, timeout: float = 60) -> None:
-    """Like ``Desk.wait_ready``, but a slow first answer (a loaded machine) is waited for, not fatal."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{desk.url}/readyz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"the desk did not become ready on {desk.url}:\n{desk.log('web')[-3000:]}")
 
 
 @pytest.fixture
@@ -101,39 +72,8 @@ def desk(tmp_path, fake) -> Iterator[Desk]:
 
 
 @pytest.fixture
-def contexts(browser) -> Iterator[list[BrowserContext]]:
-    """Browser contexts (one per person) closed after the test."""
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
-        context.close()
-
-
-class People:
-    """Opens a separate browser (context) per person, logged in through the login page."""
-
-    def __init__(self, browser: Browser, desk: Desk, contexts: list[BrowserContext]) -> None:
-        self.browser, self.desk, self.contexts = browser, desk, contexts
-        self.errors: list[str] = []
-
-    def log_in(self, credentials: tuple[str, str]) -> Page:
-        context = self.browser.new_context(viewport=SIZES["1440x900"], base_url=self.desk.url)
-        self.contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(LIVE)
-        page.on("pageerror", lambda error: self.errors.append(f"{credentials[0]}: {error}"))
-        page.goto("/login/")
-        page.fill("input[name=username]", credentials[0])
-        page.fill("input[name=password]", credentials[1])
-        page.click("#login-form button[type=submit]")
-        page.wait_for_url(f"{self.desk.url}/")
-        expect(page.locator("#connection-state")).to_have_text("live")
-        return page
-
-
-@pytest.fixture
 def people(browser, desk, contexts) -> Iterator[People]:
-    crowd = People(browser, desk, contexts)
+    crowd = People(browser, desk, contexts, viewport=SIZES["1440x900"])
     yield crowd
     assert crowd.errors == [], f"JavaScript errors on the page: {crowd.errors}"
 
@@ -149,15 +89,6 @@ def screenshots(page: Page, name: str) -> list[Path]:
         page.screenshot(path=str(path), full_page=True)
         saved.append(path)
     return saved
-
-
-def mark_page(page: Page) -> None:
-    """Leave a mark in the page's JavaScript state: a reload would wipe it."""
-    page.evaluate("window.__sameDocument = true")
-
-
-def assert_not_reloaded(page: Page) -> None:
-    assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
 
 
 def figure(page: Page, name: str):

@@ -1,0 +1,94 @@
+"""What the browser tests share: Debian's chromium (never a downloaded build), a desk that may answer slowly at
+first, people logged in through the login page in browsers of their own, and the checks that a page was never
+reloaded. The ``browser`` and ``contexts`` fixtures built on these are in ``conftest.py``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.e2e.desk_process import ROOT, Desk
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = ROOT / "test-output" / "screenshots"
+LIVE = 10_000                 # ms: the socket connects, a pushed fragment arrives
+
+
+@contextmanager
+def launched() -> Iterator[Browser]:
+    """Debian's chromium, driven by Playwright; a test fails (saying how to install it) when it is missing."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's chromium package. Install it with "
+                    "`bin/install --test` (or `apt-get install chromium`); Playwright's own download is not used.",
+                    pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def wait_ready(desk: Desk, timeout: float = 60) -> None:
+    """Like ``Desk.wait_ready``, but a slow first answer (a loaded machine) is waited for, not fatal."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{desk.url}/readyz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the desk did not become ready on {desk.url}:\n{desk.log('web')[-3000:]}")
+
+
+class People:
+    """Opens a separate browser (context) per person, logged in through the login page; collects the pages'
+    JavaScript errors."""
+
+    def __init__(self, browser: Browser, desk: Desk, contexts: list[BrowserContext], *,
+                 viewport: dict[str, int] | None = None) -> None:
+        self.browser, self.desk, self.contexts = browser, desk, contexts
+        self.viewport = viewport or {"width": 1400, "height": 1000}
+        self.errors: list[str] = []
+
+    def log_in(self, credentials: tuple[str, str], *, shot: str | None = None) -> Page:
+        context = self.browser.new_context(viewport=self.viewport, base_url=self.desk.url)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(LIVE)
+        page.on("pageerror", lambda error: self.errors.append(f"{credentials[0]}: {error}"))
+        page.goto("/login/")
+        if shot:
+            screenshot(page, shot)
+        page.fill("input[name=username]", credentials[0])
+        page.fill("input[name=password]", credentials[1])
+        page.click("#login-form button[type=submit]")
+        page.wait_for_url(f"{self.desk.url}/")
+        expect(page.locator("#connection-state")).to_have_text("live")
+        return page
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save the whole page; a desk page once its live quote and its chart are in."""
+    if page.locator("#chart").count():
+        expect(page.locator("#ticket-quote b").first).to_be_visible()
+        expect(page.locator("#chart-symbol")).not_to_be_empty()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def mark_page(page: Page) -> None:
+    """Leave a mark in the page's JavaScript state: a reload would wipe it."""
+    page.evaluate("window.__sameDocument = true")
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
