@@ -13,7 +13,16 @@ from decimal import Decimal
 import pytest
 
 from orders.brokers.base import Broker
-from orders.brokers.types import BrokerAck, ExecutionReport, OrderTicket, ReportKind, WorkingOrder
+from orders.brokers.types import (
+    BrokerAck,
+    ExecutionReport,
+    OrderTicket,
+    ReportKind,
+    VenueAccount,
+    VenueOrder,
+    VenuePosition,
+    WorkingOrder,
+)
 from orders.domain.enums import OrderStatus, OrderType, Side, TimeInForce
 from orders.domain.errors import DeskError, OrderRejected, ProviderUnavailable
 
@@ -140,3 +149,41 @@ class BrokerContract:
         with pytest.raises(DeskError) as raised:
             broker.quote(self.symbol, now=self.now())
         assert isinstance(raised.value, ProviderUnavailable) or raised.value.status in (502, 503)
+
+
+class VenueBooksContract:
+    """Mixed into the contract of a broker whose venue keeps the books (``venue_ledger``): its account, positions
+    and working orders, read through the ``Broker`` interface alone (issue #13)."""
+
+    working_statuses: tuple[OrderStatus, ...] = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+
+    # -- hooks ---------------------------------------------------------------------------------------
+    def stage_account(self) -> None:
+        """What the venue answers for the account and what it holds."""
+        raise NotImplementedError
+
+    def stage_open_orders(self) -> None:
+        raise NotImplementedError
+
+    def check_figures(self, figures: VenueAccount) -> None:
+        """The venue's own arithmetic between its figures."""
+        raise NotImplementedError
+
+    # -- the contract --------------------------------------------------------------------------------
+    def test_the_account_is_the_venues_in_decimals(self):
+        broker = self.make_broker()
+        self.stage_account()
+        figures = broker.account_state(now=self.now())
+        assert isinstance(figures, VenueAccount) and broker.venue_ledger
+        assert all(isinstance(getattr(figures, name), Decimal) for name in (
+            "cash", "equity", "buying_power", "margin_used", "margin_available"))
+        self.check_figures(figures)
+
+    def test_positions_and_working_orders_are_the_interfaces_types(self):
+        broker = self.make_broker()
+        self.stage_account()
+        self.stage_open_orders()
+        held = broker.positions(now=self.now())
+        assert held and all(isinstance(p, VenuePosition) and p.quantity != 0 for p in held)
+        working = broker.open_orders(now=self.now())
+        assert working and all(isinstance(o, VenueOrder) and o.status in self.working_statuses for o in working)

@@ -12,9 +12,8 @@ from responses import matchers
 
 from orders.brokers.alpaca import AlpacaBroker, AlpacaConfig
 from orders.brokers.http import RetryPolicy
-from orders.brokers.types import VenueAccount, VenueOrder, VenuePosition
 from orders.domain.enums import OrderStatus
-from tests.brokers.contract import NOW, BrokerContract
+from tests.brokers.contract import BrokerContract, VenueBooksContract
 
 PAYLOADS = Path(__file__).parent / "payloads"
 TRADING = "https://paper-api.alpaca.markets"
@@ -30,7 +29,7 @@ def alpaca_order(client_order_id: str, **changes) -> dict:
     return {**payload("orders_post"), "client_order_id": client_order_id, "qty": "1", **changes}
 
 
-class TestAlpacaContract(BrokerContract):
+class TestAlpacaContract(VenueBooksContract, BrokerContract):
     @pytest.fixture(autouse=True)
     def _venue(self):
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
@@ -76,21 +75,14 @@ class TestAlpacaContract(BrokerContract):
         self.venue.get(f"{DATA}/v2/stocks/AAPL/quotes/latest", status=503, body="upstream unavailable")
 
     # -- the venue's truth, through the interface only (Alpaca's part of issue #13) --------------------------------
-    def test_the_account_is_the_venues_in_decimals(self):
-        broker = self.make_broker()
-        self.venue.get(f"{TRADING}/v2/account", json=payload("account_get"))
-        figures = broker.account_state(now=NOW)
-        assert isinstance(figures, VenueAccount) and broker.venue_ledger
-        assert all(isinstance(getattr(figures, name), Decimal) for name in (
-            "cash", "equity", "buying_power", "margin_used", "margin_available"))
-        assert figures.margin_available == figures.equity - figures.margin_used
+    working_statuses = (OrderStatus.PENDING, OrderStatus.OPEN)
 
-    def test_positions_and_working_orders_are_the_interfaces_types(self):
-        broker = self.make_broker()
+    def stage_account(self):
+        self.venue.get(f"{TRADING}/v2/account", json=payload("account_get"))
         self.venue.get(f"{TRADING}/v2/positions", json=payload("positions_get"))
+
+    def stage_open_orders(self):
         self.venue.get(f"{TRADING}/v2/orders", json=payload("orders_get_open"))
-        held = broker.positions(now=NOW)
-        assert held and all(isinstance(p, VenuePosition) and p.quantity != 0 for p in held)
-        working = broker.open_orders(now=NOW)
-        assert working and all(isinstance(o, VenueOrder) and o.status in (OrderStatus.PENDING, OrderStatus.OPEN)
-                               for o in working)
+
+    def check_figures(self, figures):
+        assert figures.margin_available == figures.equity - figures.margin_used

@@ -11,9 +11,7 @@ import responses
 
 from orders.brokers.binance import BinanceBroker, BinanceConfig
 from orders.brokers.http import HttpClient
-from orders.brokers.types import VenueAccount, VenueOrder, VenuePosition
-from orders.domain.enums import OrderStatus
-from tests.brokers.contract import NOW, BrokerContract
+from tests.brokers.contract import NOW, BrokerContract, VenueBooksContract
 
 BASE = "https://testnet.binance.vision"
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -33,7 +31,7 @@ def error(name: str) -> dict:
     return {"status": case["status"], "json": case["body"], "headers": case.get("headers", {})}
 
 
-class TestBinanceContract(BrokerContract):
+class TestBinanceContract(VenueBooksContract, BrokerContract):
     symbol = "BTCUSDT"
     quantity = Decimal("0.001")
 
@@ -83,21 +81,8 @@ class TestBinanceContract(BrokerContract):
         self.rsps.get(f"{BASE}/api/v3/account", json=payload("account_get"))
         self.rsps.get(f"{BASE}/api/v3/ticker/price", json=payload("market_ticker_price"))
 
-    def test_the_account_is_the_venues_in_decimals(self):
-        broker = self.make_broker()
-        self.stage_account()
-        figures = broker.account_state(now=NOW)
-        assert isinstance(figures, VenueAccount) and broker.venue_ledger
-        assert all(isinstance(getattr(figures, name), Decimal) for name in (
-            "cash", "equity", "buying_power", "margin_used", "margin_available"))
-        assert figures.margin_used == 0 and figures.margin_available == figures.buying_power <= figures.cash
-
-    def test_positions_and_working_orders_are_the_interfaces_types(self):
-        broker = self.make_broker()
-        self.stage_account()
+    def stage_open_orders(self):
         self.rsps.get(f"{BASE}/api/v3/openOrders", json=payload("open_orders"))
-        held = broker.positions(now=NOW)
-        assert held and all(isinstance(p, VenuePosition) and p.quantity != 0 for p in held)
-        working = broker.open_orders(now=NOW)
-        assert working and all(isinstance(o, VenueOrder) and o.status in (
-            OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED) for o in working)
+
+    def check_figures(self, figures):
+        assert figures.margin_used == 0 and figures.margin_available == figures.buying_power <= figures.cash

@@ -11,10 +11,8 @@ from decimal import Decimal
 import pytest
 import responses
 
-from orders.brokers.types import VenueAccount, VenueOrder, VenuePosition
-from orders.domain.enums import OrderStatus
 from orders.domain.errors import ProviderUnavailable
-from tests.brokers.contract import BrokerContract
+from tests.brokers.contract import BrokerContract, VenueBooksContract
 from tests.brokers.test_kraken import (
     KrakenVenue,
     answer,
@@ -28,7 +26,7 @@ from tests.brokers.test_kraken import (
 CLOSED_TXID = "OBCMZD-JIEE7-77TH3F"
 
 
-class TestKrakenContract(BrokerContract):
+class TestKrakenContract(VenueBooksContract, BrokerContract):
     symbol = "XBTUSD"
     quantity = Decimal("0.01")
 
@@ -74,6 +72,23 @@ class TestKrakenContract(BrokerContract):
     def stage_outage(self, broker):
         self.venue.stage("Ticker", (503, "<html>503 Service Temporarily Unavailable</html>"))
 
+    # -- the venue's truth, through the interface only (Kraken's part of issue #13) ----------------------------
+    def stage_account(self) -> None:
+        self.venue.stage("BalanceEx", payload("user_balanceex"))
+        self.venue.stage("TradeBalance", payload("user_tradebalance"))
+
+    def stage_open_orders(self):
+        self.venue.stage("OpenOrders", payload("user_openorders"))
+
+    def check_figures(self, figures):
+        assert figures.margin_used == 0 and figures.margin_available == figures.buying_power <= figures.cash
+
+    def test_one_balance_backs_one_resting_exit_and_the_switch_is_kraken_s(self):
+        broker = self.make_broker()
+        assert broker.one_resting_exit and broker.deadman_seconds > 0
+        broker.arm_deadman(seconds=broker.deadman_seconds)
+        assert self.venue.calls_to("CancelAllOrdersAfter")[0].fields["timeout"] == str(broker.deadman_seconds)
+
 
 class TestKrakenContractWhenKrakenSaysItIsUnavailable(TestKrakenContract):
     """The same contract, the outage this time reported Kraken's way: HTTP 200 with ``EService:Unavailable``."""
@@ -86,33 +101,3 @@ class TestKrakenContractWhenKrakenSaysItIsUnavailable(TestKrakenContract):
         self.stage_outage(broker)
         with pytest.raises(ProviderUnavailable):
             broker.quote(self.symbol, now=self.now())
-
-    # -- the venue's truth, through the interface only (Kraken's part of issue #13) ----------------------------
-    def stage_account(self) -> None:
-        self.venue.stage("BalanceEx", payload("user_balanceex"))
-        self.venue.stage("TradeBalance", payload("user_tradebalance"))
-
-    def test_the_account_is_the_venues_in_decimals(self):
-        broker = self.make_broker()
-        self.stage_account()
-        figures = broker.account_state(now=self.now())
-        assert isinstance(figures, VenueAccount) and broker.venue_ledger
-        assert all(isinstance(getattr(figures, name), Decimal) for name in (
-            "cash", "equity", "buying_power", "margin_used", "margin_available"))
-        assert figures.margin_used == 0 and figures.margin_available == figures.buying_power <= figures.cash
-
-    def test_positions_and_working_orders_are_the_interfaces_types(self):
-        broker = self.make_broker()
-        self.stage_account()
-        self.venue.stage("OpenOrders", payload("user_openorders"))
-        held = broker.positions(now=self.now())
-        assert held and all(isinstance(p, VenuePosition) and p.quantity != 0 for p in held)
-        working = broker.open_orders(now=self.now())
-        assert working and all(isinstance(o, VenueOrder) and o.status in (
-            OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED) for o in working)
-
-    def test_one_balance_backs_one_resting_exit_and_the_switch_is_kraken_s(self):
-        broker = self.make_broker()
-        assert broker.one_resting_exit and broker.deadman_seconds > 0
-        broker.arm_deadman(seconds=broker.deadman_seconds)
-        assert self.venue.calls_to("CancelAllOrdersAfter")[0].fields["timeout"] == str(broker.deadman_seconds)
