@@ -23,7 +23,7 @@ from orders.domain.errors import DeskError, Unsupported
 from orders.domain.lifecycle import LIVE_LEG, UNPLACED, LegStatus, OrderStep
 from orders.domain.money import ZERO, format_decimal
 from orders.domain.orders import OrderRequest
-from orders.exits.decide import HOPELESS_RETRY, LegOrder, gives_up, initial_stop, retry_delay
+from orders.exits.decide import HOPELESS_RETRY, LegOrder, gives_up, initial_stop, leg_quantity, retry_delay
 from orders.exits.rules import leg_client_order_id
 from orders.exits.strategy import choose_strategy, leg_plans
 from orders.models import Alert, ExitLeg, Order, position_wire_id
@@ -104,6 +104,18 @@ def covered(leg: ExitLeg) -> Decimal:
 
 def as_leg_orders(orders: list[Order]) -> list[LegOrder]:
     return [LegOrder(str(o.id), o.quantity, o.filled_quantity, o.status in WORKING_STATUSES) for o in orders]
+
+
+def tradeable_quantity(broker: Broker, symbol: str, quantity: Decimal, *, minimum: bool = True) -> Decimal:
+    """What of ``quantity`` the venue will trade: rounded down to its quantity step, and (``minimum``) nothing when
+    that is below its minimum order. A fee taken in the coin leaves holdings off the step (0.00999 ETH on a 0.0001
+    step). An instrument the venue cannot describe now leaves the quantity as it is."""
+    try:
+        instrument = broker.instrument(symbol)
+    except DeskError:
+        return quantity
+    return leg_quantity(quantity, step=instrument.quantity_step,
+                        minimum=instrument.min_quantity if minimum else ZERO)
 
 
 def is_watched(leg: ExitLeg) -> bool:

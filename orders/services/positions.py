@@ -22,11 +22,11 @@ from orders.domain.errors import (
 from orders.domain.lifecycle import LegStatus, OrderStep
 from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest
-from orders.exits.decide import leg_quantity
 from orders.models import Account, ExitLeg, Order, Position
 from orders.selectors import position_lookup
 from orders.services.audit import audit_record
 from orders.services.fills import reports_apply
+from orders.services.legs import tradeable_quantity
 from orders.services.orders import OrderChanges, order_modify, order_submit
 from orders.services.protection import protect
 from orders.services.transitions import leg_transition, order_transition
@@ -103,12 +103,9 @@ def _free_balance(account: Account, symbol: str, side: Side, *, broker: Broker) 
 def _sellable(broker: Broker, symbol: str, held: Decimal) -> Decimal:
     """What of ``held`` the venue will trade: rounded down to its quantity step. A fee taken in the coin can leave
     a holding off the step (0.014985 BTC on a 0.00001 step): the close sells 0.01498 and the dust stays."""
-    try:
-        instrument = broker.instrument(symbol)
-    except DeskError:
-        return held
-    sellable = leg_quantity(held, step=instrument.quantity_step, minimum=instrument.min_quantity)
+    sellable = tradeable_quantity(broker, symbol, held)
     if sellable <= 0:
+        instrument = broker.instrument(symbol)
         raise OrderRejected(RejectReason.INVALID_QUANTITY,
                             f"The {format_decimal(held)} {symbol} held is below the venue's minimum order "
                             f"{format_decimal(instrument.min_quantity)}: it cannot be sold",

@@ -34,7 +34,6 @@ from orders.domain.lifecycle import LIVE_LEG, UNPLACED, LegStatus, OrderStep
 from orders.domain.money import ZERO, format_decimal
 from orders.exits.decide import (
     Cancel,
-    leg_quantity,
     protection_target,
     shrink_to,
     trim_to,
@@ -119,12 +118,7 @@ def _wanted(entry: Order) -> Decimal:
 
 def leg_target(entry: Order, broker: Broker) -> Decimal:
     """What the legs can cover of it at the venue: rounded down to its quantity step (0 below its minimum)."""
-    wanted = _wanted(entry)
-    try:
-        instrument = broker.instrument(entry.symbol)
-    except DeskError:
-        return wanted
-    return leg_quantity(wanted, step=instrument.quantity_step, minimum=instrument.min_quantity)
+    return legs.tradeable_quantity(broker, entry.symbol, _wanted(entry))
 
 
 def _shortfall(entry: Order, leg: ExitLeg, broker: Broker) -> Decimal:
@@ -290,16 +284,7 @@ def _fit_legs_to_position(account_id: int, symbol: str, held: Decimal, *, broker
                 alerts_resolve(account_id=leg.account_id, symbol=leg.symbol, entry_id=leg.entry_id,
                                kind=Alert.Kind.POSITION_UNPROTECTED, resolution="position closed")
         else:
-            _trim_leg(leg, _on_step(broker, symbol, abs(held)), broker=broker)
-
-
-def _on_step(broker: Broker, symbol: str, quantity: Decimal) -> Decimal:
-    """``quantity`` rounded down to the venue's step: a leg never rests for more than can be sold."""
-    try:
-        step = broker.instrument(symbol).quantity_step
-    except DeskError:
-        return quantity
-    return leg_quantity(quantity, step=step, minimum=ZERO)
+            _trim_leg(leg, legs.tradeable_quantity(broker, symbol, abs(held), minimum=False), broker=broker)
 
 
 def _trim_leg(leg: ExitLeg, held: Decimal, *, broker: Broker) -> None:
