@@ -4,6 +4,9 @@ functions, so a pushed fragment is exactly what a reload would draw."""
 
 from __future__ import annotations
 
+import time
+import weakref
+
 from django.conf import settings
 from django.utils import timezone
 
@@ -41,16 +44,30 @@ def ticket_symbols(account: Account, broker: Broker) -> list[str]:
     """What the ticket offers: the venue's own list, and always what the account holds or has working (a position
     adopted from the venue may be on no list). A venue that lists nothing (Alpaca's thousands of assets) adds the
     desk's default symbols (``STREAM_DEFAULT_SYMBOLS``) that it knows."""
-    listed = broker.symbols()
-    ours = selectors.traded_symbols(account)
-    if not listed:
-        listed = [s.strip() for s in settings.STREAM_DEFAULT_SYMBOLS.split(",") if s.strip() and _known(broker, s)]
-    return sorted(set(listed) | set(ours))
+    listed = broker.symbols() or _defaults_known(broker)
+    return sorted(set(listed) | set(selectors.traded_symbols(account)))
+
+
+# broker -> (when asked, the default symbols it knows)
+_DEFAULTS_KNOWN: weakref.WeakKeyDictionary[Broker, tuple[float, list[str]]] = weakref.WeakKeyDictionary()
+
+
+def _defaults_known(broker: Broker) -> list[str]:
+    """The default symbols ``broker`` knows, asked of it once an hour (once a minute while it knows none: it may
+    have been unreachable), not on every page and every order."""
+    now = time.monotonic()
+    asked = _DEFAULTS_KNOWN.get(broker)
+    if asked is not None and now - asked[0] < (3600 if asked[1] else 60):
+        return asked[1]
+    names = (name.strip() for name in settings.STREAM_DEFAULT_SYMBOLS.split(","))
+    known = [name for name in names if name and _known(broker, name)]
+    _DEFAULTS_KNOWN[broker] = (now, known)
+    return known
 
 
 def _known(broker: Broker, symbol: str) -> bool:
     try:
-        broker.instrument(symbol.strip())
+        broker.instrument(symbol)
     except DeskError:
         return False
     return True
