@@ -1,0 +1,86 @@
+"""What the screen and accessibility browser tests share: one desk with something on every page (a position with
+its exit legs, a resting limit order, an open alert, a few audit records), the people who look at it, and the
+screen sizes a desk must work at."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.browser import LIVE, People, wait_ready
+from tests.e2e.desk_process import Desk, running_desk
+
+TRADER = ("demo", "screens-test-trader-pw")
+RISK = ("risk", "screens-test-risk-pw")
+DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
+            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
+            "DESK_DEMO_PASSWORD": TRADER[1], "DESK_RISK_PASSWORD": RISK[1]}
+SIZES = {"390": {"width": 390, "height": 844}, "1440": {"width": 1440, "height": 900},
+         "1920": {"width": 1920, "height": 1080}}
+PHONE = SIZES["390"]
+ALERT_RAISED = 40_000         # ms: the engine retries a rejected stop leg for 10 s before it alerts
+
+
+def quote(desk: Desk, symbol: str = "AAPL") -> dict[str, Decimal]:
+    body = requests.get(f"{desk.url}/v1/quotes/{symbol}", timeout=5).json()
+    return {k: Decimal(body[k]) for k in ("bid", "ask")}
+
+
+def place(desk: Desk, **order: str) -> dict:
+    response = requests.post(f"{desk.url}/v1/orders", json=order, timeout=10)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def busy_desk(tmp_path_factory, browser: Browser) -> Iterator[Desk]:
+    """A desk whose pages all have rows: a bought AAPL position whose stop the venue keeps refusing (so an open
+    POSITION_UNPROTECTED alert, and a working take-profit), and a resting MSFT limit order."""
+    var_dir = tmp_path_factory.mktemp("screens-desk")
+    with running_desk(var_dir, DESK_SQLITE_PATH=str(var_dir / "desk.sqlite3"), **DESK_ENV) as desk:
+        desk.start("rundesk", log_name="web")
+        wait_ready(desk)
+        desk.manage("paper_faults", "--reject-next", "200", "--kind", "STOP")
+        ask = quote(desk)["ask"]
+        place(desk, symbol="AAPL", side="BUY", order_type="MARKET", quantity="10",
+              stop_loss=str(ask - 3), take_profit=str(ask + 3))
+        bid = quote(desk, "MSFT")["bid"]
+        place(desk, symbol="MSFT", side="BUY", order_type="LIMIT", quantity="2", limit_price=str(bid - 20))
+        context = browser.new_context(base_url=desk.url)
+        try:
+            page = context.new_page()
+            page.goto("/login/")
+            page.fill("input[name=username]", RISK[0])
+            page.fill("input[name=password]", RISK[1])
+            page.click("#login-form button[type=submit]")
+            page.goto("/risk/")
+            expect(page.locator('#alerts .alert[data-kind="POSITION_UNPROTECTED"]')).to_be_visible(
+                timeout=ALERT_RAISED)
+        finally:
+            context.close()
+        yield desk
+
+
+@pytest.fixture
+def people_at(browser, busy_desk, contexts):
+    """``people_at(size)``: People whose browsers have that viewport; fails the test on a JavaScript error."""
+    crowds: list[People] = []
+
+    def make(size: dict[str, int]) -> People:
+        crowds.append(People(browser, busy_desk, contexts, viewport=size))
+        return crowds[-1]
+    yield make
+    errors = [e for crowd in crowds for e in crowd.errors]
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def settle(page: Page) -> None:
+    """The page's live quote and chart are in (a desk page), and no request is under way."""
+    if page.locator("#chart").count():
+        expect(page.locator("#ticket-quote b").first).to_be_visible(timeout=LIVE)
+        expect(page.locator("#chart-symbol")).not_to_be_empty(timeout=LIVE)
+    page.wait_for_load_state("networkidle")
