@@ -164,14 +164,15 @@ FILL_WINDOWS = (200, 2000)       # the desk's newest fills searched for an accou
 
 
 def desk_orders(account: Account) -> tuple[list[Order], list[Order]]:
-    """The account's working orders (up to ``WORKING_ROWS``) and its last ``FINISHED_ROWS`` finished ones,
-    newest first."""
+    """The account's working orders (up to ``WORKING_ROWS``), newest first, and the ``FINISHED_ROWS`` that
+    finished last, most recently finished first (their last update is when they ended)."""
     # the working orders by the (account, status) index, then sorted: ordered in SQL, SQLite walks the
     # account's whole history along (account, created_at) looking for them
     working_ids = Order.objects.filter(account=account, status__in=WORKING_STATUSES).values("pk")
     working = Order.objects.filter(pk__in=working_ids).order_by("-created_at")[:WORKING_ROWS]
+    # along the (account, -updated_at) index, skipping the few working orders on the way
     finished = (Order.objects.filter(account=account).exclude(status__in=WORKING_STATUSES)
-                .order_by("-created_at")[:FINISHED_ROWS])
+                .order_by("-updated_at")[:FINISHED_ROWS])
     return list(working), list(finished)
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from orders import selectors, wire
 from orders.brokers.base import Broker
+from orders.domain.enums import OrderStatus
 from orders.domain.errors import DeskError
 from orders.models import Account, TradingState, position_wire_id
 from orders.services.accounts import account_snapshot, mark_price
@@ -94,4 +95,5 @@ def blotter_context(account: Account, broker: Broker) -> dict:
         "fills": [wire.trade_out(f) for f in selectors.latest_fills(account, FILL_ROWS)],
         "positions": positions,
         "figures": _figures(account, broker, now=now),
+        "order_statuses": [status.value for status in OrderStatus],        # the blotter's status filter
     }

@@ -9,20 +9,18 @@ import uuid
 from datetime import datetime
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from orders import wire
 from orders.brokers import get_broker
 from orders.domain.enums import WORKING_STATUSES
-from orders.domain.errors import DeskError
+from orders.domain.errors import DeskError, InvalidRequest
 from orders.domain.money import format_decimal, to_decimal
 from orders.models import Alert, AuditEvent, Order, Position, TradingState
-from orders.selectors import latest_fills, live_alerts
+from orders.selectors import latest_fills, live_alerts, order_get
 from orders.services import tickets
 from orders.services.alerts import alert_acknowledge
 from orders.services.breakers import breaker_snapshot, breakers_reset
@@ -31,10 +29,14 @@ from orders.services.positions import position_close, positions_close_all
 from orders.services.reconcile import position_adopt_venue
 from orders.services.risk import kill_switch, trading_state_set
 from orders.services.tickets import OverrideRequired, TicketBlocked, ticket_preview
+from orders.web.banner import placed_out
 from orders.web.context import blotter_context, risk_context, ticket_symbols
 from orders.web.forms import OrderTicketForm
 from orders.web.roles import can_supervise, can_trade, desk_account, require, roles_of, visible_accounts
+from orders.web.session import login_required
 
+# an error answer that is the fragment its request asked for, redrawn to show the error (static/js/refusals.js)
+FRAGMENT_HEADER = "X-Desk-Fragment"
 trader_only = require(can_trade, "Only traders place, change or cancel orders.")
 risk_only = require(can_supervise, "Only the risk desk may do this.")
 
@@ -73,8 +75,12 @@ def desk(request: HttpRequest) -> HttpResponse:
 
 
 def _ticket_response(request, context, form, *, preview=None, placed=None, status=200) -> HttpResponse:
+    """The ticket redrawn: a refusal (any status) shows its message in place of an earlier order's banner."""
     context.update(form=form, preview=preview, placed=placed)
-    return render(request, "orders/desk.html#ticket", context, status=status)
+    response = render(request, "orders/desk.html#ticket", context, status=status)
+    if status >= 400:
+        response[FRAGMENT_HEADER] = "ticket"          # refusals.js swaps it in like a 200 (htmx drops 4xx/5xx)
+    return response
 
 
 @login_required
@@ -121,15 +127,15 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
     fresh = OrderTicketForm(symbols=ticket_symbols(account, broker), initial={
         "symbol": order_request.symbol, "side": order_request.side, "order_type": order_request.order_type,
         "token": uuid.uuid4()})
-    return _ticket_response(request, context, fresh, placed=wire.order_out(result.order))
+    return _ticket_response(request, context, fresh, placed=placed_out(result.order))
 
 
 # -- blotter actions -----------------------------------------------------------------------------------
 
-def _blotter_response(request: HttpRequest, note: str = "", error: str = "") -> HttpResponse:
+def _blotter_response(request: HttpRequest, note: str = "", error: str = "", **extra) -> HttpResponse:
     context = page_context(request)
     context.update(blotter_context(context["account"], context["broker"]))
-    context.update(note=note, action_error=error)
+    context.update(note=note, action_error=error, **extra)
     return render(request, "orders/desk.html#blotter", context)
 
 
@@ -156,15 +162,33 @@ def cancel_order_view(request: HttpRequest, order_id: uuid.UUID) -> HttpResponse
 def modify_order_view(request: HttpRequest, order_id: uuid.UUID) -> HttpResponse:
     context = page_context(request)
     try:
-        changes = OrderChanges(**{name: to_decimal(request.POST[name]) for name in ("quantity", "limit_price",
-                                  "stop_price") if request.POST.get(name, "").strip()})
+        changes = _changes(request, order_get(account=context["account"], order_id=str(order_id)))
         order_modify(account=context["account"], order_id=str(order_id), changes=changes, broker=context["broker"],
                      actor=_actor(request))
     except ValueError as e:
-        return _blotter_response(request, error=f"INVALID_VALUE: {e}")
+        return _modify_refused(request, order_id, f"INVALID_VALUE: {e}")
     except DeskError as e:
-        return _blotter_response(request, error=f"{e.code}: {e.message}")
+        return _modify_refused(request, order_id, f"{e.code}: {e.message}")
     return _blotter_response(request, note="Order modified.")
+
+
+_MODIFIABLE = ("quantity", "limit_price", "stop_price")
+
+
+def _changes(request: HttpRequest, order: Order) -> OrderChanges:
+    """What the modify form changes: its fields are filled with the order's values, so only those that differ
+    are sent (a blank one is left as it is)."""
+    typed = {name: to_decimal(request.POST[name]) for name in _MODIFIABLE if request.POST.get(name, "").strip()}
+    changed = {name: value for name, value in typed.items() if value != getattr(order, name)}
+    if typed and not changed:
+        raise InvalidRequest("nothing to change: the quantity and prices are the order's own")
+    return OrderChanges(**changed)
+
+
+def _modify_refused(request: HttpRequest, order_id: uuid.UUID, message: str) -> HttpResponse:
+    """The refusal above the blotter and in the order's row, its modify form left open (today's values in it)."""
+    return _blotter_response(request, error=f"Modify refused: {message}",
+                             modify_refused={"order_id": str(order_id), "message": message})
 
 
 @login_required

@@ -59,6 +59,40 @@
     }
   });
 
+  // blotter & risk: the blotter's filters are a style sheet over the rows' data-symbol / data-side /
+  // data-status, so rows the socket pushes later (whole tbodies swapped out of band) are filtered as they land
+  var filters = document.getElementById("blotter-filters");
+  if (filters) {
+    var sheet = document.createElement("style");
+    sheet.id = "blotter-filter-style";
+    document.head.appendChild(sheet);
+    var WORKING = ["PENDING", "OPEN", "PARTIALLY_FILLED", "PENDING_CANCEL"];
+    var applyFilters = function () {
+      var hide = [], row = ".blotter-card tr";
+      var symbol = filters.elements.symbol.value.trim(), side = filters.elements.side.value,
+          status = filters.elements.status.value;
+      if (symbol) hide.push(row + '[data-symbol]:not([data-symbol^="' + CSS.escape(symbol) + '" i])');
+      if (side) hide.push(row + '[data-side]:not([data-side="' + CSS.escape(side) + '"])');
+      if (status === "WORKING") {
+        hide.push(row + "[data-status]" + WORKING.map(function (s) { return ':not([data-status="' + s + '"])'; }).join(""));
+      } else if (status) hide.push(row + '[data-status]:not([data-status="' + CSS.escape(status) + '"])');
+      sheet.textContent = hide.length ? hide.join(",\n") + " { display: none; }" : "";
+      filters.dataset.active = hide.length ? "true" : "false";
+    };
+    filters.addEventListener("input", applyFilters);
+    filters.addEventListener("change", applyFilters);
+    filters.addEventListener("reset", function () { setTimeout(applyFilters, 0); });
+    applyFilters();
+  }
+  // an id cell copies its full id (shown whole in its title) on a click
+  document.body.addEventListener("click", function (e) {
+    var cell = e.target.closest && e.target.closest("[data-copy]");
+    if (!cell || !navigator.clipboard) return;
+    navigator.clipboard.writeText(cell.dataset.copy).then(function () {
+      cell.classList.add("copied"); setTimeout(function () { cell.classList.remove("copied"); }, 800);
+    }, function () { /* no clipboard permission: the title still shows it whole */ });
+  });
+
   // ticket: show only the price fields the order type uses
   function syncTicket() {
     var type = document.getElementById("ticket-type");

@@ -140,7 +140,7 @@ def test_a_modification_that_is_not_a_number_is_refused(trader_client, account, 
 
     fragment = blotter(trader_client.post(f"/orders/{order.id}/modify/", {"quantity": "lots"}))
 
-    assert error(fragment) == "INVALID_VALUE: 'lots' is not a decimal number"
+    assert error(fragment) == "Modify refused: INVALID_VALUE: 'lots' is not a decimal number"
     order.refresh_from_db()
     assert order.quantity == 10
 
@@ -150,7 +150,7 @@ def test_a_filled_order_cannot_be_modified(trader_client, account, broker, clock
 
     fragment = blotter(trader_client.post(f"/orders/{order.id}/modify/", {"quantity": "3"}))
 
-    assert error(fragment).startswith("ORDER_NOT_MODIFIABLE: ")
+    assert error(fragment).startswith("Modify refused: ORDER_NOT_MODIFIABLE: ")
 
 
 def test_a_modification_with_no_change_is_refused(trader_client, account, broker):
@@ -160,6 +160,91 @@ def test_a_modification_with_no_change_is_refused(trader_client, account, broker
 
     assert fragment.find("p", class_="error") is not None
     assert fragment.find("p", class_="ok") is None
+
+
+def test_the_modify_form_is_filled_with_the_order_s_own_values(trader_client, account, broker):
+    order = resting_limit(account, broker, quantity="7")
+
+    form = parse(trader_client.get("/").content).by_id(f"order-{order.id}").find("form")
+
+    values = {i.attrs["name"]: i.attrs.get("value") for i in form.find_all("input")}
+    assert values == {"quantity": "7", "limit_price": str(order.limit_price)}
+    assert all("placeholder" not in i.attrs for i in form.find_all("input"))
+
+
+def test_a_prefilled_form_sends_only_what_was_changed(trader_client, account, broker):
+    order = resting_limit(account, broker, quantity="7")
+    new_limit = order.limit_price - 1
+
+    fragment = blotter(trader_client.post(f"/orders/{order.id}/modify/", {"quantity": "7",
+                                                                           "limit_price": str(new_limit)}))
+
+    assert note(fragment) == "Order modified."
+    event = AuditEvent.objects.get(action="order.modify")
+    assert "quantity" not in event.details and event.details["limit_price"] == str(new_limit)
+
+
+def test_a_prefilled_form_sent_unchanged_is_refused_saying_so(trader_client, account, broker):
+    order = resting_limit(account, broker, quantity="7")
+
+    fragment = blotter(trader_client.post(f"/orders/{order.id}/modify/", {"quantity": "7",
+                                                                           "limit_price": str(order.limit_price)}))
+
+    assert "nothing to change" in error(fragment)
+    assert not AuditEvent.objects.filter(action="order.modify").exists()
+
+
+def test_a_refused_modify_is_shown_in_the_order_s_row_with_its_form_left_open(trader_client, account, broker):
+    order = resting_limit(account, broker, quantity="7")
+
+    fragment = blotter(trader_client.post(f"/orders/{order.id}/modify/", {"quantity": "-2"}))
+
+    row = fragment.by_id(f"order-{order.id}")
+    assert "open" in row.find("details").attrs
+    assert row.find("p", class_="modify-error").text.startswith("Modify refused: ")
+    assert row.find("p", class_="modify-error").attrs["role"] == "alert"
+    order.refresh_from_db()
+    assert order.quantity == 7
+
+
+# -- columns, order and filters ------------------------------------------------------------------------
+
+def test_order_rows_show_time_in_force_and_short_ids_with_the_full_ones_in_their_title(trader_client, account,
+                                                                                         broker):
+    order = resting_limit(account, broker, client_order_id="strategy-7-abcdefghijkl")
+
+    row = parse(trader_client.get("/").content).by_id(f"order-{order.id}")
+
+    cells = row.find_all("td")
+    assert cells[9].text == order.time_in_force
+    assert (cells[10].text, cells[10].attrs["title"]) == (str(order.id)[:8], str(order.id))
+    assert cells[11].attrs["title"] == "strategy-7-abcdefghijkl" and len(cells[11].text) <= 14
+    assert (row.attrs["data-symbol"], row.attrs["data-side"], row.attrs["data-status"]) == ("AAPL", "BUY", "OPEN")
+
+
+def test_finished_orders_are_sorted_by_when_they_finished(trader_client, account, broker, clock):
+    first = resting_limit(account, broker)
+    second = resting_limit(account, broker, symbol="MSFT")
+    clock.shift(5)
+    trader_client.post(f"/orders/{second.id}/cancel/")
+    clock.shift(5)
+    trader_client.post(f"/orders/{first.id}/cancel/")          # created first, finished last
+
+    page = parse(trader_client.get("/").content)
+
+    rows = page.by_id("finished-body").find_all("tr")
+    assert [r.attrs["id"] for r in rows] == [f"done-{first.id}", f"done-{second.id}"]
+    first.refresh_from_db()
+    assert rows[0].find("td").text == first.updated_at.isoformat()[11:19]
+
+
+def test_the_blotter_filters_sit_outside_the_redrawn_blotter(trader_client, account):
+    page = parse(trader_client.get("/").content)
+
+    filters = page.by_id("blotter-filters")
+    assert [e.attrs["name"] for e in filters.find_all() if "name" in e.attrs] == ["symbol", "side", "status"]
+    assert "FILLED" in [o.text for o in page.by_id("filter-status").find_all("option")]
+    assert page.by_id("blotter").find(id="blotter-filters") is None      # an action's redraw keeps them
 
 
 # -- positions -----------------------------------------------------------------------------------------
