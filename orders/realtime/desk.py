@@ -11,6 +11,10 @@ websocket extension (out-of-band swaps), rendered from the same template partial
   every ``REDRAW_SECONDS``;
 * every second the ticket's symbol gets a fresh quote, every two seconds positions are marked to
   market (live P&L);
+* the order a page's ticket placed (the ticket names it: ``{"follow": id}``) has its banner redrawn on each of
+  its events (OPEN → PARTIALLY_FILLED → FILLED, or REJECTED with the venue's reason); only that page gets it, so
+  a page without a banner is never sent one;
+* each fill shows as a short notification on the desk ("Bought 10 AAPL @ 187.20", "Stopped out: …");
 * only a logged-in user who may see the account gets in, and only from an allowed origin
   (``AllowedHostsOriginValidator`` in routing)."""
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -31,12 +36,13 @@ from orders import wire
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.events import DESK_KIND
-from orders.models import Account, Alert, TradingState
+from orders.models import Account, Alert, Order, TradingState
 from orders.realtime.market import market_data
 from orders.realtime.opening import OpensUnlessDatabaseGone
 from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
 from orders.services.breakers import breaker_snapshot
+from orders.web.banner import placed_out
 from orders.web.context import blotter_context, orders_context, venue_context
 from orders.web.roles import can_supervise, can_trade, visible_accounts
 
@@ -99,6 +105,7 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
         self.account_id = self.account.pk
         self.broker = get_broker(self.account.broker)
         self.watch: str | None = None
+        self.follow: str | None = None          # the order whose banner this page's ticket shows
         self.dirty: set[str] = set()
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=settings.STREAM_QUEUE_SIZE)
         await get_relay().register(self)
@@ -120,15 +127,28 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
                 task.cancel()
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        """The ticket tells the socket which symbol it shows (htmx ``ws-send`` of the ticket form)."""
+        """The ticket tells the socket which symbol it shows (htmx ``ws-send`` of the ticket form), and which
+        order it placed (its banner's ``ws-send``)."""
         try:
             message = json.loads(text_data or "")
         except ValueError:
             return
-        symbol = message.get("symbol") if isinstance(message, dict) else None
+        if not isinstance(message, dict):
+            return
+        follow = message.get("follow")
+        if _is_order_id(follow) and self.view == "desk":
+            self.follow = follow
+            self._enqueue(("banner", follow))      # as it stands now: it may have filled before the page asked
+        symbol = message.get("symbol")
         if isinstance(symbol, str) and len(symbol) <= 32:
             self.watch = symbol
             await self._send_quote()
+
+    def _enqueue(self, item: str | tuple[str, object]) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dirty |= self._all_sections()
 
     def _staleness_html(self, frame: dict) -> str:
         """Per-symbol staleness badges: STALE adds the symbols (since when), FRESH clears them."""
@@ -157,6 +177,9 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
             log.exception("desk: could not render a %s fragment", kind)
             return
         sections = sections_for(kind, frame) & self._all_sections()
+        if self.view == "desk":
+            for item in self._personal(kind, frame):
+                self._enqueue(item)
         try:
             if html is not None:
                 self.queue.put_nowait(html)
@@ -166,9 +189,35 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
         except asyncio.QueueFull:
             self.dirty |= self._all_sections()
 
+    def _personal(self, kind: str, frame: dict) -> list[tuple[str, object]]:
+        """What this page alone is shown of an event: its ticket's banner, a fill's notification."""
+        if kind == "order" and self.follow and frame["order"].get("id") == self.follow:
+            return [("banner", self.follow)]
+        if kind == "trade" and isinstance(frame.get("trade"), dict):
+            return [("toast", frame["trade"])]
+        return []
+
+    @database_sync_to_async
+    def _render_personal(self, what: str, subject) -> str:
+        if what == "banner":
+            order = Order.objects.filter(pk=subject, account_id=self.account_id).first()
+            if order is None:
+                return ""
+            return render_to_string(f"{DESK}#ticket-outcome", {"placed": placed_out(order), "oob": True})
+        role = Order.objects.filter(pk=subject.get("order_id"), account_id=self.account_id).values_list(
+            "leg_role", flat=True).first()
+        kind = {Order.LegRole.STOP_LOSS: "stop", Order.LegRole.TAKE_PROFIT: "target"}.get(role, "fill")
+        return render_to_string(f"{FRAGMENTS}#toast", {"toast": {**subject, "kind": kind}})
+
     async def _writer(self) -> None:
         while True:
             html = await self.queue.get()
+            if isinstance(html, tuple):
+                try:
+                    html = await self._render_personal(*html)
+                except Exception:
+                    log.exception("desk: could not render the page's %s", html[0])
+                    html = ""
             if html:
                 await self.send(text_data=html)
             if self.dirty:
@@ -260,6 +309,14 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
             else:
                 parts.append(render_to_string(f"{FRAGMENTS}#alerts-bar", {"alerts": alerts, "oob": True}))
         return "".join(rows), "".join(parts)
+
+
+def _is_order_id(value) -> bool:
+    try:
+        uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
 
 
 @database_sync_to_async

@@ -4,16 +4,18 @@ pre-trade checks) and its one submission rule, ``ticket_submit``, which the desk
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from orders.brokers.base import Broker
 from orders.brokers.types import Quote
 from orders.domain.enums import OrderType, Side
-from orders.domain.errors import DeskError, OrderRejected
+from orders.domain.errors import DatabaseUnavailable, DeskError, OrderRejected
 from orders.domain.money import ZERO, quantize_money
 from orders.domain.orders import OrderRequest
 from orders.domain.positions import exposure_increase
@@ -24,6 +26,8 @@ from orders.services.accounts import account_snapshot
 from orders.services.audit import audit_record
 from orders.services.limits import limits_read, orders_today
 from orders.services.orders import SubmitResult, order_submit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -129,7 +133,20 @@ def ticket_submit(*, account: Account, request: OrderRequest, broker: Broker, ac
       ``order.override``; for a script, which has no one to type it, they stay advice.
 
     A person's ticket is previewed first, so the refusal can name every breach beside its field; a script's
-    order goes straight to ``order_submit``, whose own check of the hard limits then applies."""
+    order goes straight to ``order_submit``, whose own check of the hard limits then applies.
+
+    Every refusal, whatever the door, is written to the audit trail (``order.rejected``) before it is raised."""
+    try:
+        return _ticket_place(account=account, request=request, broker=broker, actor=actor, by_person=by_person,
+                             override_reason=override_reason)
+    except DeskError as e:
+        if not isinstance(e, DatabaseUnavailable):     # nowhere to write it
+            _audit_refusal(account=account, request=request, actor=actor, error=e)
+        raise
+
+
+def _ticket_place(*, account: Account, request: OrderRequest, broker: Broker, actor: str, by_person: bool,
+                  override_reason: str) -> TicketResult:
     preview = None
     if by_person and not _placed_before(account, request):
         preview = ticket_preview(account=account, request=request, broker=broker)
@@ -142,6 +159,20 @@ def ticket_submit(*, account: Account, request: OrderRequest, broker: Broker, ac
         audit_record(account_id=account.pk, actor=actor, action="order.override", target=str(result.order.id),
                      reason=override_reason.strip(), breaches=[b.message for b in preview.soft_breaches])
     return TicketResult(result.order, result.created, preview)
+
+
+def _audit_refusal(*, account: Account, request: OrderRequest, actor: str, error: DeskError) -> None:
+    """The refused attempt, in the API's words: its code and message, what was asked, and the check that refused
+    it. Only refusals pay for this write; an accepted order's path is unchanged."""
+    details = error.details if isinstance(error.details, dict) else {}
+    try:
+        audit_record(account_id=account.pk, actor=actor, action="order.rejected", target=details.get("order_id", ""),
+                     result="rejected", code=error.code, message=error.message, symbol=request.symbol,
+                     side=request.side, quantity=request.quantity, order_type=request.order_type,
+                     check=details.get("check") or details.get("reject_code") or error.code,
+                     client_order_id=request.client_order_id)
+    except DatabaseError:
+        log.warning("could not audit a refused order of account %s", account.pk, exc_info=True)
 
 
 def _placed_before(account: Account, request: OrderRequest) -> bool:

@@ -313,9 +313,17 @@ def adopt_venue_view(request: HttpRequest, alert_id: str) -> HttpResponse:
 @require_POST
 @risk_only
 def kill_switch_view(request: HttpRequest) -> HttpResponse:
+    """The risk view's kill-switch card, or (``from=dialog``: Ctrl+Shift+K on any page) the receipt alone."""
     context = page_context(request)
-    receipt = kill_switch(account=context["account"], broker=context["broker"], actor=_actor(request),
-                          flatten=request.POST.get("flatten") == "on")
+    try:
+        receipt = kill_switch(account=context["account"], broker=context["broker"], actor=_actor(request),
+                              flatten=request.POST.get("flatten") == "on")
+    except DeskError as e:
+        if request.POST.get("from") != "dialog":
+            raise
+        return render(request, "orders/fragments.html#kill-result", {"kill_error": e.message})
+    if request.POST.get("from") == "dialog":
+        return render(request, "orders/fragments.html#kill-result", {"receipt": receipt.as_dict()})
     context["account"].refresh_from_db()
     context["receipt"] = receipt.as_dict()
     context["states"] = TradingState.values            # the trading state is redrawn with the receipt

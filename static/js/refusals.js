@@ -1,0 +1,139 @@
+/* Refusals, the placed order's banner and the desk's notifications (issue #14, point 1).
+
+   htmx swaps only 2xx answers. Here every other outcome of an htmx request is shown to the person:
+   - an error answer the server drew as the fragment asked for (header X-Desk-Fragment: the ticket with its
+     message beside the field, or above the form) is swapped in like a 200, so the earlier banner goes;
+   - any other error answer (a 5xx page, a 403, an expired session's 401 with its X-Desk-Notice) and a
+     request that never got an answer (network failure, timeout) show a message where the request came from:
+     on the ticket in place of its banner, elsewhere as a notification that stays until dismissed. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var TOAST_MS = 6000, ERROR_MS = 15000, MAX_TOASTS = 4;
+  var WORDS = {400: "The desk refused the request", 401: "You are not logged in", 403: "Forbidden: your role may not do this",
+               404: "Not found", 409: "Refused: it changed meanwhile", 413: "The request is too large",
+               429: "Too many requests: wait a moment and send again"};
+
+  function paragraph(text, className) {
+    var p = document.createElement("p");
+    p.className = className || "error";
+    p.setAttribute("role", "alert");
+    p.textContent = text;
+    return p;
+  }
+
+  function onTicket(elt) {
+    return !!(elt && elt.closest && elt.closest("#ticket"));
+  }
+
+  function describeAnswer(xhr, ticket) {
+    var status = xhr.status;
+    var words = WORDS[status] || (status >= 500 ? "The desk could not complete the request (server error)"
+                                                : "The desk refused the request");
+    var text = words + " — HTTP " + status + (xhr.statusText ? " " + xhr.statusText : "") + ".";
+    if (status >= 500 && ticket) {
+      text += " The order may not have been placed: check the blotter. Sending this same ticket again never places it twice.";
+    }
+    return paragraph(text);
+  }
+
+  function describeNoAnswer(ticket) {
+    var text = "No answer from the desk (network failure): nothing was confirmed. Check your connection";
+    text += ticket ? " and the blotter; sending this same ticket again never places it twice." : ", then try again.";
+    return paragraph(text);
+  }
+
+  function serverNotice(xhr) {
+    var holder = document.createElement("template");
+    holder.innerHTML = xhr.responseText;
+    return holder.content;
+  }
+
+  // -- the ticket: a refusal replaces the banner of the order placed before -------------------------------
+  function showOnTicket(node) {
+    var outcome = document.getElementById("ticket-outcome");
+    if (!outcome) return false;
+    outcome.dataset.order = "";                       // the earlier order's pushed banner is no longer wanted
+    outcome.replaceChildren(node);
+    document.querySelectorAll("#ticket-form .field-error, #ticket-form > p.error").forEach(function (old) {
+      old.remove();                                   // they were about the attempt before
+    });
+    return true;
+  }
+
+  function refuse(elt, node, sticky) {
+    if (onTicket(elt) && showOnTicket(node)) return;
+    toast(node, sticky ? "sticky" : "error");
+  }
+
+  body.addEventListener("htmx:beforeSwap", function (e) {
+    var xhr = e.detail.xhr;
+    if (!xhr || xhr.status < 400) return;
+    e.detail.isError = false;                         // shown here, not logged as a failure by htmx
+    if (xhr.getResponseHeader("X-Desk-Fragment")) {   // the server drew the refusal where it belongs
+      e.detail.shouldSwap = true;
+      return;
+    }
+    e.detail.shouldSwap = false;
+    var elt = (e.detail.requestConfig && e.detail.requestConfig.elt) || e.target;
+    if (xhr.getResponseHeader("X-Desk-Notice")) refuse(elt, serverNotice(xhr), xhr.status === 401);
+    else refuse(elt, describeAnswer(xhr, onTicket(elt)));
+  });
+
+  function noAnswer(e) {
+    var elt = (e.detail.requestConfig && e.detail.requestConfig.elt) || e.target;
+    refuse(elt, describeNoAnswer(onTicket(elt)));
+  }
+  body.addEventListener("htmx:sendError", noAnswer);
+  body.addEventListener("htmx:timeout", noAnswer);
+
+  // A pushed banner is for the order the ticket shows now: after a refusal or a newer order it is dropped.
+  body.addEventListener("htmx:oobBeforeSwap", function (e) {
+    var target = e.detail.target;
+    if (!target || target.id !== "ticket-outcome") return;
+    var pushed = e.detail.fragment && e.detail.fragment.firstElementChild;
+    if (!pushed || pushed.dataset.order !== target.dataset.order || !target.dataset.order) e.detail.shouldSwap = false;
+  });
+
+  // -- notifications: fills and stop-outs (pushed), refusals away from the ticket ------------------------
+  function toastBox() {
+    var box = document.getElementById("toasts");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "toasts";
+      box.className = "toasts";
+      body.appendChild(box);
+    }
+    return box;
+  }
+
+  function toast(node, kind) {
+    var item = document.createElement("div");
+    item.className = "toast toast-" + kind;
+    item.appendChild(node);                           // the message itself is role="alert"
+    toastBox().appendChild(item);
+    settleToasts();
+  }
+
+  function settleToasts() {
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    box.querySelectorAll(".toast:not([data-timed])").forEach(function (item) {
+      item.dataset.timed = "1";
+      item.title = "Click to dismiss";
+      if (item.classList.contains("toast-sticky")) return;
+      var ms = item.classList.contains("toast-error") ? ERROR_MS : TOAST_MS;
+      setTimeout(function () { item.remove(); }, ms);
+    });
+    var all = box.querySelectorAll(".toast");
+    for (var i = 0; i < all.length - MAX_TOASTS; i++) all[i].remove();     // the oldest go first
+  }
+
+  body.addEventListener("htmx:oobAfterSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "toasts") settleToasts();
+  });
+  body.addEventListener("click", function (e) {
+    var item = e.target.closest && e.target.closest(".toast");
+    if (item && !e.target.closest("a")) item.remove();
+  });
+})();
