@@ -5,14 +5,15 @@ ACTIVE: anything goes. REDUCING: only orders that shrink a position. HALTED: not
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from django.db import transaction
 
 from orders import events
 from orders.brokers.base import Broker
-from orders.domain.enums import WORKING_STATUSES, OrderStatus
+from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType
 from orders.domain.errors import DeskError, InvalidValue
+from orders.domain.money import format_decimal
 from orders.models import Account, Order, Position, TradingState
 from orders.services.audit import audit_record
 from orders.services.orders import order_cancel
@@ -32,20 +33,61 @@ def trading_state_set(*, account: Account, state: str, actor: str, reason: str =
     return account
 
 
+ROLE_NAMES = {Order.LegRole.STOP_LOSS: "stop-loss", Order.LegRole.TAKE_PROFIT: "take-profit",
+              Order.LegRole.CLOSE: "closing order"}
+
+
+def order_role(order: Order) -> str:
+    """What an order is for, as a person calls it: entry, stop-loss, take-profit, trailing stop or closing order."""
+    if order.order_type == OrderType.TRAILING_STOP and order.leg_role in (None, Order.LegRole.STOP_LOSS):
+        return "trailing stop"
+    return ROLE_NAMES.get(order.leg_role, "entry")
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    """One order the kill switch cancelled, kept or sent to close a position."""
+    order_id: str
+    symbol: str
+    side: str
+    quantity: str
+    role: str
+
+    @classmethod
+    def of(cls, order: Order) -> ReceiptLine:
+        return cls(order_id=str(order.id), symbol=order.symbol, side=order.side,
+                   quantity=format_decimal(order.quantity), role=order_role(order))
+
+
 @dataclass
 class KillSwitchReceipt:
+    """What the kill switch did. The ``*_order_ids`` lists are the /v1 answer's (``wire.KillSwitchOut``); the
+    ``cancelled``, ``kept`` and ``closing`` lines name each order by its role for the people reading it."""
     account: str
     trading_state: str
-    cancelled_order_ids: list[str] = field(default_factory=list)
-    kept_order_ids: list[str] = field(default_factory=list)
-    closing_order_ids: list[str] = field(default_factory=list)
+    cancelled: list[ReceiptLine] = field(default_factory=list)
+    kept: list[ReceiptLine] = field(default_factory=list)
+    closing: list[ReceiptLine] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
+
+    @property
+    def cancelled_order_ids(self) -> list[str]:
+        return [line.order_id for line in self.cancelled]
+
+    @property
+    def kept_order_ids(self) -> list[str]:
+        return [line.order_id for line in self.kept]
+
+    @property
+    def closing_order_ids(self) -> list[str]:
+        return [line.order_id for line in self.closing]
 
     def as_dict(self) -> dict:
         return {"account": self.account, "trading_state": self.trading_state,
-                "cancelled_order_ids": self.cancelled_order_ids, "cancelled_count": len(self.cancelled_order_ids),
+                "cancelled_order_ids": self.cancelled_order_ids, "cancelled_count": len(self.cancelled),
                 "kept_order_ids": self.kept_order_ids, "closing_order_ids": self.closing_order_ids,
-                "failures": self.failures}
+                "failures": self.failures, "cancelled": [asdict(line) for line in self.cancelled],
+                "kept": [asdict(line) for line in self.kept], "closing": [asdict(line) for line in self.closing]}
 
 
 def kill_switch(*, account: Account, broker: Broker, actor: str, flatten: bool = False) -> KillSwitchReceipt:
@@ -61,27 +103,27 @@ def kill_switch(*, account: Account, broker: Broker, actor: str, flatten: bool =
         order.refresh_from_db()
         if order.status not in WORKING_STATUSES:
             if order.status == OrderStatus.CANCELLED:      # ended with the entry cancelled just before
-                receipt.cancelled_order_ids.append(str(order.id))
+                receipt.cancelled.append(ReceiptLine.of(order))
             continue
         protective = (order.exit_leg_id is not None and order.symbol in open_symbols
                       and order.exit_leg.entry.filled_quantity > 0)
         if protective and not flatten:
-            receipt.kept_order_ids.append(str(order.id))
+            receipt.kept.append(ReceiptLine.of(order))
             continue
         try:
             order_cancel(account=account, order_id=str(order.id), broker=broker, reason="kill switch", actor=actor)
-            receipt.cancelled_order_ids.append(str(order.id))
+            receipt.cancelled.append(ReceiptLine.of(order))
         except DeskError as e:
-            receipt.failures.append({"order_id": str(order.id), "action": "cancel", "error": e.message})
+            receipt.failures.append({"order_id": str(order.id), "action": "cancel", "error": e.message,
+                                     "symbol": order.symbol, "role": order_role(order)})
     if flatten:
         for symbol in sorted(open_symbols):
             try:
                 order = position_close(account=account, position_id=symbol, broker=broker, actor=actor)
-                receipt.closing_order_ids.append(str(order.id))
+                receipt.closing.append(ReceiptLine.of(order))
             except DeskError as e:
                 receipt.failures.append({"symbol": symbol, "action": "close", "error": e.message})
     audit_record(account_id=account.pk, actor=actor, action="account.kill_switch", target=account.name,
                  result="ok" if not receipt.failures else "partial", flatten=flatten,
-                 cancelled=len(receipt.cancelled_order_ids), closing=len(receipt.closing_order_ids),
-                 failures=receipt.failures)
+                 cancelled=len(receipt.cancelled), closing=len(receipt.closing), failures=receipt.failures)
     return receipt

@@ -11,6 +11,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -28,7 +29,7 @@ from orders.services.orders import OrderChanges, order_cancel, order_modify, ord
 from orders.services.positions import position_close, positions_close_all
 from orders.services.reconcile import position_adopt_venue
 from orders.services.risk import kill_switch, trading_state_set
-from orders.services.tickets import OverrideRequired, TicketBlocked, ticket_preview
+from orders.services.tickets import ConfirmRequired, OverrideRequired, TicketBlocked, ticket_preview
 from orders.web.banner import placed_out
 from orders.web.context import blotter_context, risk_context, ticket_symbols
 from orders.web.forms import OrderTicketForm
@@ -91,11 +92,13 @@ def ticket_preview_view(request: HttpRequest) -> HttpResponse:
     preview = None
     if form.is_valid():
         try:
-            preview = ticket_preview(account=context["account"], request=form.to_request(), broker=context["broker"])
+            preview = ticket_preview(account=context["account"], request=form.to_draft(), broker=context["broker"])
         except DeskError as e:
             form.add_desk_error(e)
     context.update(preview=preview, form=form)
-    return render(request, "orders/desk.html#ticket-preview", context)
+    # the submit button follows the preview: its label, its side's colour, disabled by a hard breach
+    return HttpResponse(render_to_string("orders/desk.html#ticket-preview", context, request) +
+                        render_to_string("orders/desk.html#ticket-button", {**context, "oob": True}, request))
 
 
 @login_required
@@ -109,14 +112,18 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
     form = OrderTicketForm(request.POST, symbols=ticket_symbols(account, broker))
     if not form.is_valid():
         return _ticket_response(request, context, form, status=400)
-    order_request = form.to_request()
     try:
+        order_request, _ = tickets.ticket_resolve(account=account, draft=form.to_draft(), broker=broker)
         result = tickets.ticket_submit(account=account, request=order_request, broker=broker,
                                        actor=_actor(request), by_person=True,
-                                       override_reason=form.cleaned_data.get("override_reason", ""))
+                                       override_reason=form.cleaned_data.get("override_reason", ""),
+                                       confirmed=form.cleaned_data.get("confirmed", ""))
+    except ConfirmRequired as e:
+        context["confirm_open"] = True                 # the question, with Send and Back, before anything is sent
+        return _ticket_response(request, context, form, preview=e.preview)
     except TicketBlocked as e:
         for breach in e.preview.hard_breaches:
-            form.add_error(breach.field if breach.field in form.fields else None, f"Blocked: {breach.message}")
+            form.add_error(breach.field if breach.field in form.fields else None, f"Blocked: {breach.text}")
         return _ticket_response(request, context, form, preview=e.preview, status=422)
     except OverrideRequired as e:
         form.add_error("override_reason", "Type a reason to send an order past the warnings above.")

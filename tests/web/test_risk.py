@@ -162,7 +162,87 @@ def test_the_kill_switch_keeps_the_stop_of_an_open_position_unless_asked_to_flat
 
     receipt = fragment(risk_client.post("/risk/kill-switch/"), **KILL_SWITCH).by_id("kill-receipt")
 
-    assert "kept 1 protective stops" in receipt.text
+    assert "kept 1 exit orders of open positions" in receipt.text
+    assert receipt_lines(receipt, "kept") == [("stop-loss", "SELL 10 AAPL")]
+
+
+def receipt_lines(receipt, outcome: str) -> list[tuple[str, str]]:
+    """(role, "SIDE QTY SYMBOL") of each order the receipt lists as ``outcome``."""
+    found = receipt.find("ul", **{"data-outcome": outcome})
+    if found is None:
+        return []
+    return [(li.find("b", class_="role").text, li.find("span", class_="what").text) for li in found.find_all("li")]
+
+
+def test_the_receipt_names_each_order_by_its_role(risk_client, account, broker, clock):
+    ask = quote(broker).ask
+    open_position(account, broker, clock, stop_loss=ask - 3, take_profit=ask + 3)
+    run_engine(account, broker, seconds=1, clock=clock)
+    resting_limit(account, broker, symbol="MSFT", quantity="4")
+
+    receipt = fragment(risk_client.post("/risk/kill-switch/"), **KILL_SWITCH).by_id("kill-receipt")
+
+    assert receipt_lines(receipt, "cancelled") == [("entry", "BUY 4 MSFT")]
+    assert sorted(receipt_lines(receipt, "kept")) == [("stop-loss", "SELL 10 AAPL"), ("take-profit", "SELL 10 AAPL")]
+    assert "protective stops" not in receipt.text
+
+
+def test_a_flattening_kill_switch_names_the_closing_orders_and_the_exits_it_cancelled(risk_client, account, broker,
+                                                                                        clock):
+    ask = quote(broker).ask
+    open_position(account, broker, clock, stop_loss=ask - 3, take_profit=ask + 3)
+    run_engine(account, broker, seconds=1, clock=clock)
+
+    receipt = fragment(risk_client.post("/risk/kill-switch/", {"flatten": "on"}), **KILL_SWITCH).by_id(
+        "kill-receipt")
+
+    assert sorted(receipt_lines(receipt, "cancelled")) == [("stop-loss", "SELL 10 AAPL"),
+                                                           ("take-profit", "SELL 10 AAPL")]
+    assert receipt_lines(receipt, "closing") == [("closing order", "SELL 10 AAPL")]
+
+
+def test_the_api_s_kill_switch_answer_keeps_its_shape(account, broker, clock):
+    from orders.services.risk import kill_switch
+    from orders.wire import KillSwitchOut
+    order = resting_limit(account, broker)
+
+    answer = KillSwitchOut.of(kill_switch(account=account, broker=broker, actor="test")).to_wire()
+
+    assert set(answer) == {"account", "trading_state", "cancelled_order_ids", "cancelled_count", "kept_order_ids",
+                           "closing_order_ids", "failures"}
+    assert (answer["cancelled_order_ids"], answer["cancelled_count"]) == ([str(order.id)], 1)
+
+
+# -- the kill switch from any page (Ctrl+Shift+K opens base.html's dialog) -------------------------------
+
+@pytest.mark.parametrize("url", ["/", "/risk/", "/audit/"])
+def test_every_page_gives_the_risk_desk_a_kill_switch_dialog_that_posts_it(risk_client, url):
+    dialog = parse(risk_client.get(url).content).by_id("kill-dialog")
+
+    form = dialog.find("form", id="kill-dialog-form")
+    assert form.attrs["hx-post"].startswith("/risk/kill-switch/?account=alice")
+    assert form.find("input", name="flatten").attrs["type"] == "checkbox"
+    assert form.find("button", id="kill-dialog-confirm").text.startswith("Confirm")
+
+
+@pytest.mark.parametrize("url", ["/", "/risk/", "/audit/"])
+def test_a_trader_s_kill_switch_dialog_says_the_risk_role_is_needed(trader_client, url):
+    dialog = parse(trader_client.get(url).content).by_id("kill-dialog")
+
+    assert dialog.find("form", id="kill-dialog-form") is None
+    assert "needs the risk role" in dialog.by_id("kill-dialog-refused").text
+
+
+def test_the_dialog_s_kill_switch_answers_with_the_receipt_alone(risk_client, htmx, account, broker):
+    order = resting_limit(account, broker)
+
+    response = risk_client.post("/risk/kill-switch/?account=alice", {"from": "dialog"}, headers=htmx)
+
+    part = fragment(response, "kill-receipt", also=("trading-state-badge",))
+    assert receipt_lines(part.by_id("kill-receipt"), "cancelled") == [("entry", "BUY 10 AAPL")]
+    assert part.by_id("trading-state-badge").text == "HALTED"
+    order.refresh_from_db()
+    assert order.status == "CANCELLED"
 
 
 def test_the_kill_switch_can_flatten_every_position(risk_client, account, broker, clock):
