@@ -49,15 +49,53 @@
   document.body.addEventListener("htmx:afterSwap", checkAlarm);
   checkAlarm();
 
-  // Ctrl+Shift+K: the kill switch, from any focus
+  // Ctrl+Shift+K: the kill switch's one confirm, from any page and any focus (base.html's dialog posts it and
+  // shows the receipt in place; without the risk role the dialog says so)
+  var killDialog = document.getElementById("kill-dialog");
+  function openKillDialog() {
+    if (!killDialog || killDialog.open) return;
+    var form = document.getElementById("kill-dialog-form"), result = document.getElementById("kill-dialog-result");
+    var done = document.getElementById("kill-dialog-done");
+    if (form) { form.hidden = false; form.reset(); }
+    if (result) result.innerHTML = "";
+    if (done) done.hidden = true;
+    killDialog.showModal();
+    var confirm = document.getElementById("kill-dialog-confirm");
+    if (confirm) confirm.focus();
+  }
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey && event.shiftKey && (event.key === "K" || event.key === "k")) {
       event.preventDefault();
-      var button = document.getElementById("kill-button");
-      if (button) { button.focus(); button.click(); }
-      else { window.location.href = "/risk/#kill-switch"; }
+      openKillDialog();
     }
   });
+  if (killDialog) {
+    killDialog.addEventListener("click", function (e) {
+      if (e.target.closest("[data-close-dialog]")) killDialog.close();
+    });
+    var killResult = function (html) {
+      document.getElementById("kill-dialog-result").innerHTML = html;
+      document.getElementById("kill-dialog-form").hidden = true;
+      document.getElementById("kill-dialog-done").hidden = false;
+      document.querySelector("#kill-dialog-done button").focus();
+    };
+    document.body.addEventListener("htmx:afterSwap", function (e) {
+      if (e.detail.target && e.detail.target.id === "kill-dialog-result") killResult(e.detail.target.innerHTML);
+    });
+    document.body.addEventListener("htmx:responseError", function (e) {
+      if (e.detail.elt && e.detail.elt.id === "kill-dialog-form") {
+        var p = document.createElement("p"); p.className = "error"; p.setAttribute("role", "alert");
+        var said = new DOMParser().parseFromString(e.detail.xhr.responseText || "", "text/html").body.textContent;
+        p.textContent = "The kill switch was refused (" + e.detail.xhr.status + "): " + said.replace(/\s+/g, " ").trim().slice(0, 200);
+        killResult(p.outerHTML);
+      }
+    });
+    document.body.addEventListener("htmx:sendError", function (e) {
+      if (e.detail.elt && e.detail.elt.id === "kill-dialog-form") {
+        killResult('<p class="error" role="alert">The kill switch did not reach the desk (network): nothing was done by this click. Try again.</p>');
+      }
+    });
+  }
 
   // blotter & risk: the blotter's filters are a style sheet over the rows' data-symbol / data-side /
   // data-status, so rows the socket pushes later (whole tbodies swapped out of band) are filtered as they land
@@ -119,16 +157,43 @@
                          maxValue: Math.max.apply(null, [scale.priceRange.maxValue].concat(linePrices))},
             margins: scale.margins};
   }
-  function loadChart(symbol) {
+  // the chart takes the page's theme (its text, grid and scale borders from the style sheet's colours), and
+  // follows it live when the theme is toggled
+  function chartColours() {
+    var css = getComputedStyle(document.documentElement);
+    var colour = function (name) { return css.getPropertyValue(name).trim(); };
+    return {layout: {background: {color: "transparent"}, textColor: colour("--fg")},
+            grid: {vertLines: {color: colour("--line")}, horzLines: {color: colour("--line")}},
+            rightPriceScale: {borderColor: colour("--line")}, timeScale: {borderColor: colour("--line")}};
+  }
+  function paintChart() {
+    if (!chart) return;
+    chart.applyOptions(chartColours());
+    holder.dataset.theme = document.documentElement.dataset.theme;
+  }
+  new MutationObserver(paintChart).observe(document.documentElement, {attributes: true, attributeFilter: ["data-theme"]});
+  // what the chart's lines and fill markers are drawn from: a pushed blotter that changes neither (the socket sends
+  // every section when it connects) does not fetch the chart again
+  function drawnFrom() {
+    return ["fills-body", "working-body"].map(function (id) {
+      var body = document.getElementById(id); return body ? body.textContent : "";
+    }).join("|");
+  }
+  var loadedFrom = null, loading = null;
+  function loadChart(symbol, again) {
     if (!holder || !window.LightweightCharts) return;
+    if (!again && (loading === symbol || (!loading && holder.dataset.symbol === symbol))) return;   // it has it
+    loading = symbol;
+    loadedFrom = drawnFrom();
     fetch(holder.dataset.url + "&symbol=" + encodeURIComponent(symbol)).then(function (r) { return r.json(); })
       .then(function (data) {
+        if (loading === symbol) loading = null;
         if (data.error) return;
-        var dark = document.documentElement.dataset.theme === "dark";
         if (!chart) {
-          chart = LightweightCharts.createChart(holder, {height: 260, layout: {background: {color: "transparent"},
-            textColor: dark ? "#cbd5e1" : "#1f2937"}, timeScale: {timeVisible: true, secondsVisible: false}});
+          chart = LightweightCharts.createChart(holder, {height: 260, timeScale: {timeVisible: true, secondsVisible: false}});
           series = chart.addCandlestickSeries({autoscaleInfoProvider: withLines});
+          holder.chart = chart;               // its options, for the browser tests and the console
+          paintChart();
         }
         var bars = data.bars.map(function (b) { return {time: b.time, open: +b.open, high: +b.high, low: +b.low, close: +b.close}; });
         series.setData(bars);
@@ -167,10 +232,11 @@
       // redraw the lines and fill markers when fills or working orders (exit legs) change; positions are
       // also redrawn every few seconds just to mark them to market, which changes neither
       var message = e.detail.message;
-      var changed = typeof message === "string" &&
+      var pushed = typeof message === "string" &&
         (message.indexOf('id="fills-body"') >= 0 || message.indexOf('id="working-body"') >= 0);
-      if (changed && holder.dataset.reload !== "0") {
-        holder.dataset.reload = "0"; setTimeout(function () { holder.dataset.reload = "1"; loadChart(holder.dataset.symbol || symbolSelect.value); }, 1500);
+      if (pushed && holder.dataset.reload !== "0" && drawnFrom() !== loadedFrom) {
+        holder.dataset.reload = "0";
+        setTimeout(function () { holder.dataset.reload = "1"; loadChart(holder.dataset.symbol || symbolSelect.value, true); }, 1500);
       }
     });
   }

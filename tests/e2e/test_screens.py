@@ -161,3 +161,46 @@ def test_every_control_can_be_clicked_on_a_phone(people_at, page_name):
     assert dialogs, "no confirm dialog was raised: the dangerous buttons were not clicked"
     expect(page.locator("#connection-state")).to_have_text("live", timeout=LIVE)
     assert sideways(page)[0] <= PHONE["width"]
+
+
+def chart_requests(page: Page) -> list[str]:
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url) if "/chart/" in request.url else None)
+    return seen
+
+
+def test_the_chart_is_fetched_once_on_load_and_once_per_symbol_change(people_at):
+    page = people_at(SIZES["1440"]).log_in(TRADER)
+    fetched = chart_requests(page)
+    page.reload()
+    settle(page)
+    expect(page.locator("#connection-state")).to_have_text("live")
+    page.wait_for_timeout(3000)           # the socket's first push of every section is in, and 1.5 s more
+
+    assert len(fetched) == 1, fetched
+    page.select_option("#ticket-symbol", "MSFT")
+    expect(page.locator("#chart-symbol")).to_have_text("MSFT")
+    page.wait_for_timeout(3000)
+
+    assert len(fetched) == 2, fetched
+    assert "symbol=MSFT" in fetched[1]
+
+
+def test_the_chart_takes_the_dark_theme_live(people_at):
+    page = people_at(SIZES["1440"]).log_in(TRADER)
+    page.context.add_init_script("localStorage.setItem('desk-theme', 'light')")
+    page.reload()
+    settle(page)
+    text_colour = "() => document.getElementById('chart').chart.options().layout.textColor"
+    grid_colour = "() => document.getElementById('chart').chart.options().grid.horzLines.color"
+    css = "(name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim()"
+    assert page.evaluate(text_colour) == page.evaluate(css, "--fg")
+
+    page.click("#theme-toggle")
+
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(page.locator("#chart")).to_have_attribute("data-theme", "dark")
+    assert page.evaluate(text_colour) == page.evaluate(css, "--fg") == "#e5e7eb"      # light text on the dark card
+    assert page.evaluate(grid_colour) == page.evaluate(css, "--line") == "#1f2a44"    # a grid that stays back
+    page.locator(".chart-card").screenshot(path=str(screenshot(page, "screens-desk-dark-1440").with_name(
+        "screens-chart-dark-1440.png")))
