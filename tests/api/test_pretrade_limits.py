@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders.models import Order, PreTradeLimits
+from orders.models import AuditEvent, Order, PreTradeLimits
 from orders.services.limits import limits_forget
 from tests.api.support import assert_error, submit
 from tests.builders import run_engine
@@ -81,3 +81,15 @@ def test_exit_legs_of_a_bracket_do_not_count_against_the_cap(client, account, br
 
     assert Order.objects.filter(parent__isnull=False).count() == 2
     refused(submit(client, quantity="1", expect=None), "daily_orders")
+
+
+def test_a_refusal_on_the_api_is_in_the_audit_trail(client, account, limits, clock):
+    limits(max_quantity_hard=Decimal("100"))
+
+    refused(submit(client, quantity="101", side="SELL", expect=None), "max_quantity")
+
+    event = AuditEvent.objects.get(action="order.rejected")
+    assert (event.account_id, event.result) == (account.pk, "rejected")
+    assert {k: event.details[k] for k in ("code", "check", "symbol", "side", "quantity")} == {
+        "code": "ORDER_REJECTED", "check": "max_quantity", "symbol": "AAPL", "side": "SELL", "quantity": "101"}
+    assert event.details["message"].startswith("Order rejected: Quantity 101 is above the hard limit 100")

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders.domain.errors import OrderRejected
+from orders.domain.errors import InvalidRequest, OrderRejected
 from orders.models import AuditEvent, Order
 from orders.services.limits import limits_set
 from orders.services.tickets import OverrideRequired, TicketBlocked, ticket_submit
@@ -69,3 +69,47 @@ def test_a_resubmitted_ticket_answers_with_its_order_without_asking_again(accoun
 
     assert not again.created and again.order.id == first.order.id
     assert Order.objects.count() == 1
+
+
+# -- refused attempts are in the audit trail ------------------------------------------------------------
+
+def rejections():
+    return AuditEvent.objects.filter(action="order.rejected")
+
+
+def test_a_hard_limit_refusal_is_audited_with_its_code_message_and_check(account, broker, clock):
+    limits_set(account_id=account.pk, actor="risk", max_quantity_hard=D("5"))
+
+    with pytest.raises(TicketBlocked) as refused:
+        submit(account, broker, by_person=True, quantity="10", client_order_id="t-9")
+
+    event = rejections().get()
+    assert (event.actor, event.account_id, event.result) == ("user:tess", account.pk, "rejected")
+    assert event.details == {"code": "ORDER_REJECTED", "message": refused.value.message, "symbol": "AAPL",
+                             "side": "BUY", "quantity": "10", "order_type": "MARKET", "check": "max_quantity",
+                             "client_order_id": "t-9"}
+
+
+def test_an_override_asked_for_is_audited_as_a_refusal(account, broker, clock):
+    limits_set(account_id=account.pk, actor="risk", max_quantity_soft=D("5"))
+
+    with pytest.raises(OverrideRequired):
+        submit(account, broker, by_person=True)
+
+    assert rejections().get().details["check"] == "OVERRIDE_REQUIRED"
+
+
+def test_a_refusal_of_the_rules_or_the_venue_is_audited(account, broker, clock):
+    with pytest.raises(OrderRejected):
+        submit(account, broker, by_person=False, quantity="100000")          # more than the account can pay
+    with pytest.raises(InvalidRequest):
+        submit(account, broker, by_person=False, order_type="LIMIT")         # no limit price
+
+    assert [(e.details["code"], e.details["check"]) for e in rejections().order_by("at")] == [
+        ("INSUFFICIENT_BALANCE", "INSUFFICIENT_BALANCE"), ("INVALID_REQUEST", "INVALID_REQUEST")]
+
+
+def test_an_accepted_order_writes_no_refusal(account, broker, clock):
+    submit(account, broker, by_person=True)
+
+    assert not rejections().exists()

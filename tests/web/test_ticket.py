@@ -42,7 +42,8 @@ def test_the_preview_shows_notional_impact_risk_and_reward(trader_client, broker
     preview = parse(response.content).by_id("ticket-preview")
     notional = (ask * 10).quantize(Decimal("0.01"))
     assert preview.by_id("preview-notional").text == f"{notional:,}"          # 1,492.30
-    assert preview.by_id("preview-impact").text == f"−{notional:,} → {Decimal('100000.00') - notional:,}"
+    assert preview.by_id("preview-margin").text == f"{notional:,}"
+    assert preview.by_id("preview-impact").text == f"100,000.00 → {Decimal('100000.00') - notional:,}"
     assert preview.by_id("preview-risk").text == "20.00"
     assert preview.by_id("preview-reward").text == "30.00"
     assert f"Ask {ask}" in preview.by_id("ticket-quote").text
@@ -52,7 +53,7 @@ def test_the_preview_shows_notional_impact_risk_and_reward(trader_client, broker
 def test_the_preview_is_a_fragment(trader_client, clock):
     html = trader_client.post(PREVIEW, ticket()).content.decode()
 
-    assert "<html" not in html and [e.attrs["id"] for e in parse(html).elements] == ["ticket-preview"]
+    assert "<html" not in html and [e.attrs["id"] for e in parse(html).elements] == ["ticket-preview", "ticket-submit"]
 
 
 def test_the_preview_of_a_limit_order_is_priced_at_its_limit(trader_client, broker, clock):
@@ -322,3 +323,56 @@ def test_the_ticket_says_when_the_account_is_halted_or_reduce_only(trader_client
     shown = parse(trader_client.get("/").content).by_id("trading-state-note").text
 
     assert shown.startswith(note) if note else shown == ""
+
+
+# -- what the page needs to show a refusal (static/js/refusals.js) --------------------------------------
+
+@pytest.mark.parametrize(("fields", "status"), [({"quantity": ""}, 400), ({"order_type": "LIMIT"}, 400),
+                                                ({"quantity": "100000"}, 422)])
+def test_a_refusal_is_the_ticket_redrawn_without_a_banner_and_says_so_in_a_header(trader_client, clock, fields,
+                                                                                    status):
+    response = trader_client.post(SUBMIT, ticket(**fields), headers={"HX-Request": "true"})
+
+    assert response.status_code == status and response["X-Desk-Fragment"] == "ticket"
+    page = parse(response.content)
+    assert page.by_id("ticket-outcome").find(id="ticket-placed") is None
+    assert page.by_id("ticket-outcome").attrs["data-order"] == ""
+
+
+def test_a_venue_that_cannot_be_reached_is_a_503_ticket(trader_client, broker, clock):
+    broker.faults.set_unavailable(True)
+
+    response = trader_client.post(SUBMIT, ticket(), headers={"HX-Request": "true"})
+
+    assert response.status_code == 503 and response["X-Desk-Fragment"] == "ticket"
+    error = parse(response.content).by_id("ticket-form").find(class_="error", role="alert")
+    assert error.text == "PROVIDER_UNAVAILABLE: Provider unavailable: paper venue is unavailable (injected fault)"
+
+
+def test_a_placed_order_has_its_banner_and_asks_the_socket_to_follow_it(trader_client, clock):
+    response = trader_client.post(SUBMIT, ticket(quantity="3"), headers={"HX-Request": "true"})
+
+    assert response.status_code == 200 and "X-Desk-Fragment" not in response
+    order = entries().get()
+    page = parse(response.content)
+    assert page.by_id("ticket-outcome").attrs["data-order"] == str(order.id)
+    assert page.by_id("ticket-placed").attrs["data-status"] == order.status
+    follower = page.find("span", hx_vals=f'{{"follow": "{order.id}"}}')
+    assert "ws-send" in follower.attrs and follower.attrs["hx-trigger"] == "load"
+
+
+@pytest.mark.parametrize("url", [SUBMIT, PREVIEW, "/orders/cancel-all/", "/risk/kill-switch/"])
+def test_an_htmx_request_without_a_session_gets_401_and_a_way_back_to_log_in(client, account, url):
+    response = client.post(url, ticket(), headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/risk/"})
+
+    assert response.status_code == 401 and response["X-Desk-Notice"] == "session-expired"
+    notice = parse(response.content).find(class_="session-expired")
+    assert notice.text.startswith("Your session has expired — log in again")
+    assert notice.find("a").attrs["href"] == "/login/?next=/risk/"
+    assert Order.objects.count() == 0
+
+
+def test_a_page_without_a_session_still_goes_to_the_login_page(client, account):
+    response = client.get("/")
+
+    assert response.status_code == 302 and response["Location"] == "/login/?next=/"
