@@ -23,6 +23,7 @@ from orders.brokers.base import Broker
 from orders.caches import pretrade_limits
 from orders.domain.enums import OrderType
 from orders.domain.errors import DeskError, InvalidValue, OrderRejected
+from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest
 from orders.domain.pretrade import Limits, pretrade_breaches
 from orders.models import Order, PreTradeLimits
@@ -48,7 +49,7 @@ def limits_set(*, account_id: int, actor: str, **levels: Decimal | int | None) -
         for name, value in levels.items():
             setattr(row, name, value)
         row.save()
-        changed = {name: {"from": before[name], "to": value} for name, value in levels.items()
+        changed = {name: {"from": _level(before[name]), "to": _level(value)} for name, value in levels.items()
                    if before[name] != value}
         audit_record(account_id=account_id, actor=actor, action="limits.set", target=str(account_id),
                      changed=changed)
@@ -56,6 +57,11 @@ def limits_set(*, account_id: int, actor: str, **levels: Decimal | int | None) -
         transaction.on_commit(limits_forget)    # again once committed: a read meanwhile saw the old limits
     limits_forget()
     return row
+
+
+def _level(value: Decimal | int | None) -> str | int | None:
+    """A level as the audit trail shows it: 25, not the column's 25.0000000000."""
+    return format_decimal(value) if isinstance(value, Decimal) else value
 
 
 def limits_read(account_id: int) -> tuple[Limits, int | None]:

@@ -10,6 +10,7 @@ from django.test import Client
 from orders.models import AuditEvent, Order
 from orders.services.orders import order_submit
 from tests.builders import make_order_request
+from tests.web.page import parse
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +163,25 @@ def test_breakers_are_reset_by_the_admin_action_and_a_second_reset_is_refused_vi
     assert "Breakers of alice not reset: Circuit breaker re-tripped within cooldown period" in (
         second.content.decode())
     assert [e["state"] for e in desk_told(account, "breaker")][-2:] == ["closed", "closed"]
+
+
+def test_a_limit_changed_in_the_admin_is_audited_with_who_changed_what_from_what_to_what(superuser_client, account):
+    from orders.models import PreTradeLimits
+    from orders.services.limits import LEVELS
+
+    superuser_client.post("/admin/orders/pretradelimits/add/", {"account": account.pk, "max_quantity_hard": "25"})
+    row = PreTradeLimits.objects.get(account=account)
+    form = {"account": account.pk, **{name: getattr(row, name) or "" for name in LEVELS}}
+
+    response = superuser_client.post(f"/admin/orders/pretradelimits/{row.pk}/change/", {
+        **form, "max_quantity_hard": "40", "max_notional_soft": "100000"})
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    change = AuditEvent.objects.filter(action="limits.set").order_by("at", "pk").last()
+    assert (change.actor, change.account_id) == ("admin:root", account.pk)
+    assert change.details == {"changed": {"max_quantity_hard": {"from": "25", "to": "40"},
+                                          "max_notional_soft": {"from": None, "to": "100000"}}}
+    shown = parse(superuser_client.get("/audit/?action=limits.set").content).by_id("audit-table")
+    assert [line.text for line in shown.find("tbody").find("tr").find_all("div")] == [
+        'changed = {"max_notional_soft": {"from": null, "to": "100000"}, '
+        '"max_quantity_hard": {"from": "25", "to": "40"}}']

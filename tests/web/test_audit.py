@@ -146,3 +146,35 @@ def test_csv_safe(value, safe):
 
 def test_the_export_needs_a_login(client):
     assert client.get("/audit.csv").status_code == 302
+
+
+# -- how details read ----------------------------------------------------------------------------------
+
+def details_lines(response) -> list[str]:
+    row = parse(response.content).by_id("audit-table").find("tbody").find("tr")
+    return [line.text for line in row.find_all("td")[6].find_all("div")]
+
+
+def test_details_read_as_key_equals_value_sorted_with_nested_values_as_json(risk_client, account):
+    event(account, action="limits.set", details={"quantity": "10", "changed": {"max_quantity_hard": {
+        "from": None, "to": "25"}}, "reason": "news", "legs": ["SL", "TP"], "forced": True})
+
+    assert details_lines(risk_client.get("/audit/")) == [
+        'changed = {"max_quantity_hard": {"from": null, "to": "25"}}',
+        "forced = true",
+        'legs = ["SL", "TP"]',
+        "quantity = 10",
+        "reason = news",
+    ]
+
+
+def test_details_that_are_not_a_record_read_as_they_are(risk_client, account):
+    event(account, details="=cmd")
+
+    assert details_lines(risk_client.get("/audit/")) == ["=cmd"]
+
+
+def test_no_details_read_as_nothing(risk_client, account):
+    event(account, details={})
+
+    assert details_lines(risk_client.get("/audit/")) == []
