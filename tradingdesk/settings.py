@@ -298,11 +298,13 @@ LOG_LEVEL = envstr("DESK_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "tradingdesk.logging.RedactSecrets"}},
+    "filters": {"redact": {"()": "tradingdesk.logging.RedactSecrets"},
+                "quiet_refusals": {"()": "tradingdesk.logging.QuietRefusals"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "daphne": {"level": "WARNING"},
+                "django.request": {"filters": ["quiet_refusals"]}},   # a 403 is one line, not a traceback
 }
 
 # --- Login throttling (django-axes) -------------------------------------------------------------------
