@@ -44,15 +44,27 @@ def price(value) -> str:
 
 
 @register.filter
-def average(value) -> str:
-    """A computed average price, to eight significant digits: ``151.5766109102`` → ``151.57661``,
-    ``1.0834512345`` → ``1.0834512``, ``0.000012345678`` → ``0.000012345678``."""
+def average(value, decimals=None) -> str:
+    """A computed average price: with the instrument's decimals (those of its tick) when they are given,
+    ``average:2`` → ``187.20`` for 187.20333; else to eight significant digits: ``151.5766109102`` →
+    ``151.57661``, ``1.0834512345`` → ``1.0834512``, ``0.000012345678`` → ``0.000012345678``."""
     number = _decimal(value)
     if number is None:
         return "" if value is None else str(value)
+    if isinstance(decimals, int) and not isinstance(decimals, bool) and 0 <= decimals <= 18:
+        return f"{number.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN) + 0:,.{decimals}f}"
     if number:
         number = number.quantize(Decimal(1).scaleb(number.adjusted() - 7), rounding=ROUND_HALF_EVEN)
     return _grouped(number)
+
+
+def tick_decimals(tick) -> int | None:
+    """How many decimals an instrument's prices have: those of its tick (``0.01`` → 2, ``0.00001`` → 5, ``0.5`` → 1,
+    ``1`` → 0); None for no usable tick."""
+    number = _decimal(tick)
+    if number is None or number <= 0:
+        return None
+    return max(0, -number.normalize().as_tuple().exponent)
 
 
 def _grouped(number: Decimal) -> str:

@@ -14,8 +14,10 @@ from orders import selectors, wire
 from orders.brokers.base import Broker
 from orders.domain.enums import OrderStatus
 from orders.domain.errors import DeskError
-from orders.models import Account, TradingState, position_wire_id
+from orders.models import Account, Alert, TradingState, position_wire_id
 from orders.services.accounts import account_snapshot, mark_price
+from orders.services.risk import leg_role_name
+from orders.templatetags.desk_numbers import tick_decimals
 
 FILL_ROWS = 50
 
@@ -29,10 +31,53 @@ def orders_context(account: Account) -> dict:
     }
 
 
-def risk_context(account: Account) -> dict:
-    """What the risk view shows besides the page's own: alert history, states, orders and the venue's books."""
-    return {"history": selectors.alert_history(account), "states": TradingState.values, **orders_context(account),
+def risk_context(account: Account, broker: Broker) -> dict:
+    """What the risk view shows besides the page's own: alert cards and history, states, orders and the venue's
+    books."""
+    return {**alerts_context(account, broker), "states": TradingState.values, **orders_context(account),
             **venue_context(account)}
+
+
+def alerts_context(account: Account, broker: Broker) -> dict:
+    """The risk view's alerts: the live ones as cards (``alert_cards``) and the history below them."""
+    alerts = selectors.live_alerts(account_id=account.pk)
+    return {"live_alerts": alerts, "alert_cards": alert_cards(account, broker, alerts),
+            "history": selectors.alert_history(account)}
+
+
+def alert_cards(account: Account, broker: Broker, alerts: list[Alert]) -> list[dict]:
+    """Each live alert with what the risk desk acts on: the position it is about (size, marked to the market,
+    P&L), why it was raised (the failing legs' last errors, or the alert's own words) and the exit legs a click
+    would re-place."""
+    now = timezone.now()
+    held = {p.symbol: p for p in selectors.open_positions(account)}
+    unplaced: dict = {}
+    for leg in selectors.unplaced_legs(entry_ids=[a.entry_id for a in alerts if a.entry_id]):
+        unplaced.setdefault(leg.entry_id, []).append(leg)
+    cards = []
+    for alert in alerts:
+        position = held.get(alert.symbol)
+        legs = unplaced.get(alert.entry_id, []) if alert.kind == Alert.Kind.POSITION_UNPROTECTED else []
+        cards.append({
+            "alert": alert,
+            "position": wire.position_out(position, position_id=position_wire_id(broker.name, position.symbol),
+                                          mark=mark_price(broker, position.symbol, now=now,
+                                                          fallback=position.average_price)) if position else None,
+            "reasons": [f"{leg_role_name(leg)}: {leg.last_error or 'not placed yet'} ({leg.attempts} attempts)"
+                        for leg in legs] or _alert_reasons(alert),
+            "replace": " and ".join(leg_role_name(leg) for leg in legs) if position else "",
+            "price_decimals": price_decimals(broker, alert.symbol) if position else None,
+        })
+    return cards
+
+
+def _alert_reasons(alert: Alert) -> list[str]:
+    """Why an alert was raised, from its details when they say (the legs that failed), else its message."""
+    failed = alert.details.get("failed_exits") if isinstance(alert.details, dict) else None
+    if failed:
+        return [f"{exit.get('leg_type', exit.get('type', 'exit'))}: {exit.get('error') or 'not placed'}"
+                for exit in failed if isinstance(exit, dict)]
+    return [alert.message]
 
 
 def venue_context(account: Account) -> dict:
@@ -83,12 +128,22 @@ def _figures(account: Account, broker: Broker, *, now) -> dict:
         return {"unavailable": e.message}
 
 
+def price_decimals(broker: Broker, symbol: str) -> int | None:
+    """The decimals of the instrument's prices (its tick's), for showing an average price; None when the venue
+    does not list it (an adopted position of another market)."""
+    try:
+        return tick_decimals(broker.instrument(symbol).tick_size)
+    except DeskError:
+        return None
+
+
 def blotter_context(account: Account, broker: Broker) -> dict:
     """The blotter: orders, the newest fills, open positions marked to the market, the account's figures."""
     now = timezone.now()
     account = selectors.account_fresh(account)
     positions = [{**wire.position_out(p, mark=mark_price(broker, p.symbol, now=now, fallback=p.average_price),
-                                      position_id=position_wire_id(broker.name, p.symbol)), "external": p.external}
+                                      position_id=position_wire_id(broker.name, p.symbol)), "external": p.external,
+                  "price_decimals": price_decimals(broker, p.symbol)}
                  for p in selectors.open_positions(account)]
     return {
         **orders_context(account),

@@ -51,3 +51,35 @@ def test_the_blotter_shows_account_figures_with_separators(trader_client, accoun
                      strict=True))
     assert shown["Balance"] == "100,000.00"
     assert shown["Unrealised P&L"] == "0.00"
+
+
+@pytest.mark.parametrize(("value", "decimals", "shown"), [
+    ("187.2033333333", 2, "187.20"), ("187.205", 2, "187.20"), ("187.215", 2, "187.22"), ("1.083451234", 5, "1.08345"),
+    ("48906.7140468645", 2, "48,906.71"), ("150", 2, "150.00"), ("21.5", 0, "22"), ("0", 2, "0.00"),
+    ("151.5766109102", None, "151.57661"), (None, 2, ""),
+])
+def test_an_average_takes_the_instruments_decimals_when_known(value, decimals, shown):
+    assert average(value, decimals) == shown
+
+
+@pytest.mark.parametrize(("tick", "decimals"), [("0.01", 2), (Decimal("0.00001"), 5), ("0.5", 1), ("1", 0),
+                                                ("0.0100", 2), ("0", None), (None, None)])
+def test_an_instruments_decimals_are_its_ticks(tick, decimals):
+    from orders.templatetags.desk_numbers import tick_decimals
+
+    assert tick_decimals(tick) == decimals
+
+
+def test_a_positions_average_entry_shows_the_instruments_tick_decimals(trader_client, account, broker, clock):
+    from django.utils import timezone
+
+    from orders.models import Position
+
+    assert broker.instrument("AAPL").tick_size == Decimal("0.01")
+    Position.objects.create(account=account, symbol="AAPL", quantity=Decimal("30"),
+                            average_price=Decimal("187.2033333333"), opened_at=timezone.now(),
+                            updated_at=timezone.now())
+
+    row = parse(trader_client.get("/").content).by_id("position-aapl")
+
+    assert row.find_all("td")[3].text == "187.20"
