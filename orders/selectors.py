@@ -12,8 +12,9 @@ from django.db.models import Model, Q, QuerySet
 
 from orders.domain.enums import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus
 from orders.domain.errors import InvalidValue, OrderNotFound, PositionNotFound
+from orders.domain.lifecycle import UNPLACED
 from orders.domain.paging import DEFAULT_PAGE, decode_cursor, encode_cursor, page_size
-from orders.models import Account, Alert, Event, Fill, Order, Position, VenueState, position_wire_id
+from orders.models import Account, Alert, Event, ExitLeg, Fill, Order, Position, VenueState, position_wire_id
 
 
 @dataclass(frozen=True)
@@ -241,3 +242,8 @@ def outbox_reaches_back_to(*, account_id: int, event_id: int) -> bool:
     """Whether the account's outbox still holds an event at or before ``event_id``: the engine prunes an
     account's oldest events first (``events.outbox_prune``), so then nothing after ``event_id`` is gone."""
     return Event.objects.filter(account_id=account_id, id__lte=event_id).exists()
+
+
+def unplaced_legs(*, entry_ids: list) -> list[ExitLeg]:
+    """The exit legs of these entries that are not placed (retrying, or given up on and reported)."""
+    return list(ExitLeg.objects.filter(entry_id__in=entry_ids, status__in=UNPLACED).order_by("role"))

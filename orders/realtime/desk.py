@@ -35,15 +35,16 @@ from django.utils import timezone
 from orders import wire
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
+from orders.domain.quotes import quote_figures
 from orders.events import DESK_KIND
-from orders.models import Account, Alert, Order, TradingState
+from orders.models import Account, Order, TradingState
 from orders.realtime.market import market_data
 from orders.realtime.opening import OpensUnlessDatabaseGone
 from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
 from orders.services.breakers import breaker_snapshot
 from orders.web.banner import placed_out
-from orders.web.context import blotter_context, orders_context, venue_context
+from orders.web.context import alerts_context, blotter_context, orders_context, venue_context
 from orders.web.roles import can_supervise, can_trade, visible_accounts
 
 log = logging.getLogger(__name__)
@@ -238,12 +239,15 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
     async def _send_quote(self) -> None:
         if not self.watch:
             return
+        market, now = market_data(self.broker), timezone.now()
         try:
-            quote = wire.quote_out(await market_data(self.broker).quote(self.watch, now=timezone.now()))
+            raw = await market.quote(self.watch, now=now)
         except DeskError:
             return
+        quote, day = wire.quote_out(raw), await market.day_open(self.watch, now=now)
+        figures = quote_figures(bid=raw.bid, ask=raw.ask, last=raw.last, day_open=day.open if day else None)
         epoch = int(timezone.now().timestamp())
-        await self.send(text_data=render_to_string(f"{FRAGMENTS}#ticket-quote", {"quote": quote}) +
+        await self.send(text_data=render_to_string(f"{FRAGMENTS}#ticket-quote", {"quote": quote, "figures": figures}) +
                         render_to_string(f"{FRAGMENTS}#chart-tick", {"quote": quote, "epoch": epoch}))
 
     def _state_parts(self) -> list[str]:
@@ -300,10 +304,9 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
                                                                           "oob": True}))
         if "alerts" in sections:
             alerts = live_alerts(account_id=self.account_id)
-            if self.view == "risk":
-                history = Alert.objects.filter(account=self.account).order_by("-raised_at")[:100]
+            if self.view == "risk":          # the alert cards (position, P&L, reason, actions) as the page draws them
                 html = render_to_string("orders/risk.html#alerts", {
-                    "live_alerts": alerts, "history": history, "account": self.account,
+                    **alerts_context(self.account, self.broker), "account": self.account,
                     "can_supervise": self.can_supervise})
                 parts.append(html.replace('<div id="alerts">', '<div id="alerts" hx-swap-oob="true">', 1))
             else:

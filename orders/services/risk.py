@@ -1,23 +1,30 @@
-"""Account trading state and the kill switch.
+"""Account trading state, the kill switch, and the risk view's answers to an alert (re-place an unprotected
+position's exits).
 
 ACTIVE: anything goes. REDUCING: only orders that shrink a position. HALTED: nothing new
 (closing positions and exit legs still work — a halt never blocks getting out)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, field
 
 from django.db import transaction
+from django.utils import timezone
 
 from orders import events
 from orders.brokers.base import Broker
 from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType
-from orders.domain.errors import DeskError, InvalidValue
+from orders.domain.errors import AlertNotFound, Conflict, DeskError, InvalidRequest, InvalidValue
+from orders.domain.lifecycle import UNPLACED
 from orders.domain.money import format_decimal
-from orders.models import Account, Order, Position, TradingState
+from orders.models import Account, Alert, ExitLeg, Order, Position, TradingState
+from orders.selectors import position_quantity
 from orders.services.audit import audit_record
 from orders.services.orders import order_cancel
 from orders.services.positions import position_close
+from orders.services.protection import protect
+from orders.services.transitions import leg_transition
 
 
 def trading_state_set(*, account: Account, state: str, actor: str, reason: str = "") -> Account:
@@ -127,3 +134,62 @@ def kill_switch(*, account: Account, broker: Broker, actor: str, flatten: bool =
                  result="ok" if not receipt.failures else "partial", flatten=flatten,
                  cancelled=len(receipt.cancelled), closing=len(receipt.closing), failures=receipt.failures)
     return receipt
+
+
+# -- the risk view's one-click answers to an alert -----------------------------------------------------------
+
+def leg_role_name(leg: ExitLeg) -> str:
+    if leg.role == Order.LegRole.STOP_LOSS and leg.trailing_distance is not None:
+        return "trailing stop"
+    return ROLE_NAMES[leg.role]
+
+
+@dataclass(frozen=True)
+class ExitsReplaced:
+    """What re-placing an unprotected position's exits did: the legs placed again, and those the venue still
+    refused, each with its error."""
+    symbol: str
+    placed: list[str]
+    failed: list[tuple[str, str]]
+
+
+class ExitsNotReplaced(Conflict):
+    code = "EXITS_NOT_REPLACED"
+
+
+def position_exits_replace(*, account: Account, alert_id: str, broker: Broker, actor: str) -> ExitsReplaced:
+    """POSITION_UNPROTECTED's one click: try the entry's unplaced exit legs again now, through the same
+    ``protection.protect`` the engine retries them with (a leg placed again resolves the alert). Audited as
+    ``position.exits_replace`` with what was placed and what failed."""
+    alert = Alert.objects.filter(pk=alert_id, account=account).first() if _is_uuid(alert_id) else None
+    if alert is None:
+        raise AlertNotFound(alert_id)
+    if alert.kind != Alert.Kind.POSITION_UNPROTECTED or alert.entry_id is None:
+        raise InvalidRequest(f"a {alert.kind} alert has no exit order to re-place")
+    now = timezone.now()
+    with transaction.atomic():
+        entry = Order.objects.select_for_update().get(pk=alert.entry_id)
+        if position_quantity(account=account, symbol=entry.symbol) == 0:
+            raise ExitsNotReplaced(f"{entry.symbol} is flat: there is no position to protect")
+        unplaced = list(ExitLeg.objects.filter(entry=entry, status__in=UNPLACED).order_by("role"))
+        if not unplaced:
+            raise ExitsNotReplaced(f"every exit order of this {entry.symbol} position is placed already")
+        for leg in unplaced:                       # due now, whatever its backoff said
+            leg_transition(leg, leg.status, only_from=(leg.status,), next_attempt_at=now)
+        protect(entry=entry, broker=broker, now=now)
+    legs = [ExitLeg.objects.get(pk=leg.pk) for leg in unplaced]
+    result = ExitsReplaced(symbol=entry.symbol,
+                           placed=[leg_role_name(leg) for leg in legs if leg.status not in UNPLACED],
+                           failed=[(leg_role_name(leg), leg.last_error) for leg in legs if leg.status in UNPLACED])
+    audit_record(account_id=account.pk, actor=actor, action="position.exits_replace", target=str(entry.id),
+                 result="failed" if result.failed else "ok", symbol=entry.symbol, alert=str(alert.pk),
+                 placed=result.placed, failed=[{"role": role, "error": error} for role, error in result.failed])
+    return result
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

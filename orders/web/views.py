@@ -28,10 +28,10 @@ from orders.services.breakers import breaker_snapshot, breakers_reset
 from orders.services.orders import OrderChanges, order_cancel, order_modify, orders_cancel_all
 from orders.services.positions import position_close, positions_close_all
 from orders.services.reconcile import position_adopt_venue
-from orders.services.risk import kill_switch, trading_state_set
+from orders.services.risk import kill_switch, position_exits_replace, trading_state_set
 from orders.services.tickets import ConfirmRequired, OverrideRequired, TicketBlocked, ticket_preview
 from orders.web.banner import placed_out
-from orders.web.context import blotter_context, risk_context, ticket_symbols
+from orders.web.context import alerts_context, blotter_context, risk_context, ticket_symbols
 from orders.web.forms import OrderTicketForm
 from orders.web.roles import can_supervise, can_trade, desk_account, require, roles_of, visible_accounts
 from orders.web.session import login_required
@@ -123,7 +123,7 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
         return _ticket_response(request, context, form, preview=e.preview)
     except TicketBlocked as e:
         for breach in e.preview.hard_breaches:
-            form.add_error(breach.field if breach.field in form.fields else None, f"Blocked: {breach.text}")
+            form.add_error(breach.field if breach.field in form.fields else None, breach.text if breach.code else f"Blocked: {breach.message}")
         return _ticket_response(request, context, form, preview=e.preview, status=422)
     except OverrideRequired as e:
         form.add_error("override_reason", "Type a reason to send an order past the warnings above.")
@@ -268,7 +268,7 @@ def chart_data(request: HttpRequest) -> JsonResponse:
 @vary_on_headers("HX-Request")              # one URL, two answers: a browser must not cache one for the other
 def risk(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
-    context.update(risk_context(context["account"]))
+    context.update(risk_context(context["account"], context["broker"]))
     template = "orders/risk.html"
     if request.htmx:
         template += "#alerts"
@@ -286,9 +286,7 @@ def acknowledge_view(request: HttpRequest, alert_id: str) -> HttpResponse:
         alert_acknowledge(alert_id=alert_id, actor=_actor(request), comment=request.POST.get("comment", ""))
     except (DeskError, ValueError) as e:
         messages.error(request, getattr(e, "message", str(e)))
-    context = page_context(request)
-    context["history"] = Alert.objects.filter(account=context["account"]).order_by("-raised_at")[:100]
-    return render(request, "orders/risk.html#alerts", context)
+    return _alerts_response(request)
 
 
 @login_required
@@ -311,9 +309,62 @@ def adopt_venue_view(request: HttpRequest, alert_id: str) -> HttpResponse:
             messages.error(request, e.message)
         else:
             messages.success(request, f"{alert.symbol}: the desk now holds the venue's quantity")
+    return _alerts_response(request)
+
+
+def _alerts_response(request: HttpRequest) -> HttpResponse:
+    """The risk view's alerts redrawn after an action, its result or error (``messages``) above them."""
     context = page_context(request)
-    context["history"] = Alert.objects.filter(account=context["account"]).order_by("-raised_at")[:100]
+    context.update(alerts_context(context["account"], context["broker"]))
     return render(request, "orders/risk.html#alerts", context)
+
+
+def _risk_alert(request: HttpRequest, alert_id: uuid.UUID) -> Alert | None:
+    alert = Alert.objects.filter(pk=alert_id, account=desk_account(request)).first()
+    if alert is None:
+        messages.error(request, "No such alert on this account")
+    return alert
+
+
+@login_required
+@require_POST
+@risk_only
+def alert_flatten_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
+    """An alert's "Flatten this position": the position closed at market by the same service as the blotter's."""
+    alert = _risk_alert(request, alert_id)
+    if alert is not None:
+        context = page_context(request)
+        try:
+            order = position_close(account=context["account"], position_id=alert.symbol, broker=context["broker"],
+                                   actor=_actor(request))
+        except DeskError as e:
+            messages.error(request, f"{alert.symbol} not flattened: {e.message}")
+        else:
+            messages.success(request, f"Flattening {alert.symbol}: {order.side} {format_decimal(order.quantity)} "
+                                      f"at market sent ({order.status}).")
+    return _alerts_response(request)
+
+
+@login_required
+@require_POST
+@risk_only
+def alert_replace_exits_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
+    """POSITION_UNPROTECTED's "Re-place the stop": the failed exit legs tried again now, by the engine's own
+    protection service."""
+    alert = _risk_alert(request, alert_id)
+    if alert is not None:
+        context = page_context(request)
+        try:
+            done = position_exits_replace(account=context["account"], alert_id=str(alert_id),
+                                          broker=context["broker"], actor=_actor(request))
+        except DeskError as e:
+            messages.error(request, f"{alert.symbol}: nothing re-placed: {e.message}")
+        else:
+            if done.placed:
+                messages.success(request, f"{done.symbol}: {' and '.join(done.placed)} placed again.")
+            for role, error in done.failed:
+                messages.error(request, f"{done.symbol}: the {role} was refused again: {error}")
+    return _alerts_response(request)
 
 
 @login_required

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from orders.models import Account, Alert, AuditEvent, Order
+from orders.models import Account, Alert, AuditEvent, Order, Position
 from orders.services.alerts import alerts_escalate
 from tests.builders import run_engine
 from tests.web.page import parse
@@ -292,3 +292,92 @@ def test_an_unknown_trading_state_is_refused_with_the_reason(risk_client, accoun
 def test_a_trader_cannot_set_the_trading_state(trader_client, account):
     assert trader_client.post("/risk/trading-state/", {"state": "HALTED"}).status_code == 403
     assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
+
+
+# -- alert cards: the position, why, and one-click answers ---------------------------------------------------
+
+def unprotected_alert(account, broker, clock) -> Alert:
+    """A filled AAPL long of 10 whose stop-loss the paper venue keeps refusing (POSITION_UNPROTECTED)."""
+    broker.faults.reject_next(100, kind="STOP")
+    ask = quote(broker).ask
+    open_position(account, broker, clock, stop_loss=ask - 1, take_profit=ask + 3)
+    for _ in range(4):
+        run_engine(account, broker, seconds=5, clock=clock)
+    return Alert.objects.get(account=account, kind="POSITION_UNPROTECTED", status="OPEN")
+
+
+def test_an_alert_card_shows_the_position_its_p_and_l_and_why(risk_client, account, broker, clock):
+    alert = unprotected_alert(account, broker, clock)
+
+    card = parse(risk_client.get("/risk/").content).by_id(f"alert-card-{alert.pk}")
+
+    assert card.by_id(f"alert-position-{alert.pk}").text.startswith("LONG 10 @ ")
+    pnl = card.by_id(f"alert-pnl-{alert.pk}")
+    assert pnl.text and "pnl-" in pnl.attrs["class"]
+    assert card.by_id(f"alert-reason-{alert.pk}").text == (
+        "stop-loss: Order rejected: rejected by injected fault (5 attempts)")
+    assert card.by_id(f"flatten-{alert.pk}").text == "Flatten this position"
+    assert card.by_id(f"replace-{alert.pk}").text == "Re-place the stop-loss"
+    assert "hx-confirm" in card.by_id(f"replace-{alert.pk}").attrs
+
+
+def test_re_placing_the_stop_from_the_alert_places_it_and_says_so(risk_client, htmx, account, broker, clock):
+    alert = unprotected_alert(account, broker, clock)
+    broker.faults.clear()
+
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/replace-exits/", headers=htmx), "alerts")
+
+    assert part.find("p", class_="ok").text == "AAPL: stop-loss placed again."
+    assert part.find(id=f"alert-card-{alert.pk}") is None                  # resolved: no longer live
+    assert Order.objects.filter(parent_id=alert.entry_id, leg_role="stop_loss", status="OPEN").count() == 1
+    assert AuditEvent.objects.get(action="position.exits_replace").actor == "user:rita"
+
+
+def test_a_stop_refused_again_shows_the_venue_s_error_on_the_page(risk_client, account, broker, clock):
+    alert = unprotected_alert(account, broker, clock)
+
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/replace-exits/"), "alerts")
+
+    assert part.find("p", class_="error").text.startswith(
+        "AAPL: the stop-loss was refused again: Order rejected: rejected by")
+    assert part.find(id=f"alert-card-{alert.pk}") is not None
+
+
+def test_flattening_from_the_alert_sends_the_closing_order(risk_client, account, broker, clock):
+    alert = unprotected_alert(account, broker, clock)
+
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/flatten/"), "alerts")
+
+    assert part.find("p", class_="ok").text.startswith("Flattening AAPL: SELL 10 at market sent")
+    closing = Order.objects.get(account=account, leg_role="close")
+    assert (closing.side, closing.quantity, closing.submitted_by) == ("SELL", 10, "user:rita")
+    run_engine(account, broker, seconds=1, clock=clock)
+    assert not Position.objects.filter(account=account, symbol="AAPL").exclude(quantity=0).exists()
+
+
+def test_flattening_a_flat_position_says_why_not(risk_client, account):
+    alert = raise_alert(account)
+
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/flatten/"), "alerts")
+
+    assert part.find("p", class_="error").text.startswith("AAPL not flattened: ")
+
+
+@pytest.mark.parametrize("action", ["flatten", "replace-exits"])
+def test_a_trader_cannot_use_the_alert_s_actions(trader_client, account, broker, clock, action):
+    alert = unprotected_alert(account, broker, clock)
+
+    assert trader_client.post(f"/risk/alerts/{alert.pk}/{action}/").status_code == 403
+    assert not Order.objects.filter(account=account, leg_role="close").exists()
+    assert not AuditEvent.objects.filter(action="position.exits_replace").exists()
+    card = parse(trader_client.get("/risk/").content).by_id(f"alert-card-{alert.pk}")
+    assert "disabled" in card.by_id(f"flatten-{alert.pk}").attrs and "disabled" in card.by_id(
+        f"replace-{alert.pk}").attrs
+
+
+def test_an_alert_of_another_account_cannot_be_flattened_from_this_one(risk_client, other_account):
+    alert = raise_alert(other_account)
+
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/flatten/?account=alice"), "alerts")
+
+    assert part.find("p", class_="error").text == "No such alert on this account"
