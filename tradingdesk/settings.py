@@ -181,9 +181,11 @@ INSTALLED_APPS = [
     "orders",
 ]
 
+SERVE_STATIC = envbool("DESK_SERVE_STATIC", True)     # the web process serves /static/ itself (WhiteNoise)
 MIDDLEWARE = [
     "orders.api.observe.http_metrics",   # first: counts and times every answer, refusals included
     "django.middleware.security.SecurityMiddleware",
+    *(["whitenoise.middleware.WhiteNoiseMiddleware"] if SERVE_STATIC else []),   # static files, before the rest
     "orders.api.edge.refuse_foreign_origins",
     "corsheaders.middleware.CorsMiddleware",
     "orders.api.dbguard.database_unavailable",   # a lost database answers 503 (envelope or page), not 500
@@ -284,10 +286,22 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- Static files ------------------------------------------------------------------------------------
+# WhiteNoise serves them from the web process (DESK_SERVE_STATIC), collected into STATIC_ROOT with hashed names
+# (desk.3f2a….css: cached a year, immutable) and gzip copies for browsers that take gzip (tradingdesk/static.py).
+# `manage.py desk_static` collects them when a source is newer than the collection; bin/install and rundesk run
+# it. STATIC_ROOT is one per checkout, not per DESK_VAR_DIR, so every desk started from it (tests included) finds
+# it. With DESK_DEBUG the files are served from static/ as they are edited. The pytest process itself renders
+# pages with plain names (nothing to collect); the desks the tests start are served as above.
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
-SERVE_STATIC = envbool("DESK_SERVE_STATIC", True)
+STATIC_ROOT = Path(envstr("DESK_STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if "pytest" in sys.modules
+                    else "tradingdesk.static.GzipManifestStaticFilesStorage"},
+}
+WHITENOISE_MAX_AGE = 60 if not DEBUG else 0        # a name without its hash (a bookmark) is checked again often
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False

@@ -30,6 +30,7 @@ import sys
 import time
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 RESTART_FIRST_SECONDS, RESTART_MAX_SECONDS = 1.0, 30.0
@@ -92,6 +93,8 @@ class Command(BaseCommand):
         if options["no_web"] and options["no_engine"]:
             raise CommandError("--no-web and --no-engine together leave nothing to run")
         host, port = options["host"], options["port"]
+        if not options["no_web"]:
+            call_command("desk_static", verbosity=0)    # the pages name the collected files: collect what changed
         env = {**os.environ, "GATEWAY_HOST": host, "GATEWAY_PORT": str(port)}
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
         web = None if options["no_web"] else Child("web server", [
