@@ -7,6 +7,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -45,6 +46,13 @@ class Account(models.Model):
     auto_flatten_after_seconds = models.PositiveIntegerField(
         null=True, blank=True,
         help_text="Flatten a position automatically if it is still unprotected this long after the alert.")
+    confirm_notional_above = models.DecimalField(
+        null=True, blank=True, validators=[MinValueValidator(Decimal("0"))], **MONEY,
+        help_text="The desk's ticket asks to confirm an order whose notional is above this; empty never asks.")
+    risk_per_trade = models.DecimalField(
+        null=True, blank=True, validators=[MinValueValidator(Decimal("0.01"))], **MONEY,
+        help_text="What one trade may lose at its stop: the ticket's size-by-risk quantity is this ÷ the stop "
+                  "distance. Empty turns sizing by risk off.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -402,6 +410,10 @@ class PreTradeLimits(models.Model):
     daily_orders_hard = models.PositiveIntegerField(null=True, blank=True)
     duplicate_window_seconds = models.PositiveIntegerField(
         null=True, blank=True, help_text="Warn about an order equal to one sent this many seconds before.")
+
+    class Meta:
+        verbose_name = "pre-trade limits"
+        verbose_name_plural = "pre-trade limits"
 
     def __str__(self) -> str:
         return f"limits of {self.account}"

@@ -23,6 +23,13 @@ class Breach:
     hard: bool
     field: str
     message: str
+    code: str = ""                      # a venue's refusal keeps the API's code (INSUFFICIENT_BALANCE, ...)
+    details: dict | None = None
+
+    @property
+    def text(self) -> str:
+        """As the ticket shows it: a venue's refusal in the API's words (code: message)."""
+        return f"{self.code}: {self.message}" if self.code else self.message
 
 
 def pretrade_breaches(*, limits: Limits, quantity: Decimal, notional: Decimal, order_price: Decimal | None,

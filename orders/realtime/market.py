@@ -36,6 +36,7 @@ class MarketData:
         self._bars: Remembered[Any] = Remembered(max(BAR_SECONDS, broker.poll_seconds), clock=clock)
         self._asking: dict[tuple[int, str], asyncio.Future] = {}
         self._local: Remembered[Any] = Remembered(LOCAL_SECONDS, clock=clock)
+        self._days: Remembered[Any] = Remembered(max(BAR_SECONDS, broker.poll_seconds), clock=clock)
 
     async def quote(self, symbol: str, *, now: datetime) -> Quote:
         """The latest quote; raises the broker's DeskError."""
@@ -46,6 +47,17 @@ class MarketData:
         bars = await self._ask(self._bars, symbol,
                                lambda: self.broker.bars(symbol, timeframe="1m", seconds=60, end=now, count=1),
                                now=now)
+        return bars[-1] if bars else None
+
+    async def day_open(self, symbol: str, *, now: datetime) -> Bar | None:
+        """The day's bar (its open is what the ticket's quote change is measured from), or None when the venue
+        gives none; asked like the last bar, at most every ``BAR_SECONDS``."""
+        try:
+            bars = await self._ask(self._days, symbol,
+                                   lambda: self.broker.bars(symbol, timeframe="1d", seconds=86400, end=now, count=1),
+                                   now=now)
+        except DeskError:
+            return None
         return bars[-1] if bars else None
 
     async def _ask(self, answers: Remembered[Any], symbol: str, call: Callable[[], Any], *, now: datetime) -> Any:

@@ -123,7 +123,8 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
         return _ticket_response(request, context, form, preview=e.preview)
     except TicketBlocked as e:
         for breach in e.preview.hard_breaches:
-            form.add_error(breach.field if breach.field in form.fields else None, breach.text if breach.code else f"Blocked: {breach.message}")
+            form.add_error(breach.field if breach.field in form.fields else None,
+                           breach.text if breach.code else f"Blocked: {breach.message}")
         return _ticket_response(request, context, form, preview=e.preview, status=422)
     except OverrideRequired as e:
         form.add_error("override_reason", "Type a reason to send an order past the warnings above.")

@@ -376,3 +376,172 @@ def test_a_page_without_a_session_still_goes_to_the_login_page(client, account):
     response = client.get("/")
 
     assert response.status_code == 302 and response["Location"] == "/login/?next=/"
+
+
+# -- the live preview: hard breach, the button, brackets as traders set them, confirm (issue #14) -------
+
+def button(html: bytes):
+    return parse(html).by_id("ticket-submit")
+
+
+def test_an_order_the_account_cannot_pay_for_is_a_hard_breach_in_the_preview_and_disables_the_button(
+        trader_client, clock):
+    response = trader_client.post(PREVIEW, ticket(quantity="100000"))
+
+    page = parse(response.content)
+    breach = page.find(class_="breach", data_check="venue")
+    assert breach.attrs["class"] == "error breach"
+    assert breach.text == "Blocked: INSUFFICIENT_BALANCE: Insufficient balance to place order"
+    assert page.by_id("preview-impact").attrs["class"] == "neg"              # 100,000.00 → −14.9 M, in red
+    assert "disabled" in page.by_id("ticket-submit").attrs
+    assert page.by_id("ticket-submit").attrs["hx-swap-oob"] == "true"
+
+
+def test_an_order_the_account_can_pay_for_leaves_the_button_enabled_and_saying_what_it_does(trader_client, clock):
+    assert "disabled" not in button(trader_client.post(PREVIEW, ticket(quantity="10")).content).attrs
+
+
+@pytest.mark.parametrize("fields, label, side", [
+    ({"quantity": "10"}, "Buy 10 AAPL @ MKT", "side-buy"),
+    ({"side": "SELL", "quantity": "5", "order_type": "LIMIT", "limit_price": "187.50"}, "Sell 5 AAPL @ 187.5 LMT",
+     "side-sell"),
+    ({"quantity": "10", "stop_loss": "1", "stop_loss_mode": "OFFSET"}, "Buy 10 AAPL bracket", "side-buy"),
+])
+def test_the_submit_button_says_what_it_will_do_in_the_sides_colour(trader_client, clock, fields, label, side):
+    submit = button(trader_client.post(PREVIEW, ticket(**fields)).content)
+
+    assert submit.text == label
+    assert side in submit.attrs["class"].split()
+
+
+def test_a_negative_quantity_says_it_must_be_positive_in_the_apis_words(trader_client, clock):
+    response = trader_client.post(SUBMIT, ticket(quantity="-5"))
+
+    assert parse(response.content).field_errors("quantity") == [
+        "VALIDATION_ERROR: Validation failed: quantity: must be positive"]
+    assert "≥" not in response.content.decode()
+
+
+def test_the_preview_shows_margin_and_the_r_multiple(trader_client, broker, clock):
+    ask = quote(broker).ask
+    page = parse(trader_client.post(PREVIEW, ticket(quantity="10", stop_loss=ask - 2, take_profit=ask + 3)).content)
+
+    assert page.by_id("preview-r").text == "1.50 R"
+    assert page.by_id("preview-sl").text == str(ask - 2) and page.by_id("preview-tp").text == str(ask + 3)
+
+
+def test_the_quote_shows_last_change_since_the_open_and_the_spread(trader_client, broker, clock):
+    q = quote(broker)
+    page = parse(trader_client.post(PREVIEW, ticket()).content)
+
+    assert page.by_id("quote-last").text == str(q.last)
+    assert page.by_id("quote-change").text.endswith("%)")
+    spread = page.by_id("quote-spread").text
+    assert spread.startswith(f"Spread {q.ask - q.bid} · ") and spread.endswith(" bps")
+
+
+def previewed(client, **fields):
+    """The preview as the person saw it, and the ticket they then send (with the preview's anchor)."""
+    data = ticket(**fields)
+    page = parse(client.post(PREVIEW, data).content)
+    anchor = page.find(name="bracket_entry")
+    if anchor is not None:
+        data["bracket_entry"] = anchor.attrs["value"]
+    return page, data
+
+
+@pytest.mark.parametrize("stop, target", [
+    (("OFFSET", "1.5"), ("OFFSET", "3")),
+    (("PERCENT", "1"), ("PERCENT", "2")),
+    (("PERCENT", "0.75"), ("R", "2")),
+])
+def test_a_bracket_by_offset_percent_or_r_sends_exactly_the_prices_shown(trader_client, clock, stop, target):
+    page, data = previewed(trader_client, quantity="10", stop_loss=stop[1], stop_loss_mode=stop[0],
+                           take_profit=target[1], take_profit_mode=target[0])
+    shown_stop, shown_target = Decimal(page.by_id("preview-sl").text), Decimal(page.by_id("preview-tp").text)
+    assert shown_stop < Decimal(data["bracket_entry"]) < shown_target
+
+    clock.shift(30)                                  # the market moved on: the prices shown are still the ones sent
+    response = trader_client.post(SUBMIT, data)
+
+    assert response.status_code == 200, response.content.decode()
+    order = entries().get()
+    assert (order.stop_loss, order.take_profit) == (shown_stop, shown_target)
+
+
+def test_a_sell_bracket_by_r_puts_the_stop_above_and_the_target_below(trader_client, broker, clock):
+    bid = quote(broker).bid
+    page, _ = previewed(trader_client, side="SELL", quantity="10", stop_loss="2", stop_loss_mode="OFFSET",
+                        take_profit="3", take_profit_mode="R")
+
+    assert Decimal(page.by_id("preview-sl").text) == bid + 2
+    assert Decimal(page.by_id("preview-tp").text) == bid - 6
+    assert page.by_id("preview-r").text == "3.00 R"
+
+
+def test_a_take_profit_in_r_without_a_stop_is_refused_beside_the_take_profit(trader_client, clock):
+    response = trader_client.post(SUBMIT, ticket(take_profit="2", take_profit_mode="R"))
+
+    [error] = parse(response.content).field_errors("take_profit")
+    assert error.startswith("INVALID_VALUE: Invalid value for take_profit: a take-profit in R needs a stop-loss")
+    assert entries().count() == 0
+
+
+def test_sizing_by_risk_sets_the_quantity_to_the_risk_per_trade_over_the_stop_distance(trader_client, account, clock):
+    Account.objects.filter(pk=account.pk).update(risk_per_trade=Decimal("500"))
+    page, data = previewed(trader_client, quantity="", size_by_risk="on", stop_loss="1.5", stop_loss_mode="OFFSET")
+
+    assert page.by_id("preview-quantity").text == "333"                       # 500 / 1.5, down to a whole share
+    assert page.by_id("preview-risk").text == "499.50"
+    assert button(trader_client.post(PREVIEW, data).content).text == "Buy 333 AAPL bracket"
+    trader_client.post(SUBMIT, data)
+    assert entries().get().quantity == Decimal("333")
+
+
+def test_an_order_above_the_accounts_confirm_notional_asks_before_sending(trader_client, account, broker, clock):
+    Account.objects.filter(pk=account.pk).update(confirm_notional_above=Decimal("10000"))
+    data = ticket(quantity="100")
+    notional = (quote(broker).ask * 100).quantize(Decimal("0.01"))
+
+    first = trader_client.post(SUBMIT, data)
+
+    assert first.status_code == 200 and entries().count() == 0
+    ask = parse(first.content).by_id("ticket-confirm")
+    assert ask.by_id("ticket-confirm-question").text == f"Send BUY 100 AAPL ≈ {notional:,} USD?"
+    send = ask.by_id("ticket-confirm-send")
+    assert send.attrs["hx-vals"] == '{"confirmed": "BUY 100 AAPL"}'
+
+    trader_client.post(SUBMIT, {**data, "confirmed": "BUY 100 AAPL"})
+    assert entries().get().quantity == Decimal("100")
+
+
+def test_a_confirmation_answers_only_for_the_order_it_was_asked_about(trader_client, account, clock):
+    Account.objects.filter(pk=account.pk).update(confirm_notional_above=Decimal("10000"))
+
+    response = trader_client.post(SUBMIT, ticket(quantity="500", confirmed="BUY 100 AAPL"))
+
+    assert parse(response.content).find(id="ticket-confirm") is not None and entries().count() == 0
+
+
+def test_an_order_below_the_confirm_notional_goes_at_once(trader_client, account, clock):
+    Account.objects.filter(pk=account.pk).update(confirm_notional_above=Decimal("10000"))
+
+    trader_client.post(SUBMIT, ticket(quantity="10"))
+
+    assert entries().count() == 1
+
+
+def test_the_symbol_is_searched_from_the_venues_own_list(trader_client, broker, clock):
+    page = parse(trader_client.get("/").content)
+
+    field = page.by_id("ticket-symbol")
+    assert field.attrs["list"] == "ticket-symbols" and "ws-send" in field.attrs
+    offered = [o.attrs["value"] for o in page.by_id("ticket-symbols").find_all("option")]
+    assert offered == sorted(broker.symbols())
+
+
+def test_an_unknown_symbol_is_refused_beside_the_symbol(trader_client, clock):
+    response = trader_client.post(SUBMIT, ticket(symbol="NOPE"))
+
+    assert response.status_code == 400
+    assert parse(response.content).field_errors("symbol")
