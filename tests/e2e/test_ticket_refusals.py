@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import LIVE, People, screenshot, wait_ready
+from tests.e2e.browser import LIVE, SCREENSHOTS, People, screenshot, wait_ready
 from tests.e2e.desk_process import Desk, running_desk
 from tests.e2e.test_desk_browser import DESK_ENV, TRADER, fill_ticket, quote
 
@@ -54,15 +54,20 @@ def trader(people) -> Page:
     return page
 
 
-def refused(page: Page, message, name: str) -> None:
-    """The message is on screen at both sizes, no banner is left, and both sizes are saved."""
+def refused(page: Page, message, name: str, *, quoted: bool = True) -> None:
+    """The message is on screen at both sizes, no banner is left, and both sizes are saved (once the live quote
+    is back in the ticket, unless told it is not)."""
     expect(page.locator("#ticket-placed")).to_have_count(0)
     for width, height in ((390, 844), (1440, 900)):
         page.set_viewport_size({"width": width, "height": height})
         message.scroll_into_view_if_needed()
         expect(message).to_be_visible()
         expect(message).to_be_in_viewport()
-        screenshot(page, f"refusal-{name}-{width}")
+        if quoted:
+            screenshot(page, f"refusal-{name}-{width}")
+        else:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / f"refusal-{name}-{width}.png"), full_page=True)
 
 
 def field_error(page: Page, name: str):
@@ -147,7 +152,7 @@ def test_a_venue_that_cannot_be_reached_is_a_5xx_shown_above_the_form(trader, de
             "PROVIDER_UNAVAILABLE: Provider unavailable: paper venue is unavailable (injected fault)")
     finally:
         desk.manage("paper_faults", "--clear")
-    refused(trader, message, "5xx-venue-unavailable")
+    refused(trader, message, "5xx-venue-unavailable", quoted=False)   # its preview has no quote
 
 
 # -- refusals the page draws: no ticket came back ------------------------------------------------------
@@ -196,6 +201,8 @@ def test_an_expired_session_says_so_with_a_link_to_log_in_again(trader, desk):
 
 def test_the_banner_follows_the_order_to_filled_and_the_fill_is_notified(people, desk):
     page = people.log_in(TRADER)
+    page.evaluate("""window.__noTarget = [];
+        document.addEventListener("htmx:oobErrorNoTarget", e => window.__noTarget.push(e.detail.content.id))""")
     fill_ticket(page, quantity="2")
     page.click("#ticket-submit")
 
@@ -209,6 +216,7 @@ def test_the_banner_follows_the_order_to_filled_and_the_fill_is_notified(people,
     expect(toast).to_be_in_viewport()
     screenshot(page, "notification-fill-390")
     expect(toast).to_have_count(0, timeout=LIVE)                          # gone by itself after a few seconds
+    assert page.evaluate("window.__noTarget") == []                       # every push found its place
 
 
 def test_a_stop_loss_that_fills_is_notified_as_a_stop_out(people, desk):
