@@ -313,18 +313,17 @@ def adopt_venue_view(request: HttpRequest, alert_id: str) -> HttpResponse:
     return _alerts_response(request)
 
 
-def _alerts_response(request: HttpRequest) -> HttpResponse:
-    """The risk view's alerts redrawn after an action, its result or error (``messages``) above them."""
+def _alerts_response(request: HttpRequest, *, ok: list[str] | None = None,
+                     errors: list[str] | None = None) -> HttpResponse:
+    """The risk view's alerts redrawn after an action, with its result (``ok``) or refusals (``errors``) above
+    them, out of band: a push that redraws the alerts a moment later leaves the result on screen."""
     context = page_context(request)
     context.update(alerts_context(context["account"], context["broker"]))
-    return render(request, "orders/risk.html#alerts", context)
-
-
-def _risk_alert(request: HttpRequest, alert_id: uuid.UUID) -> Alert | None:
-    alert = Alert.objects.filter(pk=alert_id, account=desk_account(request)).first()
-    if alert is None:
-        messages.error(request, "No such alert on this account")
-    return alert
+    html = render_to_string("orders/risk.html#alerts", context, request=request)
+    if ok is not None or errors is not None:
+        html += render_to_string("orders/risk.html#alert-result", {"result_ok": ok or [], "oob": True,
+                                                                  "result_errors": errors or []})
+    return HttpResponse(html)
 
 
 @login_required
@@ -332,18 +331,17 @@ def _risk_alert(request: HttpRequest, alert_id: uuid.UUID) -> Alert | None:
 @risk_only
 def alert_flatten_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
     """An alert's "Flatten this position": the position closed at market by the same service as the blotter's."""
-    alert = _risk_alert(request, alert_id)
-    if alert is not None:
-        context = page_context(request)
-        try:
-            order = position_close(account=context["account"], position_id=alert.symbol, broker=context["broker"],
-                                   actor=_actor(request))
-        except DeskError as e:
-            messages.error(request, f"{alert.symbol} not flattened: {e.message}")
-        else:
-            messages.success(request, f"Flattening {alert.symbol}: {order.side} {format_decimal(order.quantity)} "
-                                      f"at market sent ({order.status}).")
-    return _alerts_response(request)
+    context = page_context(request)
+    alert = Alert.objects.filter(pk=alert_id, account=context["account"]).first()
+    if alert is None:
+        return _alerts_response(request, errors=["No such alert on this account"])
+    try:
+        order = position_close(account=context["account"], position_id=alert.symbol, broker=context["broker"],
+                               actor=_actor(request))
+    except DeskError as e:
+        return _alerts_response(request, errors=[f"{alert.symbol} not flattened: {e.message}"])
+    return _alerts_response(request, ok=[f"Flattening {alert.symbol}: {order.side} {format_decimal(order.quantity)} "
+                                         f"at market sent ({order.status})."])
 
 
 @login_required
@@ -352,20 +350,15 @@ def alert_flatten_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpRespons
 def alert_replace_exits_view(request: HttpRequest, alert_id: uuid.UUID) -> HttpResponse:
     """POSITION_UNPROTECTED's "Re-place the stop": the failed exit legs tried again now, by the engine's own
     protection service."""
-    alert = _risk_alert(request, alert_id)
-    if alert is not None:
-        context = page_context(request)
-        try:
-            done = position_exits_replace(account=context["account"], alert_id=str(alert_id),
-                                          broker=context["broker"], actor=_actor(request))
-        except DeskError as e:
-            messages.error(request, f"{alert.symbol}: nothing re-placed: {e.message}")
-        else:
-            if done.placed:
-                messages.success(request, f"{done.symbol}: {' and '.join(done.placed)} placed again.")
-            for role, error in done.failed:
-                messages.error(request, f"{done.symbol}: the {role} was refused again: {error}")
-    return _alerts_response(request)
+    context = page_context(request)
+    try:
+        done = position_exits_replace(account=context["account"], alert_id=str(alert_id), broker=context["broker"],
+                                      actor=_actor(request))
+    except DeskError as e:
+        return _alerts_response(request, errors=[f"Nothing re-placed: {e.message}"])
+    return _alerts_response(
+        request, ok=[f"{done.symbol}: {' and '.join(done.placed)} placed again."] if done.placed else [],
+        errors=[f"{done.symbol}: the {role} was refused again: {error}" for role, error in done.failed])
 
 
 @login_required

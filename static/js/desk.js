@@ -122,6 +122,35 @@
     filters.addEventListener("reset", function () { setTimeout(applyFilters, 0); });
     applyFilters();
   }
+  // a modify form someone has open (and what they typed in it) stays open when the socket redraws its row
+  var openForms = {};
+  document.body.addEventListener("htmx:oobBeforeSwap", function (e) {
+    var target = e.detail.target;
+    if (!target || !target.querySelectorAll) return;
+    var found = target.matches("details.modify[open]") ? [target] : [];
+    target.querySelectorAll("details.modify[open]").forEach(function (d) { found.push(d); });
+    found.forEach(function (details) {
+      var row = details.closest("tr[id]");
+      if (!row) return;
+      var values = {};
+      details.querySelectorAll("input[name]").forEach(function (input) { values[input.name] = input.value; });
+      var focused = details.contains(document.activeElement) ? document.activeElement.name : null;
+      openForms[row.id] = {values: values, focused: focused};
+    });
+  });
+  document.body.addEventListener("htmx:oobAfterSwap", function () {
+    Object.keys(openForms).forEach(function (rowId) {
+      var kept = openForms[rowId], details = document.querySelector("#" + CSS.escape(rowId) + " details.modify");
+      delete openForms[rowId];
+      if (!details) return;
+      details.open = true;
+      details.querySelectorAll("input[name]").forEach(function (input) {
+        if (input.name in kept.values) input.value = kept.values[input.name];
+        if (input.name === kept.focused) input.focus();
+      });
+    });
+  });
+
   // an id cell copies its full id (shown whole in its title) on a click
   document.body.addEventListener("click", function (e) {
     var cell = e.target.closest && e.target.closest("[data-copy]");

@@ -296,6 +296,9 @@ def test_a_trader_cannot_set_the_trading_state(trader_client, account):
 
 # -- alert cards: the position, why, and one-click answers ---------------------------------------------------
 
+RESULT = {"partial": "alerts", "also": ("alert-result",)}    # the result stays when a push redraws the alerts
+
+
 def unprotected_alert(account, broker, clock) -> Alert:
     """A filled AAPL long of 10 whose stop-loss the paper venue keeps refusing (POSITION_UNPROTECTED)."""
     broker.faults.reject_next(100, kind="STOP")
@@ -325,7 +328,7 @@ def test_re_placing_the_stop_from_the_alert_places_it_and_says_so(risk_client, h
     alert = unprotected_alert(account, broker, clock)
     broker.faults.clear()
 
-    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/replace-exits/", headers=htmx), "alerts")
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/replace-exits/", headers=htmx), **RESULT)
 
     assert part.find("p", class_="ok").text == "AAPL: stop-loss placed again."
     assert part.find(id=f"alert-card-{alert.pk}") is None                  # resolved: no longer live
@@ -336,7 +339,7 @@ def test_re_placing_the_stop_from_the_alert_places_it_and_says_so(risk_client, h
 def test_a_stop_refused_again_shows_the_venue_s_error_on_the_page(risk_client, account, broker, clock):
     alert = unprotected_alert(account, broker, clock)
 
-    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/replace-exits/"), "alerts")
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/replace-exits/"), **RESULT)
 
     assert part.find("p", class_="error").text.startswith(
         "AAPL: the stop-loss was refused again: Order rejected: rejected by")
@@ -346,7 +349,7 @@ def test_a_stop_refused_again_shows_the_venue_s_error_on_the_page(risk_client, a
 def test_flattening_from_the_alert_sends_the_closing_order(risk_client, account, broker, clock):
     alert = unprotected_alert(account, broker, clock)
 
-    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/flatten/"), "alerts")
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/flatten/"), **RESULT)
 
     assert part.find("p", class_="ok").text.startswith("Flattening AAPL: SELL 10 at market sent")
     closing = Order.objects.get(account=account, leg_role="close")
@@ -358,7 +361,7 @@ def test_flattening_from_the_alert_sends_the_closing_order(risk_client, account,
 def test_flattening_a_flat_position_says_why_not(risk_client, account):
     alert = raise_alert(account)
 
-    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/flatten/"), "alerts")
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/flatten/"), **RESULT)
 
     assert part.find("p", class_="error").text.startswith("AAPL not flattened: ")
 
@@ -378,6 +381,6 @@ def test_a_trader_cannot_use_the_alert_s_actions(trader_client, account, broker,
 def test_an_alert_of_another_account_cannot_be_flattened_from_this_one(risk_client, other_account):
     alert = raise_alert(other_account)
 
-    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/flatten/?account=alice"), "alerts")
+    part = fragment(risk_client.post(f"/risk/alerts/{alert.pk}/flatten/?account=alice"), **RESULT)
 
     assert part.find("p", class_="error").text == "No such alert on this account"
