@@ -25,6 +25,9 @@ from orders.services.breakers import breakers_reset
 from orders.services.keys import api_key_issue, api_key_revoke, api_key_update
 from orders.services.limits import LEVELS, limits_set
 from orders.services.risk import trading_state_set
+from orders.services.tickets import account_ticket_settings_set
+
+TICKET_SETTINGS = ("confirm_notional_above", "risk_per_trade")
 
 
 def _actor(request) -> str:
@@ -33,24 +36,30 @@ def _actor(request) -> str:
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    """The trading state is set through ``trading_state_set`` (audited, pushed); cash moves only with fills."""
-    list_display = ("name", "broker", "currency", "cash", "trading_state", "is_default")
+    """The trading state is set through ``trading_state_set`` (audited, pushed), the ticket's confirm notional and
+    risk per trade through ``account_ticket_settings_set`` (audited); cash moves only with fills."""
+    list_display = ("name", "broker", "currency", "cash", "trading_state", "is_default", *TICKET_SETTINGS)
 
     def get_readonly_fields(self, request, obj=None):
         return ("cash", "created_at") if obj is not None else ("created_at",)
 
     def save_model(self, request, obj, form, change):
         state = obj.trading_state
+        ticket = {name: getattr(obj, name) for name in TICKET_SETTINGS}
         if not change:
             super().save_model(request, obj, form, change)
             return
-        obj.trading_state = Account.objects.values_list("trading_state", flat=True).get(pk=obj.pk)
-        super().save_model(request, obj, form, change)          # every other field, with the state as it was
+        obj.trading_state, *before = Account.objects.values_list("trading_state", *TICKET_SETTINGS).get(pk=obj.pk)
+        for name, value in zip(TICKET_SETTINGS, before, strict=True):
+            setattr(obj, name, value)
+        super().save_model(request, obj, form, change)          # every other field, with these as they were
         if state != obj.trading_state:
             try:
                 trading_state_set(account=obj, state=state, actor=_actor(request), reason="set in the admin")
             except DeskError as e:
                 self.message_user(request, e.message, messages.ERROR)
+        if ticket != dict(zip(TICKET_SETTINGS, before, strict=True)):
+            account_ticket_settings_set(account=obj, actor=_actor(request), **ticket)
 
 
 class ApiKeyForm(forms.ModelForm):

@@ -545,3 +545,38 @@ def test_an_unknown_symbol_is_refused_beside_the_symbol(trader_client, clock):
 
     assert response.status_code == 400
     assert parse(response.content).field_errors("symbol")
+
+
+# -- the account's ticket settings and the admin's labels ---------------------------------------------
+
+@pytest.fixture
+def superuser_client():
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
+    return client
+
+
+def test_the_confirm_notional_and_risk_per_trade_are_set_in_the_admin_and_audited(superuser_client, account):
+    form = {"name": account.name, "broker": account.broker, "currency": account.currency,
+            "trading_state": account.trading_state, "is_default": "on", "auto_flatten_after_seconds": "",
+            "confirm_notional_above": "25000", "risk_per_trade": "250"}
+
+    response = superuser_client.post(f"/admin/orders/account/{account.pk}/change/", form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    account.refresh_from_db()
+    assert (account.confirm_notional_above, account.risk_per_trade) == (Decimal("25000"), Decimal("250"))
+    record = AuditEvent.objects.get(action="account.ticket_settings")
+    assert record.actor == "admin:root"
+    assert record.details["previous"] == {"confirm_notional_above": None, "risk_per_trade": None}
+    superuser_client.post(f"/admin/orders/account/{account.pk}/change/", form)       # nothing changed: no record
+    assert AuditEvent.objects.filter(action="account.ticket_settings").count() == 1
+
+
+def test_the_admin_calls_the_pre_trade_limits_by_their_name(superuser_client):
+    index = superuser_client.get("/admin/").content.decode()
+
+    assert "Pre-trade limits" in index and "limitss" not in index
