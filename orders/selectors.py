@@ -197,7 +197,10 @@ def open_positions(account: Account) -> list[Position]:
 def traded_symbols(account: Account) -> list[str]:
     """The symbols the account holds or has an order working in."""
     held = Position.objects.filter(account=account).exclude(quantity=0).values_list("symbol", flat=True)
-    working = Order.objects.filter(account=account, status__in=WORKING_STATUSES).values_list("symbol", flat=True)
+    # the working orders by the (account, status) index, as in desk_orders: asked for directly, SQLite walks the
+    # account's whole history along (account, created_at) (175 ms for 100,000 orders, on every desk page)
+    working_ids = Order.objects.filter(account=account, status__in=WORKING_STATUSES).values("pk")
+    working = Order.objects.filter(pk__in=working_ids).order_by().values_list("symbol", flat=True)
     return sorted(set(held) | set(working))
 
 
