@@ -43,6 +43,10 @@ class OrderTicketForm(forms.Form):
 
     def __init__(self, *args, symbols: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        typed = self.data.get("symbol", "") if self.is_bound else ""
+        if typed and typed not in symbols and typed.strip().upper() in symbols:    # searched as "msft"
+            self.data = self.data.copy()
+            self.data["symbol"] = typed.strip().upper()
         self.fields["symbol"].choices = [(s, s) for s in symbols]
         if not self.is_bound:
             self.initial.setdefault("token", uuid.uuid4())

@@ -580,3 +580,7 @@ def test_the_admin_calls_the_pre_trade_limits_by_their_name(superuser_client):
     index = superuser_client.get("/admin/").content.decode()
 
     assert "Pre-trade limits" in index and "limitss" not in index
+
+
+def test_a_symbol_searched_in_lower_case_is_the_venues_symbol(trader_client, clock):
+    assert button(trader_client.post(PREVIEW, ticket(symbol="msft")).content).text == "Buy 10 MSFT @ MKT"
