@@ -162,7 +162,7 @@ def test_the_kill_switch_keeps_the_stop_of_an_open_position_unless_asked_to_flat
 
     receipt = fragment(risk_client.post("/risk/kill-switch/"), **KILL_SWITCH).by_id("kill-receipt")
 
-    assert "kept 1 exit orders of open positions" in receipt.text
+    assert "kept 1 exit order of open positions" in receipt.text
     assert receipt_lines(receipt, "kept") == [("stop-loss", "SELL 10 AAPL")]
 
 
@@ -251,7 +251,7 @@ def test_the_kill_switch_can_flatten_every_position(risk_client, account, broker
     receipt = fragment(risk_client.post("/risk/kill-switch/", {"flatten": "on"}), **KILL_SWITCH).by_id(
         "kill-receipt")
 
-    assert "sent 1 closing orders" in receipt.text
+    assert "sent 1 closing order." in receipt.text
 
 
 def test_a_trader_cannot_use_the_kill_switch(trader_client, account, broker):
