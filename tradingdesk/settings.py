@@ -185,7 +185,7 @@ SERVE_STATIC = envbool("DESK_SERVE_STATIC", True)     # the web process serves /
 MIDDLEWARE = [
     "orders.api.observe.http_metrics",   # first: counts and times every answer, refusals included
     "django.middleware.security.SecurityMiddleware",
-    *(["whitenoise.middleware.WhiteNoiseMiddleware"] if SERVE_STATIC else []),   # static files, before the rest
+    *(["tradingdesk.static.static_files"] if SERVE_STATIC else []),   # WhiteNoise (async-capable), before the rest
     "orders.api.edge.refuse_foreign_origins",
     "corsheaders.middleware.CorsMiddleware",
     "orders.api.dbguard.database_unavailable",   # a lost database answers 503 (envelope or page), not 500
