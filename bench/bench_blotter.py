@@ -133,7 +133,30 @@ def measure(requests: int, warmup: int) -> dict:
         client.get("/")
     return {"timings_ms": [t * 1000 for t in timings], "rows": html.count('<tr id="order-'),
             "finished": html.count('id="done-'), "fills": html.count('id="trade-'), "queries": len(queries),
-            "slowest": [(round(ms, 2), sql[:160]) for ms, sql in sorted(queries, reverse=True)[:3]]}
+            "slowest": [(round(ms, 2), sql[:160]) for ms, sql in sorted(queries, reverse=True)[:3]],
+            "bytes": first_paint_bytes(client, html)}
+
+
+def first_paint_bytes(client, html: str) -> dict:
+    """The bytes a browser fetches for the desk's first paint, as the server sends them (WhiteNoise, in the
+    middleware the test client runs too): the page, and each style sheet and script it names, asked for with and
+    without ``Accept-Encoding: gzip``. The page itself is sent as it is (no compression of pages that carry a
+    CSRF token); what gzip would make of it is shown beside."""
+    import gzip
+    import re
+
+    def sent(url: str, encoding: str) -> int:
+        response = client.get(url, headers={"Accept-Encoding": encoding})
+        assert response.status_code == 200, (url, response.status_code)
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        assert encoding == "gzip" or not response.has_header("Content-Encoding"), url
+        return len(body)
+
+    page = html.encode()
+    assets = re.findall(r'<(?:link rel="stylesheet" href|script src)="([^"]+)"', html)
+    files = {url: {"raw": sent(url, "identity"), "gzip": sent(url, "gzip")} for url in assets}
+    return {"html": len(page), "html_gzip": len(gzip.compress(page)), "files": files,
+            "assets_raw": sum(f["raw"] for f in files.values()), "assets_gzip": sum(f["gzip"] for f in files.values())}
 
 
 # -- the parent: one database per size -----------------------------------------------------------------
@@ -155,6 +178,7 @@ def database(var_dir: Path, orders: int, working: int) -> dict[str, str]:
     env.pop("DJANGO_SETTINGS_MODULE", None)
     manage(env, "migrate", "--no-input", "-v0")
     manage(env, "desk_setup")
+    manage(env, "desk_static")                  # the page names the collected (hashed) static files
     started = time.perf_counter()
     built = child(env, "--child", "build", "--orders", str(orders), "--working", str(working))
     print(f"{orders:>7,} orders: built in {time.perf_counter() - started:.1f} s  ({built})")
@@ -200,6 +224,14 @@ def main() -> None:
             print(f"databases kept in {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
+    paint = last["bytes"]
+    print(f"first paint bytes (the desk page, {SIZES[-1]:,} orders): HTML {paint['html']:,} (sent as it is; "
+          f"{paint['html_gzip']:,} gzipped); CSS + JS {paint['assets_raw']:,} -> {paint['assets_gzip']:,} "
+          "sent gzipped; "
+          f"HTML + CSS + JS {paint['html'] + paint['assets_raw']:,} uncompressed -> "
+          f"{paint['html'] + paint['assets_gzip']:,} as sent")
+    for url, sizes in paint["files"].items():
+        print(f"          {sizes['raw']:>9,} -> {sizes['gzip']:>9,}  {url}")
     small, large = statistics.median(timings[SIZES[0]]), statistics.median(timings[SIZES[-1]])
     ratio = large / small
     print(f"ratio {SIZES[-1]:,} / {SIZES[0]:,} orders = {large:.1f} / {small:.1f} ms = {ratio:.2f} "
