@@ -30,7 +30,7 @@ def violations(page: Page) -> list[str]:
     return [f"{v['id']} ({v['impact']}): {v['help']} -> {v['targets']}" for v in found]
 
 
-def open_page(people_at, name: str, theme: str, browser=None) -> Page:
+def open_page(people_at, name: str, theme: str) -> Page:
     path, who = PAGES[name]
     people = people_at(SIZE)
     if who is None:
