@@ -295,7 +295,7 @@ USE_TZ = True
 # pages with plain names (nothing to collect); the desks the tests start are served as above.
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(envstr("DESK_STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+STATIC_ROOT = BASE_DIR / "var" / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if "pytest" in sys.modules

@@ -79,8 +79,8 @@ def test_a_name_without_its_hash_is_cached_for_a_minute_only(desk):
 
 
 def desk_static(static_root, *args: str) -> str:
-    env = {**os.environ, "DESK_STATIC_ROOT": str(static_root), "DESK_VAR_DIR": str(static_root.parent)}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.e2e.static_settings", "TEST_STATIC_ROOT": str(static_root),
+           "DESK_VAR_DIR": str(static_root.parent)}
     done = subprocess.run([sys.executable, "manage.py", "desk_static", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=True)
     return done.stdout.strip()
