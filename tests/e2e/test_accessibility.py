@@ -12,7 +12,7 @@ from playwright.sync_api import Page
 
 from tests.e2e import screens
 from tests.e2e.browser import screenshot
-from tests.e2e.screens import RISK, TRADER, settle
+from tests.e2e.screens import PHONE, RISK, TRADER, settle
 
 pytestmark = pytest.mark.slow
 
@@ -66,3 +66,16 @@ def test_no_accessibility_violations_in_the_dark_theme(people_at, name):
 
     screenshot(page, f"a11y-{name}-dark")
     assert found == [], f"axe-core on {name} (dark):\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("name", ["desk", "risk", "audit"])
+def test_no_accessibility_violations_on_a_phone(people_at, name):
+    """At 390 px wide tables scroll on their own: each such region can be reached and scrolled by keyboard."""
+    path, who = PAGES[name]
+    page = people_at(PHONE).log_in(who)
+    page.goto(path)
+    settle(page)
+
+    found = violations(page)
+
+    assert found == [], f"axe-core on {name} at 390 px:\n" + "\n".join(found)
