@@ -22,16 +22,48 @@
   }
 
   function ticketPreviewFailed(e) {
-    // no fresh preview came (network, error answer): let the person send and see the server's answer
-    if (!e.detail || e.detail.successful) return;
-    var live = e.detail.elt;
+    // no fresh preview came (an error answer, an expired session, no answer at all): let the person send and
+    // see the server's own answer. An aborted request (a newer key replaced it) keeps waiting for the newer one.
+    var detail = e.detail || {}, xhr = detail.xhr;
+    var live = (detail.requestConfig && detail.requestConfig.elt) || detail.elt;   // beforeSwap fires on the target
     if (!live || live.id !== "ticket-live") return;
+    if (e.type === "htmx:afterRequest" && (!xhr || xhr.status < 400)) return;
     var button = submitButton();
     if (button && button.dataset.stale) {
       button.disabled = false;
       delete button.dataset.stale;
       button.removeAttribute("aria-busy");
     }
+  }
+
+  function ticketPreviewRefused(e) {
+    // the preview's own refusal (an expired session, a server error, no answer) is said in the preview, not in
+    // the ticket's outcome, which stays for what the submission answers (static/js/refusals.js)
+    var detail = e.detail || {}, xhr = detail.xhr;
+    var live = (detail.requestConfig && detail.requestConfig.elt) || detail.elt;   // beforeSwap fires on the target
+    if (!live || live.id !== "ticket-live") return;
+    if (e.type === "htmx:beforeSwap" && (!xhr || xhr.status < 400)) return;
+    e.stopPropagation();
+    detail.shouldSwap = false;
+    detail.isError = false;
+    var text = "No preview: no answer from the desk (network failure).";
+    if (xhr && xhr.status >= 400) {
+      var holder = document.createElement("template");
+      holder.innerHTML = xhr.getResponseHeader("X-Desk-Notice") ? xhr.responseText : "";
+      text = "No preview: " + (holder.content.textContent.trim() || "HTTP " + xhr.status + " " + xhr.statusText);
+    }
+    var p = document.createElement("p");
+    p.className = "error";
+    p.id = "ticket-preview-refused";
+    p.textContent = text;
+    var preview = document.getElementById("ticket-preview");
+    if (preview) {                                   // the live quote stays: the socket keeps pushing it there
+      Array.prototype.slice.call(preview.children).forEach(function (child) {
+        if (child.id !== "ticket-quote") child.remove();
+      });
+      preview.prepend(p);
+    }
+    ticketPreviewFailed(e);
   }
 
   function ticketConfirmBack(e) {
@@ -60,6 +92,10 @@
   // the "change" a text field fires on blur would disable the button under the very click that blurred it
   document.body.addEventListener("input", ticketPreviewStale);
   document.body.addEventListener("htmx:afterRequest", ticketPreviewFailed);
+  // capturing, so the preview's refusal is handled here before refusals.js would put it on the ticket
+  document.addEventListener("htmx:beforeSwap", ticketPreviewRefused, true);
+  document.addEventListener("htmx:sendError", ticketPreviewRefused, true);
+  document.addEventListener("htmx:timeout", ticketPreviewRefused, true);
   document.body.addEventListener("click", ticketConfirmBack);
   document.body.addEventListener("change", ticketLegModes);
   document.body.addEventListener("htmx:afterSwap", ticketLegModes);

@@ -170,3 +170,14 @@ def test_the_symbol_is_searched_from_the_venues_list_and_its_quote_keeps_coming(
     expect(page.locator("#quote-spread")).to_contain_text("bps")
     expect(page.locator("#quote-last")).not_to_be_empty()
     both_sizes(people, page, "ticket-symbol-search")
+
+
+def test_a_preview_the_desk_refuses_is_said_in_the_preview_and_leaves_the_button_to_the_server(people, desk):
+    page = people.log_in(TRADER)
+    page.context.clear_cookies(name="sessionid")
+    page.fill("#ticket-quantity", "4")
+
+    expect(page.locator("#ticket-preview-refused")).to_have_text(
+        "No preview: Your session has expired — log in again.")
+    expect(page.locator("#ticket-submit")).to_be_enabled()
+    expect(page.locator("#ticket-outcome")).to_be_empty()           # the ticket's outcome is the submission's
