@@ -53,6 +53,7 @@ class TicketPreview:
     anchor: Decimal | None = None                 # the entry price the exits were resolved from
     day_open: Decimal | None = None
     confirm: str = ""                             # the question asked before sending, above the account's notional
+    tick: Decimal | None = None                   # the instrument's, for prices shown with its decimals
 
     @property
     def hard_breaches(self) -> list[Breach]:
@@ -87,8 +88,16 @@ class TicketPreview:
         price = {OrderType.LIMIT: request.limit_price, OrderType.STOP: request.stop_price}.get(request.order_type)
         kind = _SHORT_TYPES[request.order_type]
         if price is not None:
-            return f"{head} @ {format_decimal(price)} {kind}"
+            return f"{head} @ {self._price_text(price)} {kind}"
         return f"{head} @ {kind}" if request.order_type is OrderType.MARKET else f"{head} {kind}"
+
+    def _price_text(self, price: Decimal) -> str:
+        """With at least the tick's decimals (187.50 on a 0.01 tick), more when the price has them."""
+        text = format_decimal(price)
+        places = len(text.partition(".")[2])
+        if self.tick is not None:
+            places = max(places, -min(self.tick.normalize().as_tuple().exponent, 0))
+        return f"{price:.{places}f}"
 
     @property
     def confirm_key(self) -> str:
@@ -172,7 +181,8 @@ def ticket_preview(*, account: Account, request: OrderRequest | TicketDraft, bro
     preview = TicketPreview(quote=quote, reference_price=price, notional=quantize_money(request.quantity * price, 2),
                             buying_power=quantize_money(figures.buying_power, 2), required=required,
                             buying_power_after=quantize_money(figures.buying_power - required, 2),
-                            request=request, anchor=anchor, day_open=_day_open(broker, request.symbol, now))
+                            request=request, anchor=anchor, day_open=_day_open(broker, request.symbol, now),
+                            tick=instrument.tick_size)
     entry = request.entry_price or anchor or touch
     if request.stop_loss is not None:
         preview.risk = quantize_money(abs(entry - request.stop_loss) * request.quantity, 2)

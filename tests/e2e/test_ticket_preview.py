@@ -87,7 +87,7 @@ def test_typing_a_quantity_updates_the_preview_and_the_button_without_clicking_p
     expect(page.locator("#ticket-submit")).to_have_class("primary side-sell")
     page.select_option("#ticket-type", "LIMIT")
     page.fill("#ticket-limit", "187.50")
-    expect(page.locator("#ticket-submit")).to_have_text("Sell 37 AAPL @ 187.5 LMT")
+    expect(page.locator("#ticket-submit")).to_have_text("Sell 37 AAPL @ 187.50 LMT")
     both_sizes(people, page, "ticket-preview-live")
 
 

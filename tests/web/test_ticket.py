@@ -403,7 +403,7 @@ def test_an_order_the_account_can_pay_for_leaves_the_button_enabled_and_saying_w
 
 @pytest.mark.parametrize("fields, label, side", [
     ({"quantity": "10"}, "Buy 10 AAPL @ MKT", "side-buy"),
-    ({"side": "SELL", "quantity": "5", "order_type": "LIMIT", "limit_price": "187.50"}, "Sell 5 AAPL @ 187.5 LMT",
+    ({"side": "SELL", "quantity": "5", "order_type": "LIMIT", "limit_price": "187.50"}, "Sell 5 AAPL @ 187.50 LMT",
      "side-sell"),
     ({"quantity": "10", "stop_loss": "1", "stop_loss_mode": "OFFSET"}, "Buy 10 AAPL bracket", "side-buy"),
 ])
