@@ -14,7 +14,7 @@ from orders.rows import insert_row
 def audit_record(*, account_id: int | None, actor: str, action: str, target: str = "", result: str = "ok",
                  **details: Any) -> AuditEvent:
     return insert_row(AuditEvent(at=timezone.now(), account_id=account_id, actor=actor or "system",
-                                 action=action, target=str(target)[:100], result=result[:32],
+                                 action=action, target=_plain(str(target))[:100], result=result[:32],
                                  details=redact({k: _plain(v) for k, v in details.items()})))
 
 
@@ -23,6 +23,8 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")  # PostgreSQL's JSON cannot hold NUL; the trail shows it written out
+    if value is None or isinstance(value, bool | int):
         return value
-    return str(value)
+    return _plain(str(value))

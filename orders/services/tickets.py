@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from orders.brokers.base import Broker
@@ -339,11 +339,13 @@ def _audit_refusal(*, account: Account, request: OrderRequest, actor: str, error
     it. Only refusals pay for this write; an accepted order's path is unchanged."""
     details = error.details if isinstance(error.details, dict) else {}
     try:
-        audit_record(account_id=account.pk, actor=actor, action="order.rejected", target=details.get("order_id", ""),
-                     result="rejected", code=error.code, message=error.message, symbol=request.symbol,
-                     side=request.side, quantity=request.quantity, order_type=request.order_type,
-                     check=details.get("check") or details.get("reject_code") or error.code,
-                     client_order_id=request.client_order_id)
+        with transaction.atomic():  # a failed write must not spoil the transaction the refusal is answered in
+            audit_record(account_id=account.pk, actor=actor, action="order.rejected",
+                         target=details.get("order_id", ""), result="rejected", code=error.code,
+                         message=error.message, symbol=request.symbol,
+                         side=request.side, quantity=request.quantity, order_type=request.order_type,
+                         check=details.get("check") or details.get("reject_code") or error.code,
+                         client_order_id=request.client_order_id)
     except DatabaseError:
         log.warning("could not audit a refused order of account %s", account.pk, exc_info=True)
 

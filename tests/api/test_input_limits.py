@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from orders.models import Account, Order, TradingState
+from orders.models import Account, AuditEvent, Order, TradingState
 from tests.api.support import J, assert_error, submit
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +20,14 @@ def test_identifiers_take_only_printable_characters_without_padding(client, acco
 
     assert body["details"][field][0]["code"] == "characters"
     assert not Order.objects.exists()
+
+
+def test_a_refused_identifier_with_a_nul_byte_is_in_the_audit_trail_written_out(client, account):
+    assert_error(submit(client, expect=None, client_order_id="nul\x00byte"), 400, "VALIDATION_ERROR")
+
+    refused = AuditEvent.objects.get(action="order.rejected")
+    assert refused.details["client_order_id"] == "nul\\x00byte"
+    assert refused.details["code"] == "VALIDATION_ERROR"
 
 
 @pytest.mark.parametrize("value", ["strategy-7 entry #1", "ünïcødé-ok", "a" * 64])

@@ -120,7 +120,7 @@ def test_the_desk_shows_the_venues_figures_and_a_position_put_there_from_outside
     expect(trader.locator("#account-figures")).not_to_contain_text("100,000")
     expect(trader.locator("#positions-body tr.empty")).to_have_text("Flat")
     # the ticket offers Kraken's own pairs against the account's currency (an empty list left nothing to trade)
-    expect(trader.locator("#ticket-symbol option[value='XBTUSD']")).to_have_count(1)
+    expect(trader.locator("#ticket-symbols option[value='XBTUSD']")).to_have_count(1)
     mark_page(trader)
 
     fake.control("balance", asset="XBT", amount="0.5")         # bought elsewhere: at 30,000 that is 15,000 more
