@@ -214,12 +214,18 @@
     if (!again && (loading === symbol || (!loading && holder.dataset.symbol === symbol))) return;   // it has it
     loading = symbol;
     loadedFrom = drawnFrom();
-    fetch(holder.dataset.url + "&symbol=" + encodeURIComponent(symbol)).then(function (r) { return r.json(); })
+    // an expired session answers with the login page and a refused fetch with an error: neither is chart data, and
+    // the refusal itself is said by refusals.js
+    fetch(holder.dataset.url + "&symbol=" + encodeURIComponent(symbol))
+      .then(function (r) {
+        var json = (r.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+        return r.ok && json ? r.json() : {error: r.status};
+      }).catch(function () { return {error: "network"}; })
       .then(function (data) {
         if (loading === symbol) loading = null;
-        if (data.error) return;
+        if (!data || data.error || !data.bars) return;
         if (!chart) {
-          chart = LightweightCharts.createChart(holder, {height: 260, timeScale: {timeVisible: true, secondsVisible: false}});
+          chart = LightweightCharts.createChart(holder, {autoSize: true, timeScale: {timeVisible: true, secondsVisible: false}});
           series = chart.addCandlestickSeries({autoscaleInfoProvider: withLines});
           holder.chart = chart;               // its options, for the browser tests and the console
           paintChart();

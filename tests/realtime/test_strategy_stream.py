@@ -186,8 +186,17 @@ async def test_a_client_that_answers_pings_outlives_the_idle_deadline(account, s
     while time.monotonic() < deadline:
         assert (await receive_frame(communicator, timeout=2))["type"] == "ping"
         await communicator.send_to(text_data=json.dumps({"type": "pong"}))
-    handle = await place(client, quantity="1")
-    assert (await next_frame(communicator, "order"))["order"]["id"] == handle["id"]
+
+    async def keep_answering():                 # as a live client does while the order is placed and told
+        while True:
+            await communicator.send_to(text_data=json.dumps({"type": "pong"}))
+            await asyncio.sleep(0.1)
+    answering = asyncio.create_task(keep_answering())
+    try:
+        handle = await place(client, quantity="1")
+        assert (await next_frame(communicator, "order"))["order"]["id"] == handle["id"]
+    finally:
+        answering.cancel()
     await communicator.disconnect()
 
 
