@@ -13,10 +13,12 @@ R           (not a stop's mode)                     entry + R × (entry − stop
 
 Every computed price is put on the instrument's tick by the side of the entry: a BUY's exits are rounded down,
 a SELL's up. The stop is therefore never tighter than asked and the take-profit never further away. A price
-typed as PRICE is sent as typed (the venue's own check says if it is off the tick).
+typed as PRICE is sent as typed (the venue's own check says if it is off the tick). A tick of 0 means the venue
+sets no price grid (Binance with its PRICE_FILTER off), so the price is kept as computed.
 
 Sizing by risk: quantity = the risk a trade may take ÷ the stop's distance from the entry, rounded down to the
-instrument's quantity step, so a stop-out never loses more than the amount set.
+instrument's quantity step, so a stop-out never loses more than the amount set. A step of 0 (no LOT_SIZE grid)
+rounds down to the finest quantity the desk counts (``money.DUST``) instead.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from enum import StrEnum
 
 from orders.domain.enums import Side
 from orders.domain.errors import InvalidValue
+from orders.domain.money import DUST
 
 HUNDRED = Decimal(100)
 
@@ -45,7 +48,9 @@ class BracketPrices:
 
 
 def on_tick(price: Decimal, tick: Decimal, *, side: Side) -> Decimal:
-    """``price`` on the ``tick`` grid: down for a BUY's exits, up for a SELL's."""
+    """``price`` on the ``tick`` grid: down for a BUY's exits, up for a SELL's; as it is without a grid (tick <= 0)."""
+    if tick <= 0:
+        return price
     rounding = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
     return (price / tick).to_integral_value(rounding=rounding) * tick
 
@@ -103,7 +108,9 @@ def resolve_bracket(*, side: Side, entry: Decimal, tick: Decimal,
 
 
 def size_by_risk(*, risk: Decimal, entry: Decimal, stop_loss: Decimal, step: Decimal) -> Decimal:
-    """The largest quantity on the ``step`` grid that loses at most ``risk`` if the stop is hit."""
+    """The largest quantity on the ``step`` grid (``DUST`` when the venue has none) that loses at most ``risk`` if
+    the stop is hit."""
+    step = step if step > 0 else DUST
     distance = abs(entry - stop_loss)
     if distance == 0:
         raise InvalidValue("stop_loss", "sizing by risk needs a stop away from the entry", provided=str(stop_loss))

@@ -89,3 +89,18 @@ def test_the_quote_shows_change_since_the_open_and_the_spread_in_bps():
     assert (figures.change, figures.change_pct, figures.direction) == (D("2.00"), D("1.35"), "up")
     assert (figures.spread, figures.spread_bps) == (D("0.04"), D("2.7"))
     assert quote_figures(bid=D("1"), ask=D("1.01"), last=D("1"), day_open=None).change is None
+
+
+def test_a_venue_without_a_price_grid_gets_the_computed_price_unrounded():
+    # Binance reports tickSize 0 when its PRICE_FILTER is off: no grid to round to, and no division by zero
+    assert on_tick(D("101.37"), D("0"), side=Side.BUY) == D("101.37")
+    prices = resolve_bracket(side=Side.SELL, entry=D("30000.5"), tick=D("0"),
+                             stop_loss=(LegMode.PERCENT, D("1")), take_profit=(LegMode.R, D("2")))
+    assert (prices.stop_loss, prices.take_profit) == (D("30300.505"), D("29400.49"))
+
+
+def test_a_venue_without_a_quantity_step_is_sized_to_the_finest_quantity_the_desk_counts():
+    # 100 / 300 = 0.3333…: without a LOT_SIZE grid the size stops at 9 decimals, still never over the risk
+    quantity = size_by_risk(risk=D("100"), entry=D("30000"), stop_loss=D("29700"), step=D("0"))
+    assert quantity == D("0.333333333")
+    assert quantity * D("300") <= D("100")
