@@ -319,6 +319,13 @@ def _reprotect_after_venue_cancel(order: Order, *, broker: Broker) -> None:
 
 # -- each engine tick ----------------------------------------------------------------------------------
 
+def _locked(entry: Order) -> Order:
+    """``entry`` as it is now, its row locked until the transaction ends: the risk view's re-place
+    (``risk.position_exits_replace``) takes the same lock, so the two never both find a leg short and both
+    place it; the second waits and sees the first's order. (SQLite serialises every write transaction.)"""
+    return Order.objects.select_for_update().get(pk=entry.pk)
+
+
 def protection_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None) -> None:
     """Retry the legs that are due and report those unplaced too long (the exits the engine watches on the
     quote are ``services/watched.py``'s)."""
@@ -327,7 +334,7 @@ def protection_tick(*, accounts: list[Account], broker: Broker, now: datetime | 
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).select_related("entry")
     for entry in {leg.entry for leg in due}:
         with transaction.atomic():
-            entry.refresh_from_db()
+            entry = _locked(entry)
             protect(entry=entry, broker=broker, now=now)
     for leg in ExitLeg.objects.filter(account__in=accounts, status=LegStatus.RETRYING,
                                       first_failure_at__lte=unplaced_too_long(now)).select_related("entry"):
@@ -344,7 +351,7 @@ def protection_reconcile(*, accounts: list[Account], broker: Broker) -> int:
     count = 0
     for entry in entries:
         with transaction.atomic():
-            entry.refresh_from_db()
+            entry = _locked(entry)
             if _held(entry) == 0:
                 _on_position_flat(entry.account_id, entry.symbol, broker=broker)
             else:

@@ -4,15 +4,18 @@ the venue refused when it still refuses, and is audited either way."""
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from orders.domain.errors import AlertNotFound, DeskError, InvalidRequest
 from orders.models import Alert, AuditEvent, ExitLeg, Order
 from orders.services.orders import order_submit
 from orders.services.positions import position_close
+from orders.services.protection import protection_tick
 from orders.services.risk import position_exits_replace
 from tests.builders import make_order_request, run_engine
 
@@ -94,3 +97,52 @@ def test_only_an_unprotected_position_s_alert_has_exits_to_re_place(account, bro
         position_exits_replace(account=account, alert_id=str(alert.pk), broker=broker, actor="user:rita")
     with pytest.raises(AlertNotFound):
         position_exits_replace(account=account, alert_id="not-an-id", broker=broker, actor="user:rita")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_engine_tick_during_a_re_place_waits_for_it_and_places_no_second_stop(account, broker, clock):
+    # The click holds the entry's row while it places the stop; the engine's retry of the same leg (due by its
+    # backoff) must wait for it and then find the stop placed, not find it missing and place another (without
+    # the lock it collided with the click's order, and its tick failed; a moment later it placed a second). On
+    # PostgreSQL the click's transaction is held open while the engine tries; SQLite runs one write transaction
+    # at a time (IMMEDIATE), and its in-memory test database cannot even be read during one, so there the
+    # engine comes right after the click.
+    alert = unprotected(account, broker, clock)
+    broker.faults.clear()
+    clock.shift(60)
+    row_locks = connection.vendor == "postgresql"
+    replaced, release, errors = threading.Event(), threading.Event(), []
+
+    def in_thread(work):
+        def run() -> None:
+            try:
+                work()
+            except Exception as e:      # noqa: BLE001 - reported by the assertion below
+                errors.append(e)
+            finally:
+                connections.close_all()
+        return threading.Thread(target=run)
+
+    def re_place() -> None:
+        with transaction.atomic():
+            position_exits_replace(account=account, alert_id=str(alert.pk), broker=broker, actor="user:rita")
+            if row_locks:
+                replaced.set()
+                release.wait(10)
+        replaced.set()
+
+    def engine_tick() -> None:
+        replaced.wait(10)
+        protection_tick(accounts=[account], broker=broker)
+
+    click, engine = in_thread(re_place), in_thread(engine_tick)
+    click.start()
+    engine.start()
+    engine.join(timeout=3)             # time enough to place a second stop, were it not waiting
+    release.set()
+    click.join(timeout=30)
+    engine.join(timeout=30)
+
+    assert errors == []
+    assert len(stop_orders(alert)) == 1 and stop_orders(alert)[0].quantity == 10
+    assert ExitLeg.objects.get(entry_id=alert.entry_id, role="stop_loss").status == "PLACED"
