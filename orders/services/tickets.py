@@ -8,12 +8,14 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
+from weakref import WeakKeyDictionary
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from orders.brokers.base import Broker
 from orders.brokers.types import AccountContext, Quote
+from orders.caches import Remembered
 from orders.domain.brackets import LegMode, r_multiple, resolve_bracket, size_by_risk
 from orders.domain.enums import OrderType, Side
 from orders.domain.errors import DatabaseUnavailable, DeskError, InvalidValue, OrderRejected, Unsupported
@@ -151,17 +153,51 @@ def ticket_resolve(*, account: Account, draft: TicketDraft, broker: Broker,
             raise InvalidValue("quantity", f"the risk per trade {format_decimal(account.risk_per_trade)} buys "
                                            f"less than one step {format_decimal(instrument.quantity_step)} with "
                                            f"this stop", provided=format_decimal(quantity))
+    if request.entry_price is None and draft.anchor is not None:
+        _check_price_held(request, anchor=draft.anchor, stop_loss=prices.stop_loss, broker=broker, quote=quote)
     return replace(request, stop_loss=prices.stop_loss, take_profit=prices.take_profit, quantity=quantity), entry
+
+
+# how far the market may move against an order priced at the touch between the preview a person saw and the
+# submission, before the exits and size resolved from that preview no longer say what the trade risks: a tenth
+# of the stop's distance (the risk grows by at most 10 %), or 0.5 % of the price for an order without a stop
+PRICE_MOVE_OF_STOP = Decimal("0.1")
+PRICE_MOVE_WITHOUT_STOP = Decimal("0.005")
+
+
+class PriceMoved(OrderRejected):
+    """The touch moved against an order sent at market since its preview: its exits and size, resolved from the
+    price the person saw, would risk more than shown. Nothing is sent; the ticket shows the new figures."""
+
+    def __init__(self, *, symbol: str, anchor: Decimal, touch: Decimal) -> None:
+        super().__init__("ORDER_REJECTED",
+                         f"The price of {symbol} moved from {format_decimal(anchor)} to {format_decimal(touch)} "
+                         f"since the preview: the exits and size shown no longer hold. Check the new figures and "
+                         f"send again", reject_code="PRICE_MOVED", field="quantity",
+                         preview_price=format_decimal(anchor), price=format_decimal(touch))
+
+
+def _check_price_held(request: OrderRequest, *, anchor: Decimal, stop_loss: Decimal | None, broker: Broker,
+                      quote: Quote | None) -> None:
+    quote = quote or broker.quote(request.symbol, now=timezone.now())
+    touch = quote.ask if request.side is Side.BUY else quote.bid
+    against = touch - anchor if request.side is Side.BUY else anchor - touch
+    allowed = (abs(anchor - stop_loss) * PRICE_MOVE_OF_STOP if stop_loss is not None
+               else anchor * PRICE_MOVE_WITHOUT_STOP)
+    if against > allowed:
+        raise PriceMoved(symbol=request.symbol, anchor=anchor, touch=touch)
 
 
 def confirm_key(request: OrderRequest) -> str:
     return f"{request.side} {format_decimal(request.quantity)} {request.symbol}"
 
 
-def ticket_preview(*, account: Account, request: OrderRequest | TicketDraft, broker: Broker) -> TicketPreview:
+def ticket_preview(*, account: Account, request: OrderRequest | TicketDraft, broker: Broker,
+                   anchor: Decimal | None = None) -> TicketPreview:
     """What the ticket would do, resolved exactly as ``ticket_submit`` will send it: the quote, notional, buying
     power after, margin, risk, reward and R multiple, the account's limits and the venue's own pre-trade check
-    (insufficient buying power or margin is a hard breach, in the API's words)."""
+    (insufficient buying power or margin is a hard breach, in the API's words). ``anchor``: the entry price an
+    already resolved ``request`` was resolved from (its figures are measured from it, and it is sent again)."""
     now = timezone.now()
     draft = request if isinstance(request, TicketDraft) else TicketDraft(request)
     try:
@@ -170,7 +206,9 @@ def ticket_preview(*, account: Account, request: OrderRequest | TicketDraft, bro
     except DeskError as e:
         return TicketPreview(quote=None, error=e.message)
     # the preview always resolves against the quote it shows; the submission then uses this anchor
-    request, anchor = ticket_resolve(account=account, draft=replace(draft, anchor=None), broker=broker, quote=quote)
+    request, resolved_from = ticket_resolve(account=account, draft=replace(draft, anchor=None), broker=broker,
+                                            quote=quote)
+    anchor = resolved_from or anchor
     validate_order_request(request)
     touch = quote.ask if request.side is Side.BUY else quote.bid
     price = request.limit_price or request.stop_price or touch
@@ -226,13 +264,25 @@ def _venue_breaches(*, request: OrderRequest, broker: Broker, now, preview: Tick
 _TICKET_FIELDS = ("quantity", "limit_price", "stop_price", "trailing_distance", "stop_loss", "take_profit")
 
 
+# a remote venue's day bar, asked once a minute per symbol however fast people type: each preview asking again
+# would spend the request budget that placing orders shares
+_DAY_OPENS: WeakKeyDictionary[Broker, Remembered[tuple[Decimal | None]]] = WeakKeyDictionary()
+
+
 def _day_open(broker: Broker, symbol: str, now) -> Decimal | None:
     """The open of the day's bar, what the quote's change is measured from (None when the venue gives none)."""
+    kept = None if broker.answers_at_once else _DAY_OPENS.setdefault(broker, Remembered(60.0))
+    known = kept.get(symbol) if kept is not None else None
+    if known is not None:
+        return known[0]
     try:
         bars = broker.bars(symbol, timeframe="1d", seconds=86400, end=now, count=1)
     except DeskError:
         return None
-    return bars[-1].open if bars else None
+    day_open = bars[-1].open if bars else None
+    if kept is not None:
+        kept.put(symbol, (day_open,))
+    return day_open
 
 
 def account_breaches(*, account: Account, request: OrderRequest, market: Decimal, notional: Decimal) -> list[Breach]:
@@ -291,7 +341,7 @@ class TicketResult:
     preview: TicketPreview | None = None
 
 
-def ticket_submit(*, account: Account, request: OrderRequest, broker: Broker, actor: str,
+def ticket_submit(*, account: Account, request: OrderRequest | TicketDraft, broker: Broker, actor: str,
                   by_person: bool = False, override_reason: str = "", confirmed: str = "") -> TicketResult:
     """Place a ticket's order, by the one rule every door follows:
 
@@ -306,21 +356,29 @@ def ticket_submit(*, account: Account, request: OrderRequest, broker: Broker, ac
     A person's ticket is previewed first, so the refusal can name every breach beside its field; a script's
     order goes straight to ``order_submit``, whose own check of the hard limits then applies.
 
+    A ticket as typed (a ``TicketDraft``: exits as offsets, percents or R, sizing by risk) is resolved first,
+    from the price its preview showed (``ticket_resolve``); it is refused when the market has since moved
+    against it (``PriceMoved``).
+
     Every refusal, whatever the door, is written to the audit trail (``order.rejected``) before it is raised."""
+    draft = request if isinstance(request, TicketDraft) else TicketDraft(request)
     try:
-        return _ticket_place(account=account, request=request, broker=broker, actor=actor, by_person=by_person,
-                             override_reason=override_reason, confirmed=confirmed)
+        resolved, anchor = ticket_resolve(account=account, draft=draft, broker=broker)
+        return _ticket_place(account=account, request=resolved, anchor=anchor, broker=broker, actor=actor,
+                             by_person=by_person, override_reason=override_reason, confirmed=confirmed)
     except DeskError as e:
         if not isinstance(e, DatabaseUnavailable):     # nowhere to write it
-            _audit_refusal(account=account, request=request, actor=actor, error=e)
+            _audit_refusal(account=account, request=draft.request, actor=actor, error=e)
         raise
 
 
-def _ticket_place(*, account: Account, request: OrderRequest, broker: Broker, actor: str, by_person: bool,
-                  override_reason: str, confirmed: str = "") -> TicketResult:
+def _ticket_place(*, account: Account, request: OrderRequest, anchor: Decimal | None, broker: Broker, actor: str,
+                  by_person: bool, override_reason: str, confirmed: str = "") -> TicketResult:
     preview = None
     if by_person and not _placed_before(account, request):
-        preview = ticket_preview(account=account, request=request, broker=broker)
+        # previewed as resolved: a question or refusal redraws these very figures, and the anchor goes back with
+        # the answer, so the order then sent is the one asked about
+        preview = ticket_preview(account=account, request=request, broker=broker, anchor=anchor)
         if preview.hard_breaches:
             raise TicketBlocked(preview)
         if preview.soft_breaches and not override_reason.strip():

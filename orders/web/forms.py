@@ -43,6 +43,7 @@ class OrderTicketForm(forms.Form):
 
     def __init__(self, *args, symbols: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.refused_fields: set[str] = set()      # fields a service refused (shown even while left empty)
         typed = self.data.get("symbol", "") if self.is_bound else ""
         if typed and typed not in symbols and typed.strip().upper() in symbols:    # searched as "msft"
             self.data = self.data.copy()
@@ -93,5 +94,7 @@ class OrderTicketForm(forms.Form):
                 field = "quantity"
         if field not in self.fields:
             field = None
+        else:
+            self.refused_fields.add(field)
         self.add_error(field, f"{error.code}: {error.message}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import uuid
+from dataclasses import replace
 from datetime import datetime
 
 from django.contrib import messages
@@ -29,7 +30,14 @@ from orders.services.orders import OrderChanges, order_cancel, order_modify, ord
 from orders.services.positions import position_close, positions_close_all
 from orders.services.reconcile import position_adopt_venue
 from orders.services.risk import kill_switch, position_exits_replace, trading_state_set
-from orders.services.tickets import ConfirmRequired, OverrideRequired, TicketBlocked, ticket_preview
+from orders.services.tickets import (
+    ConfirmRequired,
+    OverrideRequired,
+    PriceMoved,
+    TicketBlocked,
+    TicketPreview,
+    ticket_preview,
+)
 from orders.web.banner import placed_out
 from orders.web.context import alerts_context, blotter_context, risk_context, ticket_symbols
 from orders.web.forms import OrderTicketForm
@@ -112,9 +120,9 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
     form = OrderTicketForm(request.POST, symbols=ticket_symbols(account, broker))
     if not form.is_valid():
         return _ticket_response(request, context, form, status=400)
+    draft = form.to_draft()
     try:
-        order_request, _ = tickets.ticket_resolve(account=account, draft=form.to_draft(), broker=broker)
-        result = tickets.ticket_submit(account=account, request=order_request, broker=broker,
+        result = tickets.ticket_submit(account=account, request=draft, broker=broker,
                                        actor=_actor(request), by_person=True,
                                        override_reason=form.cleaned_data.get("override_reason", ""),
                                        confirmed=form.cleaned_data.get("confirmed", ""))
@@ -129,13 +137,24 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
     except OverrideRequired as e:
         form.add_error("override_reason", "Type a reason to send an order past the warnings above.")
         return _ticket_response(request, context, form, preview=e.preview, status=422)
+    except PriceMoved as e:
+        form.add_desk_error(e)                         # with the figures at today's price, to check and send again
+        return _ticket_response(request, context, form, preview=_fresh_preview(account, draft, broker),
+                                status=e.status)
     except DeskError as e:
         form.add_desk_error(e)
         return _ticket_response(request, context, form, status=e.status)
     fresh = OrderTicketForm(symbols=ticket_symbols(account, broker), initial={
-        "symbol": order_request.symbol, "side": order_request.side, "order_type": order_request.order_type,
+        "symbol": draft.request.symbol, "side": draft.request.side, "order_type": draft.request.order_type,
         "token": uuid.uuid4()})
     return _ticket_response(request, context, fresh, placed=placed_out(result.order))
+
+
+def _fresh_preview(account, draft, broker) -> TicketPreview | None:
+    try:
+        return ticket_preview(account=account, request=replace(draft, anchor=None), broker=broker)
+    except DeskError:
+        return None
 
 
 # -- blotter actions -----------------------------------------------------------------------------------

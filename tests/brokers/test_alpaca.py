@@ -57,6 +57,7 @@ from orders.domain.errors import (
     Unsupported,
 )
 from orders.domain.orders import OrderRequest
+from orders.services.tickets import _day_open
 
 PAYLOADS = Path(__file__).parent / "payloads"
 TRADING = "https://paper-api.alpaca.markets"
@@ -1138,3 +1139,14 @@ def test_a_replacement_seen_on_the_stream_maps_to_the_order_it_replaces(venue, a
     frame = {"stream": "trade_updates", "data": {"event": "fill", "order": replacement, "qty": "2", "price": "151",
                                                  "timestamp": "2026-03-02T15:00:01Z"}}
     assert parse_alpaca_trade_update(frame, order_id_for=alpaca.desk_order_id).order_id == ORDER_ID
+
+
+def test_the_tickets_day_open_is_asked_of_the_venue_once_a_minute_however_fast_a_person_types(venue, alpaca):
+    page = {**payload("marketdata_stocks_bars"), "next_page_token": None}
+    day_bars = venue.get(f"{DATA}/v2/stocks/AAPL/bars", json=page,
+                         match=[matchers.query_param_matcher({"timeframe": "1Day"}, strict_match=False)])
+
+    opens = [_day_open(alpaca, "AAPL", NOW) for _ in range(5)]       # what each live preview shows the change from
+
+    assert opens == [D("178.26")] * 5
+    assert day_bars.call_count == 1

@@ -4,6 +4,7 @@ own errors, in the API's words, beside the field they are about."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 
@@ -496,6 +497,79 @@ def test_sizing_by_risk_sets_the_quantity_to_the_risk_per_trade_over_the_stop_di
     assert button(trader_client.post(PREVIEW, data).content).text == "Buy 333 AAPL bracket"
     trader_client.post(SUBMIT, data)
     assert entries().get().quantity == Decimal("333")
+
+
+def test_a_market_bracket_the_price_moved_against_since_its_preview_is_refused_with_the_new_figures(
+        trader_client, broker, clock):
+    page, data = previewed(trader_client, quantity="10", stop_loss="1.5", stop_loss_mode="OFFSET")
+    ask = Decimal(data["bracket_entry"])
+    assert ask == quote(broker).ask
+    data["bracket_entry"] = str(ask - 1)              # the preview the person saw was a whole dollar cheaper
+
+    response = trader_client.post(SUBMIT, data)
+
+    assert response.status_code == 422 and entries().count() == 0
+    redrawn = parse(response.content)
+    [error] = redrawn.field_errors("quantity")
+    assert error == (f"ORDER_REJECTED: The price of AAPL moved from {ask - 1} to {ask} since the preview: the "
+                     f"exits and size shown no longer hold. Check the new figures and send again")
+    assert Decimal(redrawn.find(name="bracket_entry").attrs["value"]) == ask      # the figures at today's price
+    assert Decimal(redrawn.by_id("preview-sl").text) == ask - Decimal("1.5")
+    refused = AuditEvent.objects.get(action="order.rejected")
+    assert refused.details["check"] == "PRICE_MOVED" and refused.actor.startswith("user:")
+
+    data["bracket_entry"] = redrawn.find(name="bracket_entry").attrs["value"]
+    assert trader_client.post(SUBMIT, data).status_code == 200
+    assert entries().get().stop_loss == ask - Decimal("1.5")
+
+
+def test_a_market_bracket_the_price_moved_for_since_its_preview_goes_at_the_prices_shown(trader_client, broker,
+                                                                                         clock):
+    page, data = previewed(trader_client, quantity="10", stop_loss="1.5", stop_loss_mode="OFFSET")
+    data["bracket_entry"] = str(Decimal(data["bracket_entry"]) + 1)   # it was dearer then: the risk only shrank
+
+    assert trader_client.post(SUBMIT, data).status_code == 200
+    assert entries().get().stop_loss == Decimal(data["bracket_entry"]) - Decimal("1.5")
+
+
+def test_the_order_sent_after_the_confirm_question_is_the_one_asked_about(trader_client, account, clock):
+    Account.objects.filter(pk=account.pk).update(confirm_notional_above=Decimal("1000"), risk_per_trade=Decimal("500"))
+    page, data = previewed(trader_client, quantity="", size_by_risk="on", stop_loss="1.5", stop_loss_mode="OFFSET",
+                           take_profit="2", take_profit_mode="R")
+    shown = (page.by_id("preview-quantity").text, page.by_id("preview-sl").text, page.by_id("preview-tp").text)
+
+    asked = parse(trader_client.post(SUBMIT, data).content)
+    assert (asked.by_id("preview-quantity").text, asked.by_id("preview-sl").text,
+            asked.by_id("preview-tp").text) == shown
+    assert asked.find(name="bracket_entry").attrs["value"] == data["bracket_entry"]   # the Send carries it back
+    confirmed = json.loads(asked.by_id("ticket-confirm-send").attrs["hx-vals"])["confirmed"]
+
+    clock.shift(30)
+    sent = trader_client.post(SUBMIT, {**data, "bracket_entry": asked.find(name="bracket_entry").attrs["value"],
+                                       "confirmed": confirmed})
+
+    assert sent.status_code == 200 and parse(sent.content).find(id="ticket-confirm") is None
+    order = entries().get()
+    assert (order.quantity, order.stop_loss, order.take_profit) == tuple(Decimal(x) for x in shown)
+
+
+def test_a_ticket_refused_while_its_exits_are_resolved_is_in_the_audit_trail(trader_client, account, clock):
+    Account.objects.filter(pk=account.pk).update(risk_per_trade=Decimal("500"))
+
+    trader_client.post(SUBMIT, ticket(quantity="", size_by_risk="on"))
+
+    refused = AuditEvent.objects.get(action="order.rejected")
+    assert refused.details["code"] == "INVALID_VALUE"
+    assert refused.details["message"] == "Invalid value for stop_loss: sizing by risk needs a stop-loss"
+    assert entries().count() == 0
+
+
+def test_the_live_preview_says_why_it_cannot_size_by_risk(trader_client, account, clock):
+    Account.objects.filter(pk=account.pk).update(risk_per_trade=Decimal("500"))
+
+    page = parse(trader_client.post(PREVIEW, ticket(quantity="", size_by_risk="on")).content)
+
+    assert "sizing by risk needs a stop-loss" in page.by_id("ticket-preview").text
 
 
 def test_an_order_above_the_accounts_confirm_notional_asks_before_sending(trader_client, account, broker, clock):
