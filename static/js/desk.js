@@ -73,27 +73,14 @@
     killDialog.addEventListener("click", function (e) {
       if (e.target.closest("[data-close-dialog]")) killDialog.close();
     });
-    var killResult = function (html) {
-      document.getElementById("kill-dialog-result").innerHTML = html;
+    // the receipt ends the dialog's work; a refusal (the server's "not run", or any error answer, drawn here by
+    // refusals.js) leaves the form and its Confirm for another try
+    document.body.addEventListener("htmx:afterSwap", function (e) {
+      if (!e.detail.target || e.detail.target.id !== "kill-dialog-result") return;
+      if (!e.detail.target.querySelector("#kill-receipt")) return;
       document.getElementById("kill-dialog-form").hidden = true;
       document.getElementById("kill-dialog-done").hidden = false;
       document.querySelector("#kill-dialog-done button").focus();
-    };
-    document.body.addEventListener("htmx:afterSwap", function (e) {
-      if (e.detail.target && e.detail.target.id === "kill-dialog-result") killResult(e.detail.target.innerHTML);
-    });
-    document.body.addEventListener("htmx:responseError", function (e) {
-      if (e.detail.elt && e.detail.elt.id === "kill-dialog-form") {
-        var p = document.createElement("p"); p.className = "error"; p.setAttribute("role", "alert");
-        var said = new DOMParser().parseFromString(e.detail.xhr.responseText || "", "text/html").body.textContent;
-        p.textContent = "The kill switch was refused (" + e.detail.xhr.status + "): " + said.replace(/\s+/g, " ").trim().slice(0, 200);
-        killResult(p.outerHTML);
-      }
-    });
-    document.body.addEventListener("htmx:sendError", function (e) {
-      if (e.detail.elt && e.detail.elt.id === "kill-dialog-form") {
-        killResult('<p class="error" role="alert">The kill switch did not reach the desk (network): nothing was done by this click. Try again.</p>');
-      }
     });
   }
 

@@ -5,7 +5,11 @@
      message beside the field, or above the form) is swapped in like a 200, so the earlier banner goes;
    - any other error answer (a 5xx page, a 403, an expired session's 401 with its X-Desk-Notice) and a
      request that never got an answer (network failure, timeout) show a message where the request came from:
-     on the ticket in place of its banner, elsewhere as a notification that stays until dismissed. */
+     on the ticket in place of its banner; in an open <dialog> (the kill switch's) in that dialog, which is
+     drawn above everything else, notifications included, and stays open so it can be sent again; elsewhere
+     as a notification that stays until dismissed.
+   A form whose server error or lost answer may have left its work half done says so in its
+   data-unfinished-note, shown after the message. */
 (function () {
   "use strict";
   var body = document.body;
@@ -26,20 +30,28 @@
     return !!(elt && elt.closest && elt.closest("#ticket"));
   }
 
-  function describeAnswer(xhr, ticket) {
+  function unfinishedNote(elt) {
+    var holder = elt && elt.closest && elt.closest("[data-unfinished-note]");
+    return holder ? " " + holder.dataset.unfinishedNote : "";
+  }
+
+  function describeAnswer(xhr, elt) {
     var status = xhr.status;
     var words = WORDS[status] || (status >= 500 ? "The desk could not complete the request (server error)"
                                                 : "The desk refused the request");
     var text = words + " — HTTP " + status + (xhr.statusText ? " " + xhr.statusText : "") + ".";
-    if (status >= 500 && ticket) {
+    if (status >= 500 && onTicket(elt)) {
       text += " The order may not have been placed: check the blotter. Sending this same ticket again never places it twice.";
+    } else if (status >= 500) {
+      text += unfinishedNote(elt);
     }
     return paragraph(text);
   }
 
-  function describeNoAnswer(ticket) {
+  function describeNoAnswer(elt) {
     var text = "No answer from the desk (network failure): nothing was confirmed. Check your connection";
-    text += ticket ? " and the blotter; sending this same ticket again never places it twice." : ", then try again.";
+    if (onTicket(elt)) text += " and the blotter; sending this same ticket again never places it twice.";
+    else text += ", then try again." + unfinishedNote(elt);
     return paragraph(text);
   }
 
@@ -61,9 +73,29 @@
     return true;
   }
 
-  function refuse(elt, node, sticky) {
+  // -- a dialog: the page under it, notifications included, cannot be seen or clicked while it is open --
+  function showInDialog(elt, target, node) {
+    var dialog = elt && elt.closest && elt.closest("dialog[open]");
+    if (!dialog) return false;
+    var place = target && dialog.contains(target) ? target : dialog.querySelector("[aria-live]");
+    if (!place) {
+      place = document.createElement("div");
+      place.setAttribute("aria-live", "polite");
+      dialog.appendChild(place);
+    }
+    place.replaceChildren(node);                      // the attempt before is no longer the news
+    return true;
+  }
+
+  function refuse(e, node, sticky) {
+    var elt = requester(e);
     if (onTicket(elt) && showOnTicket(node)) return;
+    if (showInDialog(elt, e.detail.target, node)) return;
     toast(node, sticky ? "sticky" : "error");
+  }
+
+  function requester(e) {
+    return (e.detail.requestConfig && e.detail.requestConfig.elt) || e.detail.elt || e.target;
   }
 
   body.addEventListener("htmx:beforeSwap", function (e) {
@@ -75,14 +107,12 @@
       return;
     }
     e.detail.shouldSwap = false;
-    var elt = (e.detail.requestConfig && e.detail.requestConfig.elt) || e.target;
-    if (xhr.getResponseHeader("X-Desk-Notice")) refuse(elt, serverNotice(xhr), xhr.status === 401);
-    else refuse(elt, describeAnswer(xhr, onTicket(elt)));
+    if (xhr.getResponseHeader("X-Desk-Notice")) refuse(e, serverNotice(xhr), xhr.status === 401);
+    else refuse(e, describeAnswer(xhr, requester(e)));
   });
 
   function noAnswer(e) {
-    var elt = (e.detail.requestConfig && e.detail.requestConfig.elt) || e.target;
-    refuse(elt, describeNoAnswer(onTicket(elt)));
+    refuse(e, describeNoAnswer(requester(e)));
   }
   body.addEventListener("htmx:sendError", noAnswer);
   body.addEventListener("htmx:timeout", noAnswer);
