@@ -5,15 +5,16 @@ reloaded. The ``browser`` and ``contexts`` fixtures built on these are in ``conf
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.e2e.desk_process import ROOT, Desk
+from tests.e2e.desk_process import ROOT, Desk, running_desk
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -45,6 +46,40 @@ def wait_ready(desk: Desk, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"the desk did not become ready on {desk.url}:\n{desk.log('web')[-3000:]}")
+
+
+@contextmanager
+def paper_desk(where: Path, *args: str, before: Callable[[Desk], None] | None = None, **env: str) -> Iterator[Desk]:
+    """A desk (``rundesk`` and its ``args``) on its own SQLite file in ``where``, answering; ``before`` runs
+    once its database is set up, before it starts."""
+    env.setdefault("DESK_SQLITE_PATH", str(where / "desk.sqlite3"))
+    with running_desk(where, **env) as desk:
+        if before is not None:
+            before(desk)
+        desk.start("rundesk", *args, log_name="web")
+        wait_ready(desk)
+        yield desk
+
+
+@contextmanager
+def watched(people: People) -> Iterator[People]:
+    """``people`` for one test, which fails if any of their pages raised a JavaScript error."""
+    yield people
+    assert people.errors == [], f"JavaScript errors on the page: {people.errors}"
+
+
+def quote(desk: Desk, symbol: str = "AAPL") -> dict[str, Decimal]:
+    """The desk's bid and ask for ``symbol``, read through /v1."""
+    response = requests.get(f"{desk.url}/v1/quotes/{symbol}", timeout=5)
+    assert response.status_code == 200, response.text
+    return {k: Decimal(response.json()[k]) for k in ("bid", "ask")}
+
+
+def place(desk: Desk, **order: str) -> dict:
+    """An order sent through /v1 (not the page): a page learns of it only by push."""
+    response = requests.post(f"{desk.url}/v1/orders", json=order, timeout=10)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
 
 
 class People:

@@ -5,14 +5,12 @@ screen sizes a desk must work at."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
 
 import pytest
-import requests
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.browser import LIVE, People, wait_ready
-from tests.e2e.desk_process import Desk, running_desk
+from tests.e2e.browser import LIVE, People, paper_desk, place, quote
+from tests.e2e.desk_process import Desk
 
 TRADER = ("demo", "screens-test-trader-pw")
 RISK = ("risk", "screens-test-risk-pw")
@@ -25,25 +23,11 @@ PHONE = SIZES["390"]
 ALERT_RAISED = 40_000         # ms: the engine retries a rejected stop leg for 10 s before it alerts
 
 
-def quote(desk: Desk, symbol: str = "AAPL") -> dict[str, Decimal]:
-    body = requests.get(f"{desk.url}/v1/quotes/{symbol}", timeout=5).json()
-    return {k: Decimal(body[k]) for k in ("bid", "ask")}
-
-
-def place(desk: Desk, **order: str) -> dict:
-    response = requests.post(f"{desk.url}/v1/orders", json=order, timeout=10)
-    assert response.status_code in (200, 201), response.text
-    return response.json()
-
-
 @pytest.fixture(scope="module")
 def busy_desk(tmp_path_factory, browser: Browser) -> Iterator[Desk]:
     """A desk whose pages all have rows: a bought AAPL position whose stop the venue keeps refusing (so an open
     POSITION_UNPROTECTED alert, and a working take-profit), and a resting MSFT limit order."""
-    var_dir = tmp_path_factory.mktemp("screens-desk")
-    with running_desk(var_dir, DESK_SQLITE_PATH=str(var_dir / "desk.sqlite3"), **DESK_ENV) as desk:
-        desk.start("rundesk", log_name="web")
-        wait_ready(desk)
+    with paper_desk(tmp_path_factory.mktemp("screens-desk"), **DESK_ENV) as desk:
         desk.manage("paper_faults", "--reject-next", "200", "--kind", "STOP")
         ask = quote(desk)["ask"]
         place(desk, symbol="AAPL", side="BUY", order_type="MARKET", quantity="10",

@@ -15,8 +15,8 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import LIVE, People, assert_not_reloaded, mark_page, screenshot, wait_ready
-from tests.e2e.desk_process import Desk, running_desk
+from tests.e2e.browser import LIVE, People, assert_not_reloaded, mark_page, paper_desk, quote, screenshot, watched
+from tests.e2e.desk_process import Desk
 
 pytestmark = pytest.mark.slow
 
@@ -34,17 +34,14 @@ LEG_GIVES_UP = 30_000         # ms: the engine retries a rejected leg for 10 s (
 
 @pytest.fixture
 def desk(tmp_path) -> Iterator[Desk]:
-    with running_desk(tmp_path, DESK_SQLITE_PATH=str(tmp_path / "desk.sqlite3"), **DESK_ENV) as desk:
-        desk.start("rundesk", log_name="web")
-        wait_ready(desk)
+    with paper_desk(tmp_path, **DESK_ENV) as desk:
         yield desk
 
 
 @pytest.fixture
 def people(browser, desk, contexts) -> Iterator[People]:
-    crowd = People(browser, desk, contexts)
-    yield crowd
-    assert crowd.errors == [], f"JavaScript errors on the page: {crowd.errors}"
+    with watched(People(browser, desk, contexts)) as crowd:
+        yield crowd
 
 
 # -- the desk's API, to check what the browser did -----------------------------------------------------
@@ -53,11 +50,6 @@ def api(desk: Desk, path: str, **params) -> list | dict:
     response = requests.get(f"{desk.url}/v1/{path}", params=params, timeout=5)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def quote(desk: Desk, symbol: str = "AAPL") -> dict[str, Decimal]:
-    body = api(desk, f"quotes/{symbol}")
-    return {k: Decimal(body[k]) for k in ("bid", "ask")}
 
 
 def fill_ticket(page: Page, *, quantity: str, order_type: str = "MARKET", limit_price: Decimal | None = None,

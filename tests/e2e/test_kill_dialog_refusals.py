@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.browser import People, screenshot, wait_ready
-from tests.e2e.desk_process import Desk, running_desk
+from tests.e2e.browser import People, paper_desk, screenshot, watched
+from tests.e2e.desk_process import Desk
 
 pytestmark = pytest.mark.slow
 
@@ -32,22 +32,18 @@ ON_TOP = """m => { const r = m.getBoundingClientRect();
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory) -> Iterator[Desk]:
-    var_dir = tmp_path_factory.mktemp("kill-dialog-desk")
-    with running_desk(var_dir, DESK_SQLITE_PATH=str(var_dir / "desk.sqlite3"), **DESK_ENV) as desk:
-        desk.start("rundesk", log_name="web")
-        wait_ready(desk)
+    with paper_desk(tmp_path_factory.mktemp("kill-dialog-desk"), **DESK_ENV) as desk:
         yield desk
 
 
 @pytest.fixture
 def risk(browser, desk, contexts) -> Iterator[Page]:
     """The risk officer on the desk page, the kill switch's dialog open (Ctrl+Shift+K)."""
-    people = People(browser, desk, contexts, viewport={"width": 1440, "height": 900})
-    page = people.log_in(RISK)
-    page.keyboard.press("Control+Shift+K")
-    expect(page.locator("#kill-dialog")).to_be_visible()
-    yield page
-    assert people.errors == [], f"JavaScript errors on the page: {people.errors}"
+    with watched(People(browser, desk, contexts, viewport={"width": 1440, "height": 900})) as people:
+        page = people.log_in(RISK)
+        page.keyboard.press("Control+Shift+K")
+        expect(page.locator("#kill-dialog")).to_be_visible()
+        yield page
 
 
 def confirm(page: Page, status: int | None) -> Locator:

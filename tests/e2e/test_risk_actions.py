@@ -9,14 +9,23 @@ Screenshots at 390x844 and 1440x900 go to ``test-output/screenshots/risk-actions
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
 
 import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import LIVE, People, assert_not_reloaded, mark_page, screenshot, wait_ready
-from tests.e2e.desk_process import Desk, running_desk
+from tests.e2e.browser import (
+    LIVE,
+    People,
+    assert_not_reloaded,
+    mark_page,
+    paper_desk,
+    place,
+    quote,
+    screenshot,
+    watched,
+)
+from tests.e2e.desk_process import Desk
 
 pytestmark = pytest.mark.slow
 
@@ -32,30 +41,14 @@ ALERT_RAISED = 20_000         # ms: a stop refused for balance is reported at on
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory) -> Iterator[Desk]:
-    var_dir = tmp_path_factory.mktemp("risk-actions-desk")
-    with running_desk(var_dir, DESK_SQLITE_PATH=str(var_dir / "desk.sqlite3"), **DESK_ENV) as desk:
-        desk.start("rundesk", log_name="web")
-        wait_ready(desk)
+    with paper_desk(tmp_path_factory.mktemp("risk-actions-desk"), **DESK_ENV) as desk:
         yield desk
 
 
 @pytest.fixture
 def people(browser, desk, contexts) -> Iterator[People]:
-    crowd = People(browser, desk, contexts, viewport=WIDE)
-    yield crowd
-    assert crowd.errors == [], f"JavaScript errors on the page: {crowd.errors}"
-
-
-def quote(desk: Desk, symbol: str = "AAPL") -> dict[str, Decimal]:
-    body = requests.get(f"{desk.url}/v1/quotes/{symbol}", timeout=5).json()
-    return {k: Decimal(body[k]) for k in ("bid", "ask")}
-
-
-def place(desk: Desk, **order: str) -> dict:
-    """An order sent through the API (not the page): the page learns of it only by push."""
-    response = requests.post(f"{desk.url}/v1/orders", json=order, timeout=10)
-    assert response.status_code in (200, 201), response.text
-    return response.json()
+    with watched(People(browser, desk, contexts, viewport=WIDE)) as crowd:
+        yield crowd
 
 
 def resting(desk: Desk, symbol: str, quantity: str = "2", side: str = "BUY") -> dict:

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.e2e.browser import wait_ready
-from tests.e2e.desk_process import ROOT, Desk, running_desk
+from tests.e2e.browser import paper_desk
+from tests.e2e.desk_process import ROOT, Desk
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +25,8 @@ YEAR = 365 * 24 * 3600
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory) -> Iterator[Desk]:
-    var_dir = tmp_path_factory.mktemp("static-desk")
-    with running_desk(var_dir, DESK_SQLITE_PATH=str(var_dir / "desk.sqlite3"), DATABASE_URL="", REDIS_URL="",
-                      GATEWAY_API_KEY="", DESK_SECURE_COOKIES="false") as desk:
-        desk.start("rundesk", "--no-engine", log_name="web")
-        wait_ready(desk)
+    with paper_desk(tmp_path_factory.mktemp("static-desk"), "--no-engine", DATABASE_URL="", REDIS_URL="",
+                    GATEWAY_API_KEY="", DESK_SECURE_COOKIES="false") as desk:
         yield desk
 
 

@@ -31,8 +31,8 @@ from playwright.sync_api import Page, expect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.e2e.browser import assert_not_reloaded, mark_page, screenshot, wait_ready
-from tests.e2e.desk_process import Desk, running_desk
+from tests.e2e.browser import assert_not_reloaded, mark_page, paper_desk, screenshot
+from tests.e2e.desk_process import Desk
 from tests.e2e.test_desk_browser import DESK_ENV, RISK, TRADER, fill_ticket, quote
 
 pytestmark = pytest.mark.slow
@@ -150,9 +150,7 @@ def wait_until(read: Callable[[], object], *, timeout: float, what: str):
 @pytest.fixture
 def desk(tmp_path) -> Iterator[Desk]:
     env = {**DESK_ENV, "DESK_ALERT_ESCALATE_MINUTES": "1"}
-    with running_desk(tmp_path, DESK_SQLITE_PATH=str(tmp_path / "desk.sqlite3"), **env) as desk:
-        desk.start("rundesk", log_name="web")
-        wait_ready(desk)
+    with paper_desk(tmp_path, **env) as desk:
         yield desk
 
 

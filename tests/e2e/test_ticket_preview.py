@@ -15,8 +15,8 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import People, screenshot, wait_ready
-from tests.e2e.desk_process import Desk, running_desk
+from tests.e2e.browser import People, paper_desk, screenshot, watched
+from tests.e2e.desk_process import Desk
 from tests.e2e.test_desk_browser import DESK_ENV, TRADER, api
 
 pytestmark = pytest.mark.slow
@@ -27,18 +27,14 @@ LAPTOP = {"width": 1440, "height": 900}
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory) -> Iterator[Desk]:
-    where = tmp_path_factory.mktemp("ticket-preview")
-    with running_desk(where, DESK_SQLITE_PATH=str(where / "desk.sqlite3"), **DESK_ENV) as desk:
-        desk.start("rundesk", log_name="web")
-        wait_ready(desk)
+    with paper_desk(tmp_path_factory.mktemp("ticket-preview"), **DESK_ENV) as desk:
         yield desk
 
 
 @pytest.fixture
 def people(browser, desk, contexts) -> Iterator[People]:
-    crowd = People(browser, desk, contexts, viewport=LAPTOP)
-    yield crowd
-    assert crowd.errors == [], f"JavaScript errors on the page: {crowd.errors}"
+    with watched(People(browser, desk, contexts, viewport=LAPTOP)) as crowd:
+        yield crowd
 
 
 def account_set(desk: Desk, **fields: str | None) -> None:

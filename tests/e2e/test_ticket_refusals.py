@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import LIVE, SCREENSHOTS, People, screenshot, wait_ready
-from tests.e2e.desk_process import Desk, running_desk
+from tests.e2e.browser import LIVE, SCREENSHOTS, People, paper_desk, screenshot, watched
+from tests.e2e.desk_process import Desk
 from tests.e2e.test_desk_browser import DESK_ENV, TRADER, fill_ticket, quote
 
 pytestmark = pytest.mark.slow
@@ -29,19 +29,15 @@ LIMITS = ("from decimal import Decimal; from orders.models import Account; "
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory) -> Iterator[Desk]:
     """The demo account with a soft quantity limit of 5 and a hard one of 100."""
-    var = tmp_path_factory.mktemp("refusals")
-    with running_desk(var, DESK_SQLITE_PATH=str(var / "desk.sqlite3"), **DESK_ENV) as desk:
-        desk.manage("shell", "-c", LIMITS)
-        desk.start("rundesk", log_name="web")
-        wait_ready(desk)
+    with paper_desk(tmp_path_factory.mktemp("refusals"), before=lambda desk: desk.manage("shell", "-c", LIMITS),
+                    **DESK_ENV) as desk:
         yield desk
 
 
 @pytest.fixture
 def people(browser, desk, contexts) -> Iterator[People]:
-    crowd = People(browser, desk, contexts)
-    yield crowd
-    assert crowd.errors == [], f"JavaScript errors on the page: {crowd.errors}"
+    with watched(People(browser, desk, contexts)) as crowd:
+        yield crowd
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import LIVE, SCREENSHOTS, People, assert_not_reloaded, mark_page, wait_ready
-from tests.e2e.desk_process import Desk, running_desk
+from tests.e2e.browser import LIVE, SCREENSHOTS, People, assert_not_reloaded, mark_page, paper_desk, watched
+from tests.e2e.desk_process import Desk
 from tests.fakes import FakeVenue
 from tests.fakes.kraken import API_KEY, API_SECRET
 
@@ -62,20 +62,17 @@ def desk(tmp_path, fake) -> Iterator[Desk]:
            "KRAKEN_BASE_URL": fake.url, "KRAKEN_WS_AUTH_URL": f"{fake.ws_url}/v2", "KRAKEN_QUOTE_ASSET": "USD",
            "KRAKEN_DEADMAN_SECONDS": DEADMAN_SECONDS, "DESK_VENUE_POLL_SECONDS": "1",
            "GATEWAY_API_KEY": "", "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false",
-           "DATABASE_URL": "", "REDIS_URL": "", "DESK_SQLITE_PATH": str(tmp_path / "desk.sqlite3"),
+           "DATABASE_URL": "", "REDIS_URL": "",
            # desk_setup's logins get these passwords rather than random ones
            "DESK_DEMO_PASSWORD": TRADER[1], "DESK_RISK_PASSWORD": RISK[1]}
-    with running_desk(tmp_path, **env) as desk:
-        desk.start("rundesk", log_name="web")
-        wait_ready(desk)
+    with paper_desk(tmp_path, **env) as desk:
         yield desk
 
 
 @pytest.fixture
 def people(browser, desk, contexts) -> Iterator[People]:
-    crowd = People(browser, desk, contexts, viewport=SIZES["1440x900"])
-    yield crowd
-    assert crowd.errors == [], f"JavaScript errors on the page: {crowd.errors}"
+    with watched(People(browser, desk, contexts, viewport=SIZES["1440x900"])) as crowd:
+        yield crowd
 
 
 def screenshots(page: Page, name: str) -> list[Path]:
