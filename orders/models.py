@@ -53,6 +53,8 @@ class Account(models.Model):
         null=True, blank=True, validators=[MinValueValidator(Decimal("0.01"))], **MONEY,
         help_text="What one trade may lose at its stop: the ticket's size-by-risk quantity is this ÷ the stop "
                   "distance. Empty turns sizing by risk off.")
+    timezone = models.CharField(max_length=64, default="UTC",
+                                help_text="The account's trading day starts at midnight here (an IANA name).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -302,6 +304,9 @@ class ExitLeg(models.Model):
     first_failure_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=255, blank=True, default="")
     end_reason = models.CharField(max_length=64, blank=True, default="")
+    needed_at = models.DateTimeField(null=True, blank=True,
+                                     help_text="when the entry's fill that this leg must cover was recorded")
+    acked_at = models.DateTimeField(null=True, blank=True, help_text="when the venue acknowledged the leg's order")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -321,6 +326,9 @@ class Alert(models.Model):
         POSITION_UNPROTECTED = "POSITION_UNPROTECTED"
         OCO_DOUBLE_EXIT = "OCO_DOUBLE_EXIT"
         POSITION_MISMATCH = "POSITION_MISMATCH"     # the desk's position differs from the venue's
+        PROTECTION_SLOW = "PROTECTION_SLOW"         # a filled position still without its stop after N s
+        LOSS_LIMIT = "LOSS_LIMIT"                   # the day's loss or drawdown passed a level
+        NOT_FLAT = "NOT_FLAT"                       # the kill switch's account is not flat at the venue in time
 
     class Status(models.TextChoices):
         OPEN = "OPEN"
@@ -410,6 +418,34 @@ class PreTradeLimits(models.Model):
     daily_orders_hard = models.PositiveIntegerField(null=True, blank=True)
     duplicate_window_seconds = models.PositiveIntegerField(
         null=True, blank=True, help_text="Warn about an order equal to one sent this many seconds before.")
+    # automatic guards (services/guards.py): the day's loss and drawdown, the order rate, the quote's age
+    daily_loss_soft = models.DecimalField(null=True, blank=True, validators=[MinValueValidator(Decimal("0"))],
+                                          **MONEY, help_text="Realised + unrealised loss since the day began: "
+                                                             "REDUCING past this.")
+    daily_loss_hard = models.DecimalField(null=True, blank=True, validators=[MinValueValidator(Decimal("0"))],
+                                          **MONEY, help_text="… HALTED past this.")
+    drawdown_soft = models.DecimalField(null=True, blank=True, validators=[MinValueValidator(Decimal("0"))],
+                                        **MONEY, help_text="Fall from the day's peak equity: REDUCING past this.")
+    drawdown_hard = models.DecimalField(null=True, blank=True, validators=[MinValueValidator(Decimal("0"))],
+                                        **MONEY, help_text="… HALTED past this.")
+    flatten_on_hard_halt = models.BooleanField(
+        default=False, help_text="A hard loss or drawdown halt also flattens every position at market.")
+    orders_per_second = models.PositiveIntegerField(null=True, blank=True,
+                                                    help_text="New orders a second; more get 429.")
+    orders_per_minute = models.PositiveIntegerField(null=True, blank=True,
+                                                    help_text="New orders a minute; more get 429.")
+    max_quote_age_seconds = models.DecimalField(
+        null=True, blank=True, max_digits=8, decimal_places=3, validators=[MinValueValidator(Decimal("0"))],
+        help_text="MARKET and STOP orders are refused STALE_QUOTE on a quote older than this.")
+    protection_slow_seconds = models.DecimalField(
+        default=Decimal("2"), max_digits=8, decimal_places=3, validators=[MinValueValidator(Decimal("0"))],
+        help_text="PROTECTION_SLOW is raised for a filled position still without its exits after this.")
+    flatten_unprotected_after_seconds = models.DecimalField(
+        null=True, blank=True, max_digits=8, decimal_places=3, validators=[MinValueValidator(Decimal("0"))],
+        help_text="Flatten a filled position still without its exits after this; empty never does.")
+    flat_within_seconds = models.DecimalField(
+        default=Decimal("10"), max_digits=8, decimal_places=3, validators=[MinValueValidator(Decimal("0"))],
+        help_text="The kill switch escalates (NOT_FLAT) when the venue is not flat after this.")
 
     class Meta:
         verbose_name = "pre-trade limits"
@@ -417,3 +453,55 @@ class PreTradeLimits(models.Model):
 
     def __str__(self) -> str:
         return f"limits of {self.account}"
+
+
+class AccountDay(models.Model):
+    """One trading day of an account (``services/guards.py``): the equity it began with and its peak, what the
+    loss and the drawdown are measured from, and the highest guard level it tripped."""
+
+    class Level(models.TextChoices):
+        NONE = ""
+        SOFT = "SOFT"
+        HARD = "HARD"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="days")
+    day = models.DateField(help_text="the date in the account's timezone")
+    start_equity = models.DecimalField(**MONEY)
+    peak_equity = models.DecimalField(**MONEY)
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.NONE, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "day"], name="one_day_per_account")]
+
+    def __str__(self) -> str:
+        return f"{self.account} on {self.day}"
+
+
+class KillSwitchRun(models.Model):
+    """A kill switch pulled, followed until the venue reports the account flat (``services/flatness.py``):
+    when it was, the cancels retried on the way, and what was left over if it never was."""
+
+    class Status(models.TextChoices):
+        CHECKING = "CHECKING"
+        FLAT = "FLAT"
+        NOT_FLAT = "NOT_FLAT"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="kill_runs")
+    actor = models.CharField(max_length=150)
+    flatten = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CHECKING)
+    started_at = models.DateTimeField()
+    flat_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    cancel_retries = models.PositiveIntegerField(default=0)
+    leftovers = models.JSONField(default=dict, blank=True, help_text="what the venue still had at the last check")
+    receipt = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "status"], name="killrun_account_status")]
+
+    def __str__(self) -> str:
+        return f"kill switch of {self.account} at {self.started_at} [{self.status}]"
