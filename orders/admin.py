@@ -23,7 +23,7 @@ from orders.models import (
 from orders.services.alerts import alert_acknowledge
 from orders.services.breakers import breakers_reset
 from orders.services.keys import api_key_issue, api_key_revoke, api_key_update
-from orders.services.limits import LEVELS, limits_set
+from orders.services.limits import LEVELS, PRETRADE, limits_set
 from orders.services.risk import trading_state_set
 from orders.services.tickets import account_ticket_settings_set
 
@@ -145,7 +145,7 @@ class AuditEventAdmin(InspectOnly):
 class PreTradeLimitsAdmin(admin.ModelAdmin):
     """Set through ``limits_set`` (audited, pushed, applied at once in this process). Empty a field for no limit;
     the row itself is not deleted."""
-    list_display = ("account", *LEVELS)
+    list_display = ("account", *PRETRADE)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -29,8 +29,14 @@ from orders.domain.pretrade import Limits, pretrade_breaches
 from orders.models import Order, PreTradeLimits
 from orders.services.audit import audit_record
 
-LEVELS = ("max_quantity_soft", "max_quantity_hard", "max_notional_soft", "max_notional_hard", "price_band_pct_soft",
-          "price_band_pct_hard", "daily_orders_soft", "daily_orders_hard", "duplicate_window_seconds")
+PRETRADE = ("max_quantity_soft", "max_quantity_hard", "max_notional_soft", "max_notional_hard", "price_band_pct_soft",
+            "price_band_pct_hard", "daily_orders_soft", "daily_orders_hard", "duplicate_window_seconds")
+# the automatic guards (issue #16): the day's loss and drawdown, the order rate, the quote's age, time to
+# protection and the kill switch's wait for flatness; set, audited and pushed like the pre-trade levels
+GUARDS = ("daily_loss_soft", "daily_loss_hard", "drawdown_soft", "drawdown_hard", "flatten_on_hard_halt",
+          "orders_per_second", "orders_per_minute", "max_quote_age_seconds", "protection_slow_seconds",
+          "flatten_unprotected_after_seconds", "flat_within_seconds")
+LEVELS = PRETRADE + GUARDS
 
 
 def limits_set(*, account_id: int, actor: str, **levels: Decimal | int | None) -> PreTradeLimits:

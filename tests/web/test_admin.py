@@ -75,7 +75,7 @@ def desk_told(account, what: str) -> list[dict]:
 def account_form(account, **changes) -> dict:
     form = {"name": account.name, "broker": account.broker, "currency": account.currency,
             "trading_state": account.trading_state, "is_default": "on" if account.is_default else "",
-            "auto_flatten_after_seconds": ""}
+            "auto_flatten_after_seconds": "", "timezone": account.timezone}
     return {**form, **changes}
 
 
@@ -105,7 +105,8 @@ def test_limits_set_in_the_admin_apply_at_once_and_are_audited_and_pushed(superu
     from orders.services.limits import limits_read
 
     response = superuser_client.post("/admin/orders/pretradelimits/add/", {
-        "account": account.pk, "max_quantity_hard": "25"})
+        "account": account.pk, "max_quantity_hard": "25",
+        "protection_slow_seconds": "2", "flat_within_seconds": "10"})        # prefilled with their defaults
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert limits_read(account.pk)[0].max_quantity == (None, Decimal("25"))
@@ -169,7 +170,9 @@ def test_a_limit_changed_in_the_admin_is_audited_with_who_changed_what_from_what
     from orders.models import PreTradeLimits
     from orders.services.limits import LEVELS
 
-    superuser_client.post("/admin/orders/pretradelimits/add/", {"account": account.pk, "max_quantity_hard": "25"})
+    superuser_client.post("/admin/orders/pretradelimits/add/", {"account": account.pk, "max_quantity_hard": "25",
+                                                                "protection_slow_seconds": "2",
+                                                                "flat_within_seconds": "10"})
     row = PreTradeLimits.objects.get(account=account)
     form = {"account": account.pk, **{name: getattr(row, name) or "" for name in LEVELS}}
 

@@ -636,7 +636,7 @@ def superuser_client():
 def test_the_confirm_notional_and_risk_per_trade_are_set_in_the_admin_and_audited(superuser_client, account):
     form = {"name": account.name, "broker": account.broker, "currency": account.currency,
             "trading_state": account.trading_state, "is_default": "on", "auto_flatten_after_seconds": "",
-            "confirm_notional_above": "25000", "risk_per_trade": "250"}
+            "confirm_notional_above": "25000", "risk_per_trade": "250", "timezone": "UTC"}
 
     response = superuser_client.post(f"/admin/orders/account/{account.pk}/change/", form)
 
