@@ -26,6 +26,7 @@ from orders.services.keys import api_key_issue, api_key_revoke, api_key_update
 from orders.services.limits import LEVELS, PRETRADE, limits_set
 from orders.services.risk import trading_state_set
 from orders.services.tickets import account_ticket_settings_set
+from orders.web.roles import can_supervise
 
 TICKET_SETTINGS = ("confirm_notional_above", "risk_per_trade")
 
@@ -55,7 +56,8 @@ class AccountAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)          # every other field, with these as they were
         if state != obj.trading_state:
             try:
-                trading_state_set(account=obj, state=state, actor=_actor(request), reason="set in the admin")
+                trading_state_set(account=obj, state=state, actor=_actor(request), reason="set in the admin",
+                                  supervisor=can_supervise(request.user))
             except DeskError as e:
                 self.message_user(request, e.message, messages.ERROR)
         if ticket != dict(zip(TICKET_SETTINGS, before, strict=True)):

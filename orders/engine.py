@@ -31,8 +31,11 @@ from orders.models import Account, Alert, EngineLease, Order, Position, VenueSta
 from orders.services.alerts import alerts_escalate
 from orders.services.audit import audit_record
 from orders.services.fills import reports_apply
+from orders.services.flatness import flatness_tick
+from orders.services.guards import guards_tick
 from orders.services.positions import position_close
 from orders.services.protection import protection_tick
+from orders.services.protection_watch import protection_watch_tick
 from orders.services.reconcile import reconcile_run, venue_refresh
 from orders.services.watched import watched_tick
 from orders.venue import order_to_working
@@ -218,9 +221,12 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
             log.exception("engine: following %s's books failed this tick", broker.name)
             venue.reconciled = venue.refreshed = time.monotonic()     # tried again when next due, not every tick
     protection_tick(accounts=accounts, broker=broker, now=now)
+    protection_watch_tick(accounts=accounts, broker=broker, now=now)
     if poll:                    # the venue may be asked for quotes this tick
         watched_tick(accounts=accounts, broker=broker, now=now, book=book)
     auto_flatten(accounts=accounts, broker=broker, now=now)
+    guards_tick(accounts=accounts, broker=broker, now=now)      # the day's loss and drawdown levels
+    flatness_tick(accounts=accounts, broker=broker, now=now)    # a kill switch followed until the venue is flat
     alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
     ENGINE_TICK_SECONDS.observe(time.perf_counter() - started, platform=broker.name)
     finished = time.time()

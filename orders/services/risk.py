@@ -15,29 +15,58 @@ from django.utils import timezone
 from orders import events
 from orders.brokers.base import Broker
 from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType
-from orders.domain.errors import AlertNotFound, Conflict, DeskError, InvalidRequest, InvalidValue
+from orders.domain.errors import AlertNotFound, Conflict, DeskError, Forbidden, InvalidRequest, InvalidValue
+from orders.domain.guards import trading_day
 from orders.domain.lifecycle import UNPLACED
 from orders.domain.money import format_decimal
-from orders.models import Account, Alert, ExitLeg, Order, Position, TradingState
+from orders.models import Account, AccountDay, Alert, ExitLeg, Order, Position, TradingState
 from orders.selectors import position_quantity
 from orders.services.audit import audit_record
+from orders.services.flatness import flatness_start
 from orders.services.orders import order_cancel
 from orders.services.positions import position_close
 from orders.services.protection import protect
 from orders.services.transitions import leg_transition
 
 
-def trading_state_set(*, account: Account, state: str, actor: str, reason: str = "") -> Account:
+def trading_state_set(*, account: Account, state: str, actor: str, reason: str = "",
+                      supervisor: bool = False) -> Account:
+    """Set the account's trading state. After today's loss guard made it REDUCING or HALTED (``services/guards.py``),
+    only a ``supervisor`` (the risk role) may loosen it below what the guard set, and only with a typed reason."""
     if state not in TradingState.values:
         raise InvalidValue("state", f"must be one of {', '.join(TradingState.values)}", provided=state)
     with transaction.atomic():
         previous = Account.objects.select_for_update().values_list("trading_state", flat=True).get(pk=account.pk)
+        guard = _guard_loosened(account, previous=previous, state=state)
+        if guard and not supervisor:
+            raise Forbidden(f"{account.name} was made {GUARD_STATE[guard]} by its {guard.lower()} loss guard today: "
+                            f"only a supervisor (the risk role) may set it {state}", detail_code="SUPERVISOR_REQUIRED")
+        if guard and not reason.strip():
+            raise InvalidValue("reason", f"say why {account.name} may trade again after its {guard.lower()} loss "
+                                         "guard", provided=reason)
         Account.objects.filter(pk=account.pk).update(trading_state=state)
         audit_record(account_id=account.pk, actor=actor, action="account.trading_state", target=account.name,
-                     previous=previous, state=state, reason=reason)
+                     previous=previous, state=state, reason=reason, **({"after_guard": guard} if guard else {}))
         events.record_desk(account.pk, "trading_state", state=state, previous=previous)
     account.trading_state = state
     return account
+
+
+# what a loss guard level sets, and how restrictive each state is (a move down this order loosens)
+GUARD_STATE = {"SOFT": TradingState.REDUCING, "HARD": TradingState.HALTED}
+_STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+def _guard_loosened(account: Account, *, previous: str, state: str) -> str:
+    """The loss guard level tripped today ("SOFT"/"HARD") when setting ``state`` loosens the account below what
+    that level set; else ""."""
+    if _STRICTNESS[state] >= _STRICTNESS.get(previous, 0):
+        return ""
+    level = AccountDay.objects.filter(account_id=account.pk, day=trading_day(timezone.now(), account.timezone)
+                                      ).values_list("level", flat=True).first()
+    if level in GUARD_STATE and _STRICTNESS[state] < _STRICTNESS[GUARD_STATE[level]]:
+        return level
+    return ""
 
 
 ROLE_NAMES = {Order.LegRole.STOP_LOSS: "stop-loss", Order.LegRole.TAKE_PROFIT: "take-profit",
@@ -76,6 +105,7 @@ class KillSwitchReceipt:
     kept: list[ReceiptLine] = field(default_factory=list)
     closing: list[ReceiptLine] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
+    run_id: str = ""        # the KillSwitchRun the engine follows until the venue is flat (``services/flatness.py``)
 
     @property
     def cancelled_order_ids(self) -> list[str]:
@@ -94,7 +124,8 @@ class KillSwitchReceipt:
                 "cancelled_order_ids": self.cancelled_order_ids, "cancelled_count": len(self.cancelled),
                 "kept_order_ids": self.kept_order_ids, "closing_order_ids": self.closing_order_ids,
                 "failures": self.failures, "cancelled": [asdict(line) for line in self.cancelled],
-                "kept": [asdict(line) for line in self.kept], "closing": [asdict(line) for line in self.closing]}
+                "kept": [asdict(line) for line in self.kept], "closing": [asdict(line) for line in self.closing],
+                "run_id": self.run_id}
 
 
 def kill_switch(*, account: Account, broker: Broker, actor: str, flatten: bool = False) -> KillSwitchReceipt:
@@ -130,9 +161,12 @@ def kill_switch(*, account: Account, broker: Broker, actor: str, flatten: bool =
                 receipt.closing.append(ReceiptLine.of(order))
             except DeskError as e:
                 receipt.failures.append({"symbol": symbol, "action": "close", "error": e.message})
+    # the engine now asks the venue until it is flat: cancels refused are retried, NOT_FLAT after N s
+    receipt.run_id = str(flatness_start(account=account, actor=actor, flatten=flatten, receipt=receipt.as_dict()).pk)
     audit_record(account_id=account.pk, actor=actor, action="account.kill_switch", target=account.name,
                  result="ok" if not receipt.failures else "partial", flatten=flatten,
-                 cancelled=len(receipt.cancelled), closing=len(receipt.closing), failures=receipt.failures)
+                 cancelled=len(receipt.cancelled), closing=len(receipt.closing), failures=receipt.failures,
+                 run=receipt.run_id)
     return receipt
 
 

@@ -27,7 +27,7 @@ class Command(BaseCommand):
         if options["state"]:
             try:
                 trading_state_set(account=account, state=options["state"], actor="command:trading_state",
-                                  reason=options["reason"])
+                                  reason=options["reason"], supervisor=True)   # whoever runs the desk's shell
             except DeskError as e:
                 raise CommandError(f"{e.code}: {e.message}") from e
         self.stdout.write(f"{account.name}: {account.trading_state}")
