@@ -4,6 +4,8 @@
     faults.set_unavailable(True)                                      # every call answers 503
     faults.set_latency(250)                                           # every call waits 250 ms
     faults.shock("AAPL", "-5", from_second=s)                         # AAPL 5 % below its price walk from s on
+    faults.freeze_quotes(True, at_second=s)                           # every quote stays the one of second s
+    faults.refuse_cancels(1)                                          # the venue refuses the next cancel
 
 The file is locked while it is read and changed, so a count of N rejections
 rejects exactly N orders even when the web server and the engine both submit.
@@ -28,6 +30,8 @@ class FaultState:
     unavailable: bool = False
     latency_ms: int = 0
     shocks: dict = field(default_factory=dict)            # {"AAPL": {"pct": "-5", "from": 1767225600}}
+    frozen_at: int | None = None                          # quotes frozen at this second (a feed that stopped)
+    cancel_refusals: int = 0                              # the next N cancels are refused
 
 
 class PaperFaults:
@@ -51,7 +55,8 @@ class PaperFaults:
         except (FileNotFoundError, ValueError):
             return FaultState()
         return FaultState(rejections=list(raw.get("rejections", [])), unavailable=bool(raw.get("unavailable")),
-                          latency_ms=int(raw.get("latency_ms", 0)), shocks=dict(raw.get("shocks", {})))
+                          latency_ms=int(raw.get("latency_ms", 0)), shocks=dict(raw.get("shocks", {})),
+                          cancel_refusals=int(raw.get("cancel_refusals", 0)), frozen_at=raw.get("frozen_at"))
 
     def _write(self, state: FaultState) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -83,6 +88,14 @@ class PaperFaults:
             state.latency_ms = max(0, milliseconds)
             self._write(state)
 
+    def freeze_quotes(self, frozen: bool, *, at_second: int) -> None:
+        """A feed that stopped: every quote stays the one of ``at_second`` (its timestamp too, so it ages) until
+        unfrozen. Only what the desk is told stops: the venue's own prices walk on."""
+        with self._locked():
+            state = self._read()
+            state.frozen_at = int(at_second) if frozen else None
+            self._write(state)
+
     def shock(self, symbol: str, pct: str, *, from_second: int, cumulative: bool = False) -> str:
         """Price ``symbol`` at its price walk × (1 + ``pct``/100) from ``from_second`` (seconds since the walk's
         epoch) on. Each symbol has one shock, measured from the walk, so a new one *replaces* the last: two
@@ -97,6 +110,25 @@ class PaperFaults:
             state.shocks[symbol] = {"pct": str(pct), "from": int(from_second)}
             self._write(state)
             return str(pct)
+
+    def refuse_cancels(self, count: int) -> None:
+        """Refuse the next ``count`` cancels, as a real venue can (busy, or the order locked in matching)."""
+        with self._locked():
+            state = self._read()
+            state.cancel_refusals = max(0, count)
+            self._write(state)
+
+    def take_cancel_refusal(self) -> bool:
+        """Consume one pending cancel refusal: True when this cancel is to be refused."""
+        if not self.path.exists():
+            return False
+        with self._locked():
+            state = self._read()
+            if state.cancel_refusals <= 0:
+                return False
+            state.cancel_refusals -= 1
+            self._write(state)
+            return True
 
     def clear(self) -> None:
         with self._locked():

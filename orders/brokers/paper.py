@@ -63,7 +63,7 @@ from orders.domain.enums import (
     TimeInForce,
     TrailingType,
 )
-from orders.domain.errors import OrderRejected, ProviderUnavailable, SymbolNotFound
+from orders.domain.errors import OrderRejected, ProviderError, ProviderUnavailable, SymbolNotFound
 from orders.domain.money import ZERO, format_decimal, is_on_grid, quantize_money
 from orders.domain.orders import OrderRequest
 from orders.domain.positions import exposure_increase
@@ -157,6 +157,9 @@ class PaperBroker(Broker):
 
     def quote(self, symbol: str, *, now: datetime) -> Quote:
         self._venue_call()
+        frozen_at = self.faults.state().frozen_at if self.faults is not None else None
+        if frozen_at is not None:        # a feed that stopped: the quote of the second it stopped, ageing
+            return self.walk.quote_at_second(self.instrument(symbol), min(frozen_at, seconds_since_epoch(now)))
         return self.walk.quote(self.instrument(symbol), now)
 
     def bars(self, symbol: str, *, timeframe: str, seconds: int, end: datetime, count: int) -> list[Bar]:
@@ -359,6 +362,8 @@ class PaperBroker(Broker):
 
     def cancel_order(self, ticket: OrderTicket) -> None:
         self._venue_call()
+        if self.faults is not None and self.faults.take_cancel_refusal():
+            raise ProviderError("the venue refused to cancel the order (injected fault)", provider=self.name)
 
     def modify_order(self, ticket: OrderTicket, *, quantity: Decimal | None = None,
                      limit_price: Decimal | None = None, stop_price: Decimal | None = None,

@@ -6,6 +6,8 @@
     manage.py paper_faults --shock AAPL -5       # AAPL 5 % below its price walk from now on (replaces a shock)
     manage.py paper_faults --shock AAPL -5 --cumulative   # 5 % further down from the shock in force
     manage.py paper_faults --shock AAPL 0        # undo AAPL's shock
+    manage.py paper_faults --refuse-cancels 1   # the venue refuses the next cancel (the kill switch retries it)
+    manage.py paper_faults --freeze-quotes on    # the feed stops: quotes keep their price and time (they age)
     manage.py paper_faults --clear
     manage.py paper_faults                       # show the current faults
 """
@@ -40,6 +42,11 @@ class Command(BaseCommand):
         parser.add_argument("--cumulative", action="store_true",
                             help="with --shock: move SYMBOL PERCENT further from the shock in force (compounded: "
                                  "-5 twice is 9.75 %% below the walk)")
+        parser.add_argument("--refuse-cancels", type=int, metavar="N",
+                            help="the venue refuses the next N cancels (0 stops refusing)")
+        parser.add_argument("--freeze-quotes", choices=["on", "off"],
+                            help="on: every quote stays the one of now and ages, as from a feed that stopped "
+                                 "(orders priced from the market are then refused STALE_QUOTE); off: live again")
         parser.add_argument("--clear", action="store_true", help="remove every fault and shock")
 
     def handle(self, *args, **options):
@@ -58,6 +65,12 @@ class Command(BaseCommand):
             raise CommandError("--cumulative goes with --shock SYMBOL PERCENT")
         if options["latency_ms"] is not None:
             faults.set_latency(options["latency_ms"])
+        if options["freeze_quotes"]:
+            faults.freeze_quotes(options["freeze_quotes"] == "on", at_second=seconds_since_epoch(timezone.now()))
+        if options["refuse_cancels"] is not None:
+            if options["refuse_cancels"] < 0:
+                raise CommandError("--refuse-cancels N takes a count of 0 or more")
+            faults.refuse_cancels(options["refuse_cancels"])
         self.stdout.write(json.dumps(asdict(faults.state()), indent=2))
 
     def _shock(self, faults, symbol: str, pct: str, *, cumulative: bool) -> None:
