@@ -119,7 +119,9 @@ class WireModel(BaseModel):
 
 class ErrorOut(WireModel):
     # every failure: the /v1 error envelope (orders.api.errors)
-    code: str = Field(description="INVALID_REQUEST, VALIDATION_ERROR, ORDER_NOT_FOUND, INSUFFICIENT_BALANCE, …")
+    code: str = Field(description="INVALID_REQUEST, VALIDATION_ERROR, ORDER_NOT_FOUND, INSUFFICIENT_BALANCE, "
+                                  "STALE_QUOTE (422: the quote an order is priced from is too old), RATE_LIMITED (429: "
+                                  "the key's or the account's order rate; Retry-After says when), …")
     message: str
     details: Any | None = None
 

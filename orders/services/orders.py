@@ -37,6 +37,8 @@ from orders.services.accounts import account_context
 from orders.services.audit import audit_record
 from orders.services.exposure import Exposure, exposure_current, exposure_remember_order
 from orders.services.limits import limits_enforce
+from orders.services.staleness import stale_quote_enforce
+from orders.services.throttle import throttle_enforce
 from orders.services.transitions import order_announce, order_insert, order_transition
 from orders.venue import order_to_ticket, replaced_at_venue
 from orders.writelock import serialised_writes
@@ -51,9 +53,11 @@ class SubmitResult:
 
 
 def order_submit(*, account: Account, request: OrderRequest, broker: Broker, actor: str = "",
-                 now: datetime | None = None, parent: Order | None = None, leg_role: str | None = None) -> SubmitResult:
+                 now: datetime | None = None, parent: Order | None = None, leg_role: str | None = None,
+                 override_reason: str = "") -> SubmitResult:
     """Check, record and send one order. An identical retry of a ``client_order_id`` returns the
-    order already recorded; a different order under the same ``client_order_id`` is refused."""
+    order already recorded; a different order under the same ``client_order_id`` is refused.
+    ``override_reason``: a person's typed reason to send an entry past a stale quote (audited)."""
     validate_order_request(request)
     if request.client_order_id:
         existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
@@ -67,7 +71,7 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
     try:
         with serialised_writes(), transaction.atomic():
             order, book = _checked_order(account=account, request=request, broker=broker, actor=actor, now=now,
-                                         parent=parent, leg_role=leg_role)
+                                         parent=parent, leg_role=leg_role, override_reason=override_reason)
             sends_alone = broker.answers_at_once and not (is_entry and request.has_exits and choose_strategy(
                 broker.capabilities, request, broker) == "native_bracket")
             # a venue that answers at once is sent the order here: it is recorded as acknowledged
@@ -122,7 +126,7 @@ def _check_trading_state(account: Account, request: OrderRequest, position_quant
 
 
 def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, actor: str, now: datetime,
-                   parent: Order | None, leg_role: str | None) -> tuple[Order, Exposure]:
+                   parent: Order | None, leg_role: str | None, override_reason: str = "") -> tuple[Order, Exposure]:
     """The order, checked against the account and the venue's rules, not yet saved, and the account's
     exposure it was checked against."""
     account = _locked(account)
@@ -131,6 +135,11 @@ def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, a
                               side=request.side, quantity=request.quantity)
     if parent is None and leg_role != Order.LegRole.CLOSE:
         _check_trading_state(account, request, context.position_quantity)
+    stale = None
+    if parent is None and leg_role is None and not _only_reduces(request, context.position_quantity):
+        throttle_enforce(account_id=account.pk, now=now)        # under the account's row lock: counted in turn
+        stale = stale_quote_enforce(account_id=account.pk, request=request, broker=broker, now=now,
+                                    override_reason=override_reason)
     reference = broker.check_order(request, context=context, now=now)
     if parent is None and leg_role is None:
         limits_enforce(account_id=account.pk, request=request, reference=reference, broker=broker, now=now)
@@ -147,7 +156,18 @@ def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, a
         hidden=request.hidden, display_quantity=request.display_quantity, reserved_price=reference,
         parent=parent, leg_role=leg_role, submitted_by=actor, created_at=now, updated_at=now,
     )
+    if stale is not None:                     # written with the order: rolled back with it if it is not placed
+        audit_record(account_id=account.pk, actor=actor, action="order.override", target=str(order.id),
+                     reason=stale.reason, check="STALE_QUOTE", quote_age_seconds=format_decimal(stale.age),
+                     max_quote_age_seconds=format_decimal(stale.limit), symbol=request.symbol)
     return order, book
+
+
+def _only_reduces(request: OrderRequest, position_quantity: Decimal) -> bool:
+    """A reduce-only order, or one that only brings the position towards flat: never throttled, never held
+    back by a stale quote (a guard must not trap a position)."""
+    return request.reduce_only or exposure_increase(position_quantity, side=request.side,
+                                                    quantity=request.quantity) <= 0
 
 
 def _locked(account: Account) -> Account:

@@ -24,12 +24,14 @@ from orders.domain.orders import OrderRequest, validate_order_request
 from orders.domain.positions import exposure_increase
 from orders.domain.pretrade import Breach, pretrade_breaches
 from orders.domain.quotes import QuoteFigures, quote_figures
+from orders.domain.throttle import LIVE_PRICED, age_text, quote_age
 from orders.models import Account, Order
 from orders.selectors import position_quantity
 from orders.services.accounts import account_snapshot
 from orders.services.audit import audit_record
 from orders.services.limits import limits_read, orders_today
 from orders.services.orders import SubmitResult, order_submit
+from orders.services.staleness import max_quote_age, quote_too_old
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,13 @@ class TicketPreview:
     day_open: Decimal | None = None
     confirm: str = ""                             # the question asked before sending, above the account's notional
     tick: Decimal | None = None                   # the instrument's, for prices shown with its decimals
+    quote_age: Decimal | None = None              # seconds since the quote shown was taken
+    quote_age_limit: Decimal | None = None        # the account's max_quote_age_seconds (None: no limit)
+    quote_stale: bool = False                     # an order priced from it is refused STALE_QUOTE without a reason
+
+    @property
+    def quote_age_text(self) -> str:
+        return age_text(self.quote_age) if self.quote_age is not None else ""
 
     @property
     def hard_breaches(self) -> list[Breach]:
@@ -227,6 +236,9 @@ def ticket_preview(*, account: Account, request: OrderRequest | TicketDraft, bro
     if request.take_profit is not None:
         preview.reward = quantize_money(abs(request.take_profit - entry) * request.quantity, 2)
     preview.r_multiple = r_multiple(risk=preview.risk, reward=preview.reward)
+    preview.quote_age, preview.quote_age_limit = quote_age(quote.timestamp, now=now), max_quote_age(account.pk)
+    preview.quote_stale = (request.order_type in LIVE_PRICED and not request.reduce_only and added > 0
+                           and quote_too_old(account_id=account.pk, quote=quote, now=now) is not None)
     preview.breaches = [*_venue_breaches(request=request, broker=broker, now=now, preview=preview,
                                          context=AccountContext(figures=figures, position_quantity=held),
                                          margin_rate=instrument.margin_rate),
@@ -385,7 +397,8 @@ def _ticket_place(*, account: Account, request: OrderRequest, anchor: Decimal | 
             raise OverrideRequired(preview)
         if preview.confirm and confirmed != preview.confirm_key:
             raise ConfirmRequired(preview)
-    result: SubmitResult = order_submit(account=account, request=request, broker=broker, actor=actor)
+    result: SubmitResult = order_submit(account=account, request=request, broker=broker, actor=actor,
+                                        override_reason=override_reason if by_person else "")
     if preview is not None and preview.soft_breaches and result.created:
         audit_record(account_id=account.pk, actor=actor, action="order.override", target=str(result.order.id),
                      reason=override_reason.strip(), breaches=[b.message for b in preview.soft_breaches])
