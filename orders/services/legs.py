@@ -28,7 +28,7 @@ from orders.exits.rules import leg_client_order_id
 from orders.exits.strategy import choose_strategy, leg_plans
 from orders.models import Alert, ExitLeg, Order, position_wire_id
 from orders.selectors import position_quantity
-from orders.services import breakers
+from orders.services import breakers, protection_time
 from orders.services.alerts import alert_raise, alerts_resolve
 from orders.services.audit import audit_record
 from orders.services.transitions import leg_transition, order_insert, order_transition
@@ -198,11 +198,20 @@ def leg_release_held(entry: Order, leg: ExitLeg, target: Decimal, *, broker: Bro
 # -- outcomes --------------------------------------------------------------------------------------------
 
 def leg_mark_placed(leg: ExitLeg) -> None:
+    """The leg covers what it must: placed (or grown) and acknowledged by the venue, released, or armed. Its
+    acknowledgement (``services/protection_time``) is written with the move, or alone when it was PLACED."""
     was_unplaced = leg.status in UNPLACED
-    if leg_transition(leg, LegStatus.PLACED, next_attempt_at=None, first_failure_at=None, last_error=""):
+    acked = protection_time.ack_fields(leg, now=timezone.now())
+    if leg_transition(leg, LegStatus.PLACED, next_attempt_at=None, first_failure_at=None, last_error="", **acked):
         if was_unplaced and not ExitLeg.objects.filter(entry_id=leg.entry_id, status__in=UNPLACED).exists():
             alerts_resolve(account_id=leg.account_id, symbol=leg.symbol, kind=Alert.Kind.POSITION_UNPROTECTED,
                            resolution="protected again: every leg is placed", entry_id=leg.entry_id)
+    elif acked and ExitLeg.objects.filter(pk=leg.pk, status=LegStatus.PLACED, acked_at__isnull=True).update(**acked):
+        leg.acked_at = acked["acked_at"]          # grown for a later fill: it was PLACED already
+    else:
+        return
+    if acked:
+        protection_time.leg_acked(leg)
 
 
 def leg_placement_failed(leg: ExitLeg, entry: Order, error: str, *, now: datetime, infrastructure: bool = False,

@@ -41,7 +41,7 @@ from orders.exits.decide import (
 )
 from orders.models import Account, Alert, ExitLeg, Fill, Order
 from orders.selectors import position_quantity
-from orders.services import breakers, legs
+from orders.services import breakers, legs, protection_time
 from orders.services.alerts import alert_raise, alerts_resolve
 from orders.services.orders import order_cancel
 from orders.services.transitions import leg_transition, order_transition
@@ -62,6 +62,7 @@ def on_fill(order: Order, fill: Fill, *, broker: Broker) -> None:
         _on_leg_fill(order, broker=broker)
     elif order.leg_role is None and order.parent_id is None:
         if order.exit_legs.exists():
+            protection_time.legs_needed(order, now=timezone.now())
             protect(entry=order, broker=broker)
     if order.oco_group_id and order.status == OrderStatus.FILLED:
         _on_user_oco_fill(order, broker=broker)
