@@ -36,6 +36,7 @@ from orders import wire
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
 from orders.domain.quotes import quote_figures
+from orders.domain.throttle import age_text, quote_age
 from orders.events import DESK_KIND
 from orders.models import Account, Order, TradingState
 from orders.realtime.market import market_data
@@ -44,7 +45,14 @@ from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
 from orders.services.breakers import breaker_snapshot
 from orders.web.banner import placed_out
-from orders.web.context import alerts_context, blotter_context, orders_context, venue_context
+from orders.web.context import (
+    alerts_context,
+    blotter_context,
+    kill_run_context,
+    orders_context,
+    protection_context,
+    venue_context,
+)
 from orders.web.roles import can_supervise, can_trade, visible_accounts
 
 log = logging.getLogger(__name__)
@@ -65,10 +73,11 @@ def render_fragment(kind: str, frame: dict, *, can_trade: bool = False) -> str |
     return None
 
 
-# events.record_desk's ``what`` -> the sections it redraws. Pre-trade limits and API keys are on no page the socket
-# serves (the ticket's preview reads the limits when asked; keys are the admin's): their events redraw nothing.
+# events.record_desk's ``what`` -> the sections it redraws. API keys are on no page the socket serves (they are the
+# admin's); the pre-trade limits only in the risk view's time to protection (when to alert and flatten).
 _DESK_SECTIONS = {"alert": ("alerts",), "trading_state": ("state",), "breaker": ("breakers",),
-                  "limits": (), "api_key": (), "venue": ("venue",)}
+                  "limits": ("protection",), "api_key": (), "venue": ("venue",), "protection": ("protection",),
+                  "kill_run": ("kill-run",)}
 
 
 def sections_for(kind: str, frame: dict) -> set[str]:
@@ -118,7 +127,7 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
 
     def _all_sections(self) -> set[str]:
         if self.view == "risk":
-            return {"alerts", "state", "breakers", "working", "finished", "venue"}
+            return {"alerts", "state", "breakers", "working", "finished", "venue", "protection", "kill-run"}
         return {"working", "finished", "positions", "fills", "figures", "state", "alerts", "breakers"}
 
     async def disconnect(self, code) -> None:
@@ -247,7 +256,9 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
         quote, day = wire.quote_out(raw), await market.day_open(self.watch, now=now)
         figures = quote_figures(bid=raw.bid, ask=raw.ask, last=raw.last, day_open=day.open if day else None)
         epoch = int(timezone.now().timestamp())
-        await self.send(text_data=render_to_string(f"{FRAGMENTS}#ticket-quote", {"quote": quote, "figures": figures}) +
+        age = age_text(quote_age(raw.timestamp, now=now))     # a frozen feed's quote shows it ageing
+        await self.send(text_data=render_to_string(f"{FRAGMENTS}#ticket-quote",
+                                                   {"quote": quote, "figures": figures, "age": age}) +
                         render_to_string(f"{FRAGMENTS}#chart-tick", {"quote": quote, "epoch": epoch}))
 
     def _state_parts(self) -> list[str]:
@@ -297,10 +308,16 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
                 parts.append(render_to_string("orders/risk.html#breakers", {
                     "breakers": breakers, "account": self.account, "can_supervise": self.can_supervise,
                     "oob": True}))
+        if "kill-run" in sections and self.view == "risk":
+            parts.append(render_to_string("orders/risk.html#kill-run", {**kill_run_context(self.account),
+                                                                         "oob": True}))
         if "venue" in sections and self.view == "risk":
             venue = venue_context(self.account)
             if venue["venue"] is not None:
                 parts.append(render_to_string("orders/risk.html#venue", {**venue, "account": self.account,
+                                                                          "oob": True}))
+        if self.view == "risk" and sections & {"protection", "positions"}:     # a position gone takes its line
+            parts.append(render_to_string("orders/risk.html#protection", {**protection_context(self.account),
                                                                           "oob": True}))
         if "alerts" in sections:
             alerts = live_alerts(account_id=self.account_id)

@@ -14,8 +14,12 @@ from orders import selectors, wire
 from orders.brokers.base import Broker
 from orders.domain.enums import OrderStatus
 from orders.domain.errors import DeskError
+from orders.domain.money import format_decimal
 from orders.models import Account, Alert, TradingState, position_wire_id
 from orders.services.accounts import account_snapshot, mark_price
+from orders.services.flatness import kill_run_latest, kill_run_line
+from orders.services.guards import guard_view
+from orders.services.protection_time import protection_summary
 from orders.services.risk import leg_role_name
 from orders.templatetags.desk_numbers import tick_decimals
 
@@ -35,7 +39,33 @@ def risk_context(account: Account, broker: Broker) -> dict:
     """What the risk view shows besides the page's own: alert cards and history, states, orders and the venue's
     books."""
     return {**alerts_context(account, broker), "states": TradingState.values, **orders_context(account),
-            **venue_context(account)}
+            **venue_context(account), **guards_context(account, broker), **kill_run_context(account),
+            **protection_context(account)}
+
+
+def protection_context(account: Account) -> dict:
+    """Time to protection: p50/p99 over the last hour and each open position's wait for its exits."""
+    return {"protection": protection_summary(account)}
+
+
+GUARD_LABELS = {"daily_loss_soft": "Loss soft", "daily_loss_hard": "Loss hard", "drawdown_soft": "Drawdown soft",
+                "drawdown_hard": "Drawdown hard"}
+
+
+def guards_context(account: Account, broker: Broker, *, posted: dict | None = None) -> dict:
+    """The day's loss and drawdown: today's start and peak equity, the loss and drawdown now, the levels, the level
+    tripped and the last hard halt's receipt (``services/guards.py``); the levels form holds what was ``posted``
+    when it was refused, else the levels in force."""
+    guard = guard_view(account=account, broker=broker, now=timezone.now())
+    fields = [(name, label, posted.get(name, "") if posted is not None else
+               (format_decimal(getattr(guard.levels, name)) if getattr(guard.levels, name) is not None else ""))
+              for name, label in GUARD_LABELS.items()]
+    return {"guard": guard, "guard_fields": fields}
+
+
+def kill_run_context(account: Account) -> dict:
+    """The account's latest kill switch as the engine follows it to flatness (``services/flatness.py``)."""
+    return {"kill_run": kill_run_line(kill_run_latest(account))}
 
 
 def alerts_context(account: Account, broker: Broker) -> dict:
