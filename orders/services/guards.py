@@ -29,13 +29,14 @@ from django.db import transaction
 
 from orders import events
 from orders.brokers.base import Broker
-from orders.domain.errors import DeskError
+from orders.domain.errors import DeskError, InvalidValue
 from orders.domain.guards import Breach, GuardLevels, Level, day_loss, drawdown, guard_breach, trading_day
 from orders.domain.money import format_decimal
 from orders.models import Account, AccountDay, Alert, PreTradeLimits, TradingState
 from orders.services.accounts import account_snapshot
 from orders.services.alerts import alert_raise
 from orders.services.audit import audit_record
+from orders.services.limits import limits_set
 from orders.services.risk import kill_switch, trading_state_set
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,21 @@ def _nth(account: Account, day: date, level: Level) -> int:
     return Alert.objects.filter(account=account, kind=Alert.Kind.LOSS_LIMIT,
                                 dedupe_key__startswith=f"loss-limit:{account.pk}:{day.isoformat()}:{level.value}:"
                                 ).count()
+
+
+LEVEL_NAMES = ("daily_loss_soft", "daily_loss_hard", "drawdown_soft", "drawdown_hard")
+
+
+def guard_levels_set(*, account_id: int, actor: str, flatten_on_hard_halt: bool,
+                     **levels: Decimal | None) -> PreTradeLimits:
+    """The risk view's levels form: the four levels (None = no level) and whether a hard halt flattens, set by
+    ``limits.limits_set`` (audited, pushed). A soft level must sit below its hard level."""
+    for measure in ("daily_loss", "drawdown"):
+        soft, hard = levels.get(f"{measure}_soft"), levels.get(f"{measure}_hard")
+        if soft is not None and hard is not None and soft >= hard:
+            raise InvalidValue(f"{measure}_soft", f"the soft {measure.replace('_', ' ')} level must be below the "
+                                                  f"hard one ({format_decimal(hard)})", provided=soft)
+    return limits_set(account_id=account_id, actor=actor, flatten_on_hard_halt=flatten_on_hard_halt, **levels)
 
 
 # -- what the risk view shows ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ urlpatterns = [
     path("risk/kill-switch/", views.kill_switch_view, name="kill-switch"),
     path("risk/trading-state/", views.trading_state_view, name="trading-state"),
     path("risk/breakers/reset/", views.breakers_reset_view, name="breakers-reset"),
+    path("risk/guards/", views.guard_levels_view, name="guard-levels"),
     path("audit/", views.audit, name="audit"),
     path("audit.csv", views.audit_csv, name="audit-csv"),
 ]

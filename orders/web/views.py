@@ -26,10 +26,12 @@ from orders.selectors import latest_fills, live_alerts, order_get
 from orders.services import tickets
 from orders.services.alerts import alert_acknowledge
 from orders.services.breakers import breaker_snapshot, breakers_reset
+from orders.services.guards import LEVEL_NAMES, guard_levels_set
 from orders.services.orders import OrderChanges, order_cancel, order_modify, orders_cancel_all
 from orders.services.positions import position_close, positions_close_all
 from orders.services.reconcile import position_adopt_venue
 from orders.services.risk import kill_switch, position_exits_replace, trading_state_set
+from orders.services.staleness import StaleQuote
 from orders.services.tickets import (
     ConfirmRequired,
     OverrideRequired,
@@ -39,7 +41,7 @@ from orders.services.tickets import (
     ticket_preview,
 )
 from orders.web.banner import placed_out
-from orders.web.context import alerts_context, blotter_context, risk_context, ticket_symbols
+from orders.web.context import alerts_context, blotter_context, guards_context, risk_context, ticket_symbols
 from orders.web.forms import OrderTicketForm
 from orders.web.roles import can_supervise, can_trade, desk_account, require, roles_of, visible_accounts
 from orders.web.session import login_required
@@ -137,6 +139,10 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
     except OverrideRequired as e:
         form.add_error("override_reason", "Type a reason to send an order past the warnings above.")
         return _ticket_response(request, context, form, preview=e.preview, status=422)
+    except StaleQuote as e:                            # beside the reason that would send it past the old quote
+        form.add_error("override_reason", f"{e.code}: {e.message}")
+        return _ticket_response(request, context, form, preview=_fresh_preview(account, draft, broker),
+                                status=e.status)
     except PriceMoved as e:
         form.add_desk_error(e)                         # with the figures at today's price, to check and send again
         return _ticket_response(request, context, form, preview=_fresh_preview(account, draft, broker),
@@ -408,7 +414,7 @@ def trading_state_view(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
     try:
         trading_state_set(account=context["account"], state=request.POST.get("state", ""), actor=_actor(request),
-                          reason=request.POST.get("reason", ""))
+                          reason=request.POST.get("reason", ""), supervisor=can_supervise(request.user))
     except DeskError as e:
         messages.error(request, e.message)
     else:
@@ -429,6 +435,36 @@ def breakers_reset_view(request: HttpRequest) -> HttpResponse:
     else:
         context["breaker_changed"] = True                # redraws the badge in the top bar too
     return render(request, "orders/risk.html#breakers", context)
+
+
+@login_required
+@require_POST
+@risk_only
+def guard_levels_view(request: HttpRequest) -> HttpResponse:
+    """The risk view's loss-guard levels: the day's loss and drawdown, soft and hard (empty = no level), and whether
+    a hard halt flattens; redrawn with today's figures, or with what was wrong beside the form."""
+    context = page_context(request)
+    levels, errors = {}, []
+    for name in LEVEL_NAMES:
+        raw = request.POST.get(name, "").strip()
+        try:
+            levels[name] = to_decimal(raw) if raw else None
+        except (ValueError, ArithmeticError):
+            errors.append(f"{name.replace('_', ' ')}: “{raw[:40]}” is not an amount")
+    if not errors:
+        try:
+            guard_levels_set(account_id=context["account"].pk, actor=_actor(request),
+                             flatten_on_hard_halt=request.POST.get("flatten_on_hard_halt") == "on", **levels)
+        except DeskError as e:
+            errors.append(e.message)
+        else:
+            context["guard_saved"] = True
+    context.update(guards_context(context["account"], context["broker"], posted=request.POST if errors else None))
+    context["guard_errors"] = errors
+    response = render(request, "orders/risk.html#guards", context, status=422 if errors else 200)
+    if errors:
+        response[FRAGMENT_HEADER] = "guards"          # refusals.js swaps it in like a 200 (htmx drops 4xx/5xx)
+    return response
 
 
 # -- audit ---------------------------------------------------------------------------------------------

@@ -1,0 +1,127 @@
+"""The risk view's loss guards: today's start and peak equity, loss and drawdown against the levels, a form the
+risk desk sets the levels with (audited), the receipt of a hard halt, and a resume only the risk desk may give,
+with a reason."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from orders.models import Account, AuditEvent, PreTradeLimits
+from orders.services.limits import limits_set
+from tests.builders import run_engine
+from tests.services.test_guards import long_with_far_stop, shock
+from tests.web.page import parse
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+
+
+def guards_fragment(response, status=200):
+    assert response.status_code == status, response.content
+    html = response.content.decode()
+    assert "<html" not in html
+    part = parse(html)
+    assert [e.attrs["id"] for e in part.elements] == ["guards"]
+    return part
+
+
+def halted_by_the_guard(account, broker, clock):
+    limits_set(account_id=account.pk, actor="rita", daily_loss_soft=D("100"), daily_loss_hard=D("400"))
+    entry = long_with_far_stop(account, broker, clock)
+    shock(broker, "-3")
+    run_engine(account, broker, seconds=2, clock=clock)
+    assert Account.objects.get(pk=account.pk).trading_state == "HALTED"
+    return entry
+
+
+def test_the_risk_view_shows_the_days_start_loss_and_levels(risk_client, account, broker, clock):
+    limits_set(account_id=account.pk, actor="rita", daily_loss_soft=D("100"), daily_loss_hard=D("400"))
+    long_with_far_stop(account, broker, clock)
+    shock(broker, "-1")
+    run_engine(account, broker, seconds=2, clock=clock)
+
+    guards = parse(risk_client.get("/risk/").content).by_id("guards")
+
+    assert guards.by_id("guard-start").text == "99,997.00"           # at the first tick: the fill's
+    assert guards.by_id("guard-level").text == "soft level reached"
+    assert [td.text for td in guards.by_id("guard-loss").find_all("td")] == ["Loss", "148.00", "100.00", "400.00"]
+    assert [td.text for td in guards.by_id("guard-drawdown").find_all("td")][2:] == ["none", "none"]
+    assert guards.by_id("guard-daily_loss_soft").attrs["value"] == "100"
+
+
+def test_the_risk_desk_sets_the_levels_and_the_change_is_audited(risk_client, htmx, account):
+    part = guards_fragment(risk_client.post("/risk/guards/", {
+        "daily_loss_soft": "500", "daily_loss_hard": "1000", "drawdown_soft": "", "drawdown_hard": "1500",
+        "flatten_on_hard_halt": "on"}, headers=htmx))
+
+    row = PreTradeLimits.objects.get(account=account)
+    assert (row.daily_loss_soft, row.daily_loss_hard, row.drawdown_soft, row.drawdown_hard) == (
+        D("500"), D("1000"), None, D("1500"))
+    assert row.flatten_on_hard_halt
+    assert part.find("p", class_="ok").text == "Levels saved."
+    assert part.by_id("guard-daily_loss_hard").attrs["value"] == "1000"
+    audit = AuditEvent.objects.get(action="limits.set")
+    assert audit.actor == "user:rita"
+    assert audit.details["changed"]["daily_loss_hard"] == {"from": None, "to": "1000"}
+
+
+def test_a_level_that_is_not_an_amount_is_refused_beside_the_form(risk_client, htmx, account):
+    part = guards_fragment(risk_client.post("/risk/guards/", {"daily_loss_soft": "lots"}, headers=htmx),
+                           status=422)
+
+    assert part.find("p", class_="error").text == "daily loss soft: “lots” is not an amount"
+    assert part.by_id("guard-daily_loss_soft").attrs["value"] == "lots"        # what was typed stays
+    assert not AuditEvent.objects.filter(action="limits.set").exists()
+
+
+def test_a_soft_level_at_or_above_the_hard_one_is_refused(risk_client, htmx, account):
+    response = risk_client.post("/risk/guards/", {"drawdown_soft": "900", "drawdown_hard": "500"}, headers=htmx)
+    part = guards_fragment(response, status=422)
+
+    assert response["X-Desk-Fragment"] == "guards"
+    assert part.find("p", class_="error").text == (
+        "Invalid value for drawdown_soft: the soft drawdown level must be below the hard one (500)")
+    assert not PreTradeLimits.objects.filter(account=account, drawdown_hard__isnull=False).exists()
+
+
+def test_a_negative_level_is_refused(risk_client, htmx, account):
+    part = guards_fragment(risk_client.post("/risk/guards/", {"daily_loss_hard": "-5"}, headers=htmx), status=422)
+    assert "must be zero or more" in part.find("p", class_="error").text
+
+
+def test_a_trader_can_neither_set_the_levels_nor_see_the_form(trader_client, account):
+    assert trader_client.post("/risk/guards/", {"daily_loss_hard": "1"}).status_code == 403
+    assert not PreTradeLimits.objects.filter(account=account, daily_loss_hard__isnull=False).exists()
+    assert parse(trader_client.get("/risk/").content).by_id("guards").find("form") is None
+
+
+def test_the_risk_view_shows_the_hard_halt_and_its_receipt(risk_client, account, broker, clock):
+    entry = halted_by_the_guard(account, broker, clock)
+
+    receipt = parse(risk_client.get("/risk/").content).by_id("guard-receipt")
+
+    assert "HALTED" in receipt.text and "Cancelled 1 order" in receipt.text
+    kept = receipt.find("ul", **{"data-outcome": "kept"})
+    assert sorted(li.attrs["data-role"] for li in kept.find_all("li")) == ["stop-loss", "take-profit"]
+    assert str(entry.id) not in receipt.text       # the entry filled: only its exits are listed
+
+
+def test_resuming_a_guard_halt_needs_a_reason_from_the_risk_desk(risk_client, trader_client, htmx, account, broker,
+                                                                 clock):
+    halted_by_the_guard(account, broker, clock)
+    assert trader_client.post("/risk/trading-state/", {"state": "ACTIVE", "reason": "x"}).status_code == 403
+
+    refused = parse(risk_client.post("/risk/trading-state/", {"state": "ACTIVE", "reason": " "},
+                                     headers=htmx).content)
+    assert refused.find("p", class_="error").text == (
+        "Invalid value for reason: say why alice may trade again after its hard loss guard")
+    assert Account.objects.get(pk=account.pk).trading_state == "HALTED"
+
+    risk_client.post("/risk/trading-state/", {"state": "ACTIVE", "reason": "loss understood, new budget"},
+                     headers=htmx)
+    assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
+    audit = AuditEvent.objects.filter(action="account.trading_state").latest("at")
+    assert (audit.actor, audit.details["after_guard"]) == ("user:rita", "HARD")
