@@ -44,10 +44,12 @@ from orders.realtime.opening import OpensUnlessDatabaseGone
 from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
 from orders.services.breakers import breaker_snapshot
+from orders.services.staleness import max_quote_age
 from orders.web.banner import placed_out
 from orders.web.context import (
     alerts_context,
     blotter_context,
+    guards_context,
     kill_run_context,
     orders_context,
     protection_context,
@@ -76,8 +78,8 @@ def render_fragment(kind: str, frame: dict, *, can_trade: bool = False) -> str |
 # events.record_desk's ``what`` -> the sections it redraws. API keys are on no page the socket serves (they are the
 # admin's); the pre-trade limits only in the risk view's time to protection (when to alert and flatten).
 _DESK_SECTIONS = {"alert": ("alerts",), "trading_state": ("state",), "breaker": ("breakers",),
-                  "limits": ("protection",), "api_key": (), "venue": ("venue",), "protection": ("protection",),
-                  "kill_run": ("kill-run",)}
+                  "limits": ("protection", "guards"), "api_key": (), "venue": ("venue",),
+                  "protection": ("protection",), "kill_run": ("kill-run",), "guards": ("guards",)}
 
 
 def sections_for(kind: str, frame: dict) -> set[str]:
@@ -127,7 +129,8 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
 
     def _all_sections(self) -> set[str]:
         if self.view == "risk":
-            return {"alerts", "state", "breakers", "working", "finished", "venue", "protection", "kill-run"}
+            return {"alerts", "state", "breakers", "working", "finished", "venue", "protection", "kill-run",
+                    "guards"}
         return {"working", "finished", "positions", "fills", "figures", "state", "alerts", "breakers"}
 
     async def disconnect(self, code) -> None:
@@ -256,9 +259,11 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
         quote, day = wire.quote_out(raw), await market.day_open(self.watch, now=now)
         figures = quote_figures(bid=raw.bid, ask=raw.ask, last=raw.last, day_open=day.open if day else None)
         epoch = int(timezone.now().timestamp())
-        age = age_text(quote_age(raw.timestamp, now=now))     # a frozen feed's quote shows it ageing
-        await self.send(text_data=render_to_string(f"{FRAGMENTS}#ticket-quote",
-                                                   {"quote": quote, "figures": figures, "age": age}) +
+        # a frozen feed's quote shows it ageing, marked past the account's limit (orders priced from it need a reason)
+        age, limit = quote_age(raw.timestamp, now=now), await _quote_age_limit(self.account_id)
+        await self.send(text_data=render_to_string(f"{FRAGMENTS}#ticket-quote", {
+            "quote": quote, "figures": figures, "age": age_text(age), "limit": limit,
+            "stale": limit is not None and age > limit}) +
                         render_to_string(f"{FRAGMENTS}#chart-tick", {"quote": quote, "epoch": epoch}))
 
     def _state_parts(self) -> list[str]:
@@ -308,6 +313,10 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
                 parts.append(render_to_string("orders/risk.html#breakers", {
                     "breakers": breakers, "account": self.account, "can_supervise": self.can_supervise,
                     "oob": True}))
+        if "guards" in sections and self.view == "risk":        # the day's loss guards: a level reached, new levels
+            parts.append(render_to_string("orders/risk.html#guards", {
+                **guards_context(self.account, self.broker), "account": self.account,
+                "can_supervise": self.can_supervise, "oob": True}))
         if "kill-run" in sections and self.view == "risk":
             parts.append(render_to_string("orders/risk.html#kill-run", {**kill_run_context(self.account),
                                                                          "oob": True}))
@@ -349,3 +358,6 @@ def _account_for(user, wanted: str | None):
     if account is None:
         return None
     return account, can_trade(user), can_supervise(user)
+
+
+_quote_age_limit = database_sync_to_async(max_quote_age)     # remembered 5 s per process, like the limits

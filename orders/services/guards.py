@@ -74,11 +74,11 @@ def guard_check(*, account: Account, broker: Broker, equity: Decimal, levels: Gu
     with transaction.atomic():
         record, created = AccountDay.objects.select_for_update().get_or_create(
             account=account, day=day, defaults={"start_equity": equity, "peak_equity": equity, "updated_at": now})
-        changed = created
+        changed = pushed = created
         state = Account.objects.values_list("trading_state", flat=True).get(pk=account.pk)
         if record.level == Level.HARD and state != TradingState.HALTED:
             _rebaseline(record, equity=equity, state=state)
-            changed = True
+            changed = pushed = True
         if equity > record.peak_equity:
             record.peak_equity, changed = equity, True
         breach = guard_breach(levels=levels, start_equity=record.start_equity, peak_equity=record.peak_equity,
@@ -88,7 +88,7 @@ def guard_check(*, account: Account, broker: Broker, equity: Decimal, levels: Gu
         if changed:
             record.updated_at = now
             record.save()
-        if created or breach is not None:
+        if pushed or breach is not None:
             events.record_desk(account.pk, "guards", day=day.isoformat(), level=record.level)
     if breach is not None:
         _act(account=account, broker=broker, breach=breach, record=record, equity=equity, flatten=flatten)

@@ -7,12 +7,17 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from channels.db import database_sync_to_async
+from django.utils import timezone
 
+from orders.domain.guards import GuardLevels
 from orders.models import Account, AuditEvent, PreTradeLimits
+from orders.services.guards import guard_check
 from orders.services.limits import limits_set
 from tests.builders import run_engine
 from tests.services.test_guards import long_with_far_stop, shock
 from tests.web.page import parse
+from tests.web.test_desk_socket import first_draw, opened, receive_until, swapped
 
 pytestmark = pytest.mark.django_db
 
@@ -125,3 +130,27 @@ def test_resuming_a_guard_halt_needs_a_reason_from_the_risk_desk(risk_client, tr
     assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
     audit = AuditEvent.objects.filter(action="account.trading_state").latest("at")
     assert (audit.actor, audit.details["after_guard"]) == ("user:rita", "HARD")
+
+
+# -- pushed to an open risk view ---------------------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_an_open_risk_view_is_shown_new_levels_and_a_level_reached(risk_client, account, broker):
+    communicator = await opened(risk_client, path="/ws/desk/?view=risk&account=alice")
+    await first_draw(communicator)
+
+    await database_sync_to_async(limits_set)(account_id=account.pk, actor="user:rita", daily_loss_soft=D("100"))
+    levels = swapped(await receive_until(communicator, 'id="guards"'))["guards"]
+    assert levels.by_id("guard-daily_loss_soft").attrs["value"] == "100"
+
+    def lose(equity: str) -> None:
+        guard_check(account=account, broker=broker, equity=D(equity), levels=GuardLevels(daily_loss_soft=D("100")),
+                    flatten=False, now=timezone.now())
+
+    await database_sync_to_async(lose)("100000")
+    await database_sync_to_async(lose)("99850")
+    reached = swapped(await receive_until(communicator, 'id="guard-level"'))["guards"]
+    assert reached.by_id("guard-level").text == "soft level reached"
+    assert reached.by_id("guard-start").text == "100,000.00"
+    await communicator.disconnect()
