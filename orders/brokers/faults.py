@@ -3,6 +3,7 @@
     faults.reject_next(3, kind="STOP", reason="INSUFFICIENT_BALANCE")   # the next 3 STOP orders are refused
     faults.set_unavailable(True)                                      # every call answers 503
     faults.set_latency(250)                                           # every call waits 250 ms
+    faults.set_latency(3000, exits_only=True)                         # only placing exit legs waits 3 s
     faults.shock("AAPL", "-5", from_second=s)                         # AAPL 5 % below its price walk from s on
     faults.freeze_quotes(True, at_second=s)                           # every quote stays the one of second s
     faults.refuse_cancels(1)                                          # the venue refuses the next cancel
@@ -29,6 +30,7 @@ class FaultState:
     rejections: list[dict] = field(default_factory=list)   # [{"kind": "*", "remaining": 2, "reason": "..."}]
     unavailable: bool = False
     latency_ms: int = 0
+    latency_exits_only: bool = False                      # the latency delays placing exit legs only
     shocks: dict = field(default_factory=dict)            # {"AAPL": {"pct": "-5", "from": 1767225600}}
     frozen_at: int | None = None                          # quotes frozen at this second (a feed that stopped)
     cancel_refusals: int = 0                              # the next N cancels are refused
@@ -56,6 +58,7 @@ class PaperFaults:
             return FaultState()
         return FaultState(rejections=list(raw.get("rejections", [])), unavailable=bool(raw.get("unavailable")),
                           latency_ms=int(raw.get("latency_ms", 0)), shocks=dict(raw.get("shocks", {})),
+                          latency_exits_only=bool(raw.get("latency_exits_only")),
                           cancel_refusals=int(raw.get("cancel_refusals", 0)), frozen_at=raw.get("frozen_at"))
 
     def _write(self, state: FaultState) -> None:
@@ -82,10 +85,13 @@ class PaperFaults:
             state.unavailable = unavailable
             self._write(state)
 
-    def set_latency(self, milliseconds: int) -> None:
+    def set_latency(self, milliseconds: int, *, exits_only: bool = False) -> None:
+        """Every call to the venue waits ``milliseconds``; with ``exits_only`` only placing or resizing an exit
+        leg does (a reduce-only stop or limit), so time to protection can be shown on a venue that trades at once."""
         with self._locked():
             state = self._read()
             state.latency_ms = max(0, milliseconds)
+            state.latency_exits_only = exits_only
             self._write(state)
 
     def freeze_quotes(self, frozen: bool, *, at_second: int) -> None:

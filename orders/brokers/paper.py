@@ -105,6 +105,11 @@ def session_end(instrument: Instrument, opened: datetime) -> datetime:
     return day.replace(hour=20)
 
 
+def _is_exit_leg(ticket: OrderTicket) -> bool:
+    """An order protecting a position: reduce-only and resting (a stop or a limit; a market close is not one)."""
+    return ticket.reduce_only and ticket.order_type != OrderType.MARKET
+
+
 class PaperBroker(Broker):
     name = "paper"
     answers_at_once = True
@@ -127,13 +132,15 @@ class PaperBroker(Broker):
         )
 
     # -- faults ----------------------------------------------------------------------------------------
-    def _venue_call(self) -> None:
+    def _venue_call(self, *tickets: OrderTicket) -> None:
+        """What every call meets first: the injected shocks, latency and outage. ``tickets``: the orders the call
+        places or resizes (a latency for exit legs only delays the calls that carry one)."""
         if self.faults is None:
             return
         state = self.faults.state()
         self.walk.shocks = {symbol: (int(shock["from"]), 1 + Decimal(shock["pct"]) / 100)
                             for symbol, shock in state.shocks.items()}
-        if state.latency_ms:
+        if state.latency_ms and (not state.latency_exits_only or any(map(_is_exit_leg, tickets))):
             time.sleep(state.latency_ms / 1000)
         if state.unavailable:
             raise ProviderUnavailable("paper venue is unavailable (injected fault)")
@@ -340,7 +347,7 @@ class PaperBroker(Broker):
 
     # -- order entry -----------------------------------------------------------------------------------
     def submit_order(self, ticket: OrderTicket) -> BrokerAck:
-        self._venue_call()
+        self._venue_call(ticket)
         self._injected_rejection(ticket)
         return BrokerAck(broker_order_id=ticket.order_id, status=OrderStatus.OPEN)
 
@@ -355,7 +362,7 @@ class PaperBroker(Broker):
 
     def submit_oco(self, tickets: Sequence[OrderTicket]) -> list[BrokerAck]:
         """Orders the venue links one-cancels-other: the first fill of one cancels the rest."""
-        self._venue_call()
+        self._venue_call(*tickets)
         for ticket in tickets:
             self._injected_rejection(ticket)
         return [BrokerAck(t.order_id, OrderStatus.OPEN) for t in tickets]
@@ -368,7 +375,7 @@ class PaperBroker(Broker):
     def modify_order(self, ticket: OrderTicket, *, quantity: Decimal | None = None,
                      limit_price: Decimal | None = None, stop_price: Decimal | None = None,
                      trailing_distance: Decimal | None = None) -> BrokerAck:
-        self._venue_call()
+        self._venue_call(ticket)
         instrument = self.instrument(ticket.symbol)
         for field, price in (("limit_price", limit_price), ("stop_price", stop_price)):
             if price is not None and not is_on_grid(price, instrument.tick_size):

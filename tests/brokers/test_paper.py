@@ -624,6 +624,20 @@ def test_injected_latency_delays_a_submit(paper):
     assert baseline < 0.2
 
 
+def test_a_latency_for_exits_only_delays_placing_an_exit_leg_and_nothing_else(paper):
+    paper.faults.set_latency(200, exits_only=True)
+    started = time.monotonic()
+    paper.submit_order(ticket())
+    paper.quote("AAPL", now=MONDAY)
+    paper.submit_order(dataclasses.replace(ticket(), order_id="close", reduce_only=True))      # a market close
+    assert time.monotonic() - started < 0.2
+    stop = dataclasses.replace(ticket(), order_id="stop", order_type=OrderType.STOP, stop_price=Decimal("150"),
+                               side=Side.SELL, reduce_only=True)
+    started = time.monotonic()
+    paper.submit_order(stop)
+    assert time.monotonic() - started >= 0.2
+
+
 def test_clear_removes_every_injected_fault(paper):
     paper.faults.reject_next(5)
     paper.faults.set_unavailable(True)

@@ -3,6 +3,7 @@
     manage.py paper_faults --reject-next 3 --kind STOP --reason INSUFFICIENT_BALANCE
     manage.py paper_faults --unavailable on      # every venue call answers 503 PROVIDER_UNAVAILABLE
     manage.py paper_faults --latency-ms 300
+    manage.py paper_faults --latency-ms 3000 --exits-only   # only placing exit legs waits (time to protection)
     manage.py paper_faults --shock AAPL -5       # AAPL 5 % below its price walk from now on (replaces a shock)
     manage.py paper_faults --shock AAPL -5 --cumulative   # 5 % further down from the shock in force
     manage.py paper_faults --shock AAPL 0        # undo AAPL's shock
@@ -35,6 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--reason", default="UNKNOWN", help="reject code, e.g. INSUFFICIENT_BALANCE")
         parser.add_argument("--unavailable", choices=["on", "off"])
         parser.add_argument("--latency-ms", type=int)
+        parser.add_argument("--exits-only", action="store_true",
+                            help="with --latency-ms: only placing or resizing an exit leg waits (a reduce-only stop "
+                                 "or limit), so time to protection shows on a venue that otherwise answers at once")
         parser.add_argument("--shock", nargs=2, metavar=("SYMBOL", "PERCENT"),
                             help="from now on price SYMBOL PERCENT away from its price walk (-5: 5 %% below). "
                                  "Absolute, not cumulative: it replaces SYMBOL's earlier shock, so --shock AAPL -5 "
@@ -53,6 +57,8 @@ class Command(BaseCommand):
         faults = getattr(get_broker(), "faults", None)
         if faults is None:
             raise CommandError("fault injection needs the paper broker")
+        if options["refuse_cancels"] is not None and options["refuse_cancels"] < 0:
+            raise CommandError("--refuse-cancels N takes a count of 0 or more (0 stops refusing)")
         if options["clear"]:
             faults.clear()
         if options["reject_next"]:
@@ -64,12 +70,12 @@ class Command(BaseCommand):
         elif options["cumulative"]:
             raise CommandError("--cumulative goes with --shock SYMBOL PERCENT")
         if options["latency_ms"] is not None:
-            faults.set_latency(options["latency_ms"])
+            faults.set_latency(options["latency_ms"], exits_only=options["exits_only"])
+        elif options["exits_only"]:
+            raise CommandError("--exits-only goes with --latency-ms N")
         if options["freeze_quotes"]:
             faults.freeze_quotes(options["freeze_quotes"] == "on", at_second=seconds_since_epoch(timezone.now()))
         if options["refuse_cancels"] is not None:
-            if options["refuse_cancels"] < 0:
-                raise CommandError("--refuse-cancels N takes a count of 0 or more")
             faults.refuse_cancels(options["refuse_cancels"])
         self.stdout.write(json.dumps(asdict(faults.state()), indent=2))
 
