@@ -78,3 +78,19 @@ def test_the_help_says_a_shock_is_absolute_and_how_to_compound_one():
     assert "Absolute, not cumulative: it replaces SYMBOL's earlier shock" in text
     assert "--shock AAPL 0 undoes it" in text
     assert "-5 twice is 9.75 % below the walk" in text
+
+
+def test_the_venue_refuses_the_next_cancels_it_is_told_to():
+    said = faults("--refuse-cancels", "2")
+
+    assert '"cancel_refusals": 2' in said
+    assert [get_broker().faults.take_cancel_refusal() for _ in range(3)] == [True, True, False]
+
+
+def test_a_negative_count_of_refused_cancels_is_refused_and_nothing_changes():
+    faults("--shock", "AAPL", "-5")
+
+    with pytest.raises(CommandError, match="--refuse-cancels N takes a count of 0 or more"):
+        faults("--refuse-cancels", "-1", "--shock", "AAPL", "-2")
+
+    assert shock_in_force() == "-5" and get_broker().faults.state().cancel_refusals == 0
