@@ -42,15 +42,11 @@ class GuardLevels:
 
 @dataclass(frozen=True, slots=True)
 class Breach:
-    """The level breached and why, in words a risk officer reads in the alert and the audit trail."""
+    """The level breached, by which measure, how far and against which level."""
     level: Level
-    measure: str            # "daily loss" or "drawdown"
+    measure: str            # "loss" (since the day began) or "drawdown" (from the day's peak)
     amount: Decimal         # the loss or the drawdown now
     limit: Decimal          # the level it reached
-
-    @property
-    def message(self) -> str:
-        return f"{self.measure} {self.amount} reached the {self.level.lower()} level of {self.limit}"
 
 
 def day_loss(*, start_equity: Decimal, equity: Decimal) -> Decimal:
@@ -66,13 +62,13 @@ def drawdown(*, peak_equity: Decimal, equity: Decimal) -> Decimal:
 def guard_breach(*, levels: GuardLevels, start_equity: Decimal, peak_equity: Decimal, equity: Decimal,
                  tripped: Level = Level.NONE) -> Breach | None:
     """The highest level the equity breaches (reaching a level counts), if it is above ``tripped`` (the level
-    already acted on today); else None. A hard breach wins over a soft one; at the same level the daily loss is
-    named before the drawdown."""
+    already acted on today); else None. A hard breach wins over a soft one; at the same level the loss is named
+    before the drawdown."""
     peak = max(peak_equity, equity)
     loss, down = day_loss(start_equity=start_equity, equity=equity), drawdown(peak_equity=peak, equity=equity)
-    for level, checks in ((Level.HARD, (("daily loss", loss, levels.daily_loss_hard),
+    for level, checks in ((Level.HARD, (("loss", loss, levels.daily_loss_hard),
                                         ("drawdown", down, levels.drawdown_hard))),
-                          (Level.SOFT, (("daily loss", loss, levels.daily_loss_soft),
+                          (Level.SOFT, (("loss", loss, levels.daily_loss_soft),
                                         ("drawdown", down, levels.drawdown_soft)))):
         if RANK[level] <= RANK[Level(tripped)]:
             return None

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from orders import events
 from orders.brokers.base import Broker
@@ -63,8 +63,13 @@ def guards_tick(*, accounts: list[Account], broker: Broker, now: datetime) -> No
         except DeskError as e:        # a real venue's figures cannot be read: measured again next tick
             log.warning("guards: %s's equity cannot be read: %s", account.name, e.message)
             continue
-        guard_check(account=account, broker=broker, equity=equity, levels=levels,
-                    flatten=row.flatten_on_hard_halt, now=now)
+        try:
+            guard_check(account=account, broker=broker, equity=equity, levels=levels,
+                        flatten=row.flatten_on_hard_halt, now=now)
+        except (OperationalError, InterfaceError):
+            raise                   # the database went away: the engine's loop waits for it
+        except Exception:           # one account's guard must not stop the others', nor fills and exits
+            log.exception("guards: %s's loss guard failed this tick", account.name)
 
 
 def guard_check(*, account: Account, broker: Broker, equity: Decimal, levels: GuardLevels, flatten: bool,
@@ -118,7 +123,8 @@ def _act(*, account: Account, broker: Broker, breach: Breach, record: AccountDay
         if account.trading_state == TradingState.ACTIVE:        # a halted account is never loosened by a guard
             trading_state_set(account=account, state=TradingState.REDUCING, actor=ACTOR, reason=reason)
         details = figures
-        message = f"{_words(breach)}: {account.name} is {account.trading_state} (only reducing orders)"
+        message = f"{_words(breach)}: {account.name} is {account.trading_state}" + (
+            " (only orders that reduce a position)" if account.trading_state == TradingState.REDUCING else "")
     else:
         receipt = kill_switch(account=account, broker=broker, actor=ACTOR, flatten=flatten).as_dict()
         audit_record(account_id=account.pk, actor=ACTOR, action="guard.halt", target=account.name,

@@ -31,12 +31,12 @@ def test_a_loss_under_every_level_breaches_nothing():
 
 def test_a_loss_reaching_the_soft_level_is_a_soft_breach():
     found = breach("9900")
-    assert (found.level, found.measure, found.amount, found.limit) == (Level.SOFT, "daily loss", D("100"), D("100"))
+    assert (found.level, found.measure, found.amount, found.limit) == (Level.SOFT, "loss", D("100"), D("100"))
 
 
 def test_a_loss_past_the_hard_level_is_a_hard_breach_not_a_soft_one():
     found = breach("9650")
-    assert (found.level, found.measure, found.amount) == (Level.HARD, "daily loss", D("350"))
+    assert (found.level, found.measure, found.amount) == (Level.HARD, "loss", D("350"))
 
 
 def test_a_day_up_can_still_breach_its_drawdown_from_the_peak():

@@ -106,12 +106,16 @@ def test_a_trader_can_neither_set_the_levels_nor_see_the_form(trader_client, acc
 def test_the_risk_view_shows_the_hard_halt_and_its_receipt(risk_client, account, broker, clock):
     entry = halted_by_the_guard(account, broker, clock)
 
-    receipt = parse(risk_client.get("/risk/").content).by_id("guard-receipt")
+    page = parse(risk_client.get("/risk/").content)
+    receipt = page.by_id("guard-receipt")
 
     assert "HALTED" in receipt.text and "Cancelled 1 order" in receipt.text
     kept = receipt.find("ul", **{"data-outcome": "kept"})
     assert sorted(li.attrs["data-role"] for li in kept.find_all("li")) == ["stop-loss", "take-profit"]
     assert str(entry.id) not in receipt.text       # the entry filled: only its exits are listed
+    card = page.find("article", class_="alert-card")
+    assert card.find("h3").text == "LOSS_LIMIT"                # about the account, not about one position
+    assert card.find("dl") is None and "flat" not in card.find("h3").text
 
 
 def test_resuming_a_guard_halt_needs_a_reason_from_the_risk_desk(risk_client, trader_client, htmx, account, broker,
