@@ -52,7 +52,9 @@ def throttle_enforce(*, account_id: int, now: datetime) -> None:
         if not limit:
             continue
         times = list(Order.objects.filter(
-            account_id=account_id, created_at__gt=now - timedelta(seconds=window), created_at__lte=now,
+            # no upper bound: an order committed by another process while this one waited for the lock may
+            # carry a later time than this one's ``now``, taken before the wait
+            account_id=account_id, created_at__gt=now - timedelta(seconds=window),
             parent__isnull=True, leg_role__isnull=True, reduce_only=False,
         ).order_by("created_at").values_list("created_at", flat=True))
         wait = retry_after_seconds(times, limit=limit, window=window, now=now)
