@@ -363,7 +363,10 @@ def ticket_submit(*, account: Account, request: OrderRequest | TicketDraft, brok
     * soft warnings stop a person (``by_person``) until a reason is typed, which the audit trail keeps as
       ``order.override``; for a script, which has no one to type it, they stay advice;
     * a person's order above the account's ``confirm_notional_above`` waits for ``confirmed`` (the preview's
-      ``confirm_key``): ``ConfirmRequired`` carries the question.
+      ``confirm_key``): ``ConfirmRequired`` carries the question;
+    * ``order_submit``'s own guards (issue #16) hold for every door: the account's order rate (429
+      ``RATE_LIMITED``) and, for an order priced from the market, the quote's age (422 ``STALE_QUOTE``), which
+      only a person's typed reason sends past (``order.override``, ``check: STALE_QUOTE``).
 
     A person's ticket is previewed first, so the refusal can name every breach beside its field; a script's
     order goes straight to ``order_submit``, whose own check of the hard limits then applies.
