@@ -173,6 +173,9 @@ def flatness_check(*, run: KillSwitchRun, broker: Broker, now: datetime) -> Kill
     if due and (last_retry is None or (now - datetime.fromisoformat(last_retry)).total_seconds() >= RETRY_SECONDS):
         retries = _retry_cancels(account=account, orders=due, broker=broker, run=run)
         look = venue_look(account=account, broker=broker, flatten=run.flatten, now=now)
+    # a run started during this tick (the loss guard pulls the kill switch after the tick's clock was read) is
+    # measured from its start, never before it
+    now = max(now, run.started_at)
     elapsed = Decimal(str((now - run.started_at).total_seconds())).quantize(Decimal("0.1"))
     receipt = {**run.receipt, "leftovers": look.as_dict().get("text", "")}
     if retries:

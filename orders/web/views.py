@@ -87,7 +87,8 @@ def desk(request: HttpRequest) -> HttpResponse:
 
 def _ticket_response(request, context, form, *, preview=None, placed=None, status=200) -> HttpResponse:
     """The ticket redrawn: a refusal (any status) shows its message in place of an earlier order's banner."""
-    context.update(form=form, preview=preview, placed=placed)
+    # the whole ticket says a refusal above its form: its preview does not say it again
+    context.update(form=form, preview=preview, placed=placed, ticket_drawn=True)
     response = render(request, "orders/desk.html#ticket", context, status=status)
     if status >= 400:
         response[FRAGMENT_HEADER] = "ticket"          # refusals.js swaps it in like a 200 (htmx drops 4xx/5xx)

@@ -82,7 +82,9 @@ def test_a_ticket_over_the_order_rate_shows_the_429(trader, desk):
     fill_ticket(trader, quantity="1")
     trader.click("#ticket-submit")
 
-    refusal = trader.locator("#ticket .field-error", has_text="RATE_LIMITED")
+    refusal = trader.locator("#ticket [role=alert]", has_text="RATE_LIMITED")
+    expect(trader.locator("#ticket", has_text="RATE_LIMITED")).to_have_count(1)
+    expect(trader.get_by_text("RATE_LIMITED", exact=False)).to_have_count(1)      # said once, above the form
     expect(refusal).to_contain_text("RATE_LIMITED: Rate limit exceeded: the account sends at most 3 new orders "
                                     "a minute; send again in")
     shown_at_both_sizes(trader, refusal, "rate-limited")

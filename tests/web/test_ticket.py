@@ -265,6 +265,7 @@ def test_an_order_on_a_halted_account_is_refused_with_the_reason_on_the_form(tra
     assert response.status_code == 422
     alert = parse(response.content).by_id("ticket-form").find(class_="error", role="alert")
     assert alert.text == "ORDER_REJECTED: Order rejected: trading on account alice is halted"
+    assert response.content.decode().count("trading on account alice is halted") == 1     # said once, above
     assert entries().count() == 0
 
 

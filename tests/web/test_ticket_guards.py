@@ -41,9 +41,10 @@ def test_the_ticket_shows_the_throttles_429_in_the_apis_words(trader_client, acc
 
     assert response.status_code == 429
     assert response["X-Desk-Fragment"] == "ticket"        # refusals.js swaps it in like a 200
-    errors = [e.text for e in parse(response.content).find_all(class_="field-error")]
-    assert errors == ["RATE_LIMITED: Rate limit exceeded: the account sends at most 2 new orders a second; "
-                      "send again in 1 s"]
+    said = parse(response.content).by_id("ticket-form").find(class_="error", role="alert")
+    assert said.text == ("RATE_LIMITED: Rate limit exceeded: the account sends at most 2 new orders a second; "
+                         "send again in 1 s")
+    assert response.content.decode().count("new orders a second") == 1           # above the form, once
     assert Order.objects.filter(parent__isnull=True).count() == 2
 
 
