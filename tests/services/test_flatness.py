@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from orders.models import Account, Alert, AuditEvent, KillSwitchRun, Order
-from orders.services.flatness import kill_run_line
+from orders.services.flatness import flatness_tick, kill_run_line
 from orders.services.limits import limits_set
 from orders.services.risk import kill_switch
 from orders.wire import KillSwitchOut
@@ -146,3 +146,16 @@ def test_the_api_s_kill_switch_answer_is_unchanged(account, broker):
 
     assert set(answer) == {"account", "trading_state", "cancelled_order_ids", "cancelled_count", "kept_order_ids",
                            "closing_order_ids", "failures"}
+
+
+def test_a_kill_switch_pulled_after_the_tick_read_its_clock_is_timed_from_its_own_start(account, broker, clock):
+    """The loss guard pulls the kill switch inside the engine's tick, after the tick read its clock."""
+    tick_began = timezone.now()
+    clock.shift(0.1)
+    kill_switch(account=account, broker=broker, actor="guard:loss")
+
+    flatness_tick(accounts=[account], broker=broker, now=tick_began)
+
+    run = KillSwitchRun.objects.get(account=account)
+    assert run.status == "FLAT" and run.receipt["flat_after_seconds"] == "0"
+    assert run.flat_at >= run.started_at

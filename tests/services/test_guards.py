@@ -12,7 +12,7 @@ from django.utils import timezone
 from orders.brokers.paper_market import seconds_since_epoch
 from orders.domain.enums import OrderType
 from orders.domain.errors import Forbidden, InvalidValue
-from orders.models import Account, AccountDay, Alert, AuditEvent, Order, Position
+from orders.models import Account, AccountDay, Alert, AuditEvent, KillSwitchRun, Order, Position
 from orders.services.accounts import account_snapshot
 from orders.services.limits import limits_set
 from orders.services.orders import order_submit
@@ -121,6 +121,8 @@ def test_a_shock_past_the_hard_level_halts_cancels_the_entries_keeps_the_stops_a
     assert receipt["closing_order_ids"] == []
     halt = AuditEvent.objects.get(action="guard.halt")
     assert (halt.actor, halt.details["receipt"]["cancelled_order_ids"]) == ("guard:loss", [str(resting.id)])
+    run = KillSwitchRun.objects.get(account=account)       # followed to flatness like a person's kill switch
+    assert (run.status, run.actor) == ("FLAT", "guard:loss")
 
 
 def test_a_hard_halt_flattens_the_positions_when_the_account_says_so(account, broker, clock):
