@@ -127,10 +127,12 @@ WS_RESUMES = Counter("desk_ws_resumes_total",
                      "not (invalid, unknown, too_many)", ["outcome"])
 ENGINE_TICK_SECONDS = Histogram("desk_engine_tick_duration_seconds", "Time one engine tick takes, by broker",
                                 ["platform"], (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
-# once per entry with exits: from its fill being recorded to the venue acknowledging its last exit leg
+# once per entry with exits: from its fill being recorded to the venue acknowledging its last exit leg (labelled, as
+# every metric here: an unlabelled one would leave a file behind for every process that merely imports this module)
 TIME_TO_PROTECTION = Histogram("desk_time_to_protection_seconds",
-                               "Time from an entry's fill being recorded to the venue acknowledging every exit leg",
-                               [], (.01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60))
+                               "Time from an entry's fill being recorded to the venue acknowledging every exit leg, "
+                               "by how the legs are placed: pending (by the engine), native_oco, native_bracket",
+                               ["strategy"], (.01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60))
 # max: the newest tick of any engine, kept after that engine is gone; its age is time() - this
 ENGINE_LAST_TICK = Gauge("desk_engine_last_tick_timestamp_seconds",
                          "Unix time at which an engine last finished a tick for the account", ["account"], mode="max")

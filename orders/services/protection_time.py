@@ -57,7 +57,7 @@ def leg_acked(leg: ExitLeg) -> float | None:
             entry_id=leg.entry_id, status__in=LIVE_LEG, needed_at__isnull=False, acked_at__isnull=True).exists():
         return None
     waited = max(0.0, (leg.acked_at - leg.needed_at).total_seconds())
-    TIME_TO_PROTECTION.observe(waited)
+    TIME_TO_PROTECTION.observe(waited, strategy=leg.strategy)
     after = f"protected after {seconds_text(waited)}"
     resolved = alerts_resolve(account_id=leg.account_id, symbol=leg.symbol, kind=Alert.Kind.PROTECTION_SLOW,
                               resolution=after, entry_id=leg.entry_id)

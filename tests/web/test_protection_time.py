@@ -53,7 +53,7 @@ def test_a_filled_entry_records_when_its_legs_were_needed_and_acknowledged_and_c
     legs = list(ExitLeg.objects.filter(entry=entry))
     assert len(legs) == 2 and all(leg.status == "PLACED" for leg in legs)
     assert all(leg.needed_at == timezone.now() and leg.acked_at == timezone.now() for leg in legs)
-    assert value(scrape(client), COUNT) == value(before, COUNT) + 1
+    assert value(scrape(client), COUNT, strategy="pending") == value(before, COUNT, strategy="pending") + 1
     card = protection_card(risk_client)
     assert card.by_id("protection-p50").text == "0 s"
     assert rows(card) == {"AAPL": "AAPL 10 protected after 0 s"}
