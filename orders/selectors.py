@@ -139,11 +139,13 @@ def trade_list(*, account: Account, symbol: str | None = None, order_id: str | N
     return _page(fills, time_field="timestamp", limit=limit, cursor=cursor)
 
 
-def live_alerts(*, account_id: int) -> list[Alert]:
-    """The account's open and acknowledged alerts, newest first: at most a page of them, open ones before any
-    acknowledged, for the desk, the risk view and the stream's replay on connect alike (an alert storm must
-    not stall a page or a socket)."""
+def live_alerts(*, account_id: int, kinds: frozenset[str] | None = None) -> list[Alert]:
+    """The account's open and acknowledged alerts (of ``kinds`` when given), newest first: at most a page of
+    them, open ones before any acknowledged, for the desk, the risk view and the stream's replay on connect
+    alike (an alert storm must not stall a page or a socket)."""
     live = Alert.objects.filter(account_id=account_id, status__in=(Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED))
+    if kinds is not None:
+        live = live.filter(kind__in=kinds)
     # unacknowledged first ("ACKNOWLEDGED" < "OPEN", hence descending): an old alert nobody answered is never
     # pushed out of the page by newer ones somebody already has
     chosen = list(live.order_by("-status", "-raised_at")[:DEFAULT_PAGE])

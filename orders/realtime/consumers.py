@@ -39,6 +39,7 @@ from orders.realtime.relay import frame_symbol, frame_text, get_relay
 from orders.realtime.resume import Resume, stream_resume
 from orders.realtime.subscriptions import SubscriptionFilter
 from orders.selectors import live_alerts
+from orders.services.alerts import WIRE_KINDS
 
 log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
@@ -260,4 +261,6 @@ def _strings(value) -> list[str]:
 def _live_alert_frames(account_id: int) -> list[dict]:
     return [{"type": "error", "code": a.kind, "message": a.message,
              "details": {**a.details, "alert_status": a.status, "rebroadcast": True},
-             "timestamp": wire.ts(a.raised_at)} for a in reversed(live_alerts(account_id=account_id))]
+             "timestamp": wire.ts(a.raised_at)}
+            # only the protocol's kinds: a strict client's schema knows no PROTECTION_SLOW or POSITION_MISMATCH
+            for a in reversed(live_alerts(account_id=account_id, kinds=WIRE_KINDS))]

@@ -139,7 +139,7 @@ async def test_a_client_that_reconnects_first_receives_every_open_alert_marked_r
     response = await database_sync_to_async(client.delete)(f"/v1/positions/{googl['id']}")
     assert response.status_code == 200, response.content
     assert await Alert.objects.filter(symbol="GOOGL", status="RESOLVED").aexists(), "flat: no longer open"
-    msft_alert = await Alert.objects.aget(symbol="MSFT")
+    msft_alert = await Alert.objects.aget(symbol="MSFT", kind="POSITION_UNPROTECTED")
     await database_sync_to_async(alert_acknowledge)(alert_id=str(msft_alert.pk), actor="user:bob",
                                                     comment="hedged by hand")
     observer = await connected_stream()                   # another client, to know the relay has moved on
