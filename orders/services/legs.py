@@ -249,6 +249,9 @@ def leg_escalate(leg: ExitLeg, entry: Order, *, breaker_open: bool = False) -> N
                  "circuit_breaker_open": breaker_open,
                  "position_quantity": format_decimal(position_quantity(account=entry.account_id,
                                                                        symbol=entry.symbol))})
+    # the early warning has become this alarm: one alert on screen for one unprotected position, not two
+    alerts_resolve(account_id=entry.account_id, symbol=entry.symbol, kind=Alert.Kind.PROTECTION_SLOW,
+                   resolution="superseded by POSITION_UNPROTECTED: its retries are spent", entry_id=entry.id)
 
 
 def leg_end(leg: ExitLeg, status: LegStatus, reason: str, *, broker: Broker | None) -> bool:

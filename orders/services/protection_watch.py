@@ -42,7 +42,8 @@ def protection_watch_tick(*, accounts: list[Account], broker: Broker, now: datet
         if waited <= slow and not flatten:
             continue
         key = dedupe_key(entry_id, leg.needed_at)
-        alert = Alert.objects.filter(dedupe_key=key, status__in=LIVE).first() or alert_raise(
+        # this wait's alert, whatever became of it (superseded by POSITION_UNPROTECTED, acknowledged): one a wait
+        alert = Alert.objects.filter(dedupe_key=key).order_by("-raised_at").first() or alert_raise(
             account_id=leg.account_id, kind=Alert.Kind.PROTECTION_SLOW, symbol=leg.symbol, dedupe_key=key,
             entry_id=entry_id, details=slow_details(entry_id, leg.needed_at, limit=slow),
             message=f"{leg.symbol} filled but unprotected for {seconds_text(waited)}: the venue has not "

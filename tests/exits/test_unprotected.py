@@ -121,6 +121,23 @@ def test_one_alert_per_entry_however_many_ticks(client, account, broker, clock):
     assert exit_leg(entry_id, "stop_loss").attempts > 6, "still retrying after the alert"
 
 
+def test_the_early_protection_slow_warning_gives_way_to_the_unprotected_alarm_and_is_not_raised_again(
+        client, account, broker, clock):
+    _fill_with_stop_refused(client, account, broker, clock, refusals=1000)
+    for _ in range(3):
+        tick(account, broker, clock, 1)
+    [slow] = Alert.objects.filter(kind="PROTECTION_SLOW")
+    assert slow.status == "OPEN" and not _unprotected()          # 3 s without its stop: the early warning
+
+    for _ in range(WINDOW + 5):
+        tick(account, broker, clock, 1)
+
+    slow.refresh_from_db()
+    assert (slow.status, slow.resolution) == ("RESOLVED", "superseded by POSITION_UNPROTECTED: its retries are spent")
+    assert [a.kind for a in Alert.objects.exclude(status="RESOLVED")] == ["POSITION_UNPROTECTED"]   # one on screen
+    assert Alert.objects.filter(kind="PROTECTION_SLOW").count() == 1, "the same wait is not warned about again"
+
+
 def test_when_the_fault_clears_later_the_leg_is_placed_and_the_alert_resolved(client, account, broker, clock):
     entry_id = _fill_with_stop_refused(client, account, broker, clock, refusals=1000)
     for _ in range(WINDOW + 2):
