@@ -284,7 +284,10 @@ class CancelAllResult:
 
 def orders_cancel_all(*, account: Account, broker: Broker, symbol: str | None = None,
                       actor: str = "") -> CancelAllResult:
-    working = Order.objects.filter(account=account, status__in=WORKING_STATUSES)
+    # newest first, ties (the legs of one entry, written in one instant) by client id, so that every run
+    # cancels, and pushes, in the same order
+    working = (Order.objects.filter(account=account, status__in=WORKING_STATUSES)
+               .order_by("-created_at", "client_order_id", "id"))
     if symbol:
         working = working.filter(symbol=symbol)
     cancelled, failed = [], []

@@ -268,7 +268,8 @@ def test_every_change_through_every_door_reaches_the_desk_the_risk_view_and_the_
     screenshot(trader, "three-01-desk-filled-from-v1")
 
     since = stream.mark()
-    alerts = wait_until(lambda: len(found := [a for a in api.get("alerts") if a["status"] == "OPEN"]) == 3 and found,
+    alerts = wait_until(lambda: len(found := [a for a in api.get("alerts") if a["status"] == "OPEN"
+                                                       and a["kind"] == "POSITION_UNPROTECTED"]) == 3 and found,
                         timeout=ENGINE_WAIT, what="three POSITION_UNPROTECTED alerts")
     alert_ids = {a["symbol"]: a["id"] for a in alerts}
     for alert_id in alert_ids.values():
