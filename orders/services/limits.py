@@ -47,8 +47,7 @@ def limits_set(*, account_id: int, actor: str, **levels: Decimal | int | None) -
         raise InvalidValue("limits", f"unknown limit {', '.join(sorted(unknown))}; one of {', '.join(LEVELS)}",
                            provided=sorted(unknown))
     for name, value in levels.items():
-        if value is not None and value < 0:
-            raise InvalidValue(name, "must be zero or more, or empty for no limit", provided=str(value))
+        _check_level(name, value)
     with transaction.atomic():
         row, _ = PreTradeLimits.objects.select_for_update().get_or_create(account_id=account_id)
         before = {name: getattr(row, name) for name in levels}
@@ -63,6 +62,27 @@ def limits_set(*, account_id: int, actor: str, **levels: Decimal | int | None) -
         transaction.on_commit(limits_forget)    # again once committed: a read meanwhile saw the old limits
     limits_forget()
     return row
+
+
+_LARGEST_INTEGER = 2**31 - 1       # what every database's integer column holds
+
+
+def _check_level(name: str, value: Decimal | int | bool | None) -> None:
+    """Refuse a level its column cannot hold, before it is written: a value past the column's digits saves on
+    SQLite but then cannot be read back (every later read of the row, the engine's included, would fail)."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise InvalidValue(name, "must be a number", provided=str(value))
+    if value < 0:
+        raise InvalidValue(name, "must be zero or more, or empty for no limit", provided=str(value))
+    field = PreTradeLimits._meta.get_field(name)
+    if isinstance(value, Decimal):
+        whole_digits = field.max_digits - field.decimal_places
+        if value >= Decimal(10) ** whole_digits:
+            raise InvalidValue(name, f"must be less than 1{'0' * whole_digits}", provided=str(value))
+    elif value > _LARGEST_INTEGER:
+        raise InvalidValue(name, f"must be at most {_LARGEST_INTEGER}", provided=str(value))
 
 
 def _level(value: Decimal | int | None) -> str | int | None:

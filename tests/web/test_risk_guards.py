@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from orders.domain.guards import GuardLevels
+from orders.engine import engine_tick
 from orders.models import Account, AuditEvent, PreTradeLimits
 from orders.services.guards import guard_check
 from orders.services.limits import limits_set
@@ -98,6 +99,17 @@ def test_a_soft_level_at_or_above_the_hard_one_is_refused(risk_client, htmx, acc
 def test_a_negative_level_is_refused(risk_client, htmx, account):
     part = guards_fragment(risk_client.post("/risk/guards/", {"daily_loss_hard": "-5"}, headers=htmx), status=422)
     assert "must be zero or more" in part.find("p", class_="error").text
+
+
+@pytest.mark.parametrize("typed", ["1e18", "1e999999", "NaN", "Infinity"])
+def test_a_level_too_large_to_keep_is_refused_and_the_engine_still_reads_the_limits(risk_client, htmx, account,
+                                                                                     broker, clock, typed):
+    part = guards_fragment(risk_client.post("/risk/guards/", {"daily_loss_hard": typed}, headers=htmx), status=422)
+
+    assert part.find("p", class_="error").text.strip() != ""
+    assert not PreTradeLimits.objects.filter(account=account, daily_loss_hard__isnull=False).exists()
+    engine_tick(accounts=[account], broker=broker)             # the row is still readable by the engine
+    assert risk_client.get("/risk/").status_code == 200
 
 
 def test_a_trader_can_neither_set_the_levels_nor_see_the_form(trader_client, account):
