@@ -96,14 +96,16 @@ def venue_look(*, account: Account, broker: Broker, flatten: bool, now: datetime
     """Ask the venue what is still working and held for ``account``."""
     try:
         listed = broker.open_orders(now=now, account_id=account.pk)
-        held = broker.positions(now=now, account_id=account.pk) if flatten else []
+        # always asked: with flatten every position is left over; without, it tells a kept exit (its position is
+        # open) from an order to cancel, so an unreadable answer must never pass for "no positions"
+        held = broker.positions(now=now, account_id=account.pk)
     except DeskError as e:
         return Look(error=e.message)
     ours = Order.objects.filter(account=account).filter(
         _ids_or_broker_ids([v.client_order_id for v in listed], [v.broker_order_id for v in listed]))
     by_id = {str(o.pk): o for o in ours}
     by_broker_id = {o.broker_order_id: o for o in ours if o.broker_order_id}
-    open_symbols = {p.symbol for p in broker_positions_or_empty(broker, account, now)} if not flatten else set()
+    open_symbols = {p.symbol for p in held if p.quantity} if not flatten else set()
     orders = []
     for venue_order in listed:
         order = by_broker_id.get(venue_order.broker_order_id) or by_id.get(venue_order.client_order_id or "")
@@ -111,18 +113,9 @@ def venue_look(*, account: Account, broker: Broker, flatten: bool, now: datetime
             order_id=str(order.pk) if order else "", symbol=venue_order.symbol, side=str(venue_order.side),
             quantity=venue_order.quantity - venue_order.filled_quantity,
             kind=_kind(order, open_symbols), role=_ROLES.get(order.leg_role, "entry") if order else "order"))
-    positions = [flatness.PositionLeft(symbol=p.symbol, quantity=p.quantity) for p in held]
+    positions = [flatness.PositionLeft(symbol=p.symbol, quantity=p.quantity) for p in held] if flatten else []
     left_orders, left_positions = flatness.leftovers(orders=orders, positions=positions, flatten=flatten)
     return Look(orders=left_orders, positions=left_positions)
-
-
-def broker_positions_or_empty(broker: Broker, account: Account, now: datetime) -> list:
-    """The venue's positions, to tell a kept exit from one whose position is gone (asked only without flatten:
-    with it every order counts)."""
-    try:
-        return broker.positions(now=now, account_id=account.pk)
-    except DeskError:
-        return []
 
 
 def _ids_or_broker_ids(ids: list, broker_ids: list) -> Q:

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from orders.domain.errors import ProviderUnavailable
 from orders.models import Account, Alert, AuditEvent, KillSwitchRun, Order
 from orders.services.flatness import flatness_tick, kill_run_line
 from orders.services.limits import limits_set
@@ -112,6 +113,30 @@ def test_without_flatten_the_kept_stop_of_an_open_position_is_flat_by_design(acc
     run = KillSwitchRun.objects.get(pk=receipt.run_id)
     assert len(receipt.kept) == 1 and Order.objects.get(pk=receipt.kept[0].order_id).status == "OPEN"
     assert (run.status, run.cancel_retries) == ("FLAT", 0)
+
+
+def test_a_positions_read_that_fails_never_passes_for_no_position_and_the_kept_stop_stays(account, broker, clock,
+                                                                                        monkeypatch):
+    open_position(account, broker, clock, stop_loss=quote(broker).ask - 3)
+    run_engine(account, broker, seconds=1, clock=clock)                 # the stop is placed
+    receipt = kill_switch(account=account, broker=broker, actor="user:rita")
+    stop = Order.objects.get(pk=receipt.kept[0].order_id)
+
+    def positions_unreadable(**_):
+        raise ProviderUnavailable("positions read timed out")
+    monkeypatch.setattr(broker, "positions", positions_unreadable)     # the venue answers orders, not positions
+    tick(account, broker, clock, 2)
+
+    run = KillSwitchRun.objects.get(pk=receipt.run_id)
+    assert Order.objects.get(pk=stop.pk).status == "OPEN"              # the position keeps its stop
+    assert (run.status, run.cancel_retries) == ("CHECKING", 0)
+    assert "could not be asked" in kill_run_line(run)["line"] or run.receipt["leftovers"].startswith(
+        "the venue could not be asked")
+
+    monkeypatch.undo()
+    tick(account, broker, clock, 1)
+    run.refresh_from_db()
+    assert (run.status, Order.objects.get(pk=stop.pk).status) == ("FLAT", "OPEN")
 
 
 def test_a_flattening_kill_switch_is_flat_when_the_venue_holds_no_position(account, broker, clock):
