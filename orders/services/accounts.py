@@ -28,15 +28,16 @@ def mark_price(broker: Broker, symbol: str, *, now: datetime, fallback: Decimal)
         return fallback
 
 
-def account_snapshot(*, account: Account, broker: Broker, now: datetime) -> AccountFigures:
+def account_snapshot(*, account: Account, broker: Broker, now: datetime, strict: bool = False) -> AccountFigures:
     """The account's figures: a real venue's own (``venue_figures``), else the desk's ledger as the database holds
     it now (cash, positions, working orders). ``account`` itself is left alone: it may be the API key cache's,
-    shared between threads."""
+    shared between threads. A position without a quote is marked at its average price, unless ``strict``: then
+    the figures cannot be had (``DeskError``), for what acts on them (the loss guard) rather than shows them."""
     if broker.venue_ledger:
         return venue_figures(account=account, broker=broker, now=now)
     fresh = copy.copy(account)
     fresh.cash = Account.objects.values_list("cash", flat=True).get(pk=account.pk)   # never a stale balance
-    return _figures(fresh, broker, exposure_read(account.pk), now=now)
+    return _figures(fresh, broker, exposure_read(account.pk), now=now, strict=strict)
 
 
 def account_context(*, account: Account, symbol: str, broker: Broker, now: datetime,
@@ -60,10 +61,12 @@ def account_context(*, account: Account, symbol: str, broker: Broker, now: datet
     return AccountContext(figures=figures, position_quantity=held)
 
 
-def _figures(account: Account, broker: Broker, book: Exposure, *, now: datetime) -> AccountFigures:
+def _figures(account: Account, broker: Broker, book: Exposure, *, now: datetime,
+             strict: bool = False) -> AccountFigures:
     holdings = []
     for symbol, (quantity, average_price) in book.positions.items():
-        mark = mark_price(broker, symbol, now=now, fallback=average_price)
+        mark = (broker.quote(symbol, now=now).last if strict
+                else mark_price(broker, symbol, now=now, fallback=average_price))
         holdings.append(Holding(quantity=quantity, average_price=average_price, mark=mark,
                                 margin_rate=_margin_rate(broker, symbol)))
     reserved = ZERO

@@ -59,8 +59,8 @@ def guards_tick(*, accounts: list[Account], broker: Broker, now: datetime) -> No
         if not levels.any:
             continue
         try:
-            equity = account_snapshot(account=account, broker=broker, now=now).equity
-        except DeskError as e:        # a real venue's figures cannot be read: measured again next tick
+            equity = account_snapshot(account=account, broker=broker, now=now, strict=True).equity
+        except DeskError as e:        # the figures (or a position's quote) cannot be read: measured next tick
             log.warning("guards: %s's equity cannot be read: %s", account.name, e.message)
             continue
         try:

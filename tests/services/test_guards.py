@@ -73,6 +73,22 @@ def test_the_day_starts_from_the_equity_at_its_first_tick_and_follows_its_peak(a
     assert day.peak_equity == equity(account, broker) > D("100000")
 
 
+def test_a_quote_outage_is_never_measured_as_a_drawdown(account, broker, clock):
+    limits_set(account_id=account.pk, actor="rita", drawdown_soft=D("50"), drawdown_hard=D("100"))
+    long_with_far_stop(account, broker, clock)
+    shock(broker, "2")                                  # the long position gains about 2 %: the day's peak
+    run_engine(account, broker, seconds=2, clock=clock)
+    peak = AccountDay.objects.get(account=account).peak_equity
+
+    broker.faults.set_unavailable(True)                 # no quote: marked at its average price it would read as
+    run_engine(account, broker, seconds=2, clock=clock)  # a fall of the whole gain from the peak
+    broker.faults.set_unavailable(False)
+
+    day = AccountDay.objects.get(account=account)
+    assert (day.level, day.peak_equity, state(account)) == ("", peak, "ACTIVE")
+    assert loss_alerts(account) == []
+
+
 def test_an_account_without_loss_levels_is_not_measured(account, broker, clock):
     long_with_far_stop(account, broker, clock)
     shock(broker, "-10")
