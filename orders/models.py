@@ -329,6 +329,7 @@ class Alert(models.Model):
         PROTECTION_SLOW = "PROTECTION_SLOW"         # a filled position still without its stop after N s
         LOSS_LIMIT = "LOSS_LIMIT"                   # the day's loss or drawdown passed a level
         NOT_FLAT = "NOT_FLAT"                       # the kill switch's account is not flat at the venue in time
+        CHANNEL_FAILING = "CHANNEL_FAILING"         # an alert channel (webhook, e-mail) keeps failing to deliver
 
     class Status(models.TextChoices):
         OPEN = "OPEN"
@@ -505,3 +506,91 @@ class KillSwitchRun(models.Model):
 
     def __str__(self) -> str:
         return f"kill switch of {self.account} at {self.started_at} [{self.status}]"
+
+
+class AlertChannel(models.Model):
+    """Where an account's alerts go besides the desk (``services/channels.py``): a signed webhook or e-mail.
+
+    ``kinds`` routes (empty: every kind); ``step`` says when: 0 as the alert is raised, 1 when it is escalated for
+    going unacknowledged, N at N escalation periods. A webhook's secret signs every delivery, so it must be read
+    back: it is stored encrypted (``notify/sealing.py``), shown once when the channel is made, then only its hint."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook"
+        EMAIL = "email"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alert_channels")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    url = models.URLField(max_length=500, blank=True, default="", help_text="where a webhook posts")
+    recipients = models.JSONField(default=list, blank=True, help_text="the addresses an e-mail channel writes to")
+    secret_encrypted = models.TextField(blank=True, default="", editable=False)
+    secret_hint = models.CharField(max_length=16, blank=True, default="", editable=False,
+                                   help_text="the secret's last characters, to tell secrets apart")
+    kinds = models.JSONField(default=list, blank=True, help_text="the alert kinds sent here; empty sends every kind")
+    step = models.PositiveSmallIntegerField(default=0, help_text="0: when raised; 1: when escalated unacknowledged; "
+                                                                 "N: N escalation periods after it was raised")
+    enabled = models.BooleanField(default=True)
+    failing_since = models.DateTimeField(null=True, blank=True, help_text="its first failure since it last delivered")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["step", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "name"], name="one_channel_name_per_account"),
+            models.CheckConstraint(condition=Q(kind="email") | ~Q(url=""), name="webhook_channel_has_url"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}, step {self.step})"
+
+
+class AlertDelivery(models.Model):
+    """One alert owed to one channel, for one reason: created with the alert's change, sent by the engine until
+    delivered (at least once; the receiver deduplicates by ``idempotency_key``, the same on every retry)."""
+
+    class Reason(models.TextChoices):
+        RAISED = "raised"
+        ESCALATED = "escalated"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        GIVEN_UP = "given_up"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["alert", "channel", "reason"], name="one_delivery_per_reason")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.alert_id} to {self.channel_id} ({self.reason}) [{self.status}]"
+
+
+class AlertDeliveryAttempt(models.Model):
+    """Every try of a delivery, as it went: the receiver's HTTP status or the mail server's error, and how long."""
+
+    class Outcome(models.TextChoices):
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    delivery = models.ForeignKey(AlertDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=255, blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at", "-id"]
