@@ -37,10 +37,10 @@ from orders.services.accounts import account_snapshot
 from orders.services.alerts import alert_raise
 from orders.services.audit import audit_record
 from orders.services.limits import limits_set
-from orders.services.risk import kill_switch, trading_state_set
+from orders.services.risk import GUARD_ACTOR, kill_switch, trading_state_set
 
 log = logging.getLogger(__name__)
-ACTOR = "guard:loss"
+ACTOR = GUARD_ACTOR
 
 
 def guard_levels(row: PreTradeLimits | None) -> GuardLevels:
@@ -90,6 +90,11 @@ def guard_check(*, account: Account, broker: Broker, equity: Decimal, levels: Gu
                               equity=equity, tripped=Level(record.level))
         if breach is not None:
             record.level, changed = breach.level, True
+            if breach.level == Level.HARD and state != TradingState.HALTED:
+                # halted with the level, in one transaction: a tick that dies before the kill switch below has
+                # run leaves the account HALTED, never a HARD level on a trading account (read as a resume)
+                trading_state_set(account=account, state=TradingState.HALTED, actor=ACTOR,
+                                  reason=f"hard loss guard: {_words(breach)}")
         if changed:
             record.updated_at = now
             record.save()

@@ -19,7 +19,7 @@ from orders.domain.errors import AlertNotFound, Conflict, DeskError, Forbidden, 
 from orders.domain.guards import trading_day
 from orders.domain.lifecycle import UNPLACED
 from orders.domain.money import format_decimal
-from orders.models import Account, AccountDay, Alert, ExitLeg, Order, Position, TradingState
+from orders.models import Account, AccountDay, Alert, AuditEvent, ExitLeg, Order, Position, TradingState
 from orders.selectors import position_quantity
 from orders.services.audit import audit_record
 from orders.services.flatness import flatness_start
@@ -39,7 +39,7 @@ def trading_state_set(*, account: Account, state: str, actor: str, reason: str =
         previous = Account.objects.select_for_update().values_list("trading_state", flat=True).get(pk=account.pk)
         guard = _guard_loosened(account, previous=previous, state=state)
         if guard and not supervisor:
-            raise Forbidden(f"{account.name} was made {GUARD_STATE[guard]} by its {guard.lower()} loss guard today: "
+            raise Forbidden(f"{account.name} was made {GUARD_STATE[guard]} by its {guard.lower()} loss guard: "
                             f"only a supervisor (the risk role) may set it {state}", detail_code="SUPERVISOR_REQUIRED")
         if guard and not reason.strip():
             raise InvalidValue("reason", f"say why {account.name} may trade again after its {guard.lower()} loss "
@@ -52,7 +52,9 @@ def trading_state_set(*, account: Account, state: str, actor: str, reason: str =
     return account
 
 
-# what a loss guard level sets, and how restrictive each state is (a move down this order loosens)
+# who the loss guard is in the audit trail, what its levels set, and how restrictive each state is (a move down
+# this order loosens)
+GUARD_ACTOR = "guard:loss"
 GUARD_STATE = {"SOFT": TradingState.REDUCING, "HARD": TradingState.HALTED}
 _STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
@@ -66,6 +68,11 @@ def _guard_loosened(account: Account, *, previous: str, state: str) -> str:
                                       ).values_list("level", flat=True).first()
     if level in GUARD_STATE and _STRICTNESS[state] < _STRICTNESS[GUARD_STATE[level]]:
         return level
+    # the state the guard set holds past the account's midnight: until a person changes it, it is the guard's
+    last = (AuditEvent.objects.filter(account_id=account.pk, action="account.trading_state")
+            .order_by("-at", "-pk").values_list("actor", flat=True).first())
+    if last == GUARD_ACTOR:
+        return next((lvl for lvl, set_to in GUARD_STATE.items() if set_to == previous), "")
     return ""
 
 

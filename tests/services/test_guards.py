@@ -234,6 +234,39 @@ def test_a_new_trading_day_starts_again_from_its_own_first_equity(account, broke
     assert days[1].start_equity == equity(account, broker)
 
 
+def test_a_guard_halt_still_needs_the_supervisor_after_the_accounts_midnight(account, broker, clock):
+    guarded(account)
+    long_with_far_stop(account, broker, clock)
+    shock(broker, "-3")
+    run_engine(account, broker, seconds=2, clock=clock)
+    clock.shift(9 * 3600 + 60)                            # 00:01 UTC the next day: a new trading day, no level yet
+    run_engine(account, broker, clock=clock)
+    with pytest.raises(Forbidden) as refused:
+        trading_state_set(account=account, state="ACTIVE", actor="key:abc")
+    assert refused.value.details == {"code": "SUPERVISOR_REQUIRED"}
+    assert state(account) == "HALTED"
+    trading_state_set(account=account, state="ACTIVE", actor="rita", reason="new day", supervisor=True)
+    trading_state_set(account=account, state="HALTED", actor="key:abc")      # a person's own halt is theirs
+    trading_state_set(account=account, state="ACTIVE", actor="key:abc")
+    assert state(account) == "ACTIVE"
+
+
+def test_a_hard_level_is_written_with_the_halt_even_when_the_kill_switch_fails(account, broker, clock, monkeypatch):
+    guarded(account)
+    long_with_far_stop(account, broker, clock)
+    shock(broker, "-3")
+
+    def kill_switch_dies(**_):
+        raise RuntimeError("process died mid-tick")
+    monkeypatch.setattr("orders.services.guards.kill_switch", kill_switch_dies)
+    run_engine(account, broker, seconds=2, clock=clock)
+    monkeypatch.undo()
+    assert (AccountDay.objects.get(account=account).level, state(account)) == ("HARD", "HALTED")
+    run_engine(account, broker, seconds=1, clock=clock)   # never read as a supervisor's resume
+    assert AuditEvent.objects.filter(action="guard.rebaseline").count() == 0
+    assert state(account) == "HALTED"
+
+
 def test_the_trading_day_follows_the_accounts_timezone(account, broker, clock):
     Account.objects.filter(pk=account.pk).update(timezone="Asia/Tokyo")   # 15:00 UTC is past midnight there
     account.refresh_from_db()
