@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
@@ -220,19 +221,31 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
         except Exception:           # a venue answer that cannot be read or kept must not stop fills and exits
             log.exception("engine: following %s's books failed this tick", broker.name)
             venue.reconciled = venue.refreshed = time.monotonic()     # tried again when next due, not every tick
-    protection_tick(accounts=accounts, broker=broker, now=now)
-    protection_watch_tick(accounts=accounts, broker=broker, now=now)
+    # each stage on its own: one that fails (a venue answer that cannot be read, a bug met by one account) is
+    # logged and the next runs, so the loss guard and the kill switch's follow-up never wait on exit management
+    stages = [("exit legs", protection_tick), ("time to protection", protection_watch_tick)]
     if poll:                    # the venue may be asked for quotes this tick
-        watched_tick(accounts=accounts, broker=broker, now=now, book=book)
-    auto_flatten(accounts=accounts, broker=broker, now=now)
-    guards_tick(accounts=accounts, broker=broker, now=now)      # the day's loss and drawdown levels
-    flatness_tick(accounts=accounts, broker=broker, now=now)    # a kill switch followed until the venue is flat
-    alerts_escalate(account_ids=[a.pk for a in accounts], now=now)
+        stages.append(("watched exits", partial(watched_tick, book=book)))
+    stages += [("auto-flatten", auto_flatten),
+               ("loss guards", guards_tick),                    # the day's loss and drawdown levels
+               ("flatness", flatness_tick)]                     # a kill switch followed until the venue is flat
+    for name, stage in stages:
+        _stage(name, stage, accounts=accounts, broker=broker, now=now)
+    _stage("alert escalation", lambda **_: alerts_escalate(account_ids=[a.pk for a in accounts], now=now))
     ENGINE_TICK_SECONDS.observe(time.perf_counter() - started, platform=broker.name)
     finished = time.time()
     for account in accounts:
         ENGINE_LAST_TICK.set(finished, account=account.name)
     return result
+
+
+def _stage(name: str, stage, **arguments) -> None:
+    try:
+        stage(**arguments)
+    except (OperationalError, InterfaceError):
+        raise                       # the database went away: the engine's loop waits for it
+    except Exception:
+        log.exception("engine: %s failed this tick", name)
 
 
 def auto_flatten(*, accounts: list[Account], broker: Broker, now: datetime) -> None:

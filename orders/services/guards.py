@@ -59,11 +59,11 @@ def guards_tick(*, accounts: list[Account], broker: Broker, now: datetime) -> No
         if not levels.any:
             continue
         try:
-            equity = account_snapshot(account=account, broker=broker, now=now, strict=True).equity
-        except DeskError as e:        # the figures (or a position's quote) cannot be read: measured next tick
-            log.warning("guards: %s's equity cannot be read: %s", account.name, e.message)
-            continue
-        try:
+            try:
+                equity = account_snapshot(account=account, broker=broker, now=now, strict=True).equity
+            except DeskError as e:    # the figures (or a position's quote) cannot be read: measured next tick
+                log.warning("guards: %s's equity cannot be read: %s", account.name, e.message)
+                continue
             guard_check(account=account, broker=broker, equity=equity, levels=levels,
                         flatten=row.flatten_on_hard_halt, now=now)
         except (OperationalError, InterfaceError):

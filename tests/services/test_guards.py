@@ -267,6 +267,20 @@ def test_a_hard_level_is_written_with_the_halt_even_when_the_kill_switch_fails(a
     assert state(account) == "HALTED"
 
 
+def test_exit_management_failing_for_a_tick_does_not_keep_the_loss_guard_from_halting(account, broker, clock,
+                                                                                      monkeypatch, caplog):
+    guarded(account)
+    long_with_far_stop(account, broker, clock)
+    shock(broker, "-3")
+
+    def exits_fail(**_):
+        raise ValueError("a venue answer that cannot be read")
+    monkeypatch.setattr("orders.engine.protection_tick", exits_fail)
+    run_engine(account, broker, seconds=2, clock=clock)
+    assert state(account) == "HALTED"
+    assert "engine: exit legs failed this tick" in caplog.text
+
+
 def test_the_trading_day_follows_the_accounts_timezone(account, broker, clock):
     Account.objects.filter(pk=account.pk).update(timezone="Asia/Tokyo")   # 15:00 UTC is past midnight there
     account.refresh_from_db()
