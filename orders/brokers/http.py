@@ -1,4 +1,5 @@
-"""The one seam every real broker's HTTP goes through (the only module that imports ``requests``).
+"""The one seam every real broker's HTTP goes through (the only broker module that imports ``requests``;
+alert webhooks have their own, ``notify/webhook.py``).
 
 * an explicit ``(connect, read)`` timeout on every call;
 * retries with exponential backoff and jitter on 429 and 5xx and on transport errors — only for
