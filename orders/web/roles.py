@@ -13,9 +13,8 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from orders.domain.roles import ADMIN, RISK, TRADER
 from orders.models import Account, DeskMembership
-
-TRADER, RISK, ADMIN = "trader", "risk", "admin"
 
 
 def roles_of(user) -> set[str]:
