@@ -133,6 +133,10 @@ TIME_TO_PROTECTION = Histogram("desk_time_to_protection_seconds",
                                "Time from an entry's fill being recorded to the venue acknowledging every exit leg, "
                                "by how the legs are placed: pending (by the engine), native_oco, native_bracket",
                                ["strategy"], (.01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60))
+ALERT_DELIVERIES = Counter("desk_alert_deliveries_total",
+                           "Tries to deliver an alert to a channel, by channel kind (webhook, email) and outcome: "
+                           "delivered, failed (tried again later), given_up (its last try failed)",
+                           ["channel_kind", "outcome"])
 # max: the newest tick of any engine, kept after that engine is gone; its age is time() - this
 ENGINE_LAST_TICK = Gauge("desk_engine_last_tick_timestamp_seconds",
                          "Unix time at which an engine last finished a tick for the account", ["account"], mode="max")

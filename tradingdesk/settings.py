@@ -135,6 +135,24 @@ ENGINE_TICK_SECONDS = float(envdecimal("ENGINE_TICK_SECONDS", "0.25"))
 DESK_POOLED_WRITES = envbool("DESK_POOLED_WRITES", True)
 # an alert nobody acknowledges within this many minutes is raised again as escalated (0: never)
 DESK_ALERT_ESCALATE_MINUTES = envint("DESK_ALERT_ESCALATE_MINUTES", 5, minimum=0)
+# alert channels (orders/services/channels.py): the engine sends each alert a channel is owed, retrying a failure
+# after DESK_ALERT_RETRY_BASE_SECONDS, doubling (±25 % jitter) up to DESK_ALERT_RETRY_MAX_SECONDS, and gives up after
+# DESK_ALERT_DELIVERY_ATTEMPTS tries; a channel that failed DESK_ALERT_CHANNEL_FAILING_AFTER times in a row since it
+# last delivered raises CHANNEL_FAILING on the desk. A webhook waits DESK_ALERT_WEBHOOK_TIMEOUT_SECONDS for an answer.
+DESK_ALERT_DELIVERY_ATTEMPTS = envint("DESK_ALERT_DELIVERY_ATTEMPTS", 15, minimum=1)
+DESK_ALERT_RETRY_BASE_SECONDS = float(envdecimal("DESK_ALERT_RETRY_BASE_SECONDS", "5"))
+DESK_ALERT_RETRY_MAX_SECONDS = float(envdecimal("DESK_ALERT_RETRY_MAX_SECONDS", "600"))
+DESK_ALERT_CHANNEL_FAILING_AFTER = envint("DESK_ALERT_CHANNEL_FAILING_AFTER", 3, minimum=1)
+DESK_ALERT_WEBHOOK_TIMEOUT_SECONDS = float(envdecimal("DESK_ALERT_WEBHOOK_TIMEOUT_SECONDS", "5"))
+# e-mail channels go through Django's SMTP backend to this server
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envsecret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = envstr("DESK_EMAIL_FROM", "tradingdesk@localhost")
 # a real venue's account and positions are read by the engine this often (pushed when they change) ...
 DESK_VENUE_POLL_SECONDS = envint("DESK_VENUE_POLL_SECONDS", 5, minimum=1)
 # ... and read on demand when what is stored is older than this (fail closed after ten times it)

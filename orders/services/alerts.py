@@ -1,6 +1,7 @@
 """Risk alerts: raised once per cause, pushed through the outbox, shown until acknowledged, raised
 again as escalated when nobody has acknowledged them in ``DESK_ALERT_ESCALATE_MINUTES``, resolved when
-the position is protected again or flat."""
+the position is protected again or flat. Raising and escalating an alert also owes it to the account's alert channels
+(``services/alert_routing.py``) in the same transaction."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from django.utils import timezone
 
 from orders import events
 from orders.domain.errors import AlertNotFound, InvalidValue
-from orders.models import Alert
+from orders.models import Alert, AlertDelivery
+from orders.services.alert_routing import alert_route
 from orders.services.audit import audit_record
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ def alert_raise(*, account_id: int, kind: str, symbol: str, dedupe_key: str, mes
                 events.record_desk(account_id, "alert", alert_id=str(alert.pk), status=alert.status, kind=kind)
             audit_record(account_id=account_id, actor="engine", action="alert.raise", target=str(alert.id),
                          kind=kind, symbol=symbol)
+            alert_route(alert=alert, reason=AlertDelivery.Reason.RAISED, step=0, now=alert.raised_at)
     except IntegrityError:
         return None
     return alert
@@ -70,7 +73,16 @@ def alerts_resolve(*, account_id: int, symbol: str, kind: str, resolution: str, 
     alerts = Alert.objects.filter(account_id=account_id, symbol=symbol, kind=kind, status__in=LIVE)
     if entry_id is not None:
         alerts = alerts.filter(entry_id=entry_id)
-    alerts = list(alerts)
+    return _resolve(account_id=account_id, alerts=list(alerts), resolution=resolution)
+
+
+def alert_resolve_cause(*, account_id: int, dedupe_key: str, resolution: str) -> int:
+    """Resolve the live alert of one cause (its ``dedupe_key``), e.g. one failing alert channel of several."""
+    alerts = list(Alert.objects.filter(account_id=account_id, dedupe_key=dedupe_key, status__in=LIVE))
+    return _resolve(account_id=account_id, alerts=alerts, resolution=resolution)
+
+
+def _resolve(*, account_id: int, alerts: list[Alert], resolution: str) -> int:
     for alert in alerts:
         claimed = Alert.objects.filter(pk=alert.pk, status__in=LIVE).update(
             status=Alert.Status.RESOLVED, resolved_at=timezone.now(), resolution=resolution[:255])
@@ -108,6 +120,7 @@ def alerts_escalate(*, account_ids: list[int], now: datetime) -> list[Alert]:
                                    kind=alert.kind, escalated=True)
             audit_record(account_id=alert.account_id, actor="engine", action="alert.escalate", target=str(alert.pk),
                          kind=alert.kind, symbol=alert.symbol, unacknowledged_seconds=waited)
+            alert_route(alert=alert, reason=AlertDelivery.Reason.ESCALATED, step=1, now=now)
         log.critical("alert %s %s %s escalated: unacknowledged for %d s", alert.pk, alert.kind, alert.symbol, waited)
         escalated.append(alert)
     return escalated
