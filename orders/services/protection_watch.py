@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 
@@ -26,6 +26,7 @@ from orders.services.protection_time import DEFAULT_SLOW_SECONDS, dedupe_key, sl
 
 log = logging.getLogger(__name__)
 ACTOR = "engine:protection"
+AFTER_THE_FACT_WINDOW = timedelta(seconds=30)    # how long an alert raised at the legs' late answer may flatten
 
 
 def protection_watch_tick(*, accounts: list[Account], broker: Broker, now: datetime) -> None:
@@ -43,18 +44,20 @@ def protection_watch_tick(*, accounts: list[Account], broker: Broker, now: datet
             continue
         key = dedupe_key(entry_id, leg.needed_at)
         # this wait's alert, whatever became of it (superseded by POSITION_UNPROTECTED, acknowledged): one a wait
-        alert = Alert.objects.filter(dedupe_key=key).order_by("-raised_at").first() or alert_raise(
+        alert = Alert.objects.filter(entry_id=entry_id, dedupe_key=key).order_by("-raised_at").first() or alert_raise(
             account_id=leg.account_id, kind=Alert.Kind.PROTECTION_SLOW, symbol=leg.symbol, dedupe_key=key,
             entry_id=entry_id, details=slow_details(entry_id, leg.needed_at, limit=slow),
             message=f"{leg.symbol} filled but unprotected for {seconds_text(waited)}: the venue has not "
                     f"acknowledged its exits within {seconds_text(slow)}")
         if flatten and alert is not None:
             _flatten_once(alert, broker=broker, waited=waited, limit=flatten_after)
-    # a venue that took that long to answer, inside the fill's own transaction: its alert says how long
+    # a venue that took that long to answer, inside the fill's own transaction: its alert says how long. Only
+    # one just raised: an old wait, long since protected, never flattens today's position because flattening was
+    # switched on (or made shorter) later
     flattening = {account_id: row[1] for account_id, row in limits.items() if row[1] is not None}
     if flattening:
         for alert in Alert.objects.filter(account_id__in=flattening, kind=Alert.Kind.PROTECTION_SLOW,
-                                          status__in=LIVE):
+                                          status__in=LIVE, raised_at__gte=now - AFTER_THE_FACT_WINDOW):
             took = alert.details.get("protected_after_seconds")
             if took is not None and float(took) > flattening[alert.account_id]:
                 _flatten_once(alert, broker=broker, waited=float(took), limit=flattening[alert.account_id])

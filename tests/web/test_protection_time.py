@@ -12,6 +12,7 @@ import time_machine
 from django.utils import timezone
 
 from orders.models import Alert, AuditEvent, ExitLeg, Order, Position, PreTradeLimits
+from orders.services.limits import limits_set
 from tests.builders import make_order_request, run_engine
 from tests.conftest import FROZEN_AT
 from tests.test_metrics import scrape, value
@@ -163,3 +164,23 @@ def test_a_venue_taking_12_s_to_protect_gets_the_position_flattened_when_the_acc
     page = parse(risk_client.get("/risk/").content)
     assert page.find(id="protection-none") is not None    # flat: no position waits for exits
     assert "PROTECTION_SLOW" in page.by_id("alerts").text
+
+
+def test_switching_flattening_on_later_never_flattens_a_position_over_an_old_slow_wait(
+        account, broker, running_clock):
+    enter(account, broker)
+    running_clock.shift(1)
+    broker.faults.set_latency(6000, exits_only=True)     # protected after 12 s, with flattening off
+    try:
+        run_engine(account, broker)
+    finally:
+        broker.faults.clear()
+    [alert] = slow_alerts(account)
+    assert float(alert.details["protected_after_seconds"]) >= 12
+    running_clock.shift(120)                             # minutes later the risk desk switches flattening on
+    limits_set(account_id=account.pk, actor="rita", flatten_unprotected_after_seconds=D("10"))
+    run_engine(account, broker)
+    alert.refresh_from_db()
+    assert "flattened" not in alert.details
+    assert Position.objects.get(account=account, symbol="AAPL").quantity == 10
+    assert not Order.objects.filter(account=account, leg_role=Order.LegRole.CLOSE).exists()
