@@ -47,6 +47,12 @@ def to_cancel(order: OrderLeft, *, flatten: bool) -> bool:
     return counts(order, flatten=flatten) and order.kind != CLOSING and bool(order.order_id)
 
 
+def to_close(*, orders: list[OrderLeft], positions: list[PositionLeft]) -> list[PositionLeft]:
+    """The positions left over (with ``flatten``) that no working closing order is closing: sent again."""
+    closing = {o.symbol for o in orders if o.kind == CLOSING}
+    return [p for p in positions if p.quantity != 0 and p.symbol not in closing]
+
+
 def leftovers(*, orders: list[OrderLeft], positions: list[PositionLeft], flatten: bool) -> tuple[list, list]:
     """The orders and positions that keep the account from being flat."""
     return ([o for o in orders if counts(o, flatten=flatten)],
@@ -68,5 +74,6 @@ def describe(*, orders: list[OrderLeft], positions: list[PositionLeft]) -> str:
     return ", ".join([*(describe_position(p) for p in positions), *(describe_order(o) for o in orders)])
 
 
-def retried(count: int) -> str:
-    return f"{count} cancel{'s' if count != 1 else ''} retried"
+def retried(count: int, *, closes: int = 0) -> str:
+    said = f"{count} cancel{'s' if count != 1 else ''} retried"
+    return said + (f", {closes} close{'s' if closes != 1 else ''} sent again" if closes else "")

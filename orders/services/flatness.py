@@ -41,6 +41,7 @@ from orders.models import Account, Alert, KillSwitchRun, Order, PreTradeLimits
 from orders.services.alerts import alert_raise, alerts_resolve
 from orders.services.audit import audit_record
 from orders.services.orders import order_cancel
+from orders.services.positions import position_close
 from orders.venue import order_to_ticket
 
 log = logging.getLogger(__name__)
@@ -160,19 +161,24 @@ def flatness_check(*, run: KillSwitchRun, broker: Broker, now: datetime) -> Kill
     """Ask the venue once; cancel again what should be gone; say FLAT, or NOT_FLAT once the time is up."""
     account = run.account
     look = venue_look(account=account, broker=broker, flatten=run.flatten, now=now)
-    retries = 0
+    retries = closes = 0
     due = [o for o in look.orders if flatness.to_cancel(o, flatten=run.flatten)]
+    unclosed = flatness.to_close(orders=look.orders, positions=look.positions)
     last_retry = run.receipt.get("retried_at")
-    if due and (last_retry is None or (now - datetime.fromisoformat(last_retry)).total_seconds() >= RETRY_SECONDS):
+    if (due or unclosed) and (last_retry is None
+                              or (now - datetime.fromisoformat(last_retry)).total_seconds() >= RETRY_SECONDS):
         retries = _retry_cancels(account=account, orders=due, broker=broker, run=run)
+        closes = _retry_closes(account=account, positions=unclosed, broker=broker, run=run)
         look = venue_look(account=account, broker=broker, flatten=run.flatten, now=now)
     # a run started during this tick (the loss guard pulls the kill switch after the tick's clock was read) is
     # measured from its start, never before it
     now = max(now, run.started_at)
     elapsed = Decimal(str((now - run.started_at).total_seconds())).quantize(Decimal("0.1"))
     receipt = {**run.receipt, "leftovers": look.as_dict().get("text", "")}
-    if retries:
+    if retries or closes:
         receipt["retried_at"] = now.isoformat()
+    if closes:
+        receipt["close_retries"] = receipt.get("close_retries", 0) + closes
     fields = {"cancel_retries": run.cancel_retries + retries, "leftovers": look.as_dict(), "updated_at": now}
     if look.flat:
         fields.update(status=KillSwitchRun.Status.FLAT, flat_at=now)
@@ -180,7 +186,7 @@ def flatness_check(*, run: KillSwitchRun, broker: Broker, now: datetime) -> Kill
     elif run.status == KillSwitchRun.Status.CHECKING and elapsed >= Decimal(receipt.get("flat_within_seconds", 10)):
         fields.update(status=KillSwitchRun.Status.NOT_FLAT, escalated_at=now)
         receipt.update(not_flat_after_seconds=format_decimal(elapsed), status=KillSwitchRun.Status.NOT_FLAT)
-    changed = bool(retries) or "status" in fields or fields["leftovers"] != run.leftovers
+    changed = bool(retries or closes) or "status" in fields or fields["leftovers"] != run.leftovers
     receipt["cancel_retries"] = fields["cancel_retries"]
     with transaction.atomic():
         claimed = KillSwitchRun.objects.filter(pk=run.pk, status=run.status).update(receipt=receipt, **fields)
@@ -227,6 +233,23 @@ def _retry_cancels(*, account: Account, orders: list[flatness.OrderLeft], broker
     return tried
 
 
+def _retry_closes(*, account: Account, positions: list[flatness.PositionLeft], broker: Broker,
+                  run: KillSwitchRun) -> int:
+    """Send again the closing order of each position the venue still holds with none working (the first was
+    refused, or filled only in part). Returns how many closes were tried."""
+    for left in positions:
+        try:
+            order = position_close(account=account, position_id=left.symbol, broker=broker, actor=ACTOR)
+        except DeskError as e:
+            audit_record(account_id=account.pk, actor=ACTOR, action="kill_switch.close_retry", target=left.symbol,
+                         result="failed", run=str(run.pk), error=e.message)
+            log.warning("kill switch %s: close of %s refused again: %s", run.pk, left.symbol, e.message)
+        else:
+            audit_record(account_id=account.pk, actor=ACTOR, action="kill_switch.close_retry", target=left.symbol,
+                         result="ok", run=str(run.pk), order=str(order.id))
+    return len(positions)
+
+
 def _said(run: KillSwitchRun, *, look: Look, elapsed: Decimal) -> None:
     """A run that changed status: raise, or resolve, its NOT_FLAT alert."""
     account = run.account
@@ -242,7 +265,7 @@ def _said(run: KillSwitchRun, *, look: Look, elapsed: Decimal) -> None:
         KillSwitchRun.objects.filter(pk=run.pk).update(receipt={**run.receipt, "alert_symbol": symbol,
                                                                 "alert_id": str(alert.pk) if alert else None})
         log.critical("kill switch of %s NOT FLAT after %s s (%s): %s", account.name, format_decimal(elapsed),
-                     flatness.retried(run.cancel_retries), text)
+                     flatness.retried(run.cancel_retries, closes=run.receipt.get("close_retries", 0)), text)
     elif run.escalated_at is not None:
         alerts_resolve(account_id=account.pk, symbol=run.receipt.get("alert_symbol", ""), kind=Alert.Kind.NOT_FLAT,
                        resolution=f"flat after {format_decimal(elapsed)} s")
@@ -257,12 +280,13 @@ def kill_run_line(run: KillSwitchRun | None) -> dict | None:
     """What the risk view says of a run: its status and one line ("Flat after 1.3 s (2 cancels retried)")."""
     if run is None:
         return None
-    retried = flatness.retried(run.cancel_retries)
+    retried = flatness.retried(run.cancel_retries, closes=run.receipt.get("close_retries", 0))
     if run.status == KillSwitchRun.Status.FLAT:
         line = f"Flat after {run.receipt.get('flat_after_seconds', '?')} s ({retried})"
     elif run.status == KillSwitchRun.Status.NOT_FLAT:
         line = (f"NOT FLAT after {run.receipt.get('not_flat_after_seconds', '?')} s: "
                 f"{run.leftovers.get('text', '')} ({retried}; still retrying)")
     else:
-        line = "Checking the venue…" + (f" ({retried})" if run.cancel_retries else "")
+        line = "Checking the venue…" + (f" ({retried})" if run.cancel_retries or run.receipt.get("close_retries")
+                                         else "")
     return {"run": run, "status": run.status, "line": line, "receipt": run.receipt}

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from orders.domain.errors import ProviderUnavailable
-from orders.models import Account, Alert, AuditEvent, KillSwitchRun, Order
+from orders.models import Account, Alert, AuditEvent, KillSwitchRun, Order, Position
 from orders.services.flatness import flatness_tick, kill_run_line
 from orders.services.limits import limits_set
 from orders.services.risk import kill_switch
@@ -151,9 +151,10 @@ def test_a_flattening_kill_switch_is_flat_when_the_venue_holds_no_position(accou
     assert broker.positions(now=timezone.now(), account_id=account.pk) == []
 
 
-def test_a_flattening_kill_switch_whose_close_is_refused_is_not_flat_with_the_position_left(account, broker, clock):
+def test_a_flattening_kill_switch_whose_closes_are_refused_is_not_flat_with_the_position_left(account, broker,
+                                                                                             clock):
     open_position(account, broker, clock, quantity="5")
-    broker.faults.reject_next(1)                # the closing order is refused
+    broker.faults.reject_next(100)              # every closing order is refused
 
     kill_switch(account=account, broker=broker, actor="user:rita", flatten=True)
     tick(account, broker, clock, 10)
@@ -162,6 +163,24 @@ def test_a_flattening_kill_switch_whose_close_is_refused_is_not_flat_with_the_po
     assert run.status == "NOT_FLAT"
     assert run.leftovers["text"] == "AAPL 5 long"
     assert Alert.objects.get(kind="NOT_FLAT").message == "NOT FLAT after 10 s: AAPL 5 long"
+    assert run.receipt["close_retries"] == 1
+    assert AuditEvent.objects.get(action="kill_switch.close_retry").result == "failed"
+
+
+def test_a_refused_close_is_sent_again_and_the_account_ends_flat(account, broker, clock):
+    open_position(account, broker, clock, quantity="5")
+    broker.faults.reject_next(1)                # the first closing order is refused
+
+    receipt = kill_switch(account=account, broker=broker, actor="user:rita", flatten=True)
+    assert [f["action"] for f in receipt.failures] == ["close"]
+    tick(account, broker, clock, 1)             # sent again: filled, and the venue holds nothing
+
+    run = KillSwitchRun.objects.get()
+    assert (run.status, run.receipt["close_retries"]) == ("FLAT", 1)
+    assert Position.objects.get(account=account, symbol="AAPL").quantity == 0
+    retry = AuditEvent.objects.get(action="kill_switch.close_retry")
+    assert (retry.actor, retry.result, retry.target) == ("engine:kill-switch", "ok", "AAPL")
+    assert kill_run_line(run)["line"] == "Flat after 1 s (0 cancels retried, 1 close sent again)"
 
 
 def test_the_api_s_kill_switch_answer_is_unchanged(account, broker):
