@@ -447,6 +447,14 @@ class PreTradeLimits(models.Model):
     flat_within_seconds = models.DecimalField(
         default=Decimal("10"), max_digits=8, decimal_places=3, validators=[MinValueValidator(Decimal("0"))],
         help_text="The kill switch escalates (NOT_FLAT) when the venue is not flat after this.")
+    # four-eyes approvals (services/approvals.py)
+    approval_notional_above = models.DecimalField(
+        null=True, blank=True, validators=[MinValueValidator(Decimal("0"))], **MONEY,
+        help_text="A person's order whose notional is above this waits for a second person's approval; "
+                  "empty never asks.")
+    approval_ttl_minutes = models.PositiveIntegerField(
+        default=15, validators=[MinValueValidator(1)],
+        help_text="A request for approval expires when no second person has decided it within this.")
 
     class Meta:
         verbose_name = "pre-trade limits"
@@ -594,3 +602,61 @@ class AlertDeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+
+class ApprovalRequest(models.Model):
+    """A change that needs a second person (``services/approvals.py``): leaving HALTED, raising a limit, an order
+    above the account's approval notional. The person asking never decides it; it expires unanswered after the
+    account's ``approval_ttl_minutes``. A limit raised for a while (``override_until``) is put back by the engine
+    when its time is up (``reverted_at``).
+
+        PENDING ──second person approves──▶ APPROVED (the change is made with it)
+           ├──second person rejects──▶ REJECTED
+           ├──the person asking withdraws──▶ CANCELLED
+           └──nobody decided in time──▶ EXPIRED
+    """
+
+    class Kind(models.TextChoices):
+        RESUME_TRADING = "RESUME_TRADING"       # payload: {"state": "ACTIVE" | "REDUCING", "previous": "HALTED"}
+        RAISE_LIMIT = "RAISE_LIMIT"             # payload: {"levels": {name: to}, "previous": {name: from},
+                                                #           "minutes": N or null}
+        LARGE_ORDER = "LARGE_ORDER"             # payload: {"order": the ticket's order, "notional": …, …}
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        APPROVED = "APPROVED"
+        REJECTED = "REJECTED"
+        EXPIRED = "EXPIRED"
+        CANCELLED = "CANCELLED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="approval_requests")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    requested_by = models.CharField(max_length=150, help_text="user:<name>, admin:<name>, key:<prefix>, command:…")
+    requested_at = models.DateTimeField()
+    reason = models.TextField(blank=True, default="")
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.CharField(max_length=150, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True, default="")
+    result = models.JSONField(default=dict, blank=True, help_text="what the approval did: the order placed, …")
+    expires_at = models.DateTimeField()
+    override_until = models.DateTimeField(null=True, blank=True,
+                                          help_text="a temporary raise is put back by the engine at this time")
+    reverted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(expires_at__gt=F("requested_at")), name="approval_expires_after_ask"),
+        ]
+        indexes = [
+            models.Index(fields=["account", "status"], name="approval_account_status"),
+            models.Index(fields=["status", "expires_at"], name="approval_due"),
+            models.Index(fields=["override_until"], condition=Q(reverted_at__isnull=True, override_until__isnull=False),
+                         name="approval_override_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.account_id} by {self.requested_by} [{self.status}]"
