@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,8 +30,10 @@ from orders.domain.errors import DeskError
 from orders.exits.book import TrailingBook
 from orders.metrics import ENGINE_LAST_TICK, ENGINE_LEASE_HELD, ENGINE_TICK_SECONDS
 from orders.models import Account, Alert, EngineLease, Order, Position, VenueState
+from orders.services.alert_routing import alerts_route_later_steps
 from orders.services.alerts import alerts_escalate
 from orders.services.audit import audit_record
+from orders.services.channels import alert_deliveries_send
 from orders.services.fills import reports_apply
 from orders.services.flatness import flatness_tick
 from orders.services.guards import guards_tick
@@ -192,6 +195,46 @@ def deadman_disarm(*, accounts: list[Account], broker: Broker) -> None:
             events.record_desk(account.pk, "venue")
 
 
+class Courier:
+    """Sends the alert deliveries that are due (``services/channels.py``) on a thread of its own, woken by each
+    tick: a webhook receiver that takes its whole timeout to answer holds up no fill, exit leg or lease renewal.
+    Only what a tick woke it for is sent, for the accounts that tick acted for: an engine that lost its leases
+    stops waking it. ``stop`` lets it finish what it was woken for."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._stopping = False
+        self._account_ids: list[int] = []
+        self._thread: threading.Thread | None = None
+
+    def wake(self, account_ids: list[int]) -> None:
+        self._account_ids = list(account_ids)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="alert-courier")
+            self._thread.start()
+        self._wake.set()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                if self._account_ids:
+                    alert_deliveries_send(account_ids=self._account_ids)
+            except Exception:           # a database hiccup: the deliveries stay due for the next wake-up
+                log.exception("engine: sending alert deliveries failed")
+            finally:
+                close_old_connections()
+            if self._stopping:
+                return
+
+
 @dataclass
 class TickResult:
     accounts: int = 0
@@ -201,11 +244,12 @@ class TickResult:
 
 def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None = None,
                 book: TrailingBook | None = None, link: BrokerLink | None = None, poll: bool = True,
-                venue: VenueWatch | None = None) -> TickResult:
+                venue: VenueWatch | None = None, courier: Courier | None = None) -> TickResult:
     """Match every working order of ``accounts`` up to ``now``, apply what happened, follow a real venue's books
     (``venue``: the engine's ``VenueWatch``; see ``venue_tick``), then let exit management retry, escalate and
     trail. With ``poll`` False (see ``PollPacer``) the venue is left alone:
-    no ``sync`` and no quotes for trailing stops, only what the database alone decides."""
+    no ``sync`` and no quotes for trailing stops, only what the database alone decides. Alerts owed to the accounts'
+    channels are sent last: by the ``courier``'s thread when given (the engine's loop), else here."""
     started = time.perf_counter()
     now = now or timezone.now()
     result = TickResult(accounts=len(accounts))
@@ -231,7 +275,13 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
                ("flatness", flatness_tick)]                     # a kill switch followed until the venue is flat
     for name, stage in stages:
         _stage(name, stage, accounts=accounts, broker=broker, now=now)
-    _stage("alert escalation", lambda **_: alerts_escalate(account_ids=[a.pk for a in accounts], now=now))
+    account_ids = [a.pk for a in accounts]
+    _stage("alert escalation", lambda **_: alerts_escalate(account_ids=account_ids, now=now))
+    _stage("alert channels", lambda **_: alerts_route_later_steps(account_ids=account_ids, now=now))
+    if courier is not None:
+        courier.wake(account_ids)
+    else:
+        _stage("alert deliveries", lambda **_: alert_deliveries_send(account_ids=account_ids))
     ENGINE_TICK_SECONDS.observe(time.perf_counter() - started, platform=broker.name)
     finished = time.time()
     for account in accounts:

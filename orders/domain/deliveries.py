@@ -41,8 +41,8 @@ def is_valid_signature(*, secret: str, timestamp: str, body: bytes, signature: s
 def retry_delay(attempts: int, *, base: float, cap: float,
                 jitter: Callable[[], float] = random.random) -> timedelta:
     """How long after its ``attempts``-th failure a delivery is tried again: ``base × 2^(attempts-1)``, at most
-    ``cap``, spread by ±25 % so that receivers coming back are not hit by every desk at once. Each delay is at
-    least 1.5 × the one before until the cap (0.75 × 2 > 1.25)."""
+    ``cap``, spread by ±25 % so that receivers coming back are not hit by every desk at once. Until the cap each
+    delay is at least 1.2 × the one before, whatever the jitter (2 × 0.75 / 1.25)."""
     delay = min(base * 2 ** max(attempts - 1, 0), cap)
     return timedelta(seconds=delay * (0.75 + 0.5 * jitter()))
 

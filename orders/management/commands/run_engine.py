@@ -29,6 +29,7 @@ from orders.brokers.base import Broker
 from orders.engine import (
     LEASE_SECONDS,
     BrokerLink,
+    Courier,
     PollPacer,
     VenueWatch,
     deadman_disarm,
@@ -73,6 +74,7 @@ class Command(BaseCommand):
         self._stop_event = threading.Event()
         self._recovered_at, self._last_delay = float("-inf"), RETRY_FIRST_SECONDS
         self._watcher: threading.Thread | None = None
+        self._courier = Courier()           # sends alerts to the accounts' channels beside the ticks
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         broker, owner = get_broker(), new_owner_id()
@@ -96,6 +98,7 @@ class Command(BaseCommand):
                 except LeaseLost as e:
                     held = self._give_up_leases(accounts, owner, reason=str(e), wait=options["wait"])
         finally:
+            self._courier.stop()
             if held:
                 self._disarm(accounts, broker)
                 self._release(accounts, owner)
@@ -112,7 +115,7 @@ class Command(BaseCommand):
                         broker.name, broker.deadman_seconds, TAKEOVER_SECONDS)
         link, venue = BrokerLink(), VenueWatch(owner=owner)
         # catch up with what the venue did meanwhile (and, on a real venue, reconcile with its books)
-        engine_tick(accounts=accounts, broker=broker, link=link, venue=venue)
+        engine_tick(accounts=accounts, broker=broker, link=link, venue=venue, courier=self._courier)
         reconciled = protection_reconcile(accounts=accounts, broker=broker)
         book = trail_book_load(accounts=accounts)
         self.stdout.write(f"reconciled exit legs of {reconciled} entries; {len(book)} trailing stops followed")
@@ -128,7 +131,7 @@ class Command(BaseCommand):
                 self._prune(accounts)
                 last_prune = started
             engine_tick(accounts=accounts, broker=broker, book=book, link=link, poll=pacer.due(started, woken=woken),
-                        venue=venue)
+                        venue=venue, courier=self._courier)
             close_old_connections()         # a connection that failed is dropped; the next one is health-checked
             if options["once"]:
                 return
