@@ -40,7 +40,9 @@ def frame_text(frame: dict) -> str:
 
 
 class StreamClient(Protocol):
-    account_id: int
+    """A socket the relay feeds: the frames of its account (``account_id``), or, for a client that follows several
+    (the risk view of every account, ``realtime/risk_all.py``), of each account in its ``account_ids``."""
+    account_id: int | None
 
     def offer(self, frame: dict, *, kind: str, symbol: str | None) -> None: ...
 
@@ -104,7 +106,7 @@ class Relay:
                 frame = SharedFrame(stream_frame(event_id, payload))
                 symbol = frame_symbol(frame)
                 for client in list(self.clients):
-                    if client.account_id == account_id:
+                    if client.account_id == account_id or account_id in getattr(client, "account_ids", ()):
                         client.offer(frame, kind=kind, symbol=symbol)
             if len(batch) < 500:
                 self._wake.clear()

@@ -8,9 +8,11 @@ from django.urls import path
 from orders.realtime.consumers import StrategyStreamConsumer
 from orders.realtime.desk import DeskLiveConsumer
 from orders.realtime.origin import SameOriginValidator
+from orders.realtime.risk_all import RiskAllConsumer
 
 websocket_urlpatterns = [
     path("v1/ws", SameOriginValidator(StrategyStreamConsumer.as_asgi())),
     path("ws/desk/", SameOriginValidator(AuthMiddlewareStack(DeskLiveConsumer.as_asgi()), require_origin=True)),
+    path("ws/risk/all/", SameOriginValidator(AuthMiddlewareStack(RiskAllConsumer.as_asgi()), require_origin=True)),
 ]
 websocket_application = URLRouter(websocket_urlpatterns)

@@ -11,7 +11,7 @@ from functools import wraps
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 
 from orders.domain.roles import ADMIN, RISK, TRADER
 from orders.models import Account, DeskMembership
@@ -40,15 +40,35 @@ def visible_accounts(user):
     return Account.objects.filter(members__user=user).order_by("name")
 
 
+CHOSEN_ACCOUNT = "desk_account"       # the session's key: the account this person last chose
+
+
 def desk_account(request: HttpRequest) -> Account:
-    """The account the page shows: ?account=<name> among the visible ones, else the first."""
+    """The account the page shows or the form acts on: ``?account=<name>`` (or a posted ``account``) among the
+    person's accounts, else the one they last chose (kept in their session, so a link without it stays on that
+    account), else their first. A name that is not theirs is refused with 404, never swapped for another account:
+    an action must not land on an account other than the one its page showed."""
     accounts = visible_accounts(request.user)
     wanted = request.GET.get("account") or request.POST.get("account")
-    account = accounts.filter(name=wanted).first() if wanted else None
-    account = account or accounts.first()
+    if wanted:
+        account = accounts.filter(name=wanted).first()
+        if account is None:
+            raise Http404(account_refusal(request.user, wanted))
+        if request.session.get(CHOSEN_ACCOUNT) != account.name:
+            request.session[CHOSEN_ACCOUNT] = account.name
+        return account
+    chosen = request.session.get(CHOSEN_ACCOUNT)
+    account = (accounts.filter(name=chosen).first() if chosen else None) or accounts.first()
     if account is None:
         raise PermissionDenied("You are not a member of any account.")
     return account
+
+
+def account_refusal(user, name: str) -> str:
+    """Why ``name`` is not shown: the same words whether it does not exist or is someone else's account."""
+    yours = ", ".join(visible_accounts(user).values_list("name", flat=True)[:20]) or "none"
+    return (f"No account named “{name[:64]}” is yours to see: it does not exist, or you are not a member of it. "
+            f"Your accounts: {yours}.")
 
 
 def require(check, message: str):

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from orders.web import login, views
+from orders.web import login, risk_all, views
 
 urlpatterns = [
     path("", views.desk, name="desk"),
@@ -17,6 +17,9 @@ urlpatterns = [
 
     path("chart/", views.chart_data, name="chart-data"),
     path("risk/", views.risk, name="risk"),
+    path("risk/all/", risk_all.risk_all, name="risk-all"),
+    path("risk/all/alerts/<uuid:alert_id>/acknowledge/", risk_all.acknowledge_view, name="risk-all-acknowledge"),
+    path("risk/all/kill-switch/", risk_all.kill_switch_view, name="risk-all-kill-switch"),
     path("risk/alerts/<uuid:alert_id>/acknowledge/", views.acknowledge_view, name="alert-acknowledge"),
     path("risk/alerts/<uuid:alert_id>/adopt-venue/", views.adopt_venue_view, name="alert-adopt-venue"),
     path("risk/alerts/<uuid:alert_id>/flatten/", views.alert_flatten_view, name="alert-flatten"),

@@ -113,7 +113,10 @@ def test_the_risk_page_connects_the_risk_variant_of_the_socket(risk_client):
 
 
 def test_a_trader_sees_only_the_accounts_they_are_a_member_of(trader_client, other_account):
-    assert parse(trader_client.get("/?account=zeta").content).find(class_="account-badge").text == "alice"
+    response = trader_client.get("/?account=zeta")     # refused, never swapped for theirs (test_account_switcher.py)
+
+    assert response.status_code == 404
+    assert "zeta" not in parse(response.content).find("header").text
 
 
 def test_the_risk_desk_can_open_any_account(risk_client, other_account):
