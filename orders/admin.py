@@ -7,10 +7,12 @@ reaches every open desk and risk view with their next push."""
 from django import forms
 from django.contrib import admin, messages
 
-from orders.domain.errors import DeskError
+from orders.domain.errors import DeskError, InvalidValue
 from orders.models import (
     Account,
     Alert,
+    AlertChannel,
+    AlertDelivery,
     ApiKey,
     AuditEvent,
     CircuitBreaker,
@@ -22,6 +24,12 @@ from orders.models import (
 )
 from orders.services.alerts import alert_acknowledge
 from orders.services.breakers import breakers_reset
+from orders.services.channels import (
+    alert_channel_create,
+    alert_channel_fields,
+    alert_channel_remove,
+    alert_channel_update,
+)
 from orders.services.keys import api_key_issue, api_key_revoke, api_key_update
 from orders.services.limits import LEVELS, PRETRADE, limits_set
 from orders.services.risk import trading_state_set
@@ -217,3 +225,83 @@ class AlertAdmin(InspectOnly):
             alert_acknowledge(alert_id=str(obj.pk), actor=_actor(request), comment=form.cleaned_data["ack_comment"])
         except DeskError as e:
             self.message_user(request, e.message, messages.ERROR)
+
+
+class AlertChannelForm(forms.ModelForm):
+    """The channel's fields, checked by the same rules as ``manage.py alert_channel`` (``alert_channel_fields``)."""
+    url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                         help_text="Webhooks: the http(s) address the desk posts signed JSON to.")
+    recipients = forms.CharField(required=False, help_text="E-mail channels: the addresses, separated by commas.")
+    kinds = forms.MultipleChoiceField(choices=Alert.Kind.choices, required=False, widget=forms.CheckboxSelectMultiple,
+                                      help_text="None ticked sends every kind.")
+
+    class Meta:
+        model = AlertChannel
+        fields = ("account", "name", "kind", "url", "recipients", "kinds", "step", "enabled")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["recipients"] = ", ".join(self.instance.recipients)
+
+    def clean_recipients(self) -> list[str]:
+        return [r.strip() for r in self.cleaned_data.get("recipients", "").split(",") if r.strip()]
+
+    def clean(self):
+        data = super().clean()
+        account = data.get("account") or getattr(self.instance, "account", None)
+        if account is None or self.errors:
+            return data
+        try:
+            alert_channel_fields(account=account, name=data.get("name", ""), url=data.get("url", ""),
+                                 kind=data.get("kind") or self.instance.kind, recipients=data.get("recipients", []),
+                                 kinds=data.get("kinds", []), step=data.get("step", 0), exclude=self.instance.pk)
+        except InvalidValue as e:
+            self.add_error(e.field if e.field in self.fields else None, e.message)
+        return data
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(admin.ModelAdmin):
+    """Made, changed and removed through ``services/channels.py`` (audited, pushed to the risk view). A webhook's
+    signing secret is shown once, in the message after it is added; afterwards only its hint."""
+    form = AlertChannelForm
+    list_display = ("name", "account", "kind", "step", "enabled", "secret_hint", "failing_since")
+    list_filter = ("kind", "enabled")
+    readonly_fields = ("secret_hint", "failing_since", "created_at")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("account", "name", "kind", "url", "recipients", "kinds", "step")
+        return ("account", "name", "kind", "url", "recipients", "kinds", "step", "enabled", *self.readonly_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*self.readonly_fields, "account", "kind") if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            alert_channel_update(channel=obj, actor=_actor(request), name=data["name"], url=data.get("url", ""),
+                                 recipients=data["recipients"], kinds=data["kinds"], step=data["step"],
+                                 enabled=data["enabled"])
+            return
+        channel, secret = alert_channel_create(account=data["account"], name=data["name"], kind=data["kind"],
+                                               url=data.get("url", ""), recipients=data["recipients"],
+                                               kinds=data["kinds"], step=data["step"], actor=_actor(request))
+        obj.pk = channel.pk
+        if secret:
+            self.message_user(request, f"Signing secret of {channel.name} (shown once, copy it now): {secret}")
+
+    def delete_model(self, request, obj):
+        alert_channel_remove(channel=obj, actor=_actor(request))
+
+    def delete_queryset(self, request, queryset):
+        for channel in queryset:
+            alert_channel_remove(channel=channel, actor=_actor(request))
+
+
+@admin.register(AlertDelivery)
+class AlertDeliveryAdmin(InspectOnly):
+    """Every alert owed to a channel, as the engine sent it; its tries are on the risk view's channels card."""
+    list_display = ("created_at", "alert", "channel", "reason", "status", "attempts", "delivered_at", "last_error")
+    list_filter = ("status", "reason")

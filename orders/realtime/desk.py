@@ -49,6 +49,7 @@ from orders.web.banner import placed_out
 from orders.web.context import (
     alerts_context,
     blotter_context,
+    channels_context,
     guards_context,
     kill_run_context,
     orders_context,
@@ -79,7 +80,8 @@ def render_fragment(kind: str, frame: dict, *, can_trade: bool = False) -> str |
 # admin's); the pre-trade limits only in the risk view's time to protection (when to alert and flatten).
 _DESK_SECTIONS = {"alert": ("alerts",), "trading_state": ("state",), "breaker": ("breakers",),
                   "limits": ("protection", "guards"), "api_key": (), "venue": ("venue",),
-                  "protection": ("protection",), "kill_run": ("kill-run",), "guards": ("guards",)}
+                  "protection": ("protection",), "kill_run": ("kill-run",), "guards": ("guards",),
+                  "channels": ("channels",)}
 
 
 def sections_for(kind: str, frame: dict) -> set[str]:
@@ -130,7 +132,7 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
     def _all_sections(self) -> set[str]:
         if self.view == "risk":
             return {"alerts", "state", "breakers", "working", "finished", "venue", "protection", "kill-run",
-                    "guards"}
+                    "guards", "channels"}
         return {"working", "finished", "positions", "fills", "figures", "state", "alerts", "breakers"}
 
     async def disconnect(self, code) -> None:
@@ -320,6 +322,9 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
         if "kill-run" in sections and self.view == "risk":
             parts.append(render_to_string("orders/risk.html#kill-run", {**kill_run_context(self.account),
                                                                          "oob": True}))
+        if "channels" in sections and self.view == "risk":      # alert channels: a delivery tried, a channel failing
+            parts.append(render_to_string("orders/risk_channels.html#channels", {
+                **channels_context(self.account), "account": self.account, "oob": True}))
         if "venue" in sections and self.view == "risk":
             venue = venue_context(self.account)
             if venue["venue"] is not None:

@@ -54,8 +54,8 @@ LOG_ROWS = 20
 def alert_channel_create(*, account: Account, name: str, kind: str, url: str = "", recipients: list[str] | None = None,
                          kinds: list[str] | None = None, step: int = 0, actor: str) -> tuple[AlertChannel, str]:
     """Add a channel. Returns it and, for a webhook, its new signing secret: shown now, never again."""
-    fields = _checked(account=account, name=name, kind=kind, url=url, recipients=recipients or [],
-                      kinds=kinds or [], step=step)
+    fields = alert_channel_fields(account=account, name=name, kind=kind, url=url, recipients=recipients or [],
+                                  kinds=kinds or [], step=step)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32) if kind == AlertChannel.Kind.WEBHOOK else ""
     with transaction.atomic():
         channel = AlertChannel.objects.create(account=account, **fields, created_at=timezone.now(),
@@ -70,8 +70,8 @@ def alert_channel_create(*, account: Account, name: str, kind: str, url: str = "
 def alert_channel_update(*, channel: AlertChannel, actor: str, name: str, url: str, recipients: list[str],
                          kinds: list[str], step: int, enabled: bool) -> AlertChannel:
     """Change what a channel is (its kind and secret stay): the admin's change form."""
-    fields = _checked(account=channel.account, name=name, kind=channel.kind, url=url, recipients=recipients,
-                      kinds=kinds, step=step, exclude=channel.pk)
+    fields = alert_channel_fields(account=channel.account, name=name, kind=channel.kind, url=url,
+                                  recipients=recipients, kinds=kinds, step=step, exclude=channel.pk)
     with transaction.atomic():
         AlertChannel.objects.filter(pk=channel.pk).update(**fields, enabled=enabled)
         for key, value in {**fields, "enabled": enabled}.items():
@@ -111,8 +111,8 @@ def failing_key(channel: AlertChannel) -> str:
     return f"channel-failing:{channel.pk}"
 
 
-def _checked(*, account: Account, name: str, kind: str, url: str, recipients: list[str], kinds: list[str], step,
-             exclude: int | None = None) -> dict:
+def alert_channel_fields(*, account: Account, name: str, kind: str, url: str, recipients: list[str],
+                         kinds: list[str], step, exclude: int | None = None) -> dict:
     """The channel's fields once each is acceptable, or ``InvalidValue`` naming the first that is not."""
     name = (name or "").strip()
     if not name or len(name) > 100:

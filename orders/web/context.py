@@ -17,6 +17,7 @@ from orders.domain.errors import DeskError
 from orders.domain.money import format_decimal
 from orders.models import Account, Alert, TradingState, position_wire_id
 from orders.services.accounts import account_snapshot, mark_price
+from orders.services.channels import channel_overview
 from orders.services.flatness import kill_run_latest, kill_run_line
 from orders.services.guards import guard_view
 from orders.services.protection_time import protection_summary
@@ -40,7 +41,12 @@ def risk_context(account: Account, broker: Broker) -> dict:
     books."""
     return {**alerts_context(account, broker), "states": TradingState.values, **orders_context(account),
             **venue_context(account), **guards_context(account, broker), **kill_run_context(account),
-            **protection_context(account)}
+            **protection_context(account), **channels_context(account)}
+
+
+def channels_context(account: Account) -> dict:
+    """The account's alert channels and their newest deliveries, each try's outcome (``services/channels.py``)."""
+    return channel_overview(account)
 
 
 def protection_context(account: Account) -> dict:
