@@ -38,6 +38,7 @@ class WebhookReceiver:
     requests: list[Received] = field(default_factory=list)
     handled: dict[str, dict] = field(default_factory=dict)
     url: str = ""
+    delay: float = 0.0                  # seconds it takes to answer
 
     def verifies(self, request: Received) -> bool:
         return is_valid_signature(secret=self.secret, timestamp=request.headers.get(TIMESTAMP_HEADER, ""),
@@ -55,6 +56,7 @@ def start_webhook_receiver(receiver: WebhookReceiver) -> ThreadingHTTPServer:
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status = receiver.script.pop(0) if receiver.script else 200
+            time.sleep(receiver.delay)
             receiver.answer(Received(headers=dict(self.headers.items()), body=body, answered=status))
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")

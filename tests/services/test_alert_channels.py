@@ -5,6 +5,7 @@ CHANNEL_FAILING on the desk, resolved when it delivers again. Receivers are real
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from orders.domain.deliveries import IDEMPOTENCY_HEADER, is_valid_signature, webhook_signature
 from orders.domain.errors import InvalidValue
+from orders.engine import Courier, engine_tick
 from orders.models import Alert, AlertChannel, AlertDelivery, AuditEvent, Event
 from orders.notify.sealing import secret_open
 from orders.selectors import live_alerts
@@ -181,6 +183,23 @@ def test_an_unreachable_receiver_is_retried_with_the_reason(account, broker, clo
     assert (delivery.status, delivery.attempts) == ("pending", 1)
     assert delivery.last_error == "could not connect to the receiver"
     assert delivery.next_attempt_at > timezone.now()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_engine_loop_sends_on_its_courier_without_waiting_for_a_slow_receiver(account, broker, receivers):
+    receiver = receivers()
+    receiver.delay = 2.0
+    webhook(account, receiver)
+    unprotected(account)
+    courier = Courier()
+
+    started = time.monotonic()
+    engine_tick(accounts=[account], broker=broker, courier=courier)
+    took = time.monotonic() - started
+    courier.stop()
+
+    assert took < 1.5                                   # the tick did not wait for the receiver's answer
+    assert len(receiver.requests) == 1 and AlertDelivery.objects.get().status == "delivered"
 
 
 # -- e-mail -------------------------------------------------------------------------------------------------------
