@@ -28,10 +28,19 @@ from orders.brokers.base import Broker
 from orders.domain.enums import OrderStatus
 from orders.domain.errors import DeskError
 from orders.exits.book import TrailingBook
-from orders.metrics import ENGINE_LAST_TICK, ENGINE_LEASE_HELD, ENGINE_TICK_SECONDS
+from orders.metrics import (
+    BROKER_DISCONNECTIONS,
+    BROKER_RECONNECT_ATTEMPTS,
+    BROKER_RECONNECT_FAILURES,
+    BROKER_RECONNECTIONS,
+    ENGINE_LAST_TICK,
+    ENGINE_LEASE_HELD,
+    ENGINE_TICK_SECONDS,
+)
 from orders.models import Account, Alert, EngineLease, Order, Position, VenueState
 from orders.services.alert_routing import alerts_route_later_steps
 from orders.services.alerts import alerts_escalate
+from orders.services.approvals import approvals_tick
 from orders.services.audit import audit_record
 from orders.services.channels import alert_deliveries_send
 from orders.services.fills import reports_apply
@@ -114,6 +123,7 @@ class BrokerLink:
             for account in accounts:
                 events.record_connection(account.pk, "BROKER_DISCONNECTED", broker=broker.name, error=error)
                 events.record_staleness(account.pk, "STALE", symbols=symbols, broker=broker.name, stale_since=now)
+        BROKER_DISCONNECTIONS.inc(platform=broker.name)
 
     def came_back(self, *, accounts: list[Account], broker: Broker, now: datetime) -> None:
         if self.connected:
@@ -126,6 +136,7 @@ class BrokerLink:
                                         stale_since=self.down_since)
         self.connected, self.down_since, self.stale_symbols = True, None, []
         self.reconnects += 1
+        BROKER_RECONNECTIONS.inc(platform=broker.name)
 
 
 @dataclass
@@ -272,7 +283,8 @@ def engine_tick(*, accounts: list[Account], broker: Broker, now: datetime | None
         stages.append(("watched exits", partial(watched_tick, book=book)))
     stages += [("auto-flatten", auto_flatten),
                ("loss guards", guards_tick),                    # the day's loss and drawdown levels
-               ("flatness", flatness_tick)]                     # a kill switch followed until the venue is flat
+               ("flatness", flatness_tick),                     # a kill switch followed until the venue is flat
+               ("approvals", approvals_tick)]                   # four-eyes requests expired, temporary raises put back
     for name, stage in stages:
         _stage(name, stage, accounts=accounts, broker=broker, now=now)
     account_ids = [a.pk for a in accounts]
@@ -327,10 +339,15 @@ def _poll(*, accounts: list[Account], broker: Broker, now: datetime, link: Broke
     # an order adopted from the venue is followed by the reconciliation (the venue never had our id for it)
     working = list(Order.objects.filter(account__in=accounts, status__in=statuses, external=False)
                    .order_by("created_at"))
+    reconnecting = not link.connected          # the venue stopped answering: this poll tries it again
+    if reconnecting:
+        BROKER_RECONNECT_ATTEMPTS.inc(platform=broker.name)
     try:
         reports = broker.sync([order_to_working(o) for o in working], now=now)
     except DeskError as e:
         log.warning("engine: broker sync failed: %s", e.message)
+        if reconnecting:
+            BROKER_RECONNECT_FAILURES.inc(platform=broker.name)
         link.went_down(accounts=accounts, broker=broker, error=e.message, now=now)
         reports = []
     else:

@@ -6,13 +6,15 @@ the outbox in id order (``realtime``)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from orders import wire
-from orders.models import Event
+from orders.metrics import CRITICAL_DROPPED, ORDER_EVENTS, SOCKET_LISTENERS, live_total
+from orders.models import Account, Event, Order
 from orders.rows import insert_row
 
 ORDER_EVENT_BY_STATUS = {
@@ -51,8 +53,30 @@ def record_desk(account_id: int, what: str, **fields: Any) -> Event:
     return _record(account_id, DESK_KIND, {"what": what, **fields})
 
 
+# the protocol's event_type of gateway_order_events_total for each order event (PROTOCOL.md §12.2)
+ORDER_EVENT_TYPES = {"ORDER_CREATED": "created", "ORDER_MODIFIED": "modified", "ORDER_CANCELLED": "cancelled",
+                     "ORDER_REJECTED": "rejected", "ORDER_FILLED": "filled",
+                     "ORDER_PARTIALLY_FILLED": "partially_filled", "ORDER_EXPIRED": "expired",
+                     "BRACKET_ORDER_CREATED": "bracket_created", "BRACKET_ORDER_MODIFIED": "bracket_modified"}
+# the alerts the protocol calls critical: one committed with no socket of its account open is counted as dropped
+CRITICAL_CODES = frozenset({"POSITION_UNPROTECTED", "OCO_DOUBLE_EXIT"})
+
+
+def platform_of(account_id: int) -> str:
+    """The account's broker, as the protocol's metrics label it (``platform``)."""
+    return Account.objects.values_list("broker", flat=True).get(pk=account_id)
+
+
+def after_commit(count, account_id: int, *, platform: str | None = None) -> None:
+    """``count(platform)`` once the caller's transaction commits (never for a change rolled back); a count that
+    fails is logged, never the committed change's failure."""
+    transaction.on_commit(lambda: count(platform or platform_of(account_id)), robust=True)
+
+
 def record_order(order, event: str | None = None) -> Event:
     event = event or ORDER_EVENT_BY_STATUS[order.status]
+    after_commit(partial(_count_order_event, ORDER_EVENT_TYPES.get(event, event.lower())), order.account_id,
+                 platform=order.account.broker if Order.account.is_cached(order) else None)
     body = wire.OrderOut.of(order)       # the same model GET /v1/orders/{id} answers with
     frame = {"event": event, "order": body.to_wire()}
     if body.parent_order_id is not None:
@@ -75,7 +99,18 @@ def record_account(account_id: int, figures) -> Event:
                                             "account": wire.AccountOut.of(figures).to_wire()})
 
 
+def _count_order_event(event_type: str, platform: str) -> None:
+    ORDER_EVENTS.inc(platform=platform, event_type=event_type)
+
+
+def _count_if_unheard(account_id: int, platform: str) -> None:
+    if not live_total(SOCKET_LISTENERS, account_id=str(account_id)):
+        CRITICAL_DROPPED.inc(platform=platform)
+
+
 def record_error(account_id: int, code: str, message: str, details: dict[str, Any] | None = None) -> Event:
+    if code in CRITICAL_CODES:
+        after_commit(partial(_count_if_unheard, account_id), account_id)
     frame: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         frame["details"] = details

@@ -110,6 +110,39 @@ PROTOCOL_SLOW_CONSUMERS = "gateway_ws_slow_consumer_disconnects"
 WS_DISCONNECTS = Counter("gateway_ws_disconnects_total",
                          "Stream clients gone, by reason: closed_by_client, closed_by_server (slow or unresponsive), "
                          "lost (the connection dropped or stopped answering the server's pings)", ["reason"])
+# each order event as the outbox records it (events.record_order), counted once its transaction commits
+ORDER_EVENTS = Counter("gateway_order_events_total",
+                       "Order events, by platform and event type: created, modified, cancelled, rejected, filled, "
+                       "partially_filled, expired, bracket_created, bracket_modified", ["platform", "event_type"])
+OCO_DOUBLE_EXITS = Counter("gateway_oco_double_exit_total",
+                           "A second order of an OCO group filled after the first (OCO_DOUBLE_EXIT raised)",
+                           ["platform"])
+CRITICAL_DROPPED = Counter("gateway_critical_notifications_dropped_total",
+                           "Critical alerts (POSITION_UNPROTECTED, OCO_DOUBLE_EXIT, raised or escalated) committed "
+                           "while no socket of their account was open to hear them: no /v1/ws client, desk or risk "
+                           "page (the alert stays on the risk view and is replayed to a /v1/ws client that connects)",
+                           ["platform"])
+# the engine's link to its venue (engine.BrokerLink: BROKER_DISCONNECTED / BROKER_RECONNECTED, PROTOCOL §7.7)
+BROKER_DISCONNECTIONS = Counter("gateway_broker_disconnections_total",
+                                "The venue stopped answering the engine (BROKER_DISCONNECTED)", ["platform"])
+BROKER_RECONNECT_ATTEMPTS = Counter("gateway_broker_reconnect_attempts_total",
+                                    "Polls of a venue that had stopped answering", ["platform"])
+BROKER_RECONNECTIONS = Counter("gateway_broker_reconnections_total",
+                               "The venue answered again (BROKER_RECONNECTED)", ["platform"])
+BROKER_RECONNECT_FAILURES = Counter("gateway_broker_reconnect_failures_total",
+                                    "Polls of a venue that had stopped answering that failed again (the engine never "
+                                    "gives up: it polls again at its next tick)", ["platform"])
+RATE_LIMIT_EVENTS = Counter("gateway_rate_limit_events_total",
+                            "A venue's rate limit: hit (the venue refused a request for it: HTTP 429 or 418, Kraken's "
+                            "rate errors), warning (the desk held a request back to stay within the venue's budget)",
+                            ["platform", "event_type"])
+BACKTEST_COMPLETIONS = Counter("gateway_backtest_completions_total",
+                               "Replays ended (Tektii mode): the desk has no replay venue, so it never counts one",
+                               ["platform"])
+# the protocol's unlabelled gateway_circuit_breaker_resets_total is this counter's sum, added by render()
+BREAKER_RESETS = Counter("desk_circuit_breaker_resets_total", "Successful circuit breaker resets, by account",
+                         ["account"])
+PROTOCOL_BREAKER_RESETS = "gateway_circuit_breaker_resets_total"
 
 # -- the desk's ---------------------------------------------------------------------------------------------------
 API_EDGE_REFUSALS = Counter("desk_api_refused_total",
@@ -140,6 +173,10 @@ ALERT_DELIVERIES = Counter("desk_alert_deliveries_total",
 # max: the newest tick of any engine, kept after that engine is gone; its age is time() - this
 ENGINE_LAST_TICK = Gauge("desk_engine_last_tick_timestamp_seconds",
                          "Unix time at which an engine last finished a tick for the account", ["account"], mode="max")
+# livesum: the sockets the outbox relays of running web processes feed, by the account they follow (a risk view of
+# every account counts for each); a critical alert with none is counted as dropped (CRITICAL_DROPPED)
+SOCKET_LISTENERS = Gauge("desk_socket_listeners", "Open sockets following the account: /v1/ws clients, desk and "
+                         "risk pages", ["account_id"], mode="livesum")
 ENGINE_LEASE_HELD = Gauge("desk_engine_lease_held",
                           "1 while the engine named by owner holds the account's lease, 0 while it stands by or "
                           "after it let go; gone once that engine's process has ended", ["account", "owner"],
@@ -181,26 +218,78 @@ class _Collected:
 
 def render() -> bytes:
     """The scrape: in multi-process mode every process of the desk on this machine, otherwise this one."""
+    families = list(_registry().collect())
+    return generate_latest(_Collected(families)) + _protocol_aliases(families) + _protocol_declarations(families)
+
+
+def _registry():
     path = os.environ.get(MULTIPROC_ENV)
-    if path:
-        forget_dead_processes(path)
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path)
-    else:
-        registry = prometheus_client.REGISTRY
-    families = list(registry.collect())
-    return generate_latest(_Collected(families)) + _protocol_aliases(families)
+    if not path:
+        return prometheus_client.REGISTRY
+    forget_dead_processes(path)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path)
+    return registry
+
+
+def live_total(gauge: Gauge, **labels: str) -> float:
+    """A live gauge's value summed over every running process of the desk on this machine (one scrape's reading of
+    it), for the samples carrying ``labels``."""
+    name = gauge.metric.describe()[0].name
+    return sum(sample.value for family in _registry().collect() if family.name == name
+               for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+# the protocol's unlabelled counters, kept by the desk under a labelled name of its own (every counter here has
+# labels: see the module's docstring): protocol name -> (the desk's family, its help)
+_ALIASES = {
+    PROTOCOL_SLOW_CONSUMERS: ("desk_ws_slow_client_cuts", "Stream clients closed for being too slow or unresponsive "
+                                                          "(desk_ws_slow_client_cuts_total, all reasons)"),
+    PROTOCOL_BREAKER_RESETS: ("desk_circuit_breaker_resets", "Successful circuit breaker resets "
+                                                             "(desk_circuit_breaker_resets_total, all accounts)"),
+}
 
 
 def _protocol_aliases(families: list) -> bytes:
-    """``gateway_ws_slow_consumer_disconnects``: the protocol names this counter without the ``_total`` that
-    prometheus_client puts on every counter, so it is written out here, once recorded, as the sum of
-    ``desk_ws_slow_client_cuts_total`` over its reasons."""
-    cuts = [sample.value for family in families if family.name == "desk_ws_slow_client_cuts"
-            for sample in family.samples if sample.name == "desk_ws_slow_client_cuts_total"]
-    if not cuts:
-        return b""
-    name = PROTOCOL_SLOW_CONSUMERS
-    return (f"# HELP {name} Stream clients closed for being too slow or unresponsive "
-            f"(desk_ws_slow_client_cuts_total, all reasons)\n# TYPE {name} counter\n"
-            f"{name} {floatToGoString(sum(cuts))}\n").encode()
+    """Each of ``_ALIASES``, once recorded, as the sum of the desk's counter over its labels: the protocol names
+    ``gateway_ws_slow_consumer_disconnects`` without the ``_total`` prometheus_client puts on every counter, and
+    ``gateway_circuit_breaker_resets_total`` with no labels."""
+    text = ""
+    for name, (family_name, help_text) in _ALIASES.items():
+        values = [sample.value for family in families if family.name == family_name
+                  for sample in family.samples if sample.name == f"{family_name}_total"]
+        if values:
+            text += f"# HELP {name} {help_text}\n# TYPE {name} counter\n{name} {floatToGoString(sum(values))}\n"
+    return text.encode()
+
+
+# every metric PROTOCOL.md §12.2 names, with its type, as the scrape writes it
+PROTOCOL_METRICS = {
+    "gateway_orders_submitted_total": "counter", "gateway_order_submit_duration_seconds": "histogram",
+    "gateway_order_events_total": "counter", "gateway_oco_double_exit_total": "counter",
+    "gateway_critical_notifications_dropped_total": "counter", "gateway_ws_connections_active": "gauge",
+    PROTOCOL_SLOW_CONSUMERS: "counter", "gateway_broker_disconnections_total": "counter",
+    "gateway_broker_reconnect_attempts_total": "counter", "gateway_broker_reconnections_total": "counter",
+    "gateway_broker_reconnect_failures_total": "counter", "gateway_rate_limit_events_total": "counter",
+    PROTOCOL_BREAKER_RESETS: "counter", "gateway_backtest_completions_total": "counter",
+}
+
+
+def _protocol_declarations(families: list) -> bytes:
+    """The protocol's metrics that no process has recorded yet, declared (HELP and TYPE, no sample): every name of
+    §12.2 is on every scrape, and its series appear once recorded, as the protocol says. Without the directory
+    (one process) prometheus_client declares its own already."""
+    written = {family.name + ("_total" if family.type == "counter" else "") for family in families}
+    written |= {name for name, (family_name, _) in _ALIASES.items()
+                if any(family.name == family_name and family.samples for family in families)}
+    helps = {family.name + ("_total" if family.type == "counter" else ""): family.documentation
+             for metric in _PROTOCOL_OBJECTS for family in metric.metric.describe()}
+    helps.update({name: help_text for name, (_, help_text) in _ALIASES.items()})
+    return "".join(f"# HELP {name} {helps.get(name, name)}\n# TYPE {name} {kind}\n"
+                   for name, kind in PROTOCOL_METRICS.items() if name not in written).encode()
+
+
+_PROTOCOL_OBJECTS = (ORDERS_SUBMITTED, ORDER_SUBMIT_SECONDS, ORDER_EVENTS, OCO_DOUBLE_EXITS, CRITICAL_DROPPED,
+                     WS_CONNECTIONS, BROKER_DISCONNECTIONS, BROKER_RECONNECT_ATTEMPTS, BROKER_RECONNECTIONS,
+                     BROKER_RECONNECT_FAILURES, RATE_LIMIT_EVENTS, BACKTEST_COMPLETIONS)

@@ -33,9 +33,11 @@ from orders.domain.errors import (
     Unauthorized,
 )
 from orders.domain.redact import redact_text
+from orders.metrics import RATE_LIMIT_EVENTS
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RATE_LIMITED_STATUSES = frozenset({429, 418})      # 418: Binance's ban for going on after a 429
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class HttpClient:
                     continue
                 raise ProviderUnavailable(f"{self.provider} did not answer: {type(e).__name__}") from None
             response = _parse(raw)
+            if response.status in RATE_LIMITED_STATUSES:
+                RATE_LIMIT_EVENTS.inc(platform=self.provider, event_type="hit")
             if response.status in RETRY_STATUSES and safe and attempt + 1 < self.retry.attempts:
                 self.sleep(self.retry.delay(attempt, _retry_after(response)))
                 continue

@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from orders.events import stream_frame
+from orders.metrics import SOCKET_LISTENERS
 from orders.models import Event
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ def frame_symbol(frame: dict) -> str | None:
     return None
 
 
+def _followed(client: StreamClient):
+    return getattr(client, "account_ids", None) or (client.account_id,)
+
+
 class Relay:
     def __init__(self) -> None:
         self.clients: set[StreamClient] = set()
@@ -72,7 +77,10 @@ class Relay:
             head = await _head()
             if self.last_id is None:         # another client may have registered during the read
                 self.last_id = head
-        self.clients.add(client)
+        if client not in self.clients:
+            self.clients.add(client)
+            for account_id in _followed(client):
+                SOCKET_LISTENERS.inc(account_id=str(account_id))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
         return self.last_id
@@ -88,7 +96,10 @@ class Relay:
         return True
 
     def unregister(self, client: StreamClient) -> None:
-        self.clients.discard(client)
+        if client in self.clients:               # a socket that failed half way may be unregistered twice
+            self.clients.discard(client)
+            for account_id in _followed(client):
+                SOCKET_LISTENERS.inc(-1, account_id=str(account_id))
 
     def wake(self) -> None:
         self._wake.set()

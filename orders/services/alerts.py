@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from orders import events
 from orders.domain.errors import AlertNotFound, InvalidValue
+from orders.metrics import OCO_DOUBLE_EXITS
 from orders.models import Alert, AlertDelivery
 from orders.services.alert_routing import alert_route
 from orders.services.audit import audit_record
@@ -45,9 +46,15 @@ def alert_raise(*, account_id: int, kind: str, symbol: str, dedupe_key: str, mes
             audit_record(account_id=account_id, actor="engine", action="alert.raise", target=str(alert.id),
                          kind=kind, symbol=symbol)
             alert_route(alert=alert, reason=AlertDelivery.Reason.RAISED, step=0, now=alert.raised_at)
+            if kind == Alert.Kind.OCO_DOUBLE_EXIT:
+                events.after_commit(_count_oco_double_exit, account_id)
     except IntegrityError:
         return None
     return alert
+
+
+def _count_oco_double_exit(platform: str) -> None:
+    OCO_DOUBLE_EXITS.inc(platform=platform)
 
 
 def alert_acknowledge(*, alert_id: str, actor: str, comment: str) -> Alert:

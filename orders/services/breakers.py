@@ -22,6 +22,7 @@ from django.utils import timezone
 from orders import events
 from orders.caches import breaker_open
 from orders.domain.errors import ProviderUnavailable, ResetCooldown
+from orders.metrics import BREAKER_RESETS
 from orders.models import Account, CircuitBreaker
 from orders.services.audit import audit_record
 
@@ -101,4 +102,5 @@ def breakers_reset(*, account: Account, actor: str) -> dict:
             events.record_desk(account.pk, "breaker", name=name, state="closed", was_open=was_open)
         audit_record(account_id=account.pk, actor=actor, action="breaker.reset", target="adapter,exit_order")
     breaker_open.forget(account.pk)
+    BREAKER_RESETS.inc(account=account.name)
     return breaker_snapshot(account=account)

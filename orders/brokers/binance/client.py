@@ -29,6 +29,7 @@ from orders.brokers.binance.mapping import (
 )
 from orders.brokers.http import HttpClient, HttpResponse
 from orders.domain.errors import ProviderError, RateLimited
+from orders.metrics import RATE_LIMIT_EVENTS
 
 Params = Sequence[tuple[str, object]]
 MINUTE_MS = 60_000
@@ -141,6 +142,7 @@ class BinanceClient:
             return
         next_window_ms = (window + 1) * MINUTE_MS
         wait_ms = next_window_ms - now
+        RATE_LIMIT_EVENTS.inc(platform=PROVIDER, event_type="warning")     # held back: waited for, or refused
         if wait_ms <= self.config.max_weight_wait * 1000:
             self.http.sleep(wait_ms / 1000)
             self.used_weight, self.weight_window = 0, window + 1

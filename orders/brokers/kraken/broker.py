@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from orders.brokers.base import Broker
 from orders.brokers.config import require_env
-from orders.brokers.http import HttpClient, HttpResponse, error_for_status
+from orders.brokers.http import RATE_LIMITED_STATUSES, HttpClient, HttpResponse, error_for_status
 from orders.brokers.kraken.endpoints import (
     DEFAULT_BASE_URL,
     EndpointError,
@@ -85,12 +85,14 @@ from orders.domain.errors import (
     OrderNotFound,
     OrderRejected,
     ProviderError,
+    RateLimited,
     SymbolNotFound,
     Unsupported,
 )
 from orders.domain.money import ZERO, format_decimal, is_on_grid, quantize_money
 from orders.domain.orders import OrderRequest
 from orders.domain.positions import exposure_increase
+from orders.metrics import RATE_LIMIT_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +231,10 @@ class KrakenBroker(Broker):
             log.info("kraken warning: %s", warning)
         failures = [str(e) for e in errors if str(e).startswith("E")]
         if failures:
-            raise parse_kraken_error(failures[0], placing=placing, symbol=symbol, order_id=order_id, now=self.clock())
+            error = parse_kraken_error(failures[0], placing=placing, symbol=symbol, order_id=order_id, now=self.clock())
+            if isinstance(error, RateLimited) and response.status not in RATE_LIMITED_STATUSES:    # else counted
+                RATE_LIMIT_EVENTS.inc(platform=PROVIDER, event_type="hit")
+            raise error
         if response.status != 200:
             raise error_for_status(response, provider=PROVIDER)
         if not isinstance(response.body, dict) or "result" not in response.body:
