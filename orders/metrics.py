@@ -170,6 +170,11 @@ ALERT_DELIVERIES = Counter("desk_alert_deliveries_total",
                            "Tries to deliver an alert to a channel, by channel kind (webhook, email) and outcome: "
                            "delivered, failed (tried again later), given_up (its last try failed)",
                            ["channel_kind", "outcome"])
+LOGINS = Counter("desk_logins_total",
+                 "Steps of logging in to the desk, by outcome: password_ok, password_failed, otp_ok (an authenticator "
+                 "code let the person in), otp_failed (a wrong code), otp_throttled (a code given too soon after wrong "
+                 "ones, not checked), recovery_used (a recovery code let the person in), otp_setup (an authenticator "
+                 "set up), locked_out (refused: the name or address is locked)", ["outcome"])
 # max: the newest tick of any engine, kept after that engine is gone; its age is time() - this
 ENGINE_LAST_TICK = Gauge("desk_engine_last_tick_timestamp_seconds",
                          "Unix time at which an engine last finished a tick for the account", ["account"], mode="max")

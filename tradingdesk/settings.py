@@ -196,6 +196,9 @@ INSTALLED_APPS = [
     "template_partials",
     "ninja",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "orders",
 ]
 
@@ -215,6 +218,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "orders.web.two_factor.second_factor_gate",   # a session still owing its second factor reaches only that step
     "axes.middleware.AxesMiddleware",   # last: turns a refused login into the lockout page
 ]
 APPEND_SLASH = False
@@ -364,3 +368,10 @@ AXES_LOCKOUT_CALLABLE = "orders.web.login.login_locked_out"
 AXES_DISABLE_ACCESS_LOG = True                         # the audit trail records logins (user.login)
 AXES_VERBOSE = False
 # --- end of login throttling -------------------------------------------------------------------------
+
+# --- Two-factor login (django-otp: TOTP authenticators and recovery codes) ----------------------------
+# The risk and admin roles (superusers are admin) must give a code from an authenticator app after their
+# password; a trader must once they have set one up (/account/security/). Until then a session reaches only
+# the code and set-up pages (orders/web/two_factor.py); a wrong code counts in axes as a failed login.
+OTP_TOTP_ISSUER = envstr("DESK_OTP_ISSUER", "tradingdesk")   # the name authenticator apps show beside the code
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]   # a near-miss code is not kept with the failure

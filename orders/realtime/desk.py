@@ -45,6 +45,7 @@ from orders.realtime.relay import get_relay
 from orders.selectors import live_alerts
 from orders.services.breakers import breaker_snapshot
 from orders.services.staleness import max_quote_age
+from orders.services.two_factor import is_second_factor_missing
 from orders.web.banner import placed_out
 from orders.web.context import (
     alerts_context,
@@ -111,7 +112,7 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         wanted = query.get("account", [None])[0]
         self.view = query.get("view", ["desk"])[0]
-        found = await _account_for(user, wanted)
+        found = await _account_for(user, wanted, self.scope.get("session"))
         if found is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -354,8 +355,10 @@ def _is_order_id(value) -> bool:
 
 
 @database_sync_to_async
-def _account_for(user, wanted: str | None):
-    if user is None or not user.is_authenticated:
+def _account_for(user, wanted: str | None, session=None):
+    """The account the socket follows, or None to refuse it: nobody logged in, a session still owing its second
+    factor (services/two_factor.py), or no account of theirs."""
+    if user is None or not user.is_authenticated or is_second_factor_missing(user, session):
         return None
     accounts = visible_accounts(user)
     account = accounts.filter(name=wanted).first() if wanted else None

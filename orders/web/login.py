@@ -1,7 +1,13 @@
 """The desk's login and its throttle. django-axes counts failed logins (the desk's and the admin's: its
-backend sees every authenticate()) and refuses a locked name or address before the password is checked;
-the pieces here are what its settings name (tradingdesk/settings.py, "Login throttling"): how a name and an
-address are counted, the two limits, and the answer a locked client gets."""
+backend sees every authenticate(); and every wrong two-factor code, sent to it by ``web/two_factor.py``) and
+refuses a locked name or address before the password is checked; the pieces here are what its settings name
+(tradingdesk/settings.py, "Login throttling"): how a name and an address are counted, the two limits, and the
+answer a locked client gets. django-axes serves, so it stays: it is well kept, shared by every web process
+through the database, and a code step only has to report its failures to it.
+
+A person who must give a second factor (``services/two_factor.py``) is logged in by the password, but their
+session reaches only the code step until they give it (``web/two_factor.py``); the password alone forgives
+none of their name's failures, so a wrong code cannot be followed by the password to start counting again."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from urllib.parse import urlencode
 
 from axes.attempts import get_cool_off_threshold
 from axes.handlers.database import AxesDatabaseHandler
+from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_client_username, get_cool_off
 from axes.models import AccessAttempt
 from django.conf import settings
@@ -22,7 +29,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from orders.metrics import LOGINS
 from orders.services.audit import audit_record
+from orders.services.two_factor import is_second_factor_missing
+from orders.web.session import second_factor_redirect
 
 LOGIN_NAME_MAX = 255             # axes' username column
 
@@ -79,7 +89,11 @@ class LoginThrottle(AxesDatabaseHandler):
     def reset_user_attempts(self, request, credentials: dict | None = None) -> int:
         """A successful login forgives the failures of that name from that address, and nothing else:
         axes would also wipe every failure of the address (for any name), so logging in to one's own
-        account would buy fresh guesses at everyone else's."""
+        account would buy fresh guesses at everyone else's. A login that still owes its second factor is
+        not successful yet: it forgives nothing until the code is given (``login_forgive``)."""
+        user = getattr(request, "user", None)
+        if user is not None and is_second_factor_missing(user, request.session):
+            return 0
         mine = AccessAttempt.objects.filter(username=get_client_username(request, credentials),
                                             ip_address=request.axes_ip_address)
         count, _ = mine.delete()
@@ -90,19 +104,29 @@ class LoginThrottle(AxesDatabaseHandler):
         return recent.aggregate(failures=Sum("failures_since_start"))["failures"] or 0
 
 
+def login_forgive(request: HttpRequest, user) -> None:
+    """The second factor given: forgive that name's failures from this address, as a login without one does."""
+    AxesProxyHandler.update_request(request)
+    AxesProxyHandler.get_implementation().reset_user_attempts(request, {"username": user.get_username()})
+
+
 def login_locked_out(request: HttpRequest, *args) -> HttpResponse:
-    """What a locked name or address gets (``AXES_LOCKOUT_CALLABLE``), at the desk's login and the admin's:
-    the login page again (its form alone for htmx) with the reason, and 429; the same whether the name
-    exists or not, and whatever the password. axes passes (response, credentials), or from its async
-    middleware only (credentials); neither is needed."""
+    """What a locked name or address gets (``AXES_LOCKOUT_CALLABLE``), at the desk's login, the admin's and the
+    two-factor code step: the login page again (its form alone for htmx) with the reason, and 429; the same
+    whether the name exists or not, and whatever the password. axes passes (response, credentials), or from
+    its async middleware only (credentials); the credentials name the login when no form field does (a code)."""
+    credentials = next((arg for arg in args if isinstance(arg, dict)), None)
+    username = request.POST.get("username") or (credentials or {}).get("username", "")
+    LOGINS.inc(outcome="locked_out")
     if getattr(request, "axes_failures_since_start", None) is not None:
         # this failure reached a limit (refusals while locked are not counted, so not audited again)
-        audit_record(account_id=None, actor="system", action="user.lockout", target=login_name(request, None) or "",
-                     result="locked", address=getattr(request, "axes_ip_address", None))
+        audit_record(account_id=None, actor="system", action="user.lockout",
+                     target=login_name(request, credentials) or "", result="locked",
+                     address=getattr(request, "axes_ip_address", None))
     wanted = request.POST.get("next") or request.GET.get("next", "")
     is_safe = url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()},
                                               require_https=request.is_secure())
-    context = {"form": AuthenticationForm(request, initial={"username": request.POST.get("username", "")}),
+    context = {"form": AuthenticationForm(request, initial={"username": username}),
                "next": wanted if is_safe else "", "lock_message": login_lock_message(request)}
     template = "orders/login.html#login-form" if getattr(request, "htmx", False) else "orders/login.html"
     return render(request, template, context, status=429)
@@ -126,5 +150,18 @@ class ThrottledLoginView(auth_views.LoginView):
         return response
 
     def form_valid(self, form):
-        audit_record(account_id=None, actor=f"user:{form.get_user().username}", action="user.login")
-        return super().form_valid(form)
+        user = form.get_user()
+        LOGINS.inc(outcome="password_ok")
+        response = super().form_valid(form)
+        owed = is_second_factor_missing(user, self.request.session)
+        audit_record(account_id=None, actor=f"user:{user.username}", action="user.login",
+                     **({"second_factor": "owed"} if owed else {}))
+        if owed:
+            # straight to the code (or to setting up an authenticator), then on to the page asked for
+            return second_factor_redirect(self.request, user, wanted=response["Location"])
+        return response
+
+    def form_invalid(self, form):
+        if not getattr(self.request, "axes_locked_out", False):    # a locked refusal is counted as locked_out
+            LOGINS.inc(outcome="password_failed")
+        return super().form_invalid(form)

@@ -1,12 +1,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from orders.web import login, risk_all, views
+from orders.web import login, risk_all, two_factor, views
 
 urlpatterns = [
     path("", views.desk, name="desk"),
     path("login/", login.ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
+    path("login/code/", two_factor.code_view, name="login-code"),
+    path("account/two-factor/", two_factor.setup_view, name="two-factor-setup"),
+    path("account/security/", two_factor.security_view, name="security"),
     path("ticket/preview/", views.ticket_preview_view, name="ticket-preview"),
     path("ticket/submit/", views.ticket_submit, name="ticket-submit"),
     path("orders/<uuid:order_id>/cancel/", views.cancel_order_view, name="order-cancel"),

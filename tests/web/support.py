@@ -3,16 +3,21 @@ made through the same services the desk uses."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.domain.enums import OrderType, Side
 from orders.models import Account, Order
 from orders.services.alerts import alert_raise
 from orders.services.orders import order_submit
+from orders.services.two_factor import is_second_factor_required
 from orders.web.roles import grant
 from tests.builders import make_order_request, run_engine
 
@@ -27,9 +32,35 @@ def make_user(username: str, role: str | None = None, account: Account | None = 
 
 
 def logged_in(user) -> Client:
+    """A client logged in as ``user``, past the second factor when their role asks for one."""
     client = Client()
     client.force_login(user)
+    if is_second_factor_required(user):
+        second_factor_given(client, user)
     return client
+
+
+def authenticator(user) -> TOTPDevice:
+    """The person's authenticator app: a confirmed TOTP device, made if they have none."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="authenticator app", confirmed=True)
+
+
+def second_factor_given(client, user) -> TOTPDevice:
+    """What giving a code does to a session (django-otp's mark of the device that verified it), as ``force_login``
+    stands for the password. The gate still checks the mark on every request."""
+    device = authenticator(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device
+
+
+def code_now(device: TOTPDevice, *, steps_ahead: int = 0) -> str:
+    """The code the authenticator app shows now (or ``steps_ahead`` 30-second steps from now)."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time() + steps_ahead * device.step
+    return f"{totp.token():0{device.digits}d}"
 
 
 def quote(broker, symbol: str = "AAPL"):

@@ -11,16 +11,14 @@ from orders.models import AuditEvent, Order
 from orders.services.orders import order_submit
 from tests.builders import make_order_request
 from tests.web.page import parse
+from tests.web.support import logged_in
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def superuser_client() -> Client:
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-    client = Client()
-    client.force_login(user)
-    return client
+    return logged_in(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
 
 
 @pytest.fixture

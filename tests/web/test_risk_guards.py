@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
-from django.test import Client
 from django.utils import timezone
 
 from orders.domain.guards import GuardLevels
@@ -20,6 +19,7 @@ from orders.services.limits import limits_set
 from tests.builders import run_engine
 from tests.services.test_guards import long_with_far_stop, shock
 from tests.web.page import parse
+from tests.web.support import logged_in
 from tests.web.test_admin import account_form
 from tests.web.test_desk_socket import first_draw, opened, receive_until, swapped
 
@@ -178,8 +178,7 @@ async def test_an_open_risk_view_is_shown_new_levels_and_a_level_reached(risk_cl
 def test_an_admin_lets_a_halted_account_trade_again_in_the_admin_with_its_reason(account, broker, clock):
     halted_by_the_guard(account, broker, clock)
     admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-    client = Client()
-    client.force_login(admin)
+    client = logged_in(admin)
 
     client.post(f"/admin/orders/account/{account.pk}/change/",
                 account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE"))

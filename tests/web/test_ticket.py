@@ -627,11 +627,8 @@ def test_an_unknown_symbol_is_refused_beside_the_symbol(trader_client, clock):
 @pytest.fixture
 def superuser_client():
     from django.contrib.auth import get_user_model
-    from django.test import Client
 
-    client = Client()
-    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
-    return client
+    return logged_in(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
 
 
 def test_the_confirm_notional_and_risk_per_trade_are_set_in_the_admin_and_audited(superuser_client, account):
