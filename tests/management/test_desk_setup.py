@@ -64,6 +64,17 @@ def test_the_first_start_creates_both_logins_with_random_passwords_and_shows_the
     assert can_log_in("demo", shown["demo"]) and can_log_in("risk", shown["risk"])
 
 
+def test_the_first_start_says_both_logins_set_up_two_factor_at_their_first_login():
+    output = desk_setup()
+    shown = shown_passwords(output)
+
+    assert "2fa      demo and risk also give a code from an authenticator app" in output
+    for username in ("demo", "risk"):
+        client = Client()
+        client.post("/login/", {"username": username, "password": shown[username]})
+        assert client.get("/")["Location"] == "/account/two-factor/?next=%2F", username
+
+
 def test_each_new_desk_draws_new_passwords():
     first = shown_passwords(desk_setup())
     get_user_model().objects.all().delete()

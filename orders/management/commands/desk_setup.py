@@ -5,6 +5,11 @@ Idempotent: run it on every start. The first time, it creates the logins ``demo`
 ``risk`` (risk desk) with random passwords and issues an API key, and prints them: once, since passwords
 and keys are stored hashed. Later runs leave the logins as they are.
 
+Both logins have supervising roles (``demo`` is an admin), so each also gives a code from an authenticator
+app at login (two-factor login, ``services/two_factor.py``): the first login walks its person through
+setting one up (a QR code to scan, then ten recovery codes), which the printed text says. No secret of it
+is printed here: it is shown only to the person setting it up.
+
 A password can be chosen instead: ``--password`` / ``DESK_DEMO_PASSWORD`` for ``demo``, ``--risk-password``
 / ``DESK_RISK_PASSWORD`` for ``risk`` (or ``…_FILE``, a file holding it). When ``GATEWAY_HOST`` is not
 loopback, a login that does not exist yet is created only with a chosen password: a generated one would
@@ -84,6 +89,9 @@ class Command(BaseCommand):
         self.stdout.write(f"account  {account.name} on {account.broker}{_funding(account, created=created)}")
         self.stdout.write(f"login    {user.username} / {user_note}   (trader + admin)")
         self.stdout.write(f"login    {risk_user.username} / {risk_note}   (risk: alerts, kill switch; no orders)")
+        self.stdout.write(f"2fa      {user.username} and {risk_user.username} also give a code from an authenticator "
+                          "app (any TOTP app): the first login shows a QR code to scan, then 10 one-time recovery "
+                          "codes to keep")
         if options["new_key"] or not account.api_keys.filter(revoked_at__isnull=True).exists():
             raw = api_key_create(account=account, name="demo key")
             self.stdout.write(f"api key  {raw}   (shown once; stored hashed)")
