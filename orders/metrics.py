@@ -170,6 +170,11 @@ ALERT_DELIVERIES = Counter("desk_alert_deliveries_total",
                            "Tries to deliver an alert to a channel, by channel kind (webhook, email) and outcome: "
                            "delivered, failed (tried again later), given_up (its last try failed)",
                            ["channel_kind", "outcome"])
+APPROVALS = Counter("desk_approvals_total",
+                    "Four-eyes requests, by kind (RESUME_TRADING, RAISE_LIMIT, LARGE_ORDER) and outcome: requested, "
+                    "approved, rejected, cancelled (withdrawn by the person asking), expired, failed (approved but "
+                    "the change was refused when made), self_refused (the person asking tried to decide it)",
+                    ["kind", "outcome"])
 LOGINS = Counter("desk_logins_total",
                  "Steps of logging in to the desk, by outcome: password_ok, password_failed, otp_ok (an authenticator "
                  "code let the person in), otp_failed (a wrong code), otp_throttled (a code given too soon after wrong "

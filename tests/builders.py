@@ -10,6 +10,7 @@ from orders.domain.enums import OrderType, Side, TimeInForce
 from orders.domain.orders import OrderRequest
 from orders.engine import engine_tick
 from orders.models import Account
+from orders.services.approvals import approval_approve, trading_state_ask
 
 
 def make_account(*, name: str = "alice", cash: Decimal = Decimal("100000"), broker: str = "paper",
@@ -36,3 +37,13 @@ def run_engine(account: Account, broker, *, seconds: int = 0, clock=None):
     if clock is not None and seconds:
         clock.shift(seconds)
     return engine_tick(accounts=[account], broker=broker, now=timezone.now())
+
+
+def resume_approved(account: Account, *, reason: str, state: str = "ACTIVE", asked_by: str = "user:tom",
+                    approved_by: str = "user:rita") -> Account:
+    """Let a HALTED account trade again the four-eyes way: one person asks, a second one with the risk role
+    approves (``services/approvals.py``)."""
+    asked = trading_state_ask(account=account, state=state, actor=asked_by, reason=reason)
+    approval_approve(account=account, approval_id=str(asked.pk), actor=approved_by, supervisor=True)
+    account.refresh_from_db()
+    return account

@@ -78,6 +78,16 @@ def guard_breach(*, levels: GuardLevels, start_equity: Decimal, peak_equity: Dec
     return None
 
 
+def soft_not_below_hard(levels: dict[str, Decimal | None]) -> str | None:
+    """The first measure ("daily_loss", "drawdown") whose soft level is not below its hard one, both set; else
+    None. A soft level must fire before the hard one it warns of."""
+    for measure in ("daily_loss", "drawdown"):
+        soft, hard = levels.get(f"{measure}_soft"), levels.get(f"{measure}_hard")
+        if soft is not None and hard is not None and soft >= hard:
+            return measure
+    return None
+
+
 def trading_day(now: datetime, timezone_name: str) -> date:
     """The account's trading day at ``now``: the date at ``timezone_name`` (an IANA name; UTC if unknown)."""
     try:

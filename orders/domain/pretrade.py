@@ -15,6 +15,7 @@ class Limits:
     max_notional: tuple[Decimal | None, Decimal | None] = (None, None)
     price_band_pct: tuple[Decimal | None, Decimal | None] = (None, None)
     daily_orders: tuple[int | None, int | None] = (None, None)
+    approval_notional_above: Decimal | None = None       # an order above it waits for a second person
 
 
 @dataclass(frozen=True)

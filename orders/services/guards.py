@@ -30,13 +30,22 @@ from django.db import InterfaceError, OperationalError, transaction
 from orders import events
 from orders.brokers.base import Broker
 from orders.domain.errors import DeskError, InvalidValue
-from orders.domain.guards import Breach, GuardLevels, Level, day_loss, drawdown, guard_breach, trading_day
+from orders.domain.guards import (
+    Breach,
+    GuardLevels,
+    Level,
+    day_loss,
+    drawdown,
+    guard_breach,
+    soft_not_below_hard,
+    trading_day,
+)
 from orders.domain.money import format_decimal
 from orders.models import Account, AccountDay, Alert, PreTradeLimits, TradingState
 from orders.services.accounts import account_snapshot
 from orders.services.alerts import alert_raise
+from orders.services.approvals import LimitsAsked, limits_ask
 from orders.services.audit import audit_record
-from orders.services.limits import limits_set
 from orders.services.risk import GUARD_ACTOR, kill_switch, trading_state_set
 
 log = logging.getLogger(__name__)
@@ -163,15 +172,16 @@ LEVEL_NAMES = ("daily_loss_soft", "daily_loss_hard", "drawdown_soft", "drawdown_
 
 
 def guard_levels_set(*, account_id: int, actor: str, flatten_on_hard_halt: bool,
-                     **levels: Decimal | None) -> PreTradeLimits:
-    """The risk view's levels form: the four levels (None = no level) and whether a hard halt flattens, set by
-    ``limits.limits_set`` (audited, pushed). A soft level must sit below its hard level."""
-    for measure in ("daily_loss", "drawdown"):
-        soft, hard = levels.get(f"{measure}_soft"), levels.get(f"{measure}_hard")
-        if soft is not None and hard is not None and soft >= hard:
-            raise InvalidValue(f"{measure}_soft", f"the soft {measure.replace('_', ' ')} level must be below the "
-                                                  f"hard one ({format_decimal(hard)})", provided=soft)
-    return limits_set(account_id=account_id, actor=actor, flatten_on_hard_halt=flatten_on_hard_halt, **levels)
+                     **levels: Decimal | None) -> LimitsAsked:
+    """The risk view's levels form: the four levels (None = no level) and whether a hard halt flattens, set as
+    ``approvals.limits_ask`` does (audited, pushed): a lowered level at once, a raised or removed one (or a hard
+    halt that no longer flattens) once a second person approves it. A soft level must sit below its hard level."""
+    measure = soft_not_below_hard(levels)
+    if measure is not None:
+        soft, hard = levels[f"{measure}_soft"], levels[f"{measure}_hard"]
+        raise InvalidValue(f"{measure}_soft", f"the soft {measure.replace('_', ' ')} level must be below the "
+                                              f"hard one ({format_decimal(hard)})", provided=soft)
+    return limits_ask(account_id=account_id, actor=actor, flatten_on_hard_halt=flatten_on_hard_halt, **levels)
 
 
 # -- what the risk view shows ------------------------------------------------------------------------------

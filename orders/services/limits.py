@@ -21,12 +21,13 @@ from django.db import transaction
 from orders import events
 from orders.brokers.base import Broker
 from orders.caches import pretrade_limits
+from orders.domain.approvals import ApprovalRequired, OrderNeedsApproval, level_text, loosened
 from orders.domain.enums import OrderType
 from orders.domain.errors import DeskError, InvalidValue, OrderRejected
 from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest
 from orders.domain.pretrade import Limits, pretrade_breaches
-from orders.models import Order, PreTradeLimits
+from orders.models import ApprovalRequest, Order, PreTradeLimits
 from orders.services.audit import audit_record
 
 PRETRADE = ("max_quantity_soft", "max_quantity_hard", "max_notional_soft", "max_notional_hard", "price_band_pct_soft",
@@ -36,32 +37,55 @@ PRETRADE = ("max_quantity_soft", "max_quantity_hard", "max_notional_soft", "max_
 GUARDS = ("daily_loss_soft", "daily_loss_hard", "drawdown_soft", "drawdown_hard", "flatten_on_hard_halt",
           "orders_per_second", "orders_per_minute", "max_quote_age_seconds", "protection_slow_seconds",
           "flatten_unprotected_after_seconds", "flat_within_seconds")
-LEVELS = PRETRADE + GUARDS
+# four-eyes approvals (issue #17): the notional above which a person's order waits for a second person, and how
+# long a request for approval waits
+APPROVALS = ("approval_notional_above", "approval_ttl_minutes")
+LEVELS = PRETRADE + GUARDS + APPROVALS
 
 
-def limits_set(*, account_id: int, actor: str, **levels: Decimal | int | None) -> PreTradeLimits:
+def limits_set(*, account_id: int, actor: str, approval: ApprovalRequest | None = None,
+               **levels: Decimal | int | None) -> PreTradeLimits:
     """Set some of an account's limits (``LEVELS``; None = no limit), keeping the others: the row, an audit record
-    of what changed from what, and a desk-only event, in one transaction."""
-    unknown = set(levels) - set(LEVELS)
-    if unknown:
-        raise InvalidValue("limits", f"unknown limit {', '.join(sorted(unknown))}; one of {', '.join(LEVELS)}",
-                           provided=sorted(unknown))
-    for name, value in levels.items():
-        _check_level(name, value)
+    of what changed from what, and a desk-only event, in one transaction.
+
+    Lowering a limit (or setting one where there was none) is done at once; raising one or removing it needs a
+    second person: only the ``approval`` that raises exactly those levels lets it through (``ApprovalRequired``
+    otherwise; people ask through ``services/approvals.py``)."""
+    limits_check(levels)
     with transaction.atomic():
         row, _ = PreTradeLimits.objects.select_for_update().get_or_create(account_id=account_id)
         before = {name: getattr(row, name) for name in levels}
+        raised = loosened(before, levels)
+        if raised and not _approves(approval, account_id=account_id, levels=raised):
+            raise ApprovalRequired("Raising " + ", ".join(
+                f"{name} from {level_text(before[name])} to {level_text(levels[name])}" for name in raised))
         for name, value in levels.items():
             setattr(row, name, value)
         row.save()
         changed = {name: {"from": _level(before[name]), "to": _level(value)} for name, value in levels.items()
                    if before[name] != value}
         audit_record(account_id=account_id, actor=actor, action="limits.set", target=str(account_id),
-                     changed=changed)
+                     changed=changed, **({"approval": str(approval.pk), "requested_by": approval.requested_by}
+                                         if approval is not None else {}))
         events.record_desk(account_id, "limits", changed=sorted(changed))
         transaction.on_commit(limits_forget)    # again once committed: a read meanwhile saw the old limits
     limits_forget()
     return row
+
+
+def limits_check(levels: dict[str, Decimal | int | bool | None]) -> None:
+    """Refuse an unknown limit, or a level its column cannot hold (``InvalidValue``), before anything is written."""
+    unknown = set(levels) - set(LEVELS)
+    if unknown:
+        raise InvalidValue("limits", f"unknown limit {', '.join(sorted(unknown))}; one of {', '.join(LEVELS)}",
+                           provided=sorted(unknown))
+    for name, value in levels.items():
+        _check_level(name, value)
+
+
+def _approves(approval: ApprovalRequest | None, *, account_id: int, levels: list[str]) -> bool:
+    return (approval is not None and approval.kind == ApprovalRequest.Kind.RAISE_LIMIT
+            and approval.account_id == account_id and set(levels) <= set(approval.payload.get("levels", {})))
 
 
 _LARGEST_INTEGER = 2**31 - 1       # what every database's integer column holds
@@ -76,6 +100,8 @@ def _check_level(name: str, value: Decimal | int | bool | None) -> None:
         raise InvalidValue(name, "must be a number", provided=str(value))
     if value < 0:
         raise InvalidValue(name, "must be zero or more, or empty for no limit", provided=str(value))
+    if name == "approval_ttl_minutes" and value < 1:
+        raise InvalidValue(name, "a request must wait at least 1 minute", provided=str(value))
     field = PreTradeLimits._meta.get_field(name)
     if isinstance(value, Decimal):
         whole_digits = field.max_digits - field.decimal_places
@@ -98,7 +124,8 @@ def limits_read(account_id: int) -> tuple[Limits, int | None]:
     return Limits(max_quantity=(row.max_quantity_soft, row.max_quantity_hard),
                   max_notional=(row.max_notional_soft, row.max_notional_hard),
                   price_band_pct=(row.price_band_pct_soft, row.price_band_pct_hard),
-                  daily_orders=(row.daily_orders_soft, row.daily_orders_hard)), row.duplicate_window_seconds
+                  daily_orders=(row.daily_orders_soft, row.daily_orders_hard),
+                  approval_notional_above=row.approval_notional_above), row.duplicate_window_seconds
 
 
 def orders_today(account_id: int, *, now: datetime) -> int:
@@ -108,12 +135,25 @@ def orders_today(account_id: int, *, now: datetime) -> int:
 
 
 def limits_enforce(*, account_id: int, request: OrderRequest, reference: Decimal, broker: Broker,
-                   now: datetime) -> None:
-    """Refuse an entry that breaks one of the account's hard limits (``ORDER_REJECTED``, ``PRETRADE_LIMIT``)."""
+                   now: datetime, approved: bool = False) -> None:
+    """Refuse an entry that breaks one of the account's hard limits (``ORDER_REJECTED``, ``PRETRADE_LIMIT``), or
+    whose notional is above the account's approval notional when no second person has ``approved`` it
+    (``APPROVAL_REQUIRED``: a script's order; a person's ticket sends it to be approved before it gets here)."""
     limits = _remembered(account_id)
+    if request.reduce_only:
+        return
+    _hard_limits_enforce(account_id=account_id, limits=limits, request=request, reference=reference, broker=broker,
+                         now=now)
+    threshold = limits.approval_notional_above
+    if threshold is not None and not approved and request.quantity * reference > threshold:
+        raise OrderNeedsApproval(notional=request.quantity * reference, threshold=threshold)
+
+
+def _hard_limits_enforce(*, account_id: int, limits: Limits, request: OrderRequest, reference: Decimal,
+                         broker: Broker, now: datetime) -> None:
     quantity_cap, notional_cap, band_cap, daily_cap = (
         levels[1] for levels in (limits.max_quantity, limits.max_notional, limits.price_band_pct, limits.daily_orders))
-    if request.reduce_only or (quantity_cap, notional_cap, band_cap, daily_cap) == (None, None, None, None):
+    if (quantity_cap, notional_cap, band_cap, daily_cap) == (None, None, None, None):
         return
     price = request.limit_price if request.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else (
         request.stop_price)
@@ -127,6 +167,11 @@ def limits_enforce(*, account_id: int, request: OrderRequest, reference: Decimal
         breach = breaches[0]
         raise OrderRejected("ORDER_REJECTED", f"Order rejected: {breach.message} (pre-trade limit of the account)",
                             reject_code="PRETRADE_LIMIT", check=breach.check, field=breach.field)
+
+
+def approval_notional(account_id: int) -> Decimal | None:
+    """The notional above which a person's order on the account waits for a second person (None: never)."""
+    return _remembered(account_id).approval_notional_above
 
 
 def limits_forget() -> None:

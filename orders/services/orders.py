@@ -30,7 +30,7 @@ from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest, check_exit_prices, validate_order_request
 from orders.domain.positions import exposure_increase
 from orders.exits.strategy import choose_strategy
-from orders.models import Account, Order, TradingState
+from orders.models import Account, ApprovalRequest, Order, TradingState
 from orders.rows import read_row
 from orders.services import breakers, legs
 from orders.services.accounts import account_context
@@ -54,10 +54,11 @@ class SubmitResult:
 
 def order_submit(*, account: Account, request: OrderRequest, broker: Broker, actor: str = "",
                  now: datetime | None = None, parent: Order | None = None, leg_role: str | None = None,
-                 override_reason: str = "") -> SubmitResult:
+                 override_reason: str = "", approval: ApprovalRequest | None = None) -> SubmitResult:
     """Check, record and send one order. An identical retry of a ``client_order_id`` returns the
     order already recorded; a different order under the same ``client_order_id`` is refused.
-    ``override_reason``: a person's typed reason to send an entry past a stale quote (audited)."""
+    ``override_reason``: a person's typed reason to send an entry past a stale quote (audited).
+    ``approval``: the second person's approval of an entry above the account's approval notional."""
     validate_order_request(request)
     if request.client_order_id:
         existing = Order.objects.filter(account=account, client_order_id=request.client_order_id).first()
@@ -71,7 +72,8 @@ def order_submit(*, account: Account, request: OrderRequest, broker: Broker, act
     try:
         with serialised_writes(), transaction.atomic():
             order, book = _checked_order(account=account, request=request, broker=broker, actor=actor, now=now,
-                                         parent=parent, leg_role=leg_role, override_reason=override_reason)
+                                         parent=parent, leg_role=leg_role, override_reason=override_reason,
+                                         approved=approval is not None)
             sends_alone = broker.answers_at_once and not (is_entry and request.has_exits and choose_strategy(
                 broker.capabilities, request, broker) == "native_bracket")
             # a venue that answers at once is sent the order here: it is recorded as acknowledged
@@ -126,7 +128,8 @@ def _check_trading_state(account: Account, request: OrderRequest, position_quant
 
 
 def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, actor: str, now: datetime,
-                   parent: Order | None, leg_role: str | None, override_reason: str = "") -> tuple[Order, Exposure]:
+                   parent: Order | None, leg_role: str | None, override_reason: str = "",
+                   approved: bool = False) -> tuple[Order, Exposure]:
     """The order, checked against the account and the venue's rules, not yet saved, and the account's
     exposure it was checked against."""
     account = _locked(account)
@@ -142,7 +145,8 @@ def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, a
                                     override_reason=override_reason)
     reference = broker.check_order(request, context=context, now=now)
     if parent is None and leg_role is None:
-        limits_enforce(account_id=account.pk, request=request, reference=reference, broker=broker, now=now)
+        limits_enforce(account_id=account.pk, request=request, reference=reference, broker=broker, now=now,
+                       approved=approved)
     if parent is None and request.order_type in (OrderType.MARKET, OrderType.TRAILING_STOP):
         check_exit_prices(request, reference_price=reference)
     order = Order(

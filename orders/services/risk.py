@@ -14,12 +14,23 @@ from django.utils import timezone
 
 from orders import events
 from orders.brokers.base import Broker
+from orders.domain.approvals import ApprovalRequired
 from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType
 from orders.domain.errors import AlertNotFound, Conflict, DeskError, Forbidden, InvalidRequest, InvalidValue
 from orders.domain.guards import trading_day
 from orders.domain.lifecycle import UNPLACED
 from orders.domain.money import format_decimal
-from orders.models import Account, AccountDay, Alert, AuditEvent, ExitLeg, Order, Position, TradingState
+from orders.models import (
+    Account,
+    AccountDay,
+    Alert,
+    ApprovalRequest,
+    AuditEvent,
+    ExitLeg,
+    Order,
+    Position,
+    TradingState,
+)
 from orders.selectors import position_quantity
 from orders.services.audit import audit_record
 from orders.services.flatness import flatness_start
@@ -30,13 +41,17 @@ from orders.services.transitions import leg_transition
 
 
 def trading_state_set(*, account: Account, state: str, actor: str, reason: str = "",
-                      supervisor: bool = False) -> Account:
+                      supervisor: bool = False, approval: ApprovalRequest | None = None) -> Account:
     """Set the account's trading state. After today's loss guard made it REDUCING or HALTED (``services/guards.py``),
-    only a ``supervisor`` (the risk role) may loosen it below what the guard set, and only with a typed reason."""
+    only a ``supervisor`` (the risk role) may loosen it below what the guard set, and only with a typed reason.
+    Leaving HALTED needs a second person: only the ``approval`` of that very change lets it through
+    (``ApprovalRequired`` otherwise; people ask through ``services/approvals.py``)."""
     if state not in TradingState.values:
         raise InvalidValue("state", f"must be one of {', '.join(TradingState.values)}", provided=state)
     with transaction.atomic():
         previous = Account.objects.select_for_update().values_list("trading_state", flat=True).get(pk=account.pk)
+        if previous == TradingState.HALTED and state != previous and not _approves(approval, account, state):
+            raise ApprovalRequired(f"Letting {account.name} trade again ({state}) after it was HALTED")
         guard = _guard_loosened(account, previous=previous, state=state)
         if guard and not supervisor:
             raise Forbidden(f"{account.name} was made {GUARD_STATE[guard]} by its {guard.lower()} loss guard: "
@@ -46,10 +61,16 @@ def trading_state_set(*, account: Account, state: str, actor: str, reason: str =
                                          "guard", provided=reason)
         Account.objects.filter(pk=account.pk).update(trading_state=state)
         audit_record(account_id=account.pk, actor=actor, action="account.trading_state", target=account.name,
-                     previous=previous, state=state, reason=reason, **({"after_guard": guard} if guard else {}))
+                     previous=previous, state=state, reason=reason, **({"after_guard": guard} if guard else {}),
+                     **({"approval": str(approval.pk), "requested_by": approval.requested_by} if approval else {}))
         events.record_desk(account.pk, "trading_state", state=state, previous=previous)
     account.trading_state = state
     return account
+
+
+def _approves(approval: ApprovalRequest | None, account: Account, state: str) -> bool:
+    return (approval is not None and approval.kind == ApprovalRequest.Kind.RESUME_TRADING
+            and approval.account_id == account.pk and approval.payload.get("state") == state)
 
 
 # who the loss guard is in the audit trail, what its levels set, and how restrictive each state is (a move down

@@ -25,11 +25,11 @@ from orders.domain.positions import exposure_increase
 from orders.domain.pretrade import Breach, pretrade_breaches
 from orders.domain.quotes import QuoteFigures, quote_figures
 from orders.domain.throttle import LIVE_PRICED, age_text, quote_age
-from orders.models import Account, Order
+from orders.models import Account, ApprovalRequest, Order
 from orders.selectors import position_quantity
 from orders.services.accounts import account_snapshot
 from orders.services.audit import audit_record
-from orders.services.limits import limits_read, orders_today
+from orders.services.limits import approval_notional, limits_read, orders_today
 from orders.services.orders import SubmitResult, order_submit
 from orders.services.staleness import max_quote_age, quote_too_old
 
@@ -61,6 +61,7 @@ class TicketPreview:
     quote_age: Decimal | None = None              # seconds since the quote shown was taken
     quote_age_limit: Decimal | None = None        # the account's max_quote_age_seconds (None: no limit)
     quote_stale: bool = False                     # an order priced from it is refused STALE_QUOTE without a reason
+    approval: str = ""                            # why it waits for a second person (above the approval notional)
 
     @property
     def quote_age_text(self) -> str:
@@ -244,6 +245,10 @@ def ticket_preview(*, account: Account, request: OrderRequest | TicketDraft, bro
                                          margin_rate=instrument.margin_rate),
                         *account_breaches(account=account, request=request, market=quote.mid,
                                           notional=preview.notional)]
+    above = approval_notional(account.pk)
+    if above is not None and not request.reduce_only and preview.notional > above:
+        preview.approval = (f"≈ {preview.notional:,.2f} {figures.currency} is above {above:,.2f}: sent for a second "
+                            "person's approval, placed when approved")
     threshold = account.confirm_notional_above
     if threshold is not None and preview.notional > threshold:
         preview.confirm = (f"Send {request.side} {request.quantity:,f} {request.symbol} ≈ "
@@ -335,6 +340,16 @@ class ConfirmRequired(Exception):
         self.preview = preview
 
 
+class ApprovalNeeded(Exception):
+    """A person's order above the account's approval notional is not sent: it waits for a second person
+    (``services/approvals.py`` queues it, and places it through ``ticket_submit`` once approved). Not a refusal:
+    every other check has passed."""
+
+    def __init__(self, preview: TicketPreview) -> None:
+        super().__init__(preview.approval)
+        self.preview = preview
+
+
 class OverrideRequired(OrderRejected):
     """A person sends an order past a soft warning only with a typed reason."""
 
@@ -354,7 +369,8 @@ class TicketResult:
 
 
 def ticket_submit(*, account: Account, request: OrderRequest | TicketDraft, broker: Broker, actor: str,
-                  by_person: bool = False, override_reason: str = "", confirmed: str = "") -> TicketResult:
+                  by_person: bool = False, override_reason: str = "", confirmed: str = "",
+                  approval: ApprovalRequest | None = None) -> TicketResult:
     """Place a ticket's order, by the one rule every door follows:
 
     * idempotency: a ``client_order_id`` already used answers with the order it placed (a double click,
@@ -366,7 +382,11 @@ def ticket_submit(*, account: Account, request: OrderRequest | TicketDraft, brok
       ``confirm_key``): ``ConfirmRequired`` carries the question;
     * ``order_submit``'s own guards (issue #16) hold for every door: the account's order rate (429
       ``RATE_LIMITED``) and, for an order priced from the market, the quote's age (422 ``STALE_QUOTE``), which
-      only a person's typed reason sends past (``order.override``, ``check: STALE_QUOTE``).
+      only a person's typed reason sends past (``order.override``, ``check: STALE_QUOTE``);
+    * an entry above the account's ``approval_notional_above`` waits for a second person: a person's ticket
+      raises ``ApprovalNeeded`` (``services/approvals.py`` queues it), a script's order is refused
+      (``APPROVAL_REQUIRED``). The ``approval`` places it: every check above is run again, the confirmation
+      question aside (the approval answers it).
 
     A person's ticket is previewed first, so the refusal can name every breach beside its field; a script's
     order goes straight to ``order_submit``, whose own check of the hard limits then applies.
@@ -380,7 +400,8 @@ def ticket_submit(*, account: Account, request: OrderRequest | TicketDraft, brok
     try:
         resolved, anchor = ticket_resolve(account=account, draft=draft, broker=broker)
         return _ticket_place(account=account, request=resolved, anchor=anchor, broker=broker, actor=actor,
-                             by_person=by_person, override_reason=override_reason, confirmed=confirmed)
+                             by_person=by_person, override_reason=override_reason, confirmed=confirmed,
+                             approval=approval)
     except DeskError as e:
         if not isinstance(e, DatabaseUnavailable):     # nowhere to write it
             _audit_refusal(account=account, request=draft.request, actor=actor, error=e)
@@ -388,7 +409,8 @@ def ticket_submit(*, account: Account, request: OrderRequest | TicketDraft, brok
 
 
 def _ticket_place(*, account: Account, request: OrderRequest, anchor: Decimal | None, broker: Broker, actor: str,
-                  by_person: bool, override_reason: str, confirmed: str = "") -> TicketResult:
+                  by_person: bool, override_reason: str, confirmed: str = "",
+                  approval: ApprovalRequest | None = None) -> TicketResult:
     preview = None
     if by_person and not _placed_before(account, request):
         # previewed as resolved: a question or refusal redraws these very figures, and the anchor goes back with
@@ -398,10 +420,12 @@ def _ticket_place(*, account: Account, request: OrderRequest, anchor: Decimal | 
             raise TicketBlocked(preview)
         if preview.soft_breaches and not override_reason.strip():
             raise OverrideRequired(preview)
-        if preview.confirm and confirmed != preview.confirm_key:
+        if preview.approval and approval is None:
+            raise ApprovalNeeded(preview)
+        if preview.confirm and confirmed != preview.confirm_key and approval is None:
             raise ConfirmRequired(preview)
     result: SubmitResult = order_submit(account=account, request=request, broker=broker, actor=actor,
-                                        override_reason=override_reason if by_person else "")
+                                        override_reason=override_reason if by_person else "", approval=approval)
     if preview is not None and preview.soft_breaches and result.created:
         audit_record(account_id=account.pk, actor=actor, action="order.override", target=str(result.order.id),
                      reason=override_reason.strip(), breaches=[b.message for b in preview.soft_breaches])

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from orders.brokers.paper_market import seconds_since_epoch
+from orders.domain.approvals import ApprovalRequired
 from orders.domain.enums import OrderType
 from orders.domain.errors import Forbidden, InvalidValue
 from orders.models import Account, AccountDay, Alert, AuditEvent, KillSwitchRun, Order, Position
@@ -17,7 +18,7 @@ from orders.services.accounts import account_snapshot
 from orders.services.limits import limits_set
 from orders.services.orders import order_submit
 from orders.services.risk import trading_state_set
-from tests.builders import make_order_request, run_engine
+from tests.builders import make_order_request, resume_approved, run_engine
 
 pytestmark = pytest.mark.django_db
 
@@ -210,7 +211,7 @@ def test_a_supervisor_resuming_after_a_hard_halt_gives_the_day_a_new_baseline(ac
     long_with_far_stop(account, broker, clock)
     shock(broker, "-3")
     run_engine(account, broker, seconds=2, clock=clock)
-    trading_state_set(account=account, state="ACTIVE", actor="rita", reason="new budget", supervisor=True)
+    resume_approved(account, reason="new budget")          # a halt is left with a second person's approval
     run_engine(account, broker, seconds=1, clock=clock)
     assert state(account) == "ACTIVE"
     day = AccountDay.objects.get(account=account)
@@ -241,12 +242,12 @@ def test_a_guard_halt_still_needs_the_supervisor_after_the_accounts_midnight(acc
     run_engine(account, broker, seconds=2, clock=clock)
     clock.shift(9 * 3600 + 60)                            # 00:01 UTC the next day: a new trading day, no level yet
     run_engine(account, broker, clock=clock)
-    with pytest.raises(Forbidden) as refused:
+    with pytest.raises(ApprovalRequired) as refused:      # a HALTED account, guarded or not: four eyes
         trading_state_set(account=account, state="ACTIVE", actor="key:abc")
-    assert refused.value.details == {"code": "SUPERVISOR_REQUIRED"}
+    assert refused.value.details == {"code": "APPROVAL_REQUIRED"}
     assert state(account) == "HALTED"
-    trading_state_set(account=account, state="ACTIVE", actor="rita", reason="new day", supervisor=True)
-    trading_state_set(account=account, state="HALTED", actor="key:abc")      # a person's own halt is theirs
+    resume_approved(account, reason="new day", asked_by="key:abc")
+    trading_state_set(account=account, state="REDUCING", actor="key:abc")    # a person's own state is theirs
     trading_state_set(account=account, state="ACTIVE", actor="key:abc")
     assert state(account) == "ACTIVE"
 

@@ -1,0 +1,402 @@
+"""Four-eyes approvals (services/approvals.py): leaving HALTED, raising a limit and an order above the account's
+approval notional wait for a second person with the risk role; the person asking never decides their own request;
+requests expire and temporary raises are put back by the engine's tick; everything is audited and counted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from orders.domain.approvals import (
+    ApprovalFailed,
+    ApprovalNotPending,
+    ApprovalRequired,
+    ApproverRequired,
+    OrderNeedsApproval,
+    SelfApproval,
+)
+from orders.domain.errors import Forbidden, InvalidValue
+from orders.models import Account, ApprovalRequest, AuditEvent, Order, PreTradeLimits, TradingState
+from orders.services.approvals import (
+    ApprovalPending,
+    approval_approve,
+    approval_cancel,
+    approval_reject,
+    approvals_waiting,
+    limits_ask,
+    ticket_send,
+    trading_state_ask,
+)
+from orders.services.limits import limits_read, limits_set
+from orders.services.risk import trading_state_set
+from orders.services.tickets import ticket_submit
+from tests.builders import make_order_request, run_engine
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+Status = ApprovalRequest.Status
+
+
+def halted(account) -> None:
+    trading_state_set(account=account, state=TradingState.HALTED, actor="user:rita", reason="end of day")
+
+
+def state(account) -> str:
+    return Account.objects.values_list("trading_state", flat=True).get(pk=account.pk)
+
+
+def level(account, name):
+    return getattr(PreTradeLimits.objects.get(account=account), name)
+
+
+def actions(account, prefix="approval.") -> list[tuple[str, str, str]]:
+    return [(a.action, a.actor, a.result) for a in
+            AuditEvent.objects.filter(account=account, action__startswith=prefix).order_by("at", "id")]
+
+
+# -- leaving HALTED ------------------------------------------------------------------------------------------
+
+def test_leaving_halted_waits_for_a_second_person(account, clock):
+    halted(account)
+    asked = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="the feed is back")
+
+    assert isinstance(asked, ApprovalRequest)
+    assert (asked.kind, asked.status, asked.payload) == ("RESUME_TRADING", "PENDING",
+                                                         {"state": "ACTIVE", "previous": "HALTED"})
+    assert asked.expires_at == timezone.now() + timedelta(minutes=15)
+    assert state(account) == "HALTED"
+    assert actions(account) == [("approval.request", "user:tom", "ok")]
+
+
+def test_no_door_leaves_halted_without_the_approval(account, clock):
+    halted(account)
+    with pytest.raises(ApprovalRequired) as refused:
+        trading_state_set(account=account, state="REDUCING", actor="user:rita", reason="x", supervisor=True)
+    assert refused.value.status == 403 and refused.value.details == {"code": "APPROVAL_REQUIRED"}
+    assert "needs a second person's approval" in refused.value.message
+    assert state(account) == "HALTED"
+
+
+def test_the_person_asking_cannot_approve_their_own_request(account, clock):
+    halted(account)
+    asked = trading_state_ask(account=account, state="ACTIVE", actor="user:rita", reason="the feed is back",
+                              supervisor=True)
+    for door in ("user:rita", "admin:rita"):          # the admin is the same person
+        with pytest.raises(SelfApproval) as refused:
+            approval_approve(account=account, approval_id=str(asked.pk), actor=door, supervisor=True)
+        assert refused.value.details == {"code": "SELF_APPROVAL"}
+        assert "you asked for this yourself (user:rita)" in refused.value.message
+    with pytest.raises(SelfApproval):
+        approval_reject(account=account, approval_id=str(asked.pk), actor="user:rita", supervisor=True,
+                        comment="never mind")
+    assert state(account) == "HALTED"
+    assert ApprovalRequest.objects.get(pk=asked.pk).status == "PENDING"
+    assert actions(account)[1:] == [("approval.approve", "user:rita", "refused"),
+                                    ("approval.approve", "admin:rita", "refused"),
+                                    ("approval.reject", "user:rita", "refused")]
+
+
+def test_a_second_risk_person_approves_and_the_account_trades_again(account, clock):
+    halted(account)
+    asked = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="the feed is back")
+
+    decided = approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True,
+                               comment="checked the feed")
+
+    assert state(account) == "ACTIVE"
+    assert (decided.status, decided.decided_by, decided.comment) == ("APPROVED", "user:rob", "checked the feed")
+    change = AuditEvent.objects.filter(action="account.trading_state").latest("at")
+    assert (change.actor, change.details["reason"], change.details["approval"], change.details["requested_by"]) == (
+        "user:rob", "the feed is back", str(asked.pk), "user:tom")
+    assert actions(account)[-1] == ("approval.approve", "user:rob", "ok")
+    assert approvals_waiting(account=account) == []
+
+
+def test_only_the_risk_role_decides(account, clock):
+    halted(account)
+    asked = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="back")
+    with pytest.raises(ApproverRequired):
+        approval_approve(account=account, approval_id=str(asked.pk), actor="user:tina", supervisor=False)
+    assert state(account) == "HALTED"
+
+
+def test_asking_to_leave_halted_needs_a_reason(account, clock):
+    halted(account)
+    with pytest.raises(InvalidValue) as refused:
+        trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="  ")
+    assert refused.value.message == ("Invalid value for reason: say why alice may trade again: the second person "
+                                     "who approves it reads this")
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_asking_again_answers_the_same_request_and_another_state_waits_for_it(account, clock):
+    halted(account)
+    first = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="back")
+    assert trading_state_ask(account=account, state="ACTIVE", actor="key:abc", reason="retry").pk == first.pk
+    with pytest.raises(ApprovalPending) as refused:
+        trading_state_ask(account=account, state="REDUCING", actor="user:tom", reason="only closing")
+    assert "user:tom already asked to set alice ACTIVE" in refused.value.message
+    assert ApprovalRequest.objects.count() == 1
+
+
+def test_other_changes_of_the_state_are_made_at_once(account, clock):
+    assert trading_state_ask(account=account, state="REDUCING", actor="key:abc").trading_state == "REDUCING"
+    assert trading_state_ask(account=account, state="HALTED", actor="key:abc").trading_state == "HALTED"
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_a_rejected_request_says_why_and_cannot_be_approved_after(account, clock):
+    halted(account)
+    asked = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="back")
+    with pytest.raises(InvalidValue):
+        approval_reject(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True, comment=" ")
+    approval_reject(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True,
+                    comment="the loss is not understood yet")
+    with pytest.raises(ApprovalNotPending) as late:
+        approval_approve(account=account, approval_id=str(asked.pk), actor="user:ann", supervisor=True)
+    assert late.value.message == "This request is no longer waiting: it was rejected by user:rob"
+    assert late.value.status == 409
+    assert state(account) == "HALTED"
+
+
+def test_only_the_person_asking_withdraws_a_request(account, clock):
+    halted(account)
+    asked = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="back")
+    with pytest.raises(Forbidden) as refused:
+        approval_cancel(account=account, approval_id=str(asked.pk), actor="user:rob")
+    assert refused.value.details == {"code": "NOT_REQUESTER"}
+    assert approval_cancel(account=account, approval_id=str(asked.pk), actor="user:tom").status == "CANCELLED"
+    assert actions(account)[-1] == ("approval.cancel", "user:tom", "ok")
+
+
+def test_a_request_of_another_account_is_not_found(account, clock):
+    other = Account.objects.create(name="bob", cash=D("1000"))
+    trading_state_set(account=other, state="HALTED", actor="user:rita")
+    asked = trading_state_ask(account=other, state="ACTIVE", actor="user:tom", reason="back")
+    with pytest.raises(Exception) as refused:
+        approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True)
+    assert refused.value.code == "APPROVAL_NOT_FOUND" and refused.value.status == 404
+    assert state(other) == "HALTED"
+
+
+# -- expiry ----------------------------------------------------------------------------------------------------
+
+def test_the_engine_expires_a_request_nobody_decided_in_time(account, broker, clock):
+    halted(account)
+    asked = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="back")
+    run_engine(account, broker, seconds=14 * 60 + 59, clock=clock)
+    assert ApprovalRequest.objects.get(pk=asked.pk).status == "PENDING"
+
+    clock.shift(1)
+    with pytest.raises(ApprovalNotPending) as late:        # due: refused now, even before the engine marks it
+        approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True)
+    assert late.value.message == "This request is no longer waiting: it was expired"
+    run_engine(account, broker, clock=clock)
+
+    expired = ApprovalRequest.objects.get(pk=asked.pk)
+    assert (expired.status, expired.decided_at) == ("EXPIRED", timezone.now())
+    assert actions(account)[-1] == ("approval.expire", "engine", "ok")
+    assert state(account) == "HALTED"
+    assert approvals_waiting(account=account) == []
+
+
+def test_how_long_a_request_waits_is_the_accounts(account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", approval_ttl_minutes=5)
+    halted(account)
+    asked = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="back")
+    assert asked.expires_at - asked.requested_at == timedelta(minutes=5)
+    with pytest.raises(InvalidValue):
+        limits_set(account_id=account.pk, actor="user:rita", approval_ttl_minutes=0)
+
+
+# -- limits ----------------------------------------------------------------------------------------------------
+
+def test_lowering_a_limit_is_done_at_once(account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("50000"))
+    done = limits_ask(account_id=account.pk, actor="user:tom", max_notional_hard=D("20000"),
+                      daily_orders_hard=100)           # a limit where there was none lowers too
+    assert done.approval is None
+    assert (level(account, "max_notional_hard"), level(account, "daily_orders_hard")) == (D("20000"), 100)
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_raising_a_limit_waits_and_the_approval_raises_it(account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("50000"), max_quantity_hard=D("100"))
+    asked = limits_ask(account_id=account.pk, actor="user:tom", reason="index rebalance",
+                       max_notional_hard=D("80000"), max_quantity_hard=D("50"))
+
+    assert asked.raised == ["max_notional_hard"]
+    assert asked.approval.payload == {"levels": {"max_notional_hard": "80000"},
+                                      "previous": {"max_notional_hard": "50000"}, "minutes": None}
+    assert level(account, "max_notional_hard") == D("50000")      # still the old cap
+    assert level(account, "max_quantity_hard") == D("50")         # the lowered one is set
+
+    approval_approve(account=account, approval_id=str(asked.approval.pk), actor="user:rob", supervisor=True)
+    assert level(account, "max_notional_hard") == D("80000")
+    assert limits_read(account.pk)[0].max_notional == (None, D("80000"))
+    change = AuditEvent.objects.filter(action="limits.set").latest("at")
+    assert (change.actor, change.details["changed"], change.details["requested_by"]) == (
+        "user:rob", {"max_notional_hard": {"from": "50000", "to": "80000"}}, "user:tom")
+
+
+def test_removing_a_limit_is_a_raise(account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", daily_loss_hard=D("400"))
+    asked = limits_ask(account_id=account.pk, actor="user:tom", daily_loss_hard=None)
+    assert asked.raised == ["daily_loss_hard"] and level(account, "daily_loss_hard") == D("400")
+
+
+def test_no_door_raises_a_limit_without_the_approval(account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", max_quantity_hard=D("100"))
+    with pytest.raises(ApprovalRequired) as refused:
+        limits_set(account_id=account.pk, actor="admin:root", max_quantity_hard=D("1000"))
+    assert refused.value.message == ("Forbidden: Raising max_quantity_hard from 100 to 1000 needs a second person's "
+                                     "approval: ask for it, and someone else with the risk role approves it")
+    assert level(account, "max_quantity_hard") == D("100")
+
+
+def test_a_raise_for_a_while_is_put_back_by_the_engine(account, broker, clock):
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("50000"), daily_orders_hard=10)
+    asked = limits_ask(account_id=account.pk, actor="user:tom", reason="rebalance", minutes=30,
+                       max_notional_hard=D("80000"), daily_orders_hard=20)
+    approved = approval_approve(account=account, approval_id=str(asked.approval.pk), actor="user:rob",
+                                supervisor=True)
+    assert approved.override_until == timezone.now() + timedelta(minutes=30)
+    limits_set(account_id=account.pk, actor="user:rita", daily_orders_hard=15)     # lowered by hand meanwhile
+
+    run_engine(account, broker, seconds=29 * 60, clock=clock)
+    assert level(account, "max_notional_hard") == D("80000")
+    run_engine(account, broker, seconds=60, clock=clock)
+
+    assert level(account, "max_notional_hard") == D("50000")       # back to what it was
+    assert level(account, "daily_orders_hard") == 15                # a level changed since is left as it is
+    assert ApprovalRequest.objects.get(pk=asked.approval.pk).reverted_at == timezone.now()
+    revert = AuditEvent.objects.get(action="approval.revert")
+    assert (revert.actor, revert.details["restored"], revert.details["left"]) == (
+        "engine", {"max_notional_hard": "50000"}, ["daily_orders_hard"])
+    run_engine(account, broker, seconds=60, clock=clock)
+    assert AuditEvent.objects.filter(action="approval.revert").count() == 1
+
+
+def test_a_raise_for_a_while_must_raise_something_and_last_a_sensible_time(account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("50000"))
+    with pytest.raises(InvalidValue, match="only a raise is for a while"):
+        limits_ask(account_id=account.pk, actor="user:tom", minutes=30, max_notional_hard=D("10000"))
+    with pytest.raises(InvalidValue, match="1 to 1440 minutes"):
+        limits_ask(account_id=account.pk, actor="user:tom", minutes=0, max_notional_hard=D("90000"))
+
+
+def test_a_raised_soft_level_must_still_sit_below_its_hard_one_when_approved(account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", daily_loss_soft=D("100"), daily_loss_hard=D("400"))
+    asked = limits_ask(account_id=account.pk, actor="user:tom", daily_loss_soft=D("300"))
+    limits_set(account_id=account.pk, actor="user:rita", daily_loss_hard=D("250"))
+    with pytest.raises(ApprovalFailed) as failed:
+        approval_approve(account=account, approval_id=str(asked.approval.pk), actor="user:rob", supervisor=True)
+    assert "the soft daily loss level would no longer be below the hard one" in failed.value.message
+    assert level(account, "daily_loss_soft") == D("100")
+    assert ApprovalRequest.objects.get(pk=asked.approval.pk).status == "PENDING"
+
+
+# -- orders above the approval notional ----------------------------------------------------------------------
+
+@pytest.fixture
+def approval_above(account):
+    limits_set(account_id=account.pk, actor="user:rita", approval_notional_above=D("10000"))
+
+
+def large(**changes):
+    return make_order_request(quantity=D("100"), client_order_id="web-large-1", **changes)   # ≈ 14,900
+
+
+def test_a_large_order_waits_and_is_placed_only_when_approved(account, broker, clock, approval_above):
+    asked = ticket_send(account=account, request=large(), broker=broker, actor="user:tom")
+
+    assert isinstance(asked, ApprovalRequest) and asked.kind == "LARGE_ORDER"
+    assert asked.payload["order"]["quantity"] == "100" and asked.payload["label"] == "Buy 100 AAPL @ MKT"
+    assert D(asked.payload["notional"]) > D("10000")
+    assert not Order.objects.exists()
+    assert ticket_send(account=account, request=large(), broker=broker, actor="user:tom").pk == asked.pk
+
+    with pytest.raises(SelfApproval):
+        approval_approve(account=account, approval_id=str(asked.pk), actor="user:tom", supervisor=True,
+                         broker=broker)
+    assert not Order.objects.exists()
+
+    decided = approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True,
+                               broker=broker, comment="fine")
+    order = Order.objects.get()
+    assert (order.client_order_id, order.quantity, order.submitted_by) == ("web-large-1", D("100"), "user:tom")
+    assert decided.result == {"order_id": str(order.id), "status": order.status}
+
+
+def test_a_large_order_has_its_checks_run_again_when_approved(account, broker, clock, approval_above):
+    asked = ticket_send(account=account, request=large(), broker=broker, actor="user:tom")
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("12000"))      # since asked
+
+    with pytest.raises(ApprovalFailed) as failed:
+        approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True,
+                         broker=broker)
+    assert failed.value.message.startswith("Not approved: Order rejected: Notional")
+    assert "above the hard limit 12000" in failed.value.message
+    assert failed.value.details["code"] == "ORDER_REJECTED"
+    assert not Order.objects.exists()
+    assert ApprovalRequest.objects.get(pk=asked.pk).status == "PENDING"
+    assert actions(account)[-1] == ("approval.approve", "user:rob", "failed")
+
+
+def test_a_large_order_is_not_placed_on_an_account_halted_since(account, broker, clock, approval_above):
+    asked = ticket_send(account=account, request=large(), broker=broker, actor="user:tom")
+    halted(account)
+    with pytest.raises(ApprovalFailed, match="trading on account alice is halted"):
+        approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True,
+                         broker=broker)
+    assert not Order.objects.exists()
+
+
+def test_an_order_below_the_approval_notional_is_placed_at_once(account, broker, clock, approval_above):
+    result = ticket_send(account=account, request=make_order_request(quantity=D("10")), broker=broker,
+                         actor="user:tom")
+    assert result.order.quantity == D("10") and not ApprovalRequest.objects.exists()
+
+
+def test_a_scripts_large_order_is_refused_with_the_reason(account, broker, clock, approval_above):
+    with pytest.raises(OrderNeedsApproval) as refused:
+        ticket_submit(account=account, request=large(), broker=broker, actor="key:abc")
+    assert refused.value.status == 422 and refused.value.details["reject_code"] == "APPROVAL_REQUIRED"
+    assert "needs a second person's approval" in refused.value.message
+    assert not Order.objects.exists()
+
+
+def test_reducing_a_position_never_waits_for_approval(account, broker, clock, approval_above):
+    for _ in range(2):
+        ticket_submit(account=account, request=make_order_request(quantity=D("50")), broker=broker, actor="key:abc")
+    run_engine(account, broker, seconds=1, clock=clock)
+    result = ticket_send(account=account, broker=broker, actor="user:tom",
+                         request=make_order_request(quantity=D("100"), side="SELL", reduce_only=True))
+    assert result.order.reduce_only and not ApprovalRequest.objects.exists()
+
+
+# -- counted -----------------------------------------------------------------------------------------------------
+
+def test_every_outcome_is_counted(account, broker, clock, client, django_capture_on_commit_callbacks):
+    from tests.test_metrics import scrape, value
+
+    before = scrape(client)
+    halted(account)
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="back")
+        approval_reject(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True, comment="no")
+        again = trading_state_ask(account=account, state="ACTIVE", actor="user:rob", reason="back")
+    with pytest.raises(SelfApproval):
+        approval_approve(account=account, approval_id=str(again.pk), actor="user:rob", supervisor=True)
+    after = scrape(client)
+
+    def counted(outcome: str) -> float:
+        name = "desk_approvals_total"
+        return (value(after, name, kind="RESUME_TRADING", outcome=outcome)
+                - value(before, name, kind="RESUME_TRADING", outcome=outcome))
+
+    assert [counted(o) for o in ("requested", "rejected", "self_refused", "approved")] == [2, 1, 1, 0]
