@@ -510,6 +510,29 @@ class TradingStateOut(WireModel):
         return cls.build(account=account.name, trading_state=TradingState(account.trading_state))
 
 
+class ApprovalOut(WireModel):
+    """A change that waits for a second person's approval (``services/approvals.py``): what ``PUT
+    /v1/trading-state`` answers (202) when it would leave HALTED."""
+    id: str
+    account: str
+    kind: str
+    status: str
+    requested_by: str
+    requested_at: TimeOut
+    expires_at: TimeOut
+    reason: str
+    payload: dict
+    message: str
+
+    @classmethod
+    def of(cls, approval, *, account_name: str) -> ApprovalOut:
+        return cls.build(id=str(approval.pk), account=account_name, kind=str(approval.kind),
+                         status=str(approval.status), requested_by=approval.requested_by,
+                         requested_at=ts(approval.requested_at), expires_at=ts(approval.expires_at),
+                         reason=approval.reason, payload=approval.payload,
+                         message="waiting for a second person with the risk role to approve it on the risk view")
+
+
 class KillSwitchOut(WireModel):
     account: str
     trading_state: TradingState

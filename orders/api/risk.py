@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
-from ninja import Schema
+from ninja import Schema, Status
 from pydantic import Field
 
 from orders import selectors
@@ -17,10 +17,11 @@ from orders.api.common import (
     optional_body_openapi,
 )
 from orders.domain.errors import AlertNotFound
-from orders.models import TradingState
+from orders.models import ApprovalRequest, TradingState
 from orders.services.alerts import alert_acknowledge
-from orders.services.risk import kill_switch, trading_state_set
-from orders.wire import AlertOut, ErrorOut, KillSwitchOut, TradingStateOut
+from orders.services.approvals import trading_state_ask
+from orders.services.risk import kill_switch
+from orders.wire import AlertOut, ApprovalOut, ErrorOut, KillSwitchOut, TradingStateOut
 
 router = PooledRouter(tags=["risk"], pool="risk")
 ERRORS = {code: ErrorOut for code in (*CODES_4XX, 503)}
@@ -46,12 +47,17 @@ def get_trading_state(request: HttpRequest):
     return TradingStateOut.of(account)
 
 
-@router.put("/trading-state", response={200: TradingStateOut, **ERRORS}, summary="Set the trading state")
+@router.put("/trading-state", response={200: TradingStateOut, 202: ApprovalOut, **ERRORS},
+            summary="Set the trading state")
 def put_trading_state(request: HttpRequest, payload: TradingStateIn):
-    """ACTIVE, REDUCING (only orders that shrink a position) or HALTED (nothing new; exits still work)."""
-    account = trading_state_set(account=account_of(request), state=payload.state, actor=actor_of(request),
-                                reason=payload.reason)
-    return TradingStateOut.of(account)
+    """ACTIVE, REDUCING (only orders that shrink a position) or HALTED (nothing new; exits still work).
+    Leaving HALTED needs a second person: the answer is 202 with the request waiting for a risk person's approval
+    on the risk view (a `reason` is required; asked again, the same request is answered)."""
+    account = account_of(request)
+    done = trading_state_ask(account=account, state=payload.state, actor=actor_of(request), reason=payload.reason)
+    if isinstance(done, ApprovalRequest):
+        return Status(202, ApprovalOut.of(done, account_name=account.name))
+    return TradingStateOut.of(done)
 
 
 @router.post("/kill-switch", response={200: KillSwitchOut, **ERRORS}, summary="Kill switch",
