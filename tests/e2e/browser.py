@@ -15,6 +15,7 @@ import requests
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.e2e.desk_process import ROOT, Desk, running_desk
+from tests.e2e.second_factor import pass_second_step
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -83,8 +84,8 @@ def place(desk: Desk, **order: str) -> dict:
 
 
 class People:
-    """Opens a separate browser (context) per person, logged in through the login page; collects the pages'
-    JavaScript errors."""
+    """Opens a separate browser (context) per person, logged in through the login page and, for those asked, the
+    second step (``second_factor.py``); collects the pages' JavaScript errors."""
 
     def __init__(self, browser: Browser, desk: Desk, contexts: list[BrowserContext], *,
                  viewport: dict[str, int] | None = None) -> None:
@@ -103,7 +104,9 @@ class People:
             screenshot(page, shot)
         page.fill("input[name=username]", credentials[0])
         page.fill("input[name=password]", credentials[1])
-        page.click("#login-form button[type=submit]")
+        with page.expect_navigation():
+            page.click("#login-form button[type=submit]")
+        pass_second_step(page, self.desk, credentials[0])
         page.wait_for_url(f"{self.desk.url}/")
         expect(page.locator("#connection-state")).to_have_text("live")
         return page

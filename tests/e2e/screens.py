@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.browser import LIVE, People, paper_desk, place, quote
 from tests.e2e.desk_process import Desk
+from tests.e2e.second_factor import log_in_page
 
 TRADER = ("demo", "screens-test-trader-pw")
 RISK = ("risk", "screens-test-risk-pw")
@@ -37,10 +38,7 @@ def busy_desk(tmp_path_factory, browser: Browser) -> Iterator[Desk]:
         context = browser.new_context(base_url=desk.url)
         try:
             page = context.new_page()
-            page.goto("/login/")
-            page.fill("input[name=username]", RISK[0])
-            page.fill("input[name=password]", RISK[1])
-            page.click("#login-form button[type=submit]")
+            log_in_page(page, desk, RISK)
             page.goto("/risk/")
             expect(page.locator('#alerts .alert[data-kind="POSITION_UNPROTECTED"]')).to_be_visible(
                 timeout=ALERT_RAISED)

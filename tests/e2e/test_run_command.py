@@ -22,6 +22,8 @@ import pytest
 import requests
 from tektii import OrderStatus, Side, TradingGateway
 
+from tests.e2e.second_factor import SETUP, authenticators_of, pass_second_step_http
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -407,9 +409,9 @@ def shown_passwords(output: str) -> dict[str, str]:
     return dict(re.findall(r"^login +(\S+) / password (\S+) +\(shown once\)", output, re.MULTILINE))
 
 
-def log_in(desk: Desk, username: str, password: str) -> requests.Response:
+def log_in(desk: Desk, username: str, password: str, session: requests.Session | None = None) -> requests.Response:
     """The login form as a browser posts it: its CSRF cookie first, then the form."""
-    with requests.Session() as session:
+    with session or requests.Session() as session:
         session.get(f"{desk.url}/login/", timeout=10)
         form = {"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]}
         return session.post(f"{desk.url}/login/", data=form, allow_redirects=False, timeout=10)
@@ -419,9 +421,13 @@ def test_the_logins_printed_on_the_first_start_open_the_desk_and_are_not_printed
     shown = shown_passwords(desk.setup_output)
 
     assert set(shown) == {"demo", "risk"}
+    assert "the first login shows a QR code to scan" in desk.setup_output
     for username, password in shown.items():
-        response = log_in(desk, username, password)
-        assert (response.status_code, response.headers.get("Location")) == (302, "/"), username
+        with requests.Session() as session:
+            response = log_in(desk, username, password, session)
+            assert (response.status_code, response.headers.get("Location")) == (302, f"{SETUP}?next=%2F"), username
+            pass_second_step_http(session, desk.url, authenticators_of(desk), username, response)
+            assert session.get(f"{desk.url}/", allow_redirects=False, timeout=10).status_code == 200, username
     again = manage(desk.env, "desk_setup")
     assert again.returncode == 0, again.stderr
     assert shown_passwords(again.stdout) == {}

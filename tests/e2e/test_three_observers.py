@@ -33,6 +33,7 @@ from websockets.sync.client import connect
 
 from tests.e2e.browser import assert_not_reloaded, mark_page, paper_desk, screenshot
 from tests.e2e.desk_process import Desk
+from tests.e2e.second_factor import log_in_page
 from tests.e2e.test_desk_browser import DESK_ENV, RISK, TRADER, fill_ticket, quote
 
 pytestmark = pytest.mark.slow
@@ -164,10 +165,7 @@ def pages(browser, desk) -> Iterator[dict[str, Page]]:
         page = context.new_page()
         page.set_default_timeout(10_000)
         page.on("pageerror", lambda error: errors.append(f"{credentials[0]} {path}: {error}"))
-        page.goto("/admin/login/" if admin else "/login/")
-        page.fill("input[name=username]", credentials[0])
-        page.fill("input[name=password]", credentials[1])
-        page.click("input[type=submit]" if admin else "#login-form button[type=submit]")
+        log_in_page(page, desk, credentials, admin=admin)
         page.wait_for_url(f"{desk.url}/admin/" if admin else f"{desk.url}/")
         if path != "/" and not admin:
             page.goto(path)

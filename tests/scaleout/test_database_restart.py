@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.e2e.desk_process import running_desk, wait_for
+from tests.e2e.second_factor import pass_second_step_http
 from tests.scaleout.servers import _as_postgres_user, _pg_bin, postgres_server
 
 pytestmark = pytest.mark.slow
@@ -78,6 +79,7 @@ class Traffic(threading.Thread):
             "username": "demo", "password": DEMO_PASSWORD, "csrfmiddlewaretoken": self.page.cookies["csrftoken"]},
             headers={"Referer": f"{self.url}/login/"})
         assert response.status_code == 302, response.text
+        pass_second_step_http(self.page, self.url, {}, "demo", response)    # demo is an admin: it sets up its code
 
 
 def _order_fills(url: str, client_order_id: str) -> None:
