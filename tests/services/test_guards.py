@@ -179,7 +179,7 @@ def test_only_a_supervisor_with_a_reason_lets_a_guarded_account_trade_again(acco
     assert state(account) == "REDUCING"
     trading_state_set(account=account, state="ACTIVE", actor="rita", reason="loss understood", supervisor=True)
     assert state(account) == "ACTIVE"
-    audit = AuditEvent.objects.filter(action="account.trading_state").latest("at")
+    audit = AuditEvent.objects.filter(action="account.trading_state").latest("at", "pk")
     assert (audit.actor, audit.details["reason"], audit.details["after_guard"]) == ("rita", "loss understood", "SOFT")
 
 

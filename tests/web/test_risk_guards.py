@@ -147,7 +147,7 @@ def test_resuming_a_guard_halt_needs_a_reason_from_the_risk_desk(risk_client, tr
     risk_client.post("/risk/trading-state/", {"state": "ACTIVE", "reason": "loss understood, new budget"},
                      headers=htmx)
     assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
-    audit = AuditEvent.objects.filter(action="account.trading_state").latest("at")
+    audit = AuditEvent.objects.filter(action="account.trading_state").latest("at", "pk")
     assert (audit.actor, audit.details["after_guard"]) == ("user:rita", "HARD")
 
 
@@ -184,5 +184,5 @@ def test_an_admin_lets_a_halted_account_trade_again_in_the_admin_with_its_reason
                 account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE"))
 
     assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
-    audit = AuditEvent.objects.filter(action="account.trading_state").latest("at")
+    audit = AuditEvent.objects.filter(action="account.trading_state").latest("at", "pk")
     assert (audit.details["reason"], audit.details["after_guard"]) == ("set in the admin", "HARD")
