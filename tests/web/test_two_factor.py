@@ -232,6 +232,12 @@ def test_a_trader_turns_two_factor_on_from_the_security_page_and_needs_it_from_t
     assert trader_client.get("/")["Location"].startswith(CODE)
 
 
+def test_the_name_in_the_top_bar_leads_to_the_security_page(trader_client):
+    who = parse(trader_client.get("/").content).find(class_="who")
+
+    assert (who.tag, who.attrs["href"]) == ("a", "/account/security/")
+
+
 def test_new_recovery_codes_replace_the_old_ones(risk_user, risk_client):
     old = recovery_codes_renew(user=risk_user)
 
