@@ -29,14 +29,18 @@
   dialog.addEventListener("click", function (event) {
     if (event.target.closest("[data-close-dialog]")) dialog.close();
   });
-  dialog.addEventListener("close", function () { opener.focus(); });
+  var toReceipts = false;          // a pull that answered: focus goes to its receipts once they are drawn
+  dialog.addEventListener("close", function () { if (!toReceipts) opener.focus(); });
   document.body.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail.elt !== form || !event.detail.successful) return;
+    toReceipts = true;
     dialog.close();
+  });
+  document.body.addEventListener("htmx:afterSettle", function () {
     var receipts = document.getElementById("kill-receipts");
-    if (receipts) {
-      receipts.tabIndex = -1;
-      receipts.focus();
-    }
+    if (!toReceipts || !receipts) return;
+    toReceipts = false;
+    receipts.tabIndex = -1;
+    receipts.focus();
   });
 })();

@@ -25,8 +25,11 @@ def cards(page) -> list[tuple[str, str, str]]:
 
 
 def rows(page) -> dict[str, str]:
-    return {row.attrs["data-account"]: row.attrs["data-state"] for row in page.by_id("account-rows").find_all("tr")
-            if "data-account" in row.attrs}
+    return {row.attrs["data-account"]: row.attrs["data-state"] for row in page.by_id("account-rows").find_all("li")}
+
+
+def figures(row) -> dict[str, str]:
+    return {dd.attrs["data-figure"]: dd.text for dd in row.find_all("dd")}
 
 
 # -- the page ----------------------------------------------------------------------------------------------------
@@ -66,8 +69,9 @@ def test_each_account_has_a_row_with_its_state_and_its_own_kill_switch(risk_clie
 
     assert rows(page) == {"alice": "ACTIVE", "zeta": "ACTIVE"}
     zeta = page.by_id("account-row-zeta")
-    assert [cell.text for cell in zeta.find_all("td")][1:5] == ["ACTIVE", "0 / 0", "1", "0"]
-    assert page.by_id("account-row-alice").find_all("td")[2].text == "1 / 1"
+    assert zeta.find(class_="badge").text == "ACTIVE"
+    assert figures(zeta) == {"alerts": "0 open / 0 live", "working": "1", "positions": "0"}
+    assert figures(page.by_id("account-row-alice"))["alerts"] == "1 open / 1 live"
     assert zeta.find("form").attrs["hx-confirm"] == "KILL SWITCH: halt zeta and cancel every working order?"
 
 
