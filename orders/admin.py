@@ -14,6 +14,7 @@ from orders.models import (
     AlertChannel,
     AlertDelivery,
     ApiKey,
+    ApprovalRequest,
     AuditEvent,
     CircuitBreaker,
     ExitLeg,
@@ -23,6 +24,7 @@ from orders.models import (
     PreTradeLimits,
 )
 from orders.services.alerts import alert_acknowledge
+from orders.services.approvals import limits_ask, trading_state_ask
 from orders.services.breakers import breakers_reset
 from orders.services.channels import (
     alert_channel_create,
@@ -31,9 +33,9 @@ from orders.services.channels import (
     alert_channel_update,
 )
 from orders.services.keys import api_key_issue, api_key_revoke, api_key_update
-from orders.services.limits import LEVELS, PRETRADE, limits_set
-from orders.services.risk import trading_state_set
+from orders.services.limits import LEVELS, PRETRADE
 from orders.services.tickets import account_ticket_settings_set
+from orders.web.approvals import approval_text
 from orders.web.roles import can_supervise
 
 TICKET_SETTINGS = ("confirm_notional_above", "risk_per_trade")
@@ -45,8 +47,9 @@ def _actor(request) -> str:
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    """The trading state is set through ``trading_state_set`` (audited, pushed), the ticket's confirm notional and
-    risk per trade through ``account_ticket_settings_set`` (audited); cash moves only with fills."""
+    """The trading state is set through ``approvals.trading_state_ask`` (audited, pushed; leaving HALTED waits for
+    a second person's approval on the risk view), the ticket's confirm notional and risk per trade through
+    ``account_ticket_settings_set`` (audited); cash moves only with fills."""
     list_display = ("name", "broker", "currency", "cash", "trading_state", "is_default", *TICKET_SETTINGS)
 
     def get_readonly_fields(self, request, obj=None):
@@ -64,10 +67,14 @@ class AccountAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)          # every other field, with these as they were
         if state != obj.trading_state:
             try:
-                trading_state_set(account=obj, state=state, actor=_actor(request), reason="set in the admin",
-                                  supervisor=can_supervise(request.user))
+                done = trading_state_ask(account=obj, state=state, actor=_actor(request), reason="set in the admin",
+                                         supervisor=can_supervise(request.user))
             except DeskError as e:
                 self.message_user(request, e.message, messages.ERROR)
+            else:
+                if isinstance(done, ApprovalRequest):
+                    self.message_user(request, f"Sent for approval: {approval_text(done, obj.name)}. A second person "
+                                               "with the risk role approves it on the risk view.", messages.WARNING)
         if ticket != dict(zip(TICKET_SETTINGS, before, strict=True)):
             account_ticket_settings_set(account=obj, actor=_actor(request), **ticket)
 
@@ -153,7 +160,8 @@ class AuditEventAdmin(InspectOnly):
 
 @admin.register(PreTradeLimits)
 class PreTradeLimitsAdmin(admin.ModelAdmin):
-    """Set through ``limits_set`` (audited, pushed, applied at once in this process). Empty a field for no limit;
+    """Set through ``approvals.limits_ask`` (audited, pushed, applied at once in this process): a lowered limit at
+    once, a raised or removed one once a second person approves it on the risk view. Empty a field for no limit;
     the row itself is not deleted."""
     list_display = ("account", *PRETRADE)
 
@@ -161,9 +169,25 @@ class PreTradeLimitsAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        row = limits_set(account_id=form.cleaned_data["account"].pk, actor=_actor(request),
-                         **{name: form.cleaned_data.get(name) for name in LEVELS})
-        obj.pk = row.pk
+        account = form.cleaned_data["account"]
+        try:
+            done = limits_ask(account_id=account.pk, actor=_actor(request),
+                              **{name: form.cleaned_data.get(name) for name in LEVELS})
+        except DeskError as e:
+            self.message_user(request, e.message, messages.ERROR)
+            done = None
+        if done is not None and done.approval is not None:
+            self.message_user(request, f"Sent for approval: {approval_text(done.approval, account.name)}. A second "
+                                       "person with the risk role approves it on the risk view.", messages.WARNING)
+        obj.pk = (done.row if done and done.row else PreTradeLimits.objects.get_or_create(account=account)[0]).pk
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(InspectOnly):
+    """Inspected only: requests are decided on the risk view, by a second person with the risk role."""
+    list_display = ("requested_at", "account", "kind", "requested_by", "status", "decided_by", "decided_at",
+                    "expires_at", "override_until", "reverted_at")
+    list_filter = ("kind", "status")
 
 
 @admin.register(CircuitBreaker)

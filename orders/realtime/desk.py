@@ -46,6 +46,7 @@ from orders.selectors import live_alerts
 from orders.services.breakers import breaker_snapshot
 from orders.services.staleness import max_quote_age
 from orders.services.two_factor import is_second_factor_missing
+from orders.web.approvals import approvals_context
 from orders.web.banner import placed_out
 from orders.web.context import (
     alerts_context,
@@ -79,10 +80,10 @@ def render_fragment(kind: str, frame: dict, *, can_trade: bool = False) -> str |
 
 # events.record_desk's ``what`` -> the sections it redraws. API keys are on no page the socket serves (they are the
 # admin's); the pre-trade limits only in the risk view's time to protection (when to alert and flatten).
-_DESK_SECTIONS = {"alert": ("alerts",), "trading_state": ("state",), "breaker": ("breakers",),
-                  "limits": ("protection", "guards"), "api_key": (), "venue": ("venue",),
+_DESK_SECTIONS = {"alert": ("alerts",), "trading_state": ("state", "approvals"), "breaker": ("breakers",),
+                  "limits": ("protection", "guards", "approvals"), "api_key": (), "venue": ("venue",),
                   "protection": ("protection",), "kill_run": ("kill-run",), "guards": ("guards",),
-                  "channels": ("channels",)}
+                  "channels": ("channels",), "approvals": ("approvals",)}
 
 
 def sections_for(kind: str, frame: dict) -> set[str]:
@@ -133,7 +134,7 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
     def _all_sections(self) -> set[str]:
         if self.view == "risk":
             return {"alerts", "state", "breakers", "working", "finished", "venue", "protection", "kill-run",
-                    "guards", "channels"}
+                    "guards", "channels", "approvals"}
         return {"working", "finished", "positions", "fills", "figures", "state", "alerts", "breakers"}
 
     async def disconnect(self, code) -> None:
@@ -320,6 +321,11 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
             parts.append(render_to_string("orders/risk.html#guards", {
                 **guards_context(self.account, self.broker), "account": self.account,
                 "can_supervise": self.can_supervise, "oob": True}))
+        if "approvals" in sections and self.view == "risk":     # the queue as this page's person sees it
+            user = self.scope["user"]
+            parts.append(render_to_string("orders/approvals.html#approvals", {
+                **approvals_context(self.account, actor=f"user:{user.username}", can_supervise=self.can_supervise,
+                                    can_trade=self.can_trade), "account": self.account, "oob": True}))
         if "kill-run" in sections and self.view == "risk":
             parts.append(render_to_string("orders/risk.html#kill-run", {**kill_run_context(self.account),
                                                                          "oob": True}))

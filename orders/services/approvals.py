@@ -342,7 +342,7 @@ def approvals_expire(*, account_ids: list[int], now: datetime) -> int:
             if not ApprovalRequest.objects.filter(pk=approval.pk, status=Status.PENDING).update(
                     status=Status.EXPIRED, decided_at=now):
                 continue                    # decided meanwhile
-            approval.status, approval.decided_at = Status.EXPIRED, now
+            approval.refresh_from_db(fields=["status", "decided_at"])
             audit_record(account_id=approval.account_id, actor=ENGINE, action="approval.expire",
                          target=str(approval.pk), kind=approval.kind, requested_by=approval.requested_by,
                          expires_at=approval.expires_at.isoformat())

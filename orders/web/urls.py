@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from orders.web import login, risk_all, two_factor, views
+from orders.web import approvals, login, risk_all, two_factor, views
 
 urlpatterns = [
     path("", views.desk, name="desk"),
@@ -31,6 +31,10 @@ urlpatterns = [
     path("risk/trading-state/", views.trading_state_view, name="trading-state"),
     path("risk/breakers/reset/", views.breakers_reset_view, name="breakers-reset"),
     path("risk/guards/", views.guard_levels_view, name="guard-levels"),
+    path("risk/approvals/resume/", approvals.resume_ask_view, name="approval-resume"),
+    path("risk/approvals/limits/", approvals.limits_ask_view, name="approval-limits"),
+    path("risk/approvals/<uuid:approval_id>/decide/", approvals.decide_view, name="approval-decide"),
+    path("risk/approvals/<uuid:approval_id>/withdraw/", approvals.cancel_view, name="approval-cancel"),
     path("audit/", views.audit, name="audit"),
     path("audit.csv", views.audit_csv, name="audit-csv"),
 ]

@@ -21,16 +21,16 @@ from orders.brokers import get_broker
 from orders.domain.enums import WORKING_STATUSES
 from orders.domain.errors import DeskError, InvalidRequest
 from orders.domain.money import format_decimal, to_decimal
-from orders.models import Alert, AuditEvent, Order, Position, TradingState
+from orders.models import Alert, ApprovalRequest, AuditEvent, Order, Position, TradingState
 from orders.selectors import latest_fills, live_alerts, order_get
-from orders.services import tickets
 from orders.services.alerts import alert_acknowledge
+from orders.services.approvals import ticket_send, trading_state_ask
 from orders.services.breakers import breaker_snapshot, breakers_reset
 from orders.services.guards import LEVEL_NAMES, guard_levels_set
 from orders.services.orders import OrderChanges, order_cancel, order_modify, orders_cancel_all
 from orders.services.positions import position_close, positions_close_all
 from orders.services.reconcile import position_adopt_venue
-from orders.services.risk import kill_switch, position_exits_replace, trading_state_set
+from orders.services.risk import kill_switch, position_exits_replace
 from orders.services.staleness import StaleQuote
 from orders.services.tickets import (
     ConfirmRequired,
@@ -40,6 +40,7 @@ from orders.services.tickets import (
     TicketPreview,
     ticket_preview,
 )
+from orders.web.approvals import approval_text, approvals_context
 from orders.web.banner import placed_out
 from orders.web.context import alerts_context, blotter_context, guards_context, risk_context, ticket_symbols
 from orders.web.forms import OrderTicketForm
@@ -85,10 +86,11 @@ def desk(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _ticket_response(request, context, form, *, preview=None, placed=None, status=200) -> HttpResponse:
-    """The ticket redrawn: a refusal (any status) shows its message in place of an earlier order's banner."""
+def _ticket_response(request, context, form, *, preview=None, placed=None, queued=None, status=200) -> HttpResponse:
+    """The ticket redrawn: a refusal (any status) shows its message in place of an earlier order's banner; an
+    order ``queued`` for a second person's approval says so in its place."""
     # the whole ticket says a refusal above its form: its preview does not say it again
-    context.update(form=form, preview=preview, placed=placed, ticket_drawn=True)
+    context.update(form=form, preview=preview, placed=placed, queued=queued, ticket_drawn=True)
     response = render(request, "orders/desk.html#ticket", context, status=status)
     if status >= 400:
         response[FRAGMENT_HEADER] = "ticket"          # refusals.js swaps it in like a 200 (htmx drops 4xx/5xx)
@@ -116,8 +118,9 @@ def ticket_preview_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 @trader_only
 def ticket_submit(request: HttpRequest) -> HttpResponse:
-    """Place the ticket's order. The ticket's token becomes the order's client id, so a double click,
-    a retry or a resubmitted form places one order, never two."""
+    """Place the ticket's order, or send it for a second person's approval above the account's approval notional.
+    The ticket's token becomes the order's client id, so a double click, a retry or a resubmitted form places one
+    order (or asks once), never two."""
     context = page_context(request)
     account, broker = context["account"], context["broker"]
     form = OrderTicketForm(request.POST, symbols=ticket_symbols(account, broker))
@@ -125,10 +128,9 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
         return _ticket_response(request, context, form, status=400)
     draft = form.to_draft()
     try:
-        result = tickets.ticket_submit(account=account, request=draft, broker=broker,
-                                       actor=_actor(request), by_person=True,
-                                       override_reason=form.cleaned_data.get("override_reason", ""),
-                                       confirmed=form.cleaned_data.get("confirmed", ""))
+        result = ticket_send(account=account, request=draft, broker=broker, actor=_actor(request),
+                             override_reason=form.cleaned_data.get("override_reason", ""),
+                             confirmed=form.cleaned_data.get("confirmed", ""))
     except ConfirmRequired as e:
         context["confirm_open"] = True                 # the question, with Send and Back, before anything is sent
         return _ticket_response(request, context, form, preview=e.preview)
@@ -154,6 +156,8 @@ def ticket_submit(request: HttpRequest) -> HttpResponse:
     fresh = OrderTicketForm(symbols=ticket_symbols(account, broker), initial={
         "symbol": draft.request.symbol, "side": draft.request.side, "order_type": draft.request.order_type,
         "token": uuid.uuid4()})
+    if isinstance(result, ApprovalRequest):
+        return _ticket_response(request, context, fresh, queued=result)
     return _ticket_response(request, context, fresh, placed=placed_out(result.order))
 
 
@@ -296,6 +300,8 @@ def chart_data(request: HttpRequest) -> JsonResponse:
 def risk(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
     context.update(risk_context(context["account"], context["broker"]))
+    context.update(approvals_context(context["account"], actor=_actor(request), can_supervise=context["can_supervise"],
+                                     can_trade=context["can_trade"]))
     template = "orders/risk.html"
     if request.htmx:
         template += "#alerts"
@@ -414,11 +420,15 @@ def kill_switch_view(request: HttpRequest) -> HttpResponse:
 def trading_state_view(request: HttpRequest) -> HttpResponse:
     context = page_context(request)
     try:
-        trading_state_set(account=context["account"], state=request.POST.get("state", ""), actor=_actor(request),
-                          reason=request.POST.get("reason", ""), supervisor=can_supervise(request.user))
+        done = trading_state_ask(account=context["account"], state=request.POST.get("state", ""),
+                                 actor=_actor(request), reason=request.POST.get("reason", ""),
+                                 supervisor=can_supervise(request.user))
     except DeskError as e:
         messages.error(request, e.message)
     else:
+        if isinstance(done, ApprovalRequest):            # leaving HALTED: a second person decides (the queue)
+            context["state_pending"] = (f"Sent for approval: {approval_text(done, context['account'].name)}. "
+                                        "It waits for a second person with the risk role.")
         context["state_changed"] = True                  # redraws the badge in the top bar too
     context["states"] = TradingState.values
     return render(request, "orders/risk.html#trading-state", context)
@@ -454,12 +464,16 @@ def guard_levels_view(request: HttpRequest) -> HttpResponse:
             errors.append(f"{name.replace('_', ' ')}: “{raw[:40]}” is not an amount")
     if not errors:
         try:
-            guard_levels_set(account_id=context["account"].pk, actor=_actor(request),
-                             flatten_on_hard_halt=request.POST.get("flatten_on_hard_halt") == "on", **levels)
+            done = guard_levels_set(account_id=context["account"].pk, actor=_actor(request),
+                                    flatten_on_hard_halt=request.POST.get("flatten_on_hard_halt") == "on", **levels)
         except DeskError as e:
             errors.append(e.message)
         else:
             context["guard_saved"] = True
+            if done.approval is not None:             # a raise waits for a second person (the approval queue)
+                asked = approval_text(done.approval, context["account"].name)
+                context["guard_pending"] = (f"Sent for approval: {asked}. It applies once a second person with the "
+                                            "risk role approves it.")
     context.update(guards_context(context["account"], context["broker"], posted=request.POST if errors else None))
     context["guard_errors"] = errors
     response = render(request, "orders/risk.html#guards", context, status=422 if errors else 200)

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from orders.models import AuditEvent, Order
+from orders.models import Account, AuditEvent, Order
 from orders.services.orders import order_submit
 from tests.builders import make_order_request
 from tests.web.page import parse
@@ -103,8 +103,8 @@ def test_limits_set_in_the_admin_apply_at_once_and_are_audited_and_pushed(superu
     from orders.services.limits import limits_read
 
     response = superuser_client.post("/admin/orders/pretradelimits/add/", {
-        "account": account.pk, "max_quantity_hard": "25",
-        "protection_slow_seconds": "2", "flat_within_seconds": "10"})        # prefilled with their defaults
+        "account": account.pk, "max_quantity_hard": "25", "protection_slow_seconds": "2", "flat_within_seconds": "10",
+        "approval_ttl_minutes": "15"})                                     # prefilled with their defaults
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert limits_read(account.pk)[0].max_quantity == (None, Decimal("25"))
@@ -170,19 +170,57 @@ def test_a_limit_changed_in_the_admin_is_audited_with_who_changed_what_from_what
 
     superuser_client.post("/admin/orders/pretradelimits/add/", {"account": account.pk, "max_quantity_hard": "25",
                                                                 "protection_slow_seconds": "2",
-                                                                "flat_within_seconds": "10"})
+                                                                "flat_within_seconds": "10",
+                                                                "approval_ttl_minutes": "15"})
     row = PreTradeLimits.objects.get(account=account)
     form = {"account": account.pk, **{name: getattr(row, name) or "" for name in LEVELS}}
 
+    # lowered, and a limit where there was none: at once (a raise waits for a second person, see below)
     response = superuser_client.post(f"/admin/orders/pretradelimits/{row.pk}/change/", {
-        **form, "max_quantity_hard": "40", "max_notional_soft": "100000"})
+        **form, "max_quantity_hard": "20", "max_notional_soft": "100000"})
 
     assert response.status_code == 302, response.content.decode()[:2000]
     change = AuditEvent.objects.filter(action="limits.set").order_by("at", "pk").last()
     assert (change.actor, change.account_id) == ("admin:root", account.pk)
-    assert change.details == {"changed": {"max_quantity_hard": {"from": "25", "to": "40"},
+    assert change.details == {"changed": {"max_quantity_hard": {"from": "25", "to": "20"},
                                           "max_notional_soft": {"from": None, "to": "100000"}}}
     shown = parse(superuser_client.get("/audit/?action=limits.set").content).by_id("audit-table")
     assert [line.text for line in shown.find("tbody").find("tr").find_all("div")] == [
         'changed = {"max_notional_soft": {"from": null, "to": "100000"}, '
-        '"max_quantity_hard": {"from": "25", "to": "40"}}']
+        '"max_quantity_hard": {"from": "25", "to": "20"}}']
+
+
+def test_a_limit_raised_in_the_admin_waits_for_a_second_persons_approval(superuser_client, account):
+    from decimal import Decimal
+
+    from orders.models import ApprovalRequest, PreTradeLimits
+    from orders.services.limits import LEVELS, limits_set
+
+    row = limits_set(account_id=account.pk, actor="user:rita", max_quantity_hard=Decimal("25"))
+    form = {"account": account.pk, **{name: getattr(row, name) if getattr(row, name) is not None else ""
+                                      for name in LEVELS}}
+    form["flatten_on_hard_halt"] = ""
+
+    response = superuser_client.post(f"/admin/orders/pretradelimits/{row.pk}/change/",
+                                     {**form, "max_quantity_hard": "40"}, follow=True)
+
+    assert "Sent for approval: max_quantity_hard 25 → 40. A second person with the risk role approves it on the " \
+           "risk view." in response.content.decode()
+    assert PreTradeLimits.objects.get(account=account).max_quantity_hard == Decimal("25")
+    asked = ApprovalRequest.objects.get()
+    assert (asked.kind, asked.requested_by, asked.payload["levels"]) == ("RAISE_LIMIT", "admin:root",
+                                                                          {"max_quantity_hard": "40"})
+
+
+def test_leaving_halted_in_the_admin_waits_for_a_second_persons_approval(superuser_client, account):
+    from orders.models import ApprovalRequest
+    from orders.services.risk import trading_state_set
+
+    trading_state_set(account=account, state="HALTED", actor="user:rita")
+    response = superuser_client.post(f"/admin/orders/account/{account.pk}/change/",
+                                     account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE"),
+                                     follow=True)
+
+    assert "Sent for approval: Let alice trade again: HALTED → ACTIVE." in response.content.decode()
+    assert Account.objects.get(pk=account.pk).trading_state == "HALTED"
+    assert ApprovalRequest.objects.get().requested_by == "admin:root"

@@ -291,7 +291,8 @@ async def test_the_risk_view_gets_its_alerts_section_on_connect_and_when_an_aler
     communicator = await opened(risk_client, path="/ws/desk/?view=risk&account=alice")
     first = swapped(await first_draw(communicator))
     assert set(first) == {"alerts", "trading-state-badge", "trading-state", "breaker-badge", "breakers",
-                          "working-body", "finished-body", "protection", "kill-run", "guards", "channels"}
+                          "working-body", "finished-body", "protection", "kill-run", "guards", "channels",
+                          "approvals"}
     assert first["alerts"].find(id="no-alerts") is not None
 
     alert = await database_sync_to_async(raise_alert)(account)

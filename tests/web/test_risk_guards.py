@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from orders.domain.guards import GuardLevels
 from orders.engine import engine_tick
-from orders.models import Account, AuditEvent, PreTradeLimits
+from orders.models import Account, ApprovalRequest, AuditEvent, PreTradeLimits
+from orders.services.approvals import approval_approve
 from orders.services.guards import guard_check
 from orders.services.limits import limits_set
 from tests.builders import run_engine
@@ -141,14 +142,19 @@ def test_resuming_a_guard_halt_needs_a_reason_from_the_risk_desk(risk_client, tr
     refused = parse(risk_client.post("/risk/trading-state/", {"state": "ACTIVE", "reason": " "},
                                      headers=htmx).content)
     assert refused.find("p", class_="error").text == (
-        "Invalid value for reason: say why alice may trade again after its hard loss guard")
+        "Invalid value for reason: say why alice may trade again: the second person who approves it reads this")
     assert Account.objects.get(pk=account.pk).trading_state == "HALTED"
 
+    # leaving HALTED is asked for here and approved by a second person (four eyes, tests/web/test_approvals.py)
     risk_client.post("/risk/trading-state/", {"state": "ACTIVE", "reason": "loss understood, new budget"},
                      headers=htmx)
+    assert Account.objects.get(pk=account.pk).trading_state == "HALTED"
+    approval_approve(account=account, approval_id=str(ApprovalRequest.objects.get().pk), actor="user:rob",
+                     supervisor=True)
     assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
     audit = AuditEvent.objects.filter(action="account.trading_state").latest("at", "pk")
-    assert (audit.actor, audit.details["after_guard"]) == ("user:rita", "HARD")
+    assert (audit.actor, audit.details["after_guard"], audit.details["requested_by"]) == ("user:rob", "HARD",
+                                                                                          "user:rita")
 
 
 # -- pushed to an open risk view ---------------------------------------------------------------------------------
@@ -182,6 +188,9 @@ def test_an_admin_lets_a_halted_account_trade_again_in_the_admin_with_its_reason
 
     client.post(f"/admin/orders/account/{account.pk}/change/",
                 account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE"))
+    assert Account.objects.get(pk=account.pk).trading_state == "HALTED"         # asked: a second person approves
+    approval_approve(account=account, approval_id=str(ApprovalRequest.objects.get().pk), actor="user:rita",
+                     supervisor=True)
 
     assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
     audit = AuditEvent.objects.filter(action="account.trading_state").latest("at", "pk")
