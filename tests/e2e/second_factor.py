@@ -45,13 +45,12 @@ class Authenticator:
     recovery_codes: list[str] = field(default_factory=list)
 
     def next_code(self) -> str:
-        """The earliest code the desk has not taken yet and still takes (the step before now's, unless that is
-        about to end; now's; the next step's), else, when all are used, the first one the clock brings."""
+        """A code the desk has not taken yet and still takes: now's, else the next step's, else (both used) now's
+        once the clock has moved on. Never the step before now's: the desk re-centres its window on the step it
+        last took (django-otp's drift), so after a next step's code it no longer takes the previous one."""
         while True:
-            moment = time.time()
-            now = int(moment) // STEP
-            earliest = now - TOLERANCE if moment - now * STEP < STEP - 5 else now
-            step = max(earliest, self.last_step + 1)
+            now = int(time.time()) // STEP
+            step = max(now, self.last_step + 1)
             if step <= now + TOLERANCE:
                 self.last_step = step
                 return code_at(self.key, step)
