@@ -4,7 +4,8 @@ own partials (``web/risk_all.py``), the one list of alerts and the accounts' row
 resolved on any of them, a trading state set, a kill switch pulled, an order or a position that changes a count.
 
 Redraws are coalesced: at most one every ``REDRAW_SECONDS``, however many events arrive meanwhile. Only a
-logged-in person who supervises gets in (4401 otherwise), and only from the desk's own origin (routing)."""
+logged-in person who supervises, their second factor given, gets in (4401 otherwise), and only from the desk's own
+origin (routing)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from django.template.loader import render_to_string
 from orders.events import DESK_KIND
 from orders.realtime.opening import OpensUnlessDatabaseGone
 from orders.realtime.relay import get_relay
+from orders.services.two_factor import is_second_factor_missing
 from orders.web.risk_all import TEMPLATE, all_accounts_context, supervised_accounts
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ class RiskAllConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
     channel_layer_alias = None      # fed by the outbox relay: no channel, no Redis connection per socket
 
     async def _open(self) -> None:
-        accounts = await _supervised(self.scope.get("user"))
+        accounts = await _supervised(self.scope.get("user"), self.scope.get("session"))
         if not accounts:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -103,7 +105,9 @@ class RiskAllConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
 
 
 @database_sync_to_async
-def _supervised(user):
-    if user is None or not user.is_authenticated:
+def _supervised(user, session):
+    """The accounts the socket follows; none (refused) for nobody logged in or a session still owing its second
+    factor (``services/two_factor.py``), as the desk socket does."""
+    if user is None or not user.is_authenticated or is_second_factor_missing(user, session):
         return []
     return supervised_accounts(user)

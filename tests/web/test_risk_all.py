@@ -239,3 +239,16 @@ async def test_a_trader_cannot_open_the_socket_of_all_accounts(account):
     connected, code = await socket(cookie_of(client), ORIGIN, path="/ws/risk/all/").connect(timeout=5)
 
     assert not connected and code == 4401
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_session_still_owing_its_second_factor_cannot_open_the_socket_of_all_accounts(account):
+    from tests.web.test_two_factor_socket import password_only
+
+    await database_sync_to_async(make_user)("rita", "risk")
+    client = await password_only("rita")
+
+    connected, code = await socket(cookie_of(client), ORIGIN, path="/ws/risk/all/").connect(timeout=5)
+
+    assert not connected and code == 4401
