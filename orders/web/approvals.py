@@ -10,7 +10,7 @@ import uuid
 from decimal import Decimal
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from orders.brokers import get_broker
@@ -79,10 +79,12 @@ def _actor(request: HttpRequest) -> str:
 
 def _card(request: HttpRequest, account: Account, *, ok: list[str] | None = None,
           errors: list[str] | None = None, status: int = 200) -> HttpResponse:
+    """The card redrawn, and out of band beside it what the action did (a push redraws the card, not that)."""
     context = {**approvals_context(account, actor=_actor(request), can_supervise=can_supervise(request.user),
-                                   can_trade=can_trade(request.user)),
-               "account": account, "approval_ok": ok or [], "approval_errors": errors or []}
-    response = render(request, f"{TEMPLATE}#approvals", context, status=status)
+                                   can_trade=can_trade(request.user)), "account": account}
+    html = render_to_string(f"{TEMPLATE}#approvals", context, request=request) + render_to_string(
+        f"{TEMPLATE}#approval-result", {"approval_ok": ok or [], "approval_errors": errors or [], "oob": True})
+    response = HttpResponse(html, status=status)
     if status >= 400:
         response[FRAGMENT_HEADER] = "approvals"
     return response

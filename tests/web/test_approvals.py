@@ -50,10 +50,13 @@ def state(account) -> str:
 
 
 def card(response):
-    """The approvals card an action answers with (a fragment)."""
+    """The approvals card an action answers with (a fragment), and beside it, out of band, what the action did."""
     html = response.content.decode()
     assert "<html" not in html
-    return parse(html).by_id("approvals")
+    part = parse(html)
+    assert [e.attrs["id"] for e in part.elements] == ["approvals", "approval-result"]
+    assert part.by_id("approval-result").attrs["hx-swap-oob"] == "true"
+    return part
 
 
 def queue_of(client):
