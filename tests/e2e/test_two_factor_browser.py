@@ -174,5 +174,10 @@ def test_a_trader_without_an_authenticator_logs_in_with_the_password_alone(brows
         page = people.log_in(TRADER)
 
     expect(page).to_have_url(f"{desk.url}/")
-    page.goto("/account/security/")
+    page.click("a.who")                                                   # their name: the security page
+    expect(page).to_have_url(f"{desk.url}/account/security/")
     expect(page.locator("#two-factor-state")).to_contain_text("Off")
+    assert violations(page) == []
+    page.click("#two-factor-setup")
+    expect(page.locator("#totp-qr")).to_be_visible()
+    expect(page.locator("nav")).to_be_visible()                           # in, so the desk's frame stays
