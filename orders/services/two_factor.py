@@ -61,11 +61,7 @@ class CodeAccepted:
 
 def is_second_factor_required(user) -> bool:
     """The risk and admin roles (superusers are admin) always; anyone else once they have set up an authenticator."""
-    if not user.is_authenticated:
-        return False
-    if user.is_superuser or user.groups.filter(name__in=REQUIRED_ROLES).exists():
-        return True
-    return has_authenticator(user)
+    return user.is_authenticated and (is_required_by_role(user) or has_authenticator(user))
 
 
 def is_required_by_role(user) -> bool:
@@ -197,8 +193,12 @@ def _raise_refusal(user, refusal: CodeRefused | None, *, stage: str, method: str
 
 
 def _recovery_codes_replace(user) -> list[str]:
-    StaticDevice.objects.filter(user=user).delete()
-    device = StaticDevice.objects.create(user=user, name=RECOVERY, confirmed=True)
+    """New codes in the person's one recovery-code device, kept (a session it verified stays verified)."""
+    device = StaticDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+    if device is None:
+        device = StaticDevice.objects.create(user=user, name=RECOVERY, confirmed=True)
+    StaticDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    device.token_set.all().delete()
     codes = [StaticToken.random_token() for _ in range(RECOVERY_CODES)]
     StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
     return codes

@@ -248,6 +248,17 @@ def test_new_recovery_codes_replace_the_old_ones(risk_user, risk_client):
     assert set(StaticToken.objects.filter(device__user=risk_user).values_list("token", flat=True)) == set(new)
 
 
+def test_new_recovery_codes_keep_a_session_a_recovery_code_let_in(client, account, clock):
+    user = person(RISK)
+    authenticator(user)
+    codes = recovery_codes_renew(user=user)
+    log_in(client)
+    give(client, codes[0])
+
+    assert len(recovery_codes(client.post("/account/security/"))) == 10
+    assert client.get("/risk/").status_code == 200
+
+
 # -- codes at login ----------------------------------------------------------------------------------------
 
 def test_a_code_is_taken_with_spaces_as_an_app_shows_it(client, account, clock):
