@@ -147,6 +147,19 @@ def test_an_authenticator_an_admin_removed_no_longer_counts_for_the_session(acco
     assert response.status_code == 302 and response["Location"] == f"{SETUP}?next=%2Frisk%2F"
 
 
+def test_an_admin_removes_a_lost_authenticator_and_the_next_login_sets_up_a_new_one(account, clock):
+    rita = person(RISK, "rita")
+    lost = authenticator(rita)
+    admin = logged_in(person("superuser", "sam"))
+
+    listed = admin.get("/admin/otp_totp/totpdevice/")
+    removed = admin.post(f"/admin/otp_totp/totpdevice/{lost.pk}/delete/", {"post": "yes"})
+
+    assert listed.status_code == 200 and "rita" in listed.content.decode()
+    assert removed.status_code == 302 and not TOTPDevice.objects.filter(pk=lost.pk).exists()
+    assert log_in(Client(), "rita")["Location"] == f"{SETUP}?next=%2F"
+
+
 # -- setting up --------------------------------------------------------------------------------------------
 
 def test_the_setup_page_shows_a_qr_code_drawn_here_and_the_secret_as_text(client, account):
