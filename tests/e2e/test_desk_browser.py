@@ -200,5 +200,6 @@ def test_the_risk_desk_cannot_place_an_order_from_the_page_or_by_posting(people,
 
     assert preview.status == 200 and "preview-notional" in preview.text()     # the token itself is good
     assert refused.status == 403
-    assert "CSRF" not in refused.text()
+    assert "CSRF verification failed" not in refused.text()                   # refused for the role, not the token
+    assert "Not allowed" in refused.text()
     assert api(desk, "orders") == []
