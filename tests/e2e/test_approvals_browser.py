@@ -156,6 +156,10 @@ def test_a_trader_asks_and_the_risk_desk_approves_live(people, desk):
     expect(request_card(trader).get_by_role("button", name="Approve")).to_have_count(0)
     expect(request_card(risk)).to_contain_text("Asked by user:tom", timeout=LIVE)
 
+    request_card(risk).get_by_role("button", name="Reject").click()        # a reject must say why
+    expect(risk.locator("#approval-result .error")).to_have_text(
+        "Invalid value for comment: say why it is rejected: the person who asked reads this")
+    expect(request_card(risk)).to_be_visible()
     approve(risk, "fix reviewed")
 
     shows_active(trader)

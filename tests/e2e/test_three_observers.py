@@ -223,6 +223,15 @@ def set_state_from_the_risk_view(risk: Page, state: str) -> None:
     risk.click("#trading-state button[type=submit]")
 
 
+def approve_on_the_risk_view(risk: Page, comment: str) -> None:
+    """Leaving HALTED waits for a second person (four eyes): the risk page, which did not ask, approves it."""
+    card = risk.locator("#approvals .approval-card[data-kind=RESUME_TRADING]")
+    expect(card).to_be_visible(timeout=WITHIN)
+    card.locator("input[name=comment]").fill(comment)
+    card.get_by_role("button", name="Approve").click()
+    expect(risk.locator("#approval-result")).to_contain_text("Approved: Let demo trade again")
+
+
 def account_pk(desk: Desk) -> int:
     with sqlite3.connect(desk.var_dir / "desk.sqlite3", timeout=10) as db:
         return db.execute("SELECT id FROM orders_account WHERE name = 'demo'").fetchone()[0]
@@ -326,7 +335,9 @@ def test_every_change_through_every_door_reaches_the_desk_the_risk_view_and_the_
     shows_state(pages, "HALTED")
     reads_within(lambda: api.get("trading-state")["trading_state"], "HALTED", what="the trading state")
 
-    desk.manage("trading_state", "demo", "ACTIVE", "--reason", "operator at a shell")
+    asked = desk.manage("trading_state", "demo", "ACTIVE", "--reason", "operator at a shell").stdout
+    assert "ACTIVE waits for a second person's approval on the risk view" in asked
+    approve_on_the_risk_view(risk, "the operator called")
     shows_state(pages, "ACTIVE")
     reads_within(lambda: api.get("trading-state")["trading_state"], "ACTIVE", what="the trading state")
 
@@ -369,13 +380,16 @@ def test_every_change_through_every_door_reaches_the_desk_the_risk_view_and_the_
     reads_within(lambda: api.get("trading-state")["trading_state"], "HALTED", what="the trading state")
     screenshot(trader, "three-05-desk-after-kill-switch")
 
-    # -- the kill switch through /v1, after the desk set the account ACTIVE again
-    set_state_from_the_risk_view(risk, "ACTIVE")
+    # -- the kill switch through /v1, after the account was let trade again (asked through /v1: 202, approved)
+    asked = api.send("PUT", "trading-state", {"state": "ACTIVE", "reason": "strategy resumes"}, expect_status=202)
+    assert asked.json()["status"] == "PENDING"
+    approve_on_the_risk_view(risk, "strategy checked")
     shows_state(pages, "ACTIVE")
     api.send("POST", "kill-switch", {})
     shows_state(pages, "HALTED")
     reads_within(lambda: api.get("trading-state")["trading_state"], "HALTED", what="the trading state")
-    api.send("PUT", "trading-state", {"state": "ACTIVE"})
+    api.send("PUT", "trading-state", {"state": "ACTIVE", "reason": "strategy resumes again"}, expect_status=202)
+    approve_on_the_risk_view(risk, "strategy checked again")
     shows_state(pages, "ACTIVE")
 
     # -- a breaker tripped by a venue outage, and reset from the risk view, through /v1, in the admin, by a command

@@ -20,6 +20,11 @@ from tests.e2e.test_desk_browser import DESK_ENV, TRADER, fill_ticket, quote
 pytestmark = pytest.mark.slow
 
 SOFT_QUANTITY, HARD_QUANTITY = 5, 100
+# leaving HALTED needs a second person (four eyes): the test's own shell asks and the risk desk's ``risk`` approves
+RESUME = ("from orders.models import Account; from orders.services.approvals import approval_approve, "
+          "trading_state_ask; demo = Account.objects.get(name='demo'); "
+          "asked = trading_state_ask(account=demo, state='ACTIVE', actor='command:test', reason='refusal test over'); "
+          "approval_approve(account=demo, approval_id=str(asked.pk), actor='user:risk', supervisor=True)")
 LIMITS = ("from decimal import Decimal; from orders.models import Account; "
           "from orders.services.limits import limits_set; "
           f"limits_set(account_id=Account.objects.get(name='demo').pk, actor='test', "
@@ -119,7 +124,7 @@ def test_an_order_on_a_halted_account_is_refused_above_the_form(trader, desk):
         expect(message).to_have_text("ORDER_REJECTED: Order rejected: trading on account demo is halted")
         refused(trader, message, "halted")
     finally:
-        desk.manage("trading_state", "demo", "ACTIVE", "--reason", "refusal test over")
+        desk.manage("shell", "-c", RESUME)
 
 
 def test_an_order_the_venue_rejects_shows_its_reason(trader, desk):
