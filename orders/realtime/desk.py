@@ -367,8 +367,8 @@ def _account_for(user, wanted: str | None, session=None):
     if user is None or not user.is_authenticated or is_second_factor_missing(user, session):
         return None
     accounts = visible_accounts(user)
-    account = accounts.filter(name=wanted).first() if wanted else None
-    account = account or accounts.first()
+    # an account named that is not theirs is refused, as the page answers 404: never another account's socket
+    account = accounts.filter(name=wanted).first() if wanted else accounts.first()
     if account is None:
         return None
     return account, can_trade(user), can_supervise(user)

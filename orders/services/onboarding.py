@@ -110,6 +110,10 @@ def role_grant(*, username: str, role: str, actor: str, account_name: str | None
         raise NotFound(f"no person logs in as {username!r}: create the login first (manage.py createsuperuser, "
                        "or the admin's Users page)", details={"username": username})
     account = None
+    if account_name is not None and role != TRADER:
+        # the risk and admin roles supervise every account (web/roles.py): a grant "on" one would say what it is not
+        raise InvalidValue("account", f"the {role} role supervises every account, the kill switch for all included: "
+                                      "grant it without --account", provided=account_name)
     if account_name is not None:
         account = Account.objects.filter(name=account_name).first()
         if account is None:

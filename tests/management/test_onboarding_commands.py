@@ -149,11 +149,21 @@ def test_a_trader_granted_an_account_sees_it_on_the_desk(fund_b):
 def test_the_grant_is_audited_on_its_account(fund_b):
     make_user("tom")
 
-    run("grant_role", "tom", "risk", "--account", "fund-b")
+    run("grant_role", "tom", "trader", "--account", "fund-b")
 
     event = AuditEvent.objects.get(action="user.role_grant")
     assert (event.account, event.actor, event.target) == (fund_b, "command:grant_role", "tom")
-    assert event.details == {"role": "risk", "account": "fund-b", "role_added": True, "membership_added": True}
+    assert event.details == {"role": "trader", "account": "fund-b", "role_added": True, "membership_added": True}
+
+
+@pytest.mark.parametrize("role", ["risk", "admin"])
+def test_a_desk_wide_role_named_on_one_account_is_refused_rather_than_granted_everywhere(fund_b, role):
+    make_user("tom")
+
+    assert refused("grant_role", "tom", role, "--account", "fund-b") == (
+        f"Invalid value for account: the {role} role supervises every account, the kill switch for all included: "
+        "grant it without --account")
+    assert not get_user_model().objects.get(username="tom").groups.exists()
 
 
 def test_a_second_grant_of_the_same_says_so_and_audits_nothing(fund_b):

@@ -1,7 +1,7 @@
 """``manage.py grant_role USER ROLE [--account NAME]``: give a person a role (trader, risk, admin) and, with
 ``--account``, membership of that account. A trader needs ``--account``: they trade only the accounts they are a
-member of. Nothing unknown is created: an unknown person, role or account is an error. Audited as
-``user.role_grant``."""
+member of; the risk and admin roles supervise every account and are granted without it. Nothing unknown is
+created: an unknown person, role or account is an error. Audited as ``user.role_grant``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("user", help="the person's login (username)")
         parser.add_argument("role", help=f"one of {', '.join(ROLES)}")
-        parser.add_argument("--account", help="the account the role is on (required for a trader)")
+        parser.add_argument("--account", help="the account a trader trades (required for a trader; "
+                                                 "risk and admin cover every account)")
 
     def handle(self, *args, **options):
         try:
