@@ -144,6 +144,11 @@ DESK_ALERT_RETRY_BASE_SECONDS = float(envdecimal("DESK_ALERT_RETRY_BASE_SECONDS"
 DESK_ALERT_RETRY_MAX_SECONDS = float(envdecimal("DESK_ALERT_RETRY_MAX_SECONDS", "600"))
 DESK_ALERT_CHANNEL_FAILING_AFTER = envint("DESK_ALERT_CHANNEL_FAILING_AFTER", 3, minimum=1)
 DESK_ALERT_WEBHOOK_TIMEOUT_SECONDS = float(envdecimal("DESK_ALERT_WEBHOOK_TIMEOUT_SECONDS", "5"))
+# a webhook goes to https:// (http:// only to this machine unless DESK_ALERT_WEBHOOK_ALLOW_HTTP), and never to a host
+# resolving to a private, loopback, link-local (cloud metadata) or unspecified address unless
+# DESK_ALERT_WEBHOOK_ALLOW_PRIVATE (a receiver inside the desk's own network)
+DESK_ALERT_WEBHOOK_ALLOW_HTTP = envbool("DESK_ALERT_WEBHOOK_ALLOW_HTTP", False)
+DESK_ALERT_WEBHOOK_ALLOW_PRIVATE = envbool("DESK_ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 # e-mail channels go through Django's SMTP backend to this server
 EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
