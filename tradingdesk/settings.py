@@ -375,8 +375,9 @@ AXES_VERBOSE = False
 # --- end of login throttling -------------------------------------------------------------------------
 
 # --- Two-factor login (django-otp: TOTP authenticators and recovery codes) ----------------------------
-# The risk and admin roles (superusers are admin) must give a code from an authenticator app after their
+# The risk and admin roles, superusers and staff must give a code from an authenticator app after their
 # password; a trader must once they have set one up (/account/security/). Until then a session reaches only
 # the code and set-up pages (orders/web/two_factor.py); a wrong code counts in axes as a failed login.
 OTP_TOTP_ISSUER = envstr("DESK_OTP_ISSUER", "tradingdesk")   # the name authenticator apps show beside the code
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True        # the admin never shows a TOTP secret, its QR code or recovery codes
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]   # a near-miss code is not kept with the failure

@@ -9,7 +9,11 @@ wrong code); the web layer also counts every wrong code as a failed login in axe
 
 A session has given its second factor when django-otp's session key names a confirmed device of that person
 (``session_device``: what ``django_otp.middleware.OTPMiddleware`` checks). The web's gate and the desk socket
-both ask ``is_second_factor_missing``."""
+both ask ``is_second_factor_missing``.
+
+An authenticator being set up belongs to the session that was shown its secret, for ``SETUP_EXPIRES`` at most:
+any other session of that person gets a new secret in its place. Someone who has only the password and opens the
+set-up page therefore never learns the secret the real person later confirms."""
 
 from __future__ import annotations
 
@@ -17,8 +21,10 @@ import math
 import re
 from base64 import b32encode
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
@@ -34,6 +40,8 @@ RECOVERY_CODES = 10
 REQUIRED_ROLES = (RISK, ADMIN)
 AUTHENTICATOR = "authenticator app"
 RECOVERY = "recovery codes"
+SETUP_EXPIRES = timedelta(minutes=10)     # an unconfirmed authenticator is deleted after this
+SETUP_SESSION_KEY = "two_factor_setup_device"      # the session's own unconfirmed authenticator (its pk)
 _TOTP_CODE = re.compile(r"\d{6}")
 
 
@@ -53,19 +61,36 @@ class CodeRefused(DeskError):
         return self.reason == "wrong"
 
 
+class SetupExpired(Conflict):
+    """A first code given for a set-up this session no longer holds: it expired, or another session of the person
+    opened the set-up page and replaced it. The code was not checked."""
+    code = "SETUP_EXPIRED"
+
+    def __init__(self) -> None:
+        super().__init__("That set-up had expired or was opened again elsewhere, so its secret no longer works: "
+                         "add the new secret below to your authenticator app, then enter the code it shows.")
+
+
 @dataclass(frozen=True)
 class CodeAccepted:
     device: Device
     recovery_codes_left: int | None = None     # set when a recovery code was used
 
 
+@dataclass(frozen=True)
+class SetupDone:
+    device: TOTPDevice
+    recovery_codes: list[str]                  # shown once
+
+
 def is_second_factor_required(user) -> bool:
-    """The risk and admin roles (superusers are admin) always; anyone else once they have set up an authenticator."""
+    """The risk and admin roles, superusers and staff always; anyone else once they have set up an authenticator."""
     return user.is_authenticated and (is_required_by_role(user) or has_authenticator(user))
 
 
 def is_required_by_role(user) -> bool:
-    return user.is_superuser or user.groups.filter(name__in=REQUIRED_ROLES).exists()
+    """Superusers, staff (the admin site lets them in) and the risk and admin roles."""
+    return user.is_superuser or user.is_staff or user.groups.filter(name__in=REQUIRED_ROLES).exists()
 
 
 def has_authenticator(user) -> bool:
@@ -90,11 +115,19 @@ def is_second_factor_missing(user, session) -> bool:
     return session_device(user, session) is None and is_second_factor_required(user)
 
 
-def authenticator_pending(*, user) -> TOTPDevice:
-    """The authenticator being set up: a new secret, unconfirmed until its first code is given. The same one is
-    shown again on a reload, so a code scanned before the reload still confirms it."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
-    return device or TOTPDevice.objects.create(user=user, name=AUTHENTICATOR, confirmed=False)
+def authenticator_pending(*, user, session) -> TOTPDevice:
+    """The authenticator this session is setting up: a new secret, unconfirmed until its first code is given. The
+    same one is shown again on a reload of this session within ``SETUP_EXPIRES``, so a code scanned before the
+    reload still confirms it. Any other session (and this one once it expired) gets a new secret, which replaces
+    the person's unconfirmed one: a secret shown to one session is never confirmed through another."""
+    with transaction.atomic():
+        _setups_expired().delete()
+        device = _setup_held(user, session).first()
+        if device is None:
+            TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+            device = TOTPDevice.objects.create(user=user, name=AUTHENTICATOR, confirmed=False)
+            session[SETUP_SESSION_KEY] = device.pk
+    return device
 
 
 def authenticator_secret(device: TOTPDevice) -> str:
@@ -103,14 +136,17 @@ def authenticator_secret(device: TOTPDevice) -> str:
     return " ".join(text[i:i + 4] for i in range(0, len(text), 4))
 
 
-def two_factor_setup(*, user, device: TOTPDevice, code: str, address: str | None = None) -> list[str]:
-    """Confirm ``device`` (``authenticator_pending``) with the first code the app shows, and give the person
-    ``RECOVERY_CODES`` new recovery codes, which are returned to be shown once. Raises ``CodeRefused``."""
+def two_factor_setup(*, user, session, code: str, address: str | None = None) -> SetupDone:
+    """Confirm the authenticator this session is setting up (``authenticator_pending``) with the first code the app
+    shows, and give the person ``RECOVERY_CODES`` new recovery codes, returned to be shown once. Raises
+    ``CodeRefused``, or ``SetupExpired`` when the session holds no set-up still open."""
     with transaction.atomic():
         if has_authenticator(user):
             raise Conflict("Two-factor login is already set up for you: make new recovery codes on the security "
                            "page, or ask an admin to remove your authenticator to set up another.")
-        device = TOTPDevice.objects.select_for_update().get(pk=device.pk, user=user, confirmed=False)
+        device = _setup_held(user, session).select_for_update().first()
+        if device is None:
+            raise SetupExpired()
         refusal = _refusal(device, _totp_code(code), method="totp")
         if refusal is None:
             device.confirmed = True
@@ -120,8 +156,9 @@ def two_factor_setup(*, user, device: TOTPDevice, code: str, address: str | None
             audit_record(account_id=None, actor=_actor(user), action="user.two_factor_setup", target=user.username,
                          address=address, recovery_codes=len(codes))
     _raise_refusal(user, refusal, stage="setup", method="totp", address=address)
+    session.pop(SETUP_SESSION_KEY, None)
     LOGINS.inc(outcome="otp_setup")
-    return codes
+    return SetupDone(device, codes)
 
 
 def two_factor_verify(*, user, code: str, address: str | None = None) -> CodeAccepted:
@@ -160,6 +197,21 @@ def recovery_codes_renew(*, user) -> list[str]:
 
 def recovery_codes_left(user) -> int:
     return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def _setup_held(user, session):
+    """The unconfirmed authenticator ``session`` was shown, if it has not expired (as a query)."""
+    held = session.get(SETUP_SESSION_KEY) if session is not None else None
+    if not held:
+        return TOTPDevice.objects.none()
+    return TOTPDevice.objects.filter(pk=held, user=user, confirmed=False,
+                                     created_at__gte=timezone.now() - SETUP_EXPIRES)
+
+
+def _setups_expired():
+    """Everyone's unconfirmed authenticators older than ``SETUP_EXPIRES`` (or of unknown age)."""
+    return TOTPDevice.objects.filter(Q(created_at__lt=timezone.now() - SETUP_EXPIRES) | Q(created_at=None),
+                                     confirmed=False)
 
 
 def _refusal(device: Device | None, token: str | None, *, method: str) -> CodeRefused | None:

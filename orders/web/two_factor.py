@@ -26,6 +26,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.decorators import sync_and_async_middleware
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -34,6 +35,7 @@ from orders.domain.errors import Conflict
 from orders.services.two_factor import (
     RECOVERY_CODES,
     CodeRefused,
+    SetupExpired,
     authenticator_pending,
     authenticator_secret,
     has_authenticator,
@@ -91,6 +93,7 @@ def _back_after(request: HttpRequest) -> str:
 
 # -- the code step ---------------------------------------------------------------------------------------------
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def code_view(request: HttpRequest) -> HttpResponse:
     """After the password: the authenticator's code, or a recovery code."""
@@ -128,11 +131,12 @@ def _code_page(request: HttpRequest, wanted: str, *, error: str = "") -> HttpRes
 
 # -- setting up an authenticator -------------------------------------------------------------------------------
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def setup_view(request: HttpRequest) -> HttpResponse:
-    """The QR code and the secret of a new authenticator; its first code confirms it and shows the recovery codes,
-    once. Someone who has an authenticator never gets here: a session owing its code goes to the code step
-    (a password alone must not add another authenticator), a verified one to the security page."""
+    """The QR code and the secret of a new authenticator, this session's own; its first code confirms it and shows
+    the recovery codes, once. Someone who has an authenticator never gets here: a session owing its code goes to
+    the code step (a password alone must not add another authenticator), a verified one to the security page."""
     user = request.user
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
@@ -140,19 +144,19 @@ def setup_view(request: HttpRequest) -> HttpResponse:
     wanted = _wanted(request, default=settings.LOGIN_REDIRECT_URL if owing else reverse("security"))
     if has_authenticator(user):
         return second_factor_redirect(request, user, wanted=wanted) if owing else redirect("security")
-    device = authenticator_pending(user=user)
     context = {**(_owing_chrome(request) if owing else _desk_chrome(request)), "next": wanted}
     if request.method == "POST":
         try:
-            codes = two_factor_setup(user=user, device=device, code=request.POST.get("code", ""),
-                                     address=login_address(request))
-        except CodeRefused as refusal:
+            done = two_factor_setup(user=user, session=request.session, code=request.POST.get("code", ""),
+                                    address=login_address(request))
+        except (CodeRefused, SetupExpired) as refusal:
             context["error"] = refusal.message
         except Conflict:
             return redirect("security")
         else:
-            _second_factor_given(request, user, TOTPDevice.objects.get(pk=device.pk))
-            return render(request, "orders/two_factor_setup.html", {**context, "codes": codes})
+            _second_factor_given(request, user, done.device)
+            return render(request, "orders/two_factor_setup.html", {**context, "codes": done.recovery_codes})
+    device = authenticator_pending(user=user, session=request.session)
     return render(request, "orders/two_factor_setup.html", {**context, **_enrolment(device)})
 
 
@@ -166,6 +170,7 @@ def _enrolment(device: TOTPDevice) -> dict:
 
 # -- the security page -----------------------------------------------------------------------------------------
 
+@never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def security_view(request: HttpRequest) -> HttpResponse:

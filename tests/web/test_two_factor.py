@@ -9,12 +9,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
-from django_otp.plugins.otp_static.models import StaticToken
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.domain.roles import ADMIN, RISK, TRADER
 from orders.models import Account, AuditEvent
-from orders.services.two_factor import authenticator_secret, recovery_codes_renew
+from orders.services.two_factor import SETUP_EXPIRES, authenticator_secret, recovery_codes_renew
 from tests.test_metrics import scrape, value
 from tests.web.page import parse
 from tests.web.support import PASSWORD, authenticator, code_now, logged_in, make_user
@@ -28,9 +28,12 @@ STEP = 30        # seconds: an authenticator shows a new code every step
 
 
 def person(role: str, username: str = "pat"):
-    """Someone of ``role``: a trader of the account, a risk officer, an admin (group), or a superuser."""
+    """Someone of ``role``: a trader of the account, a risk officer, an admin (group), a superuser, or staff (who
+    may use the admin site, with no role)."""
     if role == "superuser":
         return get_user_model().objects.create_superuser(username, password=PASSWORD)
+    if role == "staff":
+        return get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
     return make_user(username, role, Account.objects.get() if role == TRADER else None)
 
 
@@ -50,6 +53,15 @@ def alert(response) -> str:
 def logged_in_as(client) -> str | None:
     user_id = client.session.get("_auth_user_id")
     return get_user_model().objects.get(pk=user_id).username if user_id else None
+
+
+def secret_shown(response) -> str:
+    return parse(response.content).by_id("totp-secret").text
+
+
+def is_never_cached(response) -> bool:
+    directives = {part.strip() for part in response.get("Cache-Control", "").split(",")}
+    return {"no-store", "no-cache", "private"} <= directives
 
 
 def recovery_codes(response) -> list[str]:
@@ -74,7 +86,7 @@ def test_a_trader_without_an_authenticator_logs_in_with_the_password_alone(clien
     assert client.get("/").status_code == 200
 
 
-@pytest.mark.parametrize("role", [RISK, ADMIN, "superuser"])
+@pytest.mark.parametrize("role", [RISK, ADMIN, "superuser", "staff"])
 def test_a_supervisor_without_an_authenticator_is_sent_to_set_one_up_and_reaches_nothing_else(client, account,
                                                                                                role):
     person(role)
@@ -115,6 +127,17 @@ def test_the_admin_login_leads_to_the_same_code_step(client, account, clock):
     assert refused.status_code == 302 and refused["Location"] == f"{CODE}?next=%2Fadmin%2F"
     assert give(client, code_now(device), next_page="/admin/")["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
+
+
+def test_staff_without_a_role_give_a_code_before_the_admin_site(client, account):
+    person("staff", "stan")
+
+    response = client.post("/admin/login/", {"username": "stan", "password": PASSWORD, "next": "/admin/"})
+    assert response.status_code == 302
+
+    refused = client.get("/admin/")
+    assert refused.status_code == 302 and refused["Location"] == f"{SETUP}?next=%2Fadmin%2F"
+    assert client.get("/admin/auth/user/")["Location"].startswith(f"{SETUP}?next=")
 
 
 def test_a_role_given_while_logged_in_asks_for_the_second_factor_at_the_next_page(trader, trader_client):
@@ -160,6 +183,26 @@ def test_an_admin_removes_a_lost_authenticator_and_the_next_login_sets_up_a_new_
     assert log_in(Client(), "rita")["Location"] == f"{SETUP}?next=%2F"
 
 
+def test_the_admin_shows_no_authenticator_secret_and_no_recovery_codes(account, clock):
+    rita = person(RISK, "rita")
+    device = authenticator(rita)
+    codes = recovery_codes_renew(user=rita)
+    admin = logged_in(person("superuser", "sam"))
+    totp = f"/admin/otp_totp/totpdevice/{device.pk}"
+
+    listed = admin.get("/admin/otp_totp/totpdevice/")
+    changed = admin.get(f"{totp}/change/")
+    recovery = admin.get(f"/admin/otp_static/staticdevice/{StaticDevice.objects.get(user=rita).pk}/change/")
+
+    assert listed.status_code == changed.status_code == recovery.status_code == 200
+    assert device.key not in changed.content.decode()
+    assert authenticator_secret(device).replace(" ", "") not in changed.content.decode()
+    assert f"{totp}/config/" not in listed.content.decode() + changed.content.decode()
+    assert admin.get(f"{totp}/config/").status_code == 403
+    assert admin.get(f"{totp}/qrcode/").status_code == 403
+    assert not any(code in recovery.content.decode() for code in codes)
+
+
 # -- setting up --------------------------------------------------------------------------------------------
 
 def test_the_setup_page_shows_a_qr_code_drawn_here_and_the_secret_as_text(client, account):
@@ -188,6 +231,79 @@ def test_a_reload_of_the_setup_page_keeps_the_secret_already_scanned(client, acc
     again = parse(client.get(SETUP).content).by_id("totp-secret").text
 
     assert first == again
+
+
+def test_a_secret_shown_to_one_session_never_confirms_the_set_up_of_another(account, clock):
+    """Someone with only the password opens the set-up page and copies its secret; when the person opens it
+    themselves they are shown another, and a code of the copied secret does not turn two-factor login on."""
+    user = person(RISK)
+    intruder, owner = Client(), Client()
+    log_in(intruder)
+    copied_page = intruder.get(SETUP)
+    copied = TOTPDevice.objects.get(user=user, confirmed=False)
+    assert secret_shown(copied_page) == authenticator_secret(copied)
+    log_in(owner)
+
+    shown = secret_shown(owner.get(SETUP))
+    refused = owner.post(SETUP, {"code": code_now(copied)})
+
+    assert shown != secret_shown(copied_page)
+    assert "That code is not right" in alert(refused)
+    assert not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    clock.shift(2)                                                       # past the authenticator's back-off
+    set_up(owner, user)
+    assert TOTPDevice.objects.get(user=user).key != copied.key
+    assert "not right" in alert(give(intruder, code_now(copied)))       # the copied secret lets nobody in
+
+
+def test_a_code_from_a_set_up_another_session_replaced_is_refused_unchecked(account, clock):
+    user = person(RISK)
+    first, second = Client(), Client()
+    log_in(first)
+    log_in(second)
+    first.get(SETUP)
+    replaced = TOTPDevice.objects.get(user=user, confirmed=False)
+    second.get(SETUP)
+
+    response = first.post(SETUP, {"code": code_now(replaced)})
+
+    assert response.status_code == 200
+    assert "was opened again elsewhere" in alert(response)
+    assert secret_shown(response) != authenticator_secret(replaced)     # a new secret to add instead
+    assert not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    assert not AuditEvent.objects.filter(action="user.two_factor_failed").exists()
+
+
+def test_a_set_up_left_open_expires_after_ten_minutes(client, account, clock):
+    user = person(RISK)
+    log_in(client)
+    first = secret_shown(client.get(SETUP))
+    left_open = TOTPDevice.objects.get(user=user, confirmed=False)
+    clock.shift(SETUP_EXPIRES.total_seconds() - 1)
+    assert secret_shown(client.get(SETUP)) == first
+
+    clock.shift(2)
+    response = client.post(SETUP, {"code": code_now(left_open)})
+
+    assert "expired" in alert(response)
+    assert secret_shown(response) != first
+    assert not TOTPDevice.objects.filter(pk=left_open.pk).exists()
+    assert not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def test_an_abandoned_set_up_is_deleted_once_expired(account, clock):
+    rob = person(RISK, "rob")
+    person(RISK)
+    abandoned = Client()
+    log_in(abandoned, "rob")
+    abandoned.get(SETUP)
+    clock.shift(SETUP_EXPIRES.total_seconds() + 1)
+
+    other = Client()
+    log_in(other)
+    other.get(SETUP)
+
+    assert not TOTPDevice.objects.filter(user=rob).exists()
 
 
 def test_the_first_code_turns_two_factor_on_and_shows_ten_recovery_codes_once(client, account, clock):
@@ -270,6 +386,23 @@ def test_new_recovery_codes_keep_a_session_a_recovery_code_let_in(client, accoun
 
     assert len(recovery_codes(client.post("/account/security/"))) == 10
     assert client.get("/risk/").status_code == 200
+
+
+def test_the_pages_showing_secrets_or_codes_are_never_cached(client, account, clock):
+    user = person(RISK)
+    log_in(client)
+    setup_page = client.get(SETUP)
+    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    codes_page = client.post(SETUP, {"code": code_now(device), "next": "/"})
+    security_page = client.get("/account/security/")
+    renewed = client.post("/account/security/")
+    client.post("/logout/")
+    log_in(client)
+    code_page = client.get(CODE)
+
+    assert recovery_codes(codes_page) and recovery_codes(renewed)
+    for response in (setup_page, codes_page, security_page, renewed, code_page):
+        assert response.status_code == 200 and is_never_cached(response), response.get("Cache-Control")
 
 
 # -- codes at login ----------------------------------------------------------------------------------------
