@@ -210,7 +210,9 @@ class Courier:
     """Sends the alert deliveries that are due (``services/channels.py``) on a thread of its own, woken by each
     tick: a webhook receiver that takes its whole timeout to answer holds up no fill, exit leg or lease renewal.
     Only what a tick woke it for is sent, for the accounts that tick acted for: an engine that lost its leases
-    stops waking it. ``stop`` lets it finish what it was woken for."""
+    stops waking it. Whatever one batch meets is logged and the thread goes on; a thread that died all the same is
+    noticed by the next ``wake`` and started again. ``stop`` sends no new batch and ends the one under way after its
+    current delivery, so stopping the engine is not held up by receivers (what is left stays due)."""
 
     def __init__(self) -> None:
         self._wake = threading.Event()
@@ -220,7 +222,11 @@ class Courier:
 
     def wake(self, account_ids: list[int]) -> None:
         self._account_ids = list(account_ids)
-        if self._thread is None:
+        if self._stopping:
+            return
+        if self._thread is None or not self._thread.is_alive():
+            if self._thread is not None:
+                log.error("engine: the alert courier's thread had stopped; starting a new one")
             self._thread = threading.Thread(target=self._run, daemon=True, name="alert-courier")
             self._thread.start()
         self._wake.set()
@@ -232,18 +238,22 @@ class Courier:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.wait()
             self._wake.clear()
-            try:
-                if self._account_ids:
-                    alert_deliveries_send(account_ids=self._account_ids)
-            except Exception:           # a database hiccup: the deliveries stay due for the next wake-up
-                log.exception("engine: sending alert deliveries failed")
-            finally:
-                close_old_connections()
             if self._stopping:
                 return
+            try:
+                self._send()
+            except Exception:           # a database hiccup: the deliveries stay due for the next wake-up
+                log.exception("engine: sending alert deliveries failed")
+
+    def _send(self) -> None:
+        try:
+            if self._account_ids:
+                alert_deliveries_send(account_ids=self._account_ids, stopping=lambda: self._stopping)
+        finally:
+            close_old_connections()
 
 
 @dataclass

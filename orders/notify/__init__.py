@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Sent:
-    """How one attempt went: delivered or not, the HTTP status (webhooks), what went wrong, how long it took."""
+    """How one attempt went: delivered or not, the HTTP status (webhooks), what went wrong, how long it took, and
+    whether the receiver could not be reached at all (no connection, no answer in time: the next try to it now would
+    most likely wait as long)."""
     delivered: bool
     duration: float
     http_status: int | None = None
     error: str = ""
+    unreachable: bool = False

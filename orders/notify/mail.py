@@ -22,13 +22,15 @@ def email_send(*, recipients: list[str], subject: str, text: str, idempotency_ke
     try:
         get_connection(timeout=timeout).send_messages([message])
     except smtplib.SMTPResponseException as e:
-        return Sent(False, time.perf_counter() - started,
-                    error=f"SMTP {e.smtp_code}: {_text(e.smtp_error)}")
+        return Sent(False, time.perf_counter() - started, error=f"SMTP {e.smtp_code}: {_text(e.smtp_error)}",
+                    unreachable=isinstance(e, smtplib.SMTPConnectError))
     except smtplib.SMTPRecipientsRefused as e:
         refused = ", ".join(f"{who} ({code})" for who, (code, _) in e.recipients.items())
         return Sent(False, time.perf_counter() - started, error=f"recipients refused: {refused}")
-    except (smtplib.SMTPException, OSError) as e:
-        return Sent(False, time.perf_counter() - started, error=f"{type(e).__name__}: {_text(str(e))}")
+    except (smtplib.SMTPException, OSError) as e:       # SMTPException is an OSError: no server, or it hung up
+        unreachable = not isinstance(e, smtplib.SMTPException) or isinstance(e, smtplib.SMTPServerDisconnected)
+        return Sent(False, time.perf_counter() - started, error=f"{type(e).__name__}: {_text(str(e))}",
+                    unreachable=unreachable)
     return Sent(True, time.perf_counter() - started)
 
 

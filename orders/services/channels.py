@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from orders import events, wire
@@ -37,7 +39,7 @@ from orders.models import Account, Alert, AlertChannel, AlertDelivery, AlertDeli
 from orders.notify import Sent
 from orders.notify.mail import email_send
 from orders.notify.sealing import SecretUnreadable, secret_open, secret_seal
-from orders.notify.webhook import webhook_post
+from orders.notify.webhook import webhook_post, webhook_url_refusal
 from orders.services.alerts import alert_raise, alert_resolve_cause
 from orders.services.audit import audit_record
 
@@ -136,12 +138,17 @@ def alert_channel_fields(*, account: Account, name: str, kind: str, url: str, re
 
 
 def _check_url(url: str) -> None:
+    """An https:// address; http:// only to this machine (the receivers tests start) or with
+    ``DESK_ALERT_WEBHOOK_ALLOW_HTTP``. Where its host points is checked when it is sent to (``notify/webhook.py``)."""
     try:
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError:
-        raise InvalidValue("url", "a webhook needs an http:// or https:// address", provided=url) from None
+        raise InvalidValue("url", "a webhook needs an https:// address", provided=url) from None
     if len(url) > 500:
         raise InvalidValue("url", "at most 500 characters", provided=url[:60] + "…")
+    if webhook_url_refusal(url, allow_http=settings.DESK_ALERT_WEBHOOK_ALLOW_HTTP):
+        raise InvalidValue("url", "a webhook needs an https:// address (http:// only to this machine, unless "
+                                  "DESK_ALERT_WEBHOOK_ALLOW_HTTP is set)", provided=url)
 
 
 def _checked_recipients(recipients: list[str]) -> list[str]:
@@ -174,26 +181,47 @@ def channel_target(channel: AlertChannel) -> str:
 
 # -- sent by the engine -----------------------------------------------------------------------------------------
 
-def alert_deliveries_send(*, account_ids: list[int], limit: int = SEND_BATCH) -> int:
-    """Send the deliveries of these accounts that are due, oldest first. Returns how many were tried."""
+def alert_deliveries_send(*, account_ids: list[int], limit: int = SEND_BATCH,
+                          stopping: Callable[[], bool] = lambda: False) -> int:
+    """Send the deliveries of these accounts that are due: those never tried first (a new alert is not queued
+    behind the retries of a receiver that is down), then retries, oldest first. A receiver that could not be
+    reached (no connection, no answer in time) is not tried again in this batch, so a dead host costs the batch one
+    timeout, not one per delivery: its other deliveries stay due for the next batch. Stops between two deliveries
+    once ``stopping()``. Returns how many were tried."""
     now = timezone.now()
     due = list(AlertDelivery.objects.filter(status=AlertDelivery.Status.PENDING, next_attempt_at__lte=now,
                                             channel__account_id__in=account_ids, channel__enabled=True)
-               .select_related("alert", "channel", "channel__account").order_by("next_attempt_at", "pk")[:limit])
-    tried = 0
+               .select_related("alert", "channel", "channel__account")
+               .annotate(is_retry=Case(When(attempts=0, then=Value(0)), default=Value(1)))
+               .order_by("is_retry", "next_attempt_at", "pk")[:limit])
+    tried, unreachable = 0, set()
     for delivery in due:
-        if not _claim(delivery, now):
-            continue                    # another engine's sender has it
+        if stopping():
+            break
+        if _route(delivery.channel) in unreachable or not _claim(delivery):
+            continue
         tried += 1
-        _record(delivery, _send(delivery))
+        sent = _send(delivery)
+        _record(delivery, sent)
+        if sent.unreachable:
+            unreachable.add(_route(delivery.channel))
     return tried
 
 
-def _claim(delivery: AlertDelivery, now: datetime) -> bool:
-    """Hold the delivery while it is sent: if this process dies sending, it is due again after the hold."""
+def _route(channel: AlertChannel) -> str:
+    """What a delivery travels through: a webhook's own receiver; for every e-mail channel, the one SMTP server."""
+    return f"webhook:{channel.pk}" if channel.kind == AlertChannel.Kind.WEBHOOK else "smtp"
+
+
+def _claim(delivery: AlertDelivery) -> bool:
+    """Take the delivery for this sender by compare-and-set on the state it was read in, and hold it (its next
+    try moved past the longest a send can take) so no other sender takes it meanwhile; if this process dies
+    sending, it is due again once the hold is over. False when it changed since it was read: another sender
+    claimed it (or sent it), or its channel was removed."""
     hold = timedelta(seconds=2 * max(settings.DESK_ALERT_WEBHOOK_TIMEOUT_SECONDS, settings.EMAIL_TIMEOUT) + 30)
-    return AlertDelivery.objects.filter(pk=delivery.pk, status=AlertDelivery.Status.PENDING,
-                                        attempts=delivery.attempts).update(next_attempt_at=now + hold) == 1
+    return AlertDelivery.objects.filter(
+        pk=delivery.pk, status=AlertDelivery.Status.PENDING, attempts=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at).update(next_attempt_at=timezone.now() + hold) == 1
 
 
 def _send(delivery: AlertDelivery) -> Sent:
@@ -208,7 +236,9 @@ def _send(delivery: AlertDelivery) -> Sent:
         timeout = settings.DESK_ALERT_WEBHOOK_TIMEOUT_SECONDS
         return webhook_post(url=channel.url, body=json.dumps(payload, separators=(",", ":")).encode(),
                             secret=secret, idempotency_key=key, event=payload["event"],
-                            timeout=(min(3.05, timeout), timeout))
+                            timeout=(min(3.05, timeout), timeout),
+                            allow_http=settings.DESK_ALERT_WEBHOOK_ALLOW_HTTP,
+                            allow_private=settings.DESK_ALERT_WEBHOOK_ALLOW_PRIVATE)
     return email_send(recipients=channel.recipients, subject=email_subject(delivery), text=email_text(delivery),
                       idempotency_key=key, sender=settings.DEFAULT_FROM_EMAIL, timeout=settings.EMAIL_TIMEOUT)
 

@@ -1,6 +1,6 @@
 """Receivers the alert-channel tests start on 127.0.0.1: a webhook endpoint (``http.server`` in a thread) that
-checks signatures and handles each idempotency key once, as a real receiver should, and a real SMTP server
-(aiosmtpd) that keeps the messages it is given."""
+checks signatures and handles each idempotency key once, as a real receiver should, one that never answers, and a
+real SMTP server (aiosmtpd) that keeps the messages it is given."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     answered: int
+    at: float = field(default_factory=time.monotonic)      # when it arrived (``time.monotonic``)
 
     @property
     def json(self) -> dict:
@@ -39,6 +40,7 @@ class WebhookReceiver:
     handled: dict[str, dict] = field(default_factory=dict)
     url: str = ""
     delay: float = 0.0                  # seconds it takes to answer
+    reply: bytes = b""                  # the body of a refusal (else "receiver is down")
 
     def verifies(self, request: Received) -> bool:
         return is_valid_signature(secret=self.secret, timestamp=request.headers.get(TIMESTAMP_HEADER, ""),
@@ -55,13 +57,14 @@ def start_webhook_receiver(receiver: WebhookReceiver) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            arrived = time.monotonic()
             status = receiver.script.pop(0) if receiver.script else 200
             time.sleep(receiver.delay)
-            receiver.answer(Received(headers=dict(self.headers.items()), body=body, answered=status))
+            receiver.answer(Received(headers=dict(self.headers.items()), body=body, answered=status, at=arrived))
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")
             self.end_headers()
-            self.wfile.write(b"ok" if status < 300 else b"receiver is down")
+            self.wfile.write(b"ok" if status < 300 else receiver.reply or b"receiver is down")
 
         def log_message(self, format, *args):
             pass
@@ -87,6 +90,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_silent_receiver() -> socket.socket:
+    """A host that takes connections (the kernel's backlog) and never answers: a POST to it waits out its whole
+    timeout, as to a receiver that hangs. Close the socket after the test."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    return listener
 
 
 def start_smtp_server() -> tuple[Controller, _Mailbox]:

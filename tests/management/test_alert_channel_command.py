@@ -66,6 +66,14 @@ def test_a_test_that_fails_says_why(account):
         run("test", "alice", "gone")
 
 
+def test_a_test_to_a_cloud_metadata_address_is_refused_before_anything_is_sent(account):
+    run("add", "alice", "metadata", "--webhook", "https://169.254.169.254/latest/meta-data/")
+
+    with pytest.raises(CommandError, match="metadata did not take the test alert: refused: the receiver's host "
+                                           "resolves to a link-local"):
+        run("test", "alice", "metadata")
+
+
 def test_removing_a_channel(account):
     run("add", "alice", "mail", "--email", "a@example.test")
 
@@ -77,7 +85,9 @@ def test_removing_a_channel(account):
 
 @pytest.mark.parametrize(("args", "message"), [
     (("add", "nobody", "x", "--email", "a@example.test"), "no account named 'nobody'"),
-    (("add", "alice", "x", "--webhook", "not a url"), "Invalid value for url: a webhook needs an http"),
+    (("add", "alice", "x", "--webhook", "not a url"), "Invalid value for url: a webhook needs an https"),
+    (("add", "alice", "x", "--webhook", "http://hooks.example.test/desk"),
+     r"Invalid value for url: a webhook needs an https:// address \(http:// only to this machine"),
     (("add", "alice", "x", "--email", "a@example.test", "--kinds", "FIRE"), "Invalid value for kinds"),
 ])
 def test_a_channel_that_cannot_work_is_refused_in_words(account, args, message):

@@ -15,6 +15,7 @@ from orders.services.channels import alert_channel_create
 from tests.builders import run_engine
 from tests.fakes.receivers import WebhookReceiver, start_webhook_receiver
 from tests.web.page import parse
+from tests.web.support import logged_in
 from tests.web.test_desk_socket import first_draw, opened, receive_until, swapped
 
 
@@ -29,9 +30,7 @@ def receiver():
 
 @pytest.fixture
 def superuser_client(db) -> Client:
-    client = Client()
-    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
-    return client
+    return logged_in(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
 
 
 def hook(account, receiver) -> tuple[AlertChannel, str]:
@@ -85,7 +84,7 @@ def test_a_failing_try_shows_its_error_and_when_it_is_tried_again(risk_client, a
 
     delivery = channels_card(risk_client).find("tr", class_="delivery-row")
     assert delivery.attrs["data-status"] == "pending"
-    assert delivery.find("td", class_="delivery-error").text == "HTTP 500: receiver is down"
+    assert delivery.find("td", class_="delivery-error").text == "HTTP 500 Internal Server Error"
     assert "retry at 15:00:0" in delivery.text
 
 
@@ -108,7 +107,7 @@ async def test_an_open_risk_view_is_shown_each_try_as_the_engine_makes_it(risk_c
 
     card = swapped(await receive_until(communicator, '(?s)data-status="pending".*HTTP 500'))["channels"]
     assert card.find("tr", class_="delivery-row").find("td", class_="delivery-error").text == \
-        "HTTP 500: receiver is down"
+        "HTTP 500 Internal Server Error"
     await communicator.disconnect()
 
 

@@ -114,8 +114,10 @@ class Command(BaseCommand):
                         "over and re-arm it (about %d s): a failover will cancel every order, stops included",
                         broker.name, broker.deadman_seconds, TAKEOVER_SECONDS)
         link, venue = BrokerLink(), VenueWatch(owner=owner)
+        # one tick and out (``--once``) sends its alerts in the tick: stopping the courier drops what it was woken for
+        courier = None if options["once"] else self._courier
         # catch up with what the venue did meanwhile (and, on a real venue, reconcile with its books)
-        engine_tick(accounts=accounts, broker=broker, link=link, venue=venue, courier=self._courier)
+        engine_tick(accounts=accounts, broker=broker, link=link, venue=venue, courier=courier)
         reconciled = protection_reconcile(accounts=accounts, broker=broker)
         book = trail_book_load(accounts=accounts)
         self.stdout.write(f"reconciled exit legs of {reconciled} entries; {len(book)} trailing stops followed")
@@ -131,7 +133,7 @@ class Command(BaseCommand):
                 self._prune(accounts)
                 last_prune = started
             engine_tick(accounts=accounts, broker=broker, book=book, link=link, poll=pacer.due(started, woken=woken),
-                        venue=venue, courier=self._courier)
+                        venue=venue, courier=courier)
             close_old_connections()         # a connection that failed is dropped; the next one is health-checked
             if options["once"]:
                 return
