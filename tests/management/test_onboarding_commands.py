@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from io import StringIO
+from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -34,8 +35,9 @@ def refused(name: str, *args: str) -> str:
 
 
 def exit_status(command: BaseCommand, *argv: str, capsys) -> tuple[int, str]:
-    """The command as a shell runs it (``manage.py …``): its exit status and what it wrote to stderr."""
-    with pytest.raises(SystemExit) as exited:
+    """The command as a shell runs it (``manage.py …``): its exit status and what it wrote to stderr. (Its closing
+    of every database connection on the way out is left out: the test's own connection holds the test database.)"""
+    with mock.patch("django.core.management.base.connections.close_all"), pytest.raises(SystemExit) as exited:
         command.run_from_argv(["manage.py", *argv])
     return exited.value.code, capsys.readouterr().err
 
