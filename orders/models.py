@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -453,8 +453,9 @@ class PreTradeLimits(models.Model):
         help_text="A person's order whose notional is above this waits for a second person's approval; "
                   "empty never asks.")
     approval_ttl_minutes = models.PositiveIntegerField(
-        default=15, validators=[MinValueValidator(1)],
-        help_text="A request for approval expires when no second person has decided it within this.")
+        default=15, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
+        help_text="A request for approval expires when no second person has decided it within this (at most "
+                  "24 hours).")
 
     class Meta:
         verbose_name = "pre-trade limits"
@@ -611,9 +612,15 @@ class ApprovalRequest(models.Model):
     when its time is up (``reverted_at``).
 
         PENDING ──second person approves──▶ APPROVED (the change is made with it)
+           ├──second person approves a large order──▶ APPROVING ──placed──▶ APPROVED
+           │                                             └──the venue or a check refused it──▶ PENDING
            ├──second person rejects──▶ REJECTED
            ├──the person asking withdraws──▶ CANCELLED
+           ├──the account is HALTED again (a resume request)──▶ CANCELLED
            └──nobody decided in time──▶ EXPIRED
+
+    APPROVING holds a large order's request while its order is being placed (outside the claim's transaction):
+    nobody withdraws, rejects or expires it meanwhile.
     """
 
     class Kind(models.TextChoices):
@@ -624,6 +631,7 @@ class ApprovalRequest(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "PENDING"
+        APPROVING = "APPROVING"                 # a large order approved, being placed now
         APPROVED = "APPROVED"
         REJECTED = "REJECTED"
         EXPIRED = "EXPIRED"
