@@ -169,6 +169,35 @@ def _hard_limits_enforce(*, account_id: int, limits: Limits, request: OrderReque
                             reject_code="PRETRADE_LIMIT", check=breach.check, field=breach.field)
 
 
+def limits_enforce_change(*, account_id: int, before: OrderRequest, after: OrderRequest, broker: Broker,
+                          now: datetime) -> None:
+    """A working entry made bigger or priced again is held to the limits a new order is: the hard limits (its day's
+    count aside: it is no new order), and a second person for a notional above the account's approval notional
+    that is larger than what it was (``OrderNeedsApproval``). Never a reducing order."""
+    if after.reduce_only:
+        return
+    limits = _remembered(account_id)
+    reference = _reference(after, broker, now)
+    _hard_limits_enforce(account_id=account_id, limits=Limits(max_quantity=limits.max_quantity,
+                                                              max_notional=limits.max_notional,
+                                                              price_band_pct=limits.price_band_pct),
+                         request=after, reference=reference, broker=broker, now=now)
+    threshold = limits.approval_notional_above
+    notional = after.quantity * reference
+    if threshold is not None and notional > threshold and notional > before.quantity * _reference(before, broker,
+                                                                                                  now):
+        raise OrderNeedsApproval(notional=notional, threshold=threshold)
+
+
+def _reference(request: OrderRequest, broker: Broker, now: datetime) -> Decimal:
+    """The price an order's notional is measured at: its own limit (or stop) price, else the market's."""
+    if request.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and request.limit_price is not None:
+        return request.limit_price
+    if request.stop_price is not None:
+        return request.stop_price
+    return _market(broker, request.symbol, now)
+
+
 def approval_notional(account_id: int) -> Decimal | None:
     """The notional above which a person's order on the account waits for a second person (None: never)."""
     return _remembered(account_id).approval_notional_above

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -36,7 +36,7 @@ from orders.services import breakers, legs
 from orders.services.accounts import account_context
 from orders.services.audit import audit_record
 from orders.services.exposure import Exposure, exposure_current, exposure_remember_order
-from orders.services.limits import limits_enforce
+from orders.services.limits import limits_enforce, limits_enforce_change
 from orders.services.staleness import stale_quote_enforce
 from orders.services.throttle import throttle_enforce
 from orders.services.transitions import order_announce, order_insert, order_transition
@@ -336,6 +336,7 @@ def order_modify(*, account: Account, order_id: str, changes: OrderChanges, brok
         if order.is_terminal:
             raise OrderNotModifiable(str(order.id), f"order is {order.status}")
         _check_changes(order, changes)
+        _check_limits_of_change(order, changes, broker=broker)
         _check_funding_of_increase(order, changes, broker=broker)
         ack = broker.modify_order(order_to_ticket(order), quantity=changes.quantity,
                                   limit_price=changes.limit_price, stop_price=changes.stop_price,
@@ -361,6 +362,28 @@ def order_modify(*, account: Account, order_id: str, changes: OrderChanges, brok
             return order
         order_transition(order, order.status, step=OrderStep.MODIFIED, changed=fields)
     return order
+
+
+def _check_limits_of_change(order: Order, changes: OrderChanges, *, broker: Broker) -> None:
+    """An entry made bigger or priced again meets the account's hard limits and approval notional again: a modify
+    must not carry an order past what a new one could be (exit legs and reducing orders never are held back)."""
+    if order.parent_id is not None or order.exit_leg_id is not None or order.reduce_only:
+        return
+    if changes.quantity is None and changes.limit_price is None and changes.stop_price is None:
+        return
+    before = _as_request(order)
+    after = replace(before, quantity=changes.quantity or order.quantity,
+                    limit_price=changes.limit_price or order.limit_price,
+                    stop_price=changes.stop_price or order.stop_price)
+    limits_enforce_change(account_id=order.account_id, before=before, after=after, broker=broker,
+                          now=timezone.now())
+
+
+def _as_request(order: Order) -> OrderRequest:
+    return OrderRequest(symbol=order.symbol, side=Side(order.side), quantity=order.quantity,
+                        order_type=OrderType(order.order_type), limit_price=order.limit_price,
+                        stop_price=order.stop_price, trailing_distance=order.trailing_distance,
+                        trailing_type=order.trailing_type)
 
 
 def _check_funding_of_increase(order: Order, changes: OrderChanges, *, broker: Broker) -> None:

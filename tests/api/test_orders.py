@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Order
+from orders.services.limits import limits_set
 from tests.api.support import J, assert_error, get_order, leaves, quote, submit
 from tests.builders import run_engine
 
@@ -291,6 +292,27 @@ def test_patch_changes_the_quantity_of_a_resting_order(client, account, clock):
     assert response.json()["order"]["quantity"] == "4"
     assert response.json()["order"]["remaining_quantity"] == "4"
     assert get_order(client, handle["id"])["quantity"] == "4"
+
+
+def test_patch_cannot_grow_an_order_past_the_accounts_hard_quantity_limit(client, account, clock):
+    limits_set(account_id=account.pk, actor="rita", max_quantity_hard=Decimal("20"))
+    handle = resting_limit(client)
+    response = client.patch(f"/v1/orders/{handle['id']}", {"quantity": "50"}, content_type=J)
+    body = assert_error(response, 422, "ORDER_REJECTED")
+    assert "pre-trade limit" in body["message"]
+    assert get_order(client, handle["id"])["quantity"] == "10"
+    assert client.patch(f"/v1/orders/{handle['id']}", {"quantity": "15"}, content_type=J).status_code == 200
+
+
+def test_patch_cannot_grow_an_order_past_the_approval_notional_without_a_second_person(client, account, clock):
+    handle = resting_limit(client)                        # 10 a little under the market: about 1,450
+    limits_set(account_id=account.pk, actor="rita", approval_notional_above=Decimal("5000"))
+    response = client.patch(f"/v1/orders/{handle['id']}", {"quantity": "100"}, content_type=J)
+    body = assert_error(response, 422, "ORDER_REJECTED")
+    assert body["details"]["reject_code"] == "APPROVAL_REQUIRED"
+    assert get_order(client, handle["id"])["quantity"] == "10"
+    smaller = client.patch(f"/v1/orders/{handle['id']}", {"quantity": "5"}, content_type=J)
+    assert smaller.status_code == 200, smaller.content             # making it smaller never waits
 
 
 def test_patch_on_a_filled_order_is_409_order_not_modifiable(client, account, broker, clock):
