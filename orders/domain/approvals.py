@@ -3,7 +3,8 @@ the same person, and the refusals a request meets.
 
 A limit is loosened by a change that lets more through: a higher value, or no value at all (None is "no limit").
 A few levels read the other way round: a shorter duplicate-order window warns about fewer orders, and a hard halt
-that no longer flattens leaves positions open. How long a request waits (``approval_ttl_minutes``) is no limit.
+that no longer flattens leaves positions open. An order rate of 0 is no limit (the throttle skips it), as None is.
+A request that waits longer (``approval_ttl_minutes``) is looser too: an old request is approved on old facts.
 
 Errors (codes are the wire's):
 
@@ -12,7 +13,9 @@ Errors (codes are the wire's):
     ├── SelfApproval          403 UNAUTHORIZED (details.code SELF_APPROVAL)      the person asking cannot decide it
     ├── ApproverRequired      403 UNAUTHORIZED (details.code APPROVER_REQUIRED)  deciding needs the risk role
     ├── ApprovalNotFound      404 APPROVAL_NOT_FOUND
-    ├── ApprovalNotPending    409 APPROVAL_NOT_PENDING  decided, withdrawn or expired already
+    ├── ApprovalNotPending    409 APPROVAL_NOT_PENDING  decided, withdrawn or expired already, or its order
+    │                                                   being placed now (APPROVING)
+    ├── NotHalted             409 NOT_HALTED            asking to let an account trade again that is not HALTED
     ├── ApprovalFailed        409 APPROVAL_FAILED       approved, but the change itself was refused now (the order's
     │                                                   checks, re-run); the request stays pending
     └── OrderNeedsApproval    422 ORDER_REJECTED (reject_code APPROVAL_REQUIRED)  a script's order above the
@@ -33,12 +36,15 @@ from orders.domain.orders import OrderRequest
 
 LOWER_IS_LOOSER = frozenset({"duplicate_window_seconds"})
 OFF_IS_LOOSER = frozenset({"flatten_on_hard_halt"})
-NOT_A_LIMIT = frozenset({"approval_ttl_minutes"})
+ZERO_IS_NO_LIMIT = frozenset({"orders_per_second", "orders_per_minute"})
+ACTOR_LENGTH = 150          # what the requests' and the audit trail's actor columns hold
 
 
 def is_loosening(name: str, before: Any, after: Any) -> bool:
     """Whether setting the level ``name`` from ``before`` to ``after`` lets more through (None: no limit)."""
-    if before == after or name in NOT_A_LIMIT:
+    if name in ZERO_IS_NO_LIMIT:
+        before, after = before or None, after or None
+    if before == after:
         return False
     if name in OFF_IS_LOOSER:
         return bool(before) and not after
@@ -61,8 +67,14 @@ def person_of(actor: str) -> str:
     return name if door in ("user", "admin") and name else actor
 
 
+def actor_kept(actor: str) -> str:
+    """An actor as a request keeps it: cut to its column (``user:`` and a 150-character username are longer)."""
+    return actor[:ACTOR_LENGTH]
+
+
 def is_same_person(actor: str, other: str) -> bool:
-    return person_of(actor) == person_of(other)
+    """Compared as kept: two names alike in all that is kept are one person (never a way to decide one's own)."""
+    return person_of(actor_kept(actor)) == person_of(actor_kept(other))
 
 
 def level_text(value: Any) -> str:
@@ -127,11 +139,25 @@ class ApprovalNotFound(NotFound):
 class ApprovalNotPending(Conflict):
     code = "APPROVAL_NOT_PENDING"
 
-    def __init__(self, status: str, by: str = "") -> None:
-        said = {"APPROVED": "approved", "REJECTED": "rejected", "CANCELLED": "withdrawn", "EXPIRED": "expired"}
-        super().__init__(f"This request is no longer waiting: it was {said.get(status, status.lower())}"
-                         + (f" by {by}" if by and status in ("APPROVED", "REJECTED", "CANCELLED") else ""),
-                         details={"status": status})
+    def __init__(self, status: str, by: str = "", *, note: str = "") -> None:
+        if status == "APPROVING":
+            message = (f"This request is being approved{f' by {by}' if by else ''}: its order is being placed now, "
+                       "so it can no longer be withdrawn, rejected or approved again")
+        else:
+            said = {"APPROVED": "approved", "REJECTED": "rejected", "CANCELLED": "cancelled" if note else "withdrawn",
+                    "EXPIRED": "expired"}
+            message = (f"This request is no longer waiting: it was {said.get(status, status.lower())}"
+                       + (f" by {by}" if by and status in ("APPROVED", "REJECTED", "CANCELLED") else "")
+                       + (f" ({note})" if note else ""))
+        super().__init__(message, details={"status": status})
+
+
+class NotHalted(Conflict):
+    code = "NOT_HALTED"
+
+    def __init__(self, account: str, state: str) -> None:
+        super().__init__(f"{account} is {state}, not HALTED: only a HALTED account is asked to trade again here. "
+                         "The risk desk sets any other trading state", details={"trading_state": state})
 
 
 class ApprovalFailed(Conflict):

@@ -1,10 +1,15 @@
 """Four-eyes approvals (issue #17): three changes need a second person with the risk role (or an admin).
 
-* leaving HALTED (to ACTIVE or REDUCING): ``trading_state_ask``;
+* leaving HALTED (to ACTIVE or REDUCING): ``trading_state_ask`` (the doors that set the state), or
+  ``trading_resume_ask`` (the desk's and the risk view's ask, which only asks and never sets a state itself); a
+  new halt cancels every request to trade again asked before it (``risk.trading_state_set``);
 * raising a limit, or removing one (lowering is done at once): ``limits_ask``, optionally for a while (the engine
-  puts the limit back when its time is up);
+  puts the limit back when its time is up, to the level in force when it was approved; a later change of that
+  level supersedes it, ``limits.limits_set``, and a later raise for a while carries its level to go back to);
 * a person's order whose notional is above the account's ``approval_notional_above``: ``ticket_send``. It is
-  placed when approved, through ``tickets.ticket_submit`` with every check run again then.
+  placed when approved, through ``tickets.ticket_submit`` with every check run again then; the request is
+  APPROVING meanwhile (nobody withdraws, rejects or expires it while its order is sent), then APPROVED, or
+  PENDING again when the order was refused.
 
 Each ask writes an ``ApprovalRequest``; ``approval_approve`` makes the change with the decision, ``approval_reject``
 and ``approval_cancel`` (the person asking withdraws it) close it, and the engine expires what nobody decided in
@@ -33,7 +38,9 @@ from orders.domain.approvals import (
     ApprovalNotFound,
     ApprovalNotPending,
     ApproverRequired,
+    NotHalted,
     SelfApproval,
+    actor_kept,
     is_same_person,
     loosened,
     order_from_payload,
@@ -46,12 +53,13 @@ from orders.domain.orders import OrderRequest
 from orders.metrics import APPROVALS
 from orders.models import Account, ApprovalRequest, PreTradeLimits, TradingState
 from orders.services.audit import audit_record
-from orders.services.limits import LEVELS, limits_check, limits_set
+from orders.services.limits import LEVELS, limits_check, limits_set, override_levels, overrides_under
 from orders.services.risk import trading_state_set
 from orders.services.tickets import ApprovalNeeded, TicketDraft, TicketResult, ticket_submit
 
 Kind, Status = ApprovalRequest.Kind, ApprovalRequest.Status
 ENGINE = "engine"
+RESUME_STATES = (TradingState.ACTIVE, TradingState.REDUCING)
 LONGEST_OVERRIDE_MINUTES = 24 * 60
 _OUTCOME = {Status.APPROVED: "approved", Status.REJECTED: "rejected", Status.CANCELLED: "cancelled",
             Status.EXPIRED: "expired"}
@@ -73,18 +81,37 @@ def trading_state_ask(*, account: Account, state: str, actor: str, reason: str =
         current = Account.objects.select_for_update().values_list("trading_state", flat=True).get(pk=account.pk)
         if current != TradingState.HALTED or state == TradingState.HALTED:
             return trading_state_set(account=account, state=state, actor=actor, reason=reason, supervisor=supervisor)
-        if not reason.strip():
-            raise InvalidValue("reason", f"say why {account.name} may trade again: the second person who approves "
-                                         "it reads this", provided=reason)
-        waiting = _waiting(account.pk, Kind.RESUME_TRADING).first()
-        if waiting is not None:
-            if waiting.payload.get("state") == state:
-                return waiting
-            raise ApprovalPending(f"{waiting.requested_by} already asked to set {account.name} "
-                                  f"{waiting.payload.get('state')}: that request must be decided or withdrawn first",
-                                  details={"approval_id": str(waiting.pk)})
-        return _ask(account=account, kind=Kind.RESUME_TRADING, actor=actor, reason=reason,
-                    payload={"state": state, "previous": current})
+        return _resume_ask(account=account, state=state, actor=actor, reason=reason, current=current)
+
+
+def trading_resume_ask(*, account: Account, state: str, actor: str, reason: str = "") -> ApprovalRequest:
+    """Ask a second person to let a HALTED account trade again, and nothing else: an account that is not HALTED
+    is refused (``NotHalted``), so this door never sets a state itself (anyone on the account may ask here; any
+    other change of the state is the risk desk's, ``trading_state_ask``)."""
+    if state not in RESUME_STATES:
+        raise InvalidValue("state", f"must be one of {', '.join(RESUME_STATES)}", provided=state)
+    with transaction.atomic():
+        current = Account.objects.select_for_update().values_list("trading_state", flat=True).get(pk=account.pk)
+        if current != TradingState.HALTED:
+            raise NotHalted(account.name, current)
+        return _resume_ask(account=account, state=state, actor=actor, reason=reason, current=current)
+
+
+def _resume_ask(*, account: Account, state: str, actor: str, reason: str, current: str) -> ApprovalRequest:
+    """The request to leave HALTED for ``state`` (the one waiting already when it asks the same), under the
+    account's lock."""
+    if not reason.strip():
+        raise InvalidValue("reason", f"say why {account.name} may trade again: the second person who approves "
+                                     "it reads this", provided=reason)
+    waiting = _waiting(account.pk, Kind.RESUME_TRADING).first()
+    if waiting is not None:
+        if waiting.payload.get("state") == state:
+            return waiting
+        raise ApprovalPending(f"{waiting.requested_by} already asked to set {account.name} "
+                              f"{waiting.payload.get('state')}: that request must be decided or withdrawn first",
+                              details={"approval_id": str(waiting.pk)})
+    return _ask(account=account, kind=Kind.RESUME_TRADING, actor=actor, reason=reason,
+                payload={"state": state, "previous": current})
 
 
 @dataclass(frozen=True)
@@ -157,8 +184,8 @@ def _order_ask(*, account: Account, preview, actor: str, override_reason: str) -
 
 def _ask(*, account: Account, kind: str, actor: str, reason: str, payload: dict) -> ApprovalRequest:
     now = timezone.now()
-    approval = ApprovalRequest.objects.create(account=account, kind=kind, requested_by=actor, requested_at=now,
-                                              reason=reason.strip(), payload=payload,
+    approval = ApprovalRequest.objects.create(account=account, kind=kind, requested_by=actor_kept(actor),
+                                              requested_at=now, reason=reason.strip(), payload=payload,
                                               expires_at=now + _time_to_live(account.pk))
     audit_record(account_id=account.pk, actor=actor, action="approval.request", target=str(approval.pk), kind=kind,
                  reason=approval.reason, payload=payload, expires_at=approval.expires_at.isoformat())
@@ -173,7 +200,7 @@ def approval_approve(*, account: Account, approval_id: str, actor: str, supervis
     """Approve a request and make its change with the decision: the trading state set, the limits raised (until
     ``override_until`` when asked for a while), or the order placed through ``ticket_submit`` (every check run again
     now; a refusal leaves the request waiting: ``ApprovalFailed``). Only a ``supervisor`` who did not ask for it
-    decides it."""
+    decides it. A large order's request is APPROVING while its order is sent, outside the claim's transaction."""
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -182,13 +209,36 @@ def approval_approve(*, account: Account, approval_id: str, actor: str, supervis
                 result, until = _carry_out(approval, actor=actor, now=now)
                 return _decided(approval, Status.APPROVED, actor=actor, comment=comment, now=now, result=result,
                                 override_until=until)
-        result = _place(approval, broker=broker, comment=comment)       # outside a transaction: the venue is asked
-        with transaction.atomic():
-            approval = _claimed(account, approval_id, actor=actor, supervisor=supervisor, now=now)
-            return _decided(approval, Status.APPROVED, actor=actor, comment=comment, now=now, result=result)
+            _moved(approval, Status.PENDING, Status.APPROVING, decided_by=actor_kept(actor))
+        return _order_approve(approval, actor=actor, comment=comment, broker=broker)
     except DeskError as e:
         _refused(account, approval_id, actor=actor, verb="approve", error=e)
         raise
+
+
+def _order_approve(approval: ApprovalRequest, *, actor: str, comment: str, broker: Broker | None) -> ApprovalRequest:
+    """Place the order of a request claimed APPROVING (the venue is asked: no transaction is held), then close it
+    APPROVED as of now, or put it back PENDING when the order was refused (an identical retry of its
+    client_order_id answers the order already placed, so approving again never places it twice)."""
+    try:
+        result = _place(approval, broker=broker, comment=comment)
+    except Exception:
+        with transaction.atomic():
+            _moved(approval, Status.APPROVING, Status.PENDING, decided_by="")
+        raise
+    with transaction.atomic():
+        return _decided(approval, Status.APPROVED, actor=actor, comment=comment, now=timezone.now(), result=result,
+                        claimed=Status.APPROVING)
+
+
+def _moved(approval: ApprovalRequest, old: str, new: str, *, decided_by: str) -> None:
+    """Move a request from ``old`` to ``new`` (compare-and-set: ``ApprovalNotPending`` when it is no longer
+    ``old``), pushed to every open risk view."""
+    if ApprovalRequest.objects.filter(pk=approval.pk, status=old).update(status=new, decided_by=decided_by) != 1:
+        approval.refresh_from_db()
+        raise ApprovalNotPending(approval.status, approval.decided_by)
+    approval.status, approval.decided_by = new, decided_by
+    events.record_desk(approval.account_id, "approvals", id=str(approval.pk), kind=approval.kind, status=new)
 
 
 def approval_reject(*, account: Account, approval_id: str, actor: str, supervisor: bool,
@@ -207,7 +257,8 @@ def approval_reject(*, account: Account, approval_id: str, actor: str, superviso
 
 
 def approval_cancel(*, account: Account, approval_id: str, actor: str) -> ApprovalRequest:
-    """The person who asked withdraws their request (anyone else rejects it instead)."""
+    """The person who asked withdraws their request (anyone else rejects it instead); not while its order is being
+    placed (APPROVING)."""
     now = timezone.now()
     with transaction.atomic():
         approval = _found(account, approval_id, lock=True)
@@ -227,7 +278,9 @@ def _found(account: Account, approval_id: str, *, lock: bool = False) -> Approva
 
 
 def _claimed(account: Account, approval_id: str, *, actor: str, supervisor: bool, now: datetime) -> ApprovalRequest:
-    """The request, locked, that ``actor`` may decide now: still waiting, and not theirs."""
+    """The request, locked, that ``actor`` may decide now: still waiting, and not theirs. The account is locked
+    first, as ``trading_state_set`` locks it before a halt cancels the requests to trade again."""
+    Account.objects.select_for_update().filter(pk=account.pk).first()
     approval = _found(account, approval_id, lock=True)
     if not supervisor:
         raise ApproverRequired()
@@ -239,7 +292,9 @@ def _claimed(account: Account, approval_id: str, *, actor: str, supervisor: bool
 
 def _check_pending(approval: ApprovalRequest, now: datetime) -> None:
     if approval.status != Status.PENDING:
-        raise ApprovalNotPending(approval.status, approval.decided_by)
+        by_another = approval.status == Status.CANCELLED and not is_same_person(approval.decided_by,
+                                                                                approval.requested_by)
+        raise ApprovalNotPending(approval.status, approval.decided_by, note=approval.comment if by_another else "")
     if approval.expires_at <= now:          # the engine marks it EXPIRED at its next tick
         raise ApprovalNotPending(Status.EXPIRED)
 
@@ -261,15 +316,34 @@ def _change(approval: ApprovalRequest, *, actor: str, now: datetime) -> tuple[di
                           supervisor=True, approval=approval)
         return {"state": state}, None
     levels = {name: _typed(name, value) for name, value in approval.payload["levels"].items()}
-    row = PreTradeLimits.objects.filter(account_id=approval.account_id).first()
-    merged = {name: getattr(row, name) if row else _default(name) for name in LEVELS} | levels
-    measure = soft_not_below_hard(merged)
+    row = PreTradeLimits.objects.select_for_update().filter(account_id=approval.account_id).first()
+    in_force = {name: getattr(row, name) if row else _default(name) for name in LEVELS}
+    measure = soft_not_below_hard(in_force | levels)
     if measure is not None:
         raise InvalidValue(f"{measure}_soft", f"the soft {measure.replace('_', ' ')} level would no longer be below "
                                               "the hard one")
+    base = {name: in_force[name] for name in levels} | _carried(approval.account_id, levels)
     limits_set(account_id=approval.account_id, actor=actor, approval=approval, **levels)
     minutes = approval.payload.get("minutes")
-    return {"levels": approval.payload["levels"]}, now + timedelta(minutes=minutes) if minutes else None
+    return ({"levels": approval.payload["levels"], "base": {name: _wire(value) for name, value in base.items()}},
+            now + timedelta(minutes=minutes) if minutes else None)
+
+
+def _carried(account_id: int, levels: dict[str, Any]) -> dict[str, Any]:
+    """For each of ``levels`` a raise for a while still holds, the level it goes back to: a raise that replaces it
+    goes back there too, never to the raised level (a chain of raises would stay raised)."""
+    carried = {}
+    for running in overrides_under(account_id, levels):
+        base = override_base(running)
+        carried |= {name: base[name] for name in override_levels(running) & set(levels)}
+    return carried
+
+
+def override_base(approval: ApprovalRequest) -> dict[str, Any]:
+    """The levels a raise for a while goes back to: those in force when it was approved (asked for, by a request
+    approved before they were kept)."""
+    kept = approval.result.get("base") or approval.payload["previous"]
+    return {name: _typed(name, value) for name, value in kept.items()}
 
 
 def _place(approval: ApprovalRequest, *, broker: Broker | None, comment: str) -> dict:
@@ -287,11 +361,13 @@ def _place(approval: ApprovalRequest, *, broker: Broker | None, comment: str) ->
 
 
 def _decided(approval: ApprovalRequest, status: str, *, actor: str, comment: str, now: datetime,
-             result: dict | None = None, override_until: datetime | None = None) -> ApprovalRequest:
-    """Close the request as ``status`` (compare-and-set: one decision wins), audited, pushed and counted."""
-    fields = {"status": status, "decided_by": actor, "decided_at": now, "comment": comment.strip(),
+             result: dict | None = None, override_until: datetime | None = None,
+             claimed: str = Status.PENDING) -> ApprovalRequest:
+    """Close the request as ``status`` (compare-and-set from ``claimed``: one decision wins), audited, pushed and
+    counted."""
+    fields = {"status": status, "decided_by": actor_kept(actor), "decided_at": now, "comment": comment.strip(),
               "result": result or {}, "override_until": override_until}
-    if ApprovalRequest.objects.filter(pk=approval.pk, status=Status.PENDING).update(**fields) != 1:
+    if ApprovalRequest.objects.filter(pk=approval.pk, status=claimed).update(**fields) != 1:
         approval.refresh_from_db()
         raise ApprovalNotPending(approval.status, approval.decided_by)
     for name, value in fields.items():
@@ -352,8 +428,9 @@ def approvals_expire(*, account_ids: list[int], now: datetime) -> int:
 
 
 def overrides_revert(*, account_ids: list[int], now: datetime) -> int:
-    """Put back every limit raised for a while whose time is up: each level still at its raised value returns to
-    what it was (one changed since is left as it is, and named in the audit trail). Returns how many raises."""
+    """Put back every limit raised for a while whose time is up: each level it still holds returns to the level in
+    force when it was approved (one changed since, which superseded it, is left as it is and named in the audit
+    trail). Returns how many raises."""
     due = list(ApprovalRequest.objects.filter(account_id__in=account_ids, status=Status.APPROVED,
                                               reverted_at__isnull=True, override_until__lte=now)[:500])
     for approval in due:
@@ -362,9 +439,9 @@ def overrides_revert(*, account_ids: list[int], now: datetime) -> int:
                 continue
             row = PreTradeLimits.objects.select_for_update().filter(account_id=approval.account_id).first()
             raised = {name: _typed(name, value) for name, value in approval.payload["levels"].items()}
-            previous = {name: _typed(name, value) for name, value in approval.payload["previous"].items()}
-            back = {name: previous[name] for name, value in raised.items()
-                    if row is not None and getattr(row, name) == value}
+            base, held = override_base(approval), override_levels(approval)
+            back = {name: base[name] for name, value in raised.items()
+                    if name in held and row is not None and getattr(row, name) == value}
             if back:
                 limits_set(account_id=approval.account_id, actor=ENGINE, **back)
             audit_record(account_id=approval.account_id, actor=ENGINE, action="approval.revert",
@@ -378,13 +455,14 @@ def overrides_revert(*, account_ids: list[int], now: datetime) -> int:
 # -- what the risk view shows -------------------------------------------------------------------------------------
 
 def approvals_waiting(*, account: Account) -> list[ApprovalRequest]:
-    """The requests a second person may still decide, oldest first."""
+    """The requests a second person may still decide, oldest first, and those whose order is being placed."""
     return list(_waiting(account.pk).order_by("requested_at"))
 
 
 def approvals_decided(*, account: Account, count: int = 5) -> list[ApprovalRequest]:
     """The latest requests closed (approved, rejected, withdrawn, expired), newest first."""
-    return list(ApprovalRequest.objects.filter(account=account).exclude(status=Status.PENDING)
+    return list(ApprovalRequest.objects.filter(account=account).exclude(status__in=(Status.PENDING,
+                                                                                   Status.APPROVING))
                 .order_by("-decided_at", "-requested_at")[:count])
 
 
@@ -395,8 +473,8 @@ def overrides_running(*, account: Account) -> list[ApprovalRequest]:
 
 
 def _waiting(account_id: int, kind: str | None = None):
-    rows = ApprovalRequest.objects.filter(account_id=account_id, status=Status.PENDING,
-                                          expires_at__gt=timezone.now())
+    rows = ApprovalRequest.objects.filter(Q(status=Status.PENDING, expires_at__gt=timezone.now())
+                                          | Q(status=Status.APPROVING), account_id=account_id)
     return rows.filter(Q(kind=kind)) if kind else rows
 
 

@@ -10,10 +10,12 @@ from orders.domain.redact import redact
 from orders.models import AuditEvent
 from orders.rows import insert_row
 
+ACTOR_LENGTH = AuditEvent._meta.get_field("actor").max_length     # user: and a 150-character username are longer
+
 
 def audit_record(*, account_id: int | None, actor: str, action: str, target: str = "", result: str = "ok",
                  **details: Any) -> AuditEvent:
-    return insert_row(AuditEvent(at=timezone.now(), account_id=account_id, actor=actor or "system",
+    return insert_row(AuditEvent(at=timezone.now(), account_id=account_id, actor=(actor or "system")[:ACTOR_LENGTH],
                                  action=action, target=_plain(str(target))[:100], result=result[:32],
                                  details=redact({k: _plain(v) for k, v in details.items()})))
 

@@ -8,20 +8,24 @@ must not trap a position.
 
 The limits are read at most once every 5 s per process (``orders/caches.py``): a change applies at once in the
 process that made it and within that delay in the others. A change is one call (``limits_set``) whatever the
-door: the row, its audit record and a desk-only outbox event in one transaction.
+door: the row, its audit record and a desk-only outbox event in one transaction. A change of a level that a
+limit raised for a while holds supersedes that raise (``approval.supersede``): the engine no longer puts the level
+back when the raise's time is up, so it never undoes the later change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
 from orders import events
 from orders.brokers.base import Broker
 from orders.caches import pretrade_limits
-from orders.domain.approvals import ApprovalRequired, OrderNeedsApproval, level_text, loosened
+from orders.domain.approvals import ApprovalRequired, OrderNeedsApproval, actor_kept, level_text, loosened
 from orders.domain.enums import OrderType
 from orders.domain.errors import DeskError, InvalidValue, OrderRejected
 from orders.domain.money import format_decimal
@@ -41,6 +45,7 @@ GUARDS = ("daily_loss_soft", "daily_loss_hard", "drawdown_soft", "drawdown_hard"
 # long a request for approval waits
 APPROVALS = ("approval_notional_above", "approval_ttl_minutes")
 LEVELS = PRETRADE + GUARDS + APPROVALS
+LONGEST_WAIT_MINUTES = 24 * 60          # approval_ttl_minutes: a request approved a day later is approved on old facts
 
 
 def limits_set(*, account_id: int, actor: str, approval: ApprovalRequest | None = None,
@@ -68,6 +73,7 @@ def limits_set(*, account_id: int, actor: str, approval: ApprovalRequest | None 
                      changed=changed, **({"approval": str(approval.pk), "requested_by": approval.requested_by}
                                          if approval is not None else {}))
         events.record_desk(account_id, "limits", changed=sorted(changed))
+        _overrides_supersede(account_id=account_id, names=set(changed), actor=actor, approval=approval)
         transaction.on_commit(limits_forget)    # again once committed: a read meanwhile saw the old limits
     limits_forget()
     return row
@@ -83,6 +89,36 @@ def limits_check(levels: dict[str, Decimal | int | bool | None]) -> None:
         _check_level(name, value)
 
 
+def overrides_under(account_id: int, names: Iterable[str]) -> list[ApprovalRequest]:
+    """The limits raised for a while, not yet put back, that still hold one of ``names``, locked."""
+    running = ApprovalRequest.objects.select_for_update().filter(
+        account_id=account_id, kind=ApprovalRequest.Kind.RAISE_LIMIT, status=ApprovalRequest.Status.APPROVED,
+        reverted_at__isnull=True, override_until__isnull=False).order_by("decided_at")
+    return [approval for approval in running if override_levels(approval) & set(names)]
+
+
+def override_levels(approval: ApprovalRequest) -> set[str]:
+    """The levels a raise for a while still holds: those it raised, less those changed since."""
+    return set(approval.payload.get("levels", {})) - set((approval.result or {}).get("superseded", {}))
+
+
+def _overrides_supersede(*, account_id: int, names: set[str], actor: str, approval: ApprovalRequest | None) -> None:
+    """The raises for a while holding one of ``names`` no longer put it back: it was changed since. One that holds
+    nothing more is done (``reverted_at``, with nothing put back). Audited and pushed."""
+    now = timezone.now()
+    by = {"by": actor_kept(actor), "at": now.isoformat(), **({"approval": str(approval.pk)} if approval else {})}
+    for running in overrides_under(account_id, names):
+        gone = sorted(override_levels(running) & names)
+        running.result = {**running.result, "superseded": {**running.result.get("superseded", {}),
+                                                           **dict.fromkeys(gone, by)}}
+        running.reverted_at = None if override_levels(running) else now
+        running.save(update_fields=["result", "reverted_at"])
+        audit_record(account_id=account_id, actor=actor, action="approval.supersede", target=str(running.pk),
+                     levels=gone, requested_by=running.requested_by, done=running.reverted_at is not None,
+                     **({"approval": str(approval.pk)} if approval else {}))
+        events.record_desk(account_id, "approvals", id=str(running.pk), status="SUPERSEDED")
+
+
 def _approves(approval: ApprovalRequest | None, *, account_id: int, levels: list[str]) -> bool:
     return (approval is not None and approval.kind == ApprovalRequest.Kind.RAISE_LIMIT
             and approval.account_id == account_id and set(levels) <= set(approval.payload.get("levels", {})))
@@ -94,15 +130,18 @@ _LARGEST_INTEGER = 2**31 - 1       # what every database's integer column holds
 def _check_level(name: str, value: Decimal | int | bool | None) -> None:
     """Refuse a level its column cannot hold, before it is written: a value past the column's digits saves on
     SQLite but then cannot be read back (every later read of the row, the engine's included, would fail)."""
+    field = PreTradeLimits._meta.get_field(name)
+    if value is None and not field.null:
+        raise InvalidValue(name, "cannot be empty: give a level", provided=value)
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, Decimal) and not value.is_finite():
         raise InvalidValue(name, "must be a number", provided=str(value))
     if value < 0:
         raise InvalidValue(name, "must be zero or more, or empty for no limit", provided=str(value))
-    if name == "approval_ttl_minutes" and value < 1:
-        raise InvalidValue(name, "a request must wait at least 1 minute", provided=str(value))
-    field = PreTradeLimits._meta.get_field(name)
+    if name == "approval_ttl_minutes" and not 1 <= value <= LONGEST_WAIT_MINUTES:
+        raise InvalidValue(name, f"a request waits 1 to {LONGEST_WAIT_MINUTES} minutes (24 hours)",
+                           provided=str(value))
     if isinstance(value, Decimal):
         whole_digits = field.max_digits - field.decimal_places
         if value >= Decimal(10) ** whole_digits:

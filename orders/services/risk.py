@@ -14,12 +14,13 @@ from django.utils import timezone
 
 from orders import events
 from orders.brokers.base import Broker
-from orders.domain.approvals import ApprovalRequired
+from orders.domain.approvals import ApprovalRequired, actor_kept
 from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType
 from orders.domain.errors import AlertNotFound, Conflict, DeskError, Forbidden, InvalidRequest, InvalidValue
 from orders.domain.guards import trading_day
 from orders.domain.lifecycle import UNPLACED
 from orders.domain.money import format_decimal
+from orders.metrics import APPROVALS
 from orders.models import (
     Account,
     AccountDay,
@@ -45,7 +46,8 @@ def trading_state_set(*, account: Account, state: str, actor: str, reason: str =
     """Set the account's trading state. After today's loss guard made it REDUCING or HALTED (``services/guards.py``),
     only a ``supervisor`` (the risk role) may loosen it below what the guard set, and only with a typed reason.
     Leaving HALTED needs a second person: only the ``approval`` of that very change lets it through
-    (``ApprovalRequired`` otherwise; people ask through ``services/approvals.py``)."""
+    (``ApprovalRequired`` otherwise; people ask through ``services/approvals.py``). Setting HALTED, even on a
+    HALTED account, cancels every request to trade again asked before it: approving one would undo this halt."""
     if state not in TradingState.values:
         raise InvalidValue("state", f"must be one of {', '.join(TradingState.values)}", provided=state)
     with transaction.atomic():
@@ -64,8 +66,28 @@ def trading_state_set(*, account: Account, state: str, actor: str, reason: str =
                      previous=previous, state=state, reason=reason, **({"after_guard": guard} if guard else {}),
                      **({"approval": str(approval.pk), "requested_by": approval.requested_by} if approval else {}))
         events.record_desk(account.pk, "trading_state", state=state, previous=previous)
+        if state == TradingState.HALTED:
+            _resume_requests_cancel(account, actor=actor, reason=reason)
     account.trading_state = state
     return account
+
+
+def _resume_requests_cancel(account: Account, *, actor: str, reason: str) -> None:
+    """Cancel the account's requests to trade again still waiting (a new halt ends them), audited, pushed and
+    counted like a withdrawal (``services/approvals.py``)."""
+    now = timezone.now()
+    note = f"{account.name} was HALTED again by {actor}" + (f": {reason.strip()}" if reason.strip() else "")
+    waiting = ApprovalRequest.objects.filter(account_id=account.pk, kind=ApprovalRequest.Kind.RESUME_TRADING,
+                                             status=ApprovalRequest.Status.PENDING, expires_at__gt=now)
+    for approval in waiting:
+        if not ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalRequest.Status.PENDING).update(
+                status=ApprovalRequest.Status.CANCELLED, decided_by=actor_kept(actor), decided_at=now, comment=note):
+            continue                        # decided meanwhile
+        audit_record(account_id=account.pk, actor=actor, action="approval.cancel", target=str(approval.pk),
+                     kind=approval.kind, requested_by=approval.requested_by, comment=note, halted=True)
+        events.record_desk(account.pk, "approvals", id=str(approval.pk), kind=approval.kind,
+                           status=ApprovalRequest.Status.CANCELLED)
+        transaction.on_commit(lambda kind=approval.kind: APPROVALS.inc(kind=kind, outcome="cancelled"))
 
 
 def _approves(approval: ApprovalRequest | None, account: Account, state: str) -> bool:

@@ -1,7 +1,8 @@
 """The risk view's approval queue (four eyes, ``services/approvals.py``): the requests waiting for a second person,
 each with Approve and Reject (and a comment) for the risk desk, or "waiting for a second person" and Withdraw for
 the person who asked; the latest decisions and the limits raised for a while. Anyone on the account asks to let a
-HALTED account trade again here; the risk desk sets or asks to raise a limit. One partial serves the page, every
+HALTED account trade again here, and only that (any other change of the trading state is the risk desk's form);
+the risk desk sets or asks to raise a limit. One partial serves the page, every
 answer and every push (``realtime/desk.py`` redraws it for each open risk view as its own person sees it)."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from orders.domain.errors import DeskError, InvalidValue
 from orders.domain.money import to_decimal
 from orders.models import Account, ApprovalRequest, PreTradeLimits, TradingState
 from orders.services.approvals import (
+    RESUME_STATES,
     approval_approve,
     approval_cancel,
     approval_reject,
@@ -26,7 +28,7 @@ from orders.services.approvals import (
     approvals_waiting,
     limits_ask,
     overrides_running,
-    trading_state_ask,
+    trading_resume_ask,
 )
 from orders.services.limits import LEVELS
 from orders.web.roles import can_supervise, can_trade, desk_account, require
@@ -34,7 +36,6 @@ from orders.web.session import login_required
 
 TEMPLATE = "orders/approvals.html"
 FRAGMENT_HEADER = "X-Desk-Fragment"         # a refusal drawn as the card itself (static/js/refusals.js)
-RESUME_STATES = (TradingState.ACTIVE, TradingState.REDUCING)
 TITLES = {ApprovalRequest.Kind.RESUME_TRADING: "Trade again after HALTED",
           ApprovalRequest.Kind.RAISE_LIMIT: "Raise a limit", ApprovalRequest.Kind.LARGE_ORDER: "Large order"}
 risk_only = require(can_supervise, "Only the risk desk may do this.")
@@ -48,9 +49,9 @@ def approvals_context(account: Account, *, actor: str, can_supervise: bool, can_
     return {
         "approvals": [{"approval": a, "title": TITLES[a.kind], "text": approval_text(a, account.name),
                        "mine": is_same_person(actor, a.requested_by)} for a in waiting],
-        "approvals_decided": [{"approval": a, "text": approval_text(a, account.name)}
+        "approvals_decided": [{"approval": a, "text": approval_text(a, account.name), "after": afterwards(a)}
                               for a in approvals_decided(account=account)],
-        "overrides": [{"approval": a, "text": approval_text(a, account.name)}
+        "overrides": [{"approval": a, "text": approval_text(a, account.name), "after": afterwards(a)}
                       for a in overrides_running(account=account)],
         "ask_resume": state == TradingState.HALTED and (can_trade or can_supervise) and not any(
             a.kind == ApprovalRequest.Kind.RESUME_TRADING for a in waiting),
@@ -71,6 +72,18 @@ def approval_text(approval: ApprovalRequest, account_name: str) -> str:
                         for name, value in payload.get("levels", {}).items())
     minutes = payload.get("minutes")
     return changes + (f", for {minutes} minutes" if minutes else "")
+
+
+def afterwards(approval: ApprovalRequest) -> str:
+    """What became of a raise for a while: put back, or changed since (then the later change stays)."""
+    superseded = sorted((approval.result or {}).get("superseded", {}))
+    changed = f"{', '.join(superseded)} changed since (that change stays)" if superseded else ""
+    if approval.reverted_at is None:
+        return changed
+    if set(superseded) >= set(approval.payload.get("levels", {})):
+        return f"{changed}, not put back"
+    when = f"put back at {approval.reverted_at:%H:%M:%S} UTC"
+    return f"{changed}; the rest {when}" if changed else when
 
 
 def _actor(request: HttpRequest) -> str:
@@ -97,17 +110,16 @@ def _refused(request: HttpRequest, account: Account, error: DeskError) -> HttpRe
 @login_required
 @require_POST
 def resume_ask_view(request: HttpRequest) -> HttpResponse:
-    """Ask to let a HALTED account trade again (anyone with a role on it); a second risk person approves it."""
+    """Ask to let a HALTED account trade again (anyone with a role on it); a second risk person approves it. Only
+    that: an account that is not HALTED is refused in the card (the risk desk's form sets any other state)."""
     account = desk_account(request)
     if not (can_trade(request.user) or can_supervise(request.user)):
         return _card(request, account, errors=["Your role cannot ask for this."], status=403)
     try:
-        asked = trading_state_ask(account=account, state=request.POST.get("state", ""), actor=_actor(request),
-                                  reason=request.POST.get("reason", ""), supervisor=can_supervise(request.user))
+        trading_resume_ask(account=account, state=request.POST.get("state", ""), actor=_actor(request),
+                           reason=request.POST.get("reason", ""))
     except DeskError as e:
         return _refused(request, account, e)
-    if not isinstance(asked, ApprovalRequest):
-        return _card(request, account, ok=[f"{account.name} is {asked.trading_state}."])
     return _card(request, account, ok=["Sent for approval: waiting for a second person with the risk role."])
 
 

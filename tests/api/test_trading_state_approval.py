@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from orders.domain.approvals import ApprovalNotPending
 from orders.models import ApprovalRequest
 from orders.services.approvals import approval_approve
 from orders.services.limits import limits_set
@@ -74,6 +75,19 @@ def test_the_account_trades_again_once_a_second_person_approves(client, auth, ac
 
     assert state(client) == "REDUCING"
     assert put(client, auth, state="ACTIVE").status_code == 200        # not leaving HALTED: at once, as before
+
+
+def test_halting_again_cancels_the_request_to_trade_again(client, auth, account):
+    put(client, auth, state="HALTED")
+    asked = put(client, auth, state="ACTIVE", reason="restart").json()
+    assert put(client, auth, state="HALTED", reason="the feed broke again").status_code == 200
+
+    assert ApprovalRequest.objects.get(pk=asked["id"]).status == "CANCELLED"
+    with pytest.raises(ApprovalNotPending):
+        approval_approve(account=account, approval_id=asked["id"], actor="user:rita", supervisor=True)
+    assert state(client) == "HALTED"
+    again = put(client, auth, state="ACTIVE", reason="restart, the feed is back")
+    assert again.status_code == 202 and again.json()["id"] != asked["id"]
 
 
 def test_the_202_answer_is_documented(client, db):

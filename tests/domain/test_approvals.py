@@ -37,7 +37,13 @@ D = Decimal
     ("duplicate_window_seconds", 10, 30, False),
     ("flatten_on_hard_halt", True, False, True),                # a hard halt that no longer flattens
     ("flatten_on_hard_halt", False, True, False),
-    ("approval_ttl_minutes", 15, 60, False),                    # how long a request waits is no limit
+    ("approval_ttl_minutes", 15, 60, True),                     # a request approved later, on older facts
+    ("approval_ttl_minutes", 60, 15, False),
+    ("orders_per_second", 5, 0, True),                          # 0 is no limit for the throttle
+    ("orders_per_minute", 100, 0, True),
+    ("orders_per_second", 0, 5, False),                         # a limit where there was none
+    ("orders_per_second", 0, None, False),                      # no limit either way
+    ("orders_per_minute", None, 0, False),
 ])
 def test_a_change_loosens_when_it_lets_more_through(name, before, after, looser):
     assert is_loosening(name, before, after) is looser
@@ -51,6 +57,7 @@ def test_loosened_names_only_the_levels_raised_in_the_order_given():
 
 @pytest.mark.parametrize(("one", "other", "same"), [
     ("user:rita", "user:rita", True),
+    ("user:" + "r" * 150, ("user:" + "r" * 150)[:150], True),  # a long name as the request kept it
     ("user:rita", "admin:rita", True),           # the desk and the admin: one person
     ("user:rita", "user:rob", False),
     ("key:abc123", "user:abc123", False),        # a key is no person

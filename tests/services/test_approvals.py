@@ -10,28 +10,33 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from orders.brokers import get_broker
+from orders.brokers.paper import PaperBroker
 from orders.domain.approvals import (
     ApprovalFailed,
     ApprovalNotPending,
     ApprovalRequired,
     ApproverRequired,
+    NotHalted,
     OrderNeedsApproval,
     SelfApproval,
 )
-from orders.domain.errors import Forbidden, InvalidValue
+from orders.domain.errors import DeskError, Forbidden, InvalidValue
 from orders.models import Account, ApprovalRequest, AuditEvent, Order, PreTradeLimits, TradingState
 from orders.services.approvals import (
     ApprovalPending,
     approval_approve,
     approval_cancel,
     approval_reject,
+    approvals_expire,
     approvals_waiting,
     limits_ask,
     ticket_send,
+    trading_resume_ask,
     trading_state_ask,
 )
 from orders.services.limits import limits_read, limits_set
-from orders.services.risk import trading_state_set
+from orders.services.risk import kill_switch, trading_state_set
 from orders.services.tickets import ticket_submit
 from tests.builders import make_order_request, run_engine
 
@@ -149,6 +154,40 @@ def test_other_changes_of_the_state_are_made_at_once(account, clock):
     assert not ApprovalRequest.objects.exists()
 
 
+def test_asking_to_trade_again_only_asks_and_never_sets_a_state(account, clock):
+    trading_state_set(account=account, state="REDUCING", actor="user:rita")
+    with pytest.raises(NotHalted) as refused:
+        trading_resume_ask(account=account, state="ACTIVE", actor="user:tina", reason="let me trade")
+    assert (refused.value.status, refused.value.code) == (409, "NOT_HALTED")
+    assert refused.value.message == ("alice is REDUCING, not HALTED: only a HALTED account is asked to trade again "
+                                     "here. The risk desk sets any other trading state")
+    halted(account)
+    with pytest.raises(InvalidValue, match="must be one of ACTIVE, REDUCING"):
+        trading_resume_ask(account=account, state="HALTED", actor="user:tina", reason="x")
+    asked = trading_resume_ask(account=account, state="REDUCING", actor="user:tina", reason="close what is left")
+    assert (asked.kind, asked.payload["state"], state(account)) == ("RESUME_TRADING", "REDUCING", "HALTED")
+
+
+def test_a_new_halt_cancels_the_requests_to_trade_again_asked_before_it(account, broker, clock):
+    halted(account)
+    asked = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="the feed is back")
+    clock.shift(60)
+    kill_switch(account=account, broker=broker, actor="user:ann")         # a newer halt, on a HALTED account
+
+    cancelled = ApprovalRequest.objects.get(pk=asked.pk)
+    assert (cancelled.status, cancelled.decided_by, cancelled.decided_at, cancelled.comment) == (
+        "CANCELLED", "user:ann", timezone.now(), "alice was HALTED again by user:ann: kill switch")
+    with pytest.raises(ApprovalNotPending) as late:
+        approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True)
+    assert late.value.message == ("This request is no longer waiting: it was cancelled by user:ann (alice was "
+                                  "HALTED again by user:ann: kill switch)")
+    assert state(account) == "HALTED" and approvals_waiting(account=account) == []
+    cancel = AuditEvent.objects.get(action="approval.cancel")
+    assert (cancel.actor, cancel.target, cancel.details["requested_by"]) == ("user:ann", str(asked.pk), "user:tom")
+    again = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="after the kill switch")
+    assert again.pk != asked.pk and again.status == "PENDING"
+
+
 def test_a_rejected_request_says_why_and_cannot_be_approved_after(account, clock):
     halted(account)
     asked = trading_state_ask(account=account, state="ACTIVE", actor="user:tom", reason="back")
@@ -211,6 +250,33 @@ def test_how_long_a_request_waits_is_the_accounts(account, clock):
     assert asked.expires_at - asked.requested_at == timedelta(minutes=5)
     with pytest.raises(InvalidValue):
         limits_set(account_id=account.pk, actor="user:rita", approval_ttl_minutes=0)
+
+
+def test_a_request_waits_at_most_a_day_and_a_longer_wait_needs_a_second_person(account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", approval_ttl_minutes=10)
+    with pytest.raises(InvalidValue) as refused:
+        limits_set(account_id=account.pk, actor="user:rita", approval_ttl_minutes=1441)
+    assert refused.value.message == ("Invalid value for approval_ttl_minutes: a request waits 1 to 1440 minutes "
+                                     "(24 hours)")
+    with pytest.raises(InvalidValue, match="approval_ttl_minutes: cannot be empty"):
+        limits_ask(account_id=account.pk, actor="user:tom", approval_ttl_minutes=None)
+
+    assert limits_ask(account_id=account.pk, actor="user:tom", approval_ttl_minutes=5).approval is None
+    asked = limits_ask(account_id=account.pk, actor="user:tom", approval_ttl_minutes=1440)
+    assert asked.raised == ["approval_ttl_minutes"] and level(account, "approval_ttl_minutes") == 5
+
+
+def test_a_long_username_is_kept_to_its_column_and_is_still_the_same_person(account, clock):
+    long = "user:" + "r" * 150                  # a username may be 150 characters long
+    halted(account)
+    asked = trading_state_ask(account=account, state="ACTIVE", actor=long, reason="back", supervisor=True)
+    assert asked.requested_by == long[:150]
+    with pytest.raises(SelfApproval):
+        approval_approve(account=account, approval_id=str(asked.pk), actor=long, supervisor=True)
+    decided = approval_reject(account=account, approval_id=str(asked.pk), actor="user:" + "s" * 150,
+                              supervisor=True, comment="not yet")
+    assert len(decided.decided_by) == 150
+    assert max(len(actor) for actor in AuditEvent.objects.values_list("actor", flat=True)) == 150
 
 
 # -- limits ----------------------------------------------------------------------------------------------------
@@ -281,6 +347,67 @@ def test_a_raise_for_a_while_is_put_back_by_the_engine(account, broker, clock):
     assert AuditEvent.objects.filter(action="approval.revert").count() == 1
 
 
+def test_a_raise_for_a_while_goes_back_to_the_level_in_force_when_approved(account, broker, clock):
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("50000"))
+    asked = limits_ask(account_id=account.pk, actor="user:tom", minutes=30, max_notional_hard=D("80000"))
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("40000"))    # lowered while it waits
+    approval_approve(account=account, approval_id=str(asked.approval.pk), actor="user:rob", supervisor=True)
+    assert level(account, "max_notional_hard") == D("80000")
+
+    run_engine(account, broker, seconds=30 * 60, clock=clock)
+
+    assert level(account, "max_notional_hard") == D("40000")       # not the 50000 it was when asked
+    revert = AuditEvent.objects.get(action="approval.revert")
+    assert revert.details["restored"] == {"max_notional_hard": "40000"}
+
+
+def test_a_raise_approved_over_a_running_one_supersedes_it_and_goes_back_to_the_first_level(account, broker, clock):
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("50000"))
+    first = limits_ask(account_id=account.pk, actor="user:tom", minutes=30, max_notional_hard=D("80000")).approval
+    approval_approve(account=account, approval_id=str(first.pk), actor="user:rob", supervisor=True)
+    clock.shift(10 * 60)
+    second = limits_ask(account_id=account.pk, actor="user:tom", minutes=60, max_notional_hard=D("90000")).approval
+    approval_approve(account=account, approval_id=str(second.pk), actor="user:ann", supervisor=True)
+
+    superseded = ApprovalRequest.objects.get(pk=first.pk)
+    assert superseded.reverted_at == timezone.now()                 # it holds no level any more
+    assert superseded.result["superseded"]["max_notional_hard"]["approval"] == str(second.pk)
+    supersede = AuditEvent.objects.get(action="approval.supersede")
+    assert (supersede.actor, supersede.target, supersede.details["levels"]) == (
+        "user:ann", str(first.pk), ["max_notional_hard"])
+
+    run_engine(account, broker, seconds=20 * 60, clock=clock)       # the first raise's time is up
+    assert level(account, "max_notional_hard") == D("90000")
+    run_engine(account, broker, seconds=40 * 60, clock=clock)       # the second's
+
+    assert level(account, "max_notional_hard") == D("50000")       # not the first raise's 80000
+    assert list(AuditEvent.objects.filter(action="approval.revert").values_list("target", flat=True)) == [
+        str(second.pk)]
+
+
+def test_a_level_changed_under_a_raise_for_a_while_stays_when_its_time_is_up(account, broker, clock):
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("50000"), daily_orders_hard=10)
+    asked = limits_ask(account_id=account.pk, actor="user:tom", minutes=30, max_notional_hard=D("80000"),
+                       daily_orders_hard=20).approval
+    approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True)
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("60000"))    # a later decision
+
+    running = ApprovalRequest.objects.get(pk=asked.pk)
+    assert set(running.result["superseded"]) == {"max_notional_hard"} and running.reverted_at is None
+    run_engine(account, broker, seconds=30 * 60, clock=clock)
+
+    assert (level(account, "max_notional_hard"), level(account, "daily_orders_hard")) == (D("60000"), 10)
+
+
+def test_an_order_rate_of_zero_is_no_limit_so_setting_it_is_a_raise(account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", orders_per_second=5, orders_per_minute=100)
+    with pytest.raises(ApprovalRequired):
+        limits_set(account_id=account.pk, actor="admin:root", orders_per_second=0)
+    asked = limits_ask(account_id=account.pk, actor="user:tom", orders_per_second=0, orders_per_minute=0)
+    assert asked.raised == ["orders_per_second", "orders_per_minute"]
+    assert (level(account, "orders_per_second"), level(account, "orders_per_minute")) == (5, 100)
+
+
 def test_a_raise_for_a_while_must_raise_something_and_last_a_sensible_time(account, clock):
     limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("50000"))
     with pytest.raises(InvalidValue, match="only a raise is for a while"):
@@ -311,6 +438,31 @@ def large(**changes):
     return make_order_request(quantity=D("100"), client_order_id="web-large-1", **changes)   # ≈ 14,900
 
 
+class PlacingPaper(PaperBroker):
+    """The paper venue, with something done by someone else while it answers an order (``meanwhile``): another
+    person, or the engine, acting while an approved order is being placed."""
+    meanwhile = None
+
+    def submit_order(self, ticket):
+        act, self.meanwhile = self.meanwhile, None
+        if act is not None:
+            act()
+        return super().submit_order(ticket)
+
+
+@pytest.fixture
+def venue() -> PlacingPaper:
+    return PlacingPaper(get_broker().config)
+
+
+def attempt(call) -> str:
+    try:
+        call()
+    except DeskError as e:
+        return e.message
+    return "done"
+
+
 def test_a_large_order_waits_and_is_placed_only_when_approved(account, broker, clock, approval_above):
     asked = ticket_send(account=account, request=large(), broker=broker, actor="user:tom")
 
@@ -332,6 +484,50 @@ def test_a_large_order_waits_and_is_placed_only_when_approved(account, broker, c
     assert decided.result == {"order_id": str(order.id), "status": order.status}
 
 
+def test_a_large_order_being_placed_is_neither_withdrawn_nor_rejected_meanwhile(account, venue, clock,
+                                                                                approval_above):
+    asked = ticket_send(account=account, request=large(), broker=venue, actor="user:tom")
+    seen = []
+    venue.meanwhile = lambda: seen.extend([
+        ApprovalRequest.objects.get(pk=asked.pk).status,
+        attempt(lambda: approval_cancel(account=account, approval_id=str(asked.pk), actor="user:tom")),
+        attempt(lambda: approval_reject(account=account, approval_id=str(asked.pk), actor="user:ann",
+                                        supervisor=True, comment="too big")),
+        attempt(lambda: approval_approve(account=account, approval_id=str(asked.pk), actor="user:ann",
+                                         supervisor=True, broker=venue)),
+        [a.pk for a in approvals_waiting(account=account)],
+    ])
+
+    decided = approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True,
+                               broker=venue)
+
+    placing = ("This request is being approved by user:rob: its order is being placed now, so it can no longer be "
+               "withdrawn, rejected or approved again")
+    assert seen == ["APPROVING", placing, placing, placing, [asked.pk]]
+    assert (decided.status, decided.decided_by) == ("APPROVED", "user:rob")
+    assert ApprovalRequest.objects.get(pk=asked.pk).result == {"order_id": str(Order.objects.get().id),
+                                                               "status": decided.result["status"]}
+
+
+def test_a_request_due_while_its_order_is_placed_is_not_expired_and_ends_approved(account, venue, clock,
+                                                                                  approval_above):
+    asked = ticket_send(account=account, request=large(), broker=venue, actor="user:tom")
+    clock.shift(14 * 60)
+    expired = []
+
+    def the_venue_answers_after_the_request_is_due():
+        clock.shift(2 * 60)
+        expired.append(approvals_expire(account_ids=[account.pk], now=timezone.now()))
+
+    venue.meanwhile = the_venue_answers_after_the_request_is_due
+    decided = approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True,
+                               broker=venue)
+
+    assert expired == [0]
+    assert (decided.status, decided.decided_at) == ("APPROVED", timezone.now())        # when it was placed
+    assert ApprovalRequest.objects.get(pk=asked.pk).status == "APPROVED" and Order.objects.count() == 1
+
+
 def test_a_large_order_has_its_checks_run_again_when_approved(account, broker, clock, approval_above):
     asked = ticket_send(account=account, request=large(), broker=broker, actor="user:tom")
     limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("12000"))      # since asked
@@ -343,7 +539,8 @@ def test_a_large_order_has_its_checks_run_again_when_approved(account, broker, c
     assert "above the hard limit 12000" in failed.value.message
     assert failed.value.details["code"] == "ORDER_REJECTED"
     assert not Order.objects.exists()
-    assert ApprovalRequest.objects.get(pk=asked.pk).status == "PENDING"
+    waiting = ApprovalRequest.objects.get(pk=asked.pk)
+    assert (waiting.status, waiting.decided_by) == ("PENDING", "")           # waits again, for anyone to decide
     assert actions(account)[-1] == ("approval.approve", "user:rob", "failed")
 
 

@@ -12,10 +12,11 @@ import pytest
 from channels.db import database_sync_to_async
 
 from orders.models import Account, ApprovalRequest, Order, PreTradeLimits, TradingState
-from orders.services.approvals import approval_approve, trading_state_ask
+from orders.services.approvals import approval_approve, limits_ask, ticket_send, trading_state_ask
 from orders.services.limits import limits_set
 from orders.services.risk import trading_state_set
-from orders.web.roles import RISK
+from orders.web.roles import RISK, TRADER
+from tests.builders import make_order_request
 from tests.web.page import parse
 from tests.web.support import logged_in, make_user
 
@@ -87,6 +88,32 @@ def test_asking_without_a_reason_is_refused_in_the_card(trader_client, account, 
     assert response.status_code == 400 and response["X-Desk-Fragment"] == "approvals"
     assert "say why alice may trade again" in card(response).find(class_="error").text
     assert not ApprovalRequest.objects.exists()
+
+
+def test_the_ask_to_trade_again_never_changes_a_state_that_is_not_halted(trader_client, rob_client, account,
+                                                                          halted, clock):
+    card(trader_client.post(RESUME, {"state": "REDUCING", "reason": "close what is left"}))
+    approval_approve(account=account, approval_id=str(ApprovalRequest.objects.get().pk), actor="user:rob",
+                     supervisor=True)                               # the approvers chose REDUCING
+
+    response = trader_client.post(RESUME, {"state": "ACTIVE", "reason": "let me trade"})
+
+    assert response.status_code == 409 and response["X-Desk-Fragment"] == "approvals"
+    assert card(response).find(class_="error").text == (
+        "alice is REDUCING, not HALTED: only a HALTED account is asked to trade again here. The risk desk sets any "
+        "other trading state")
+    assert state(account) == "REDUCING" and ApprovalRequest.objects.count() == 1
+    trading_state_set(account=account, state=TradingState.ACTIVE, actor="user:rita")
+    assert trader_client.post(RESUME, {"state": "REDUCING", "reason": "x"}).status_code == 409
+    assert state(account) == "ACTIVE"
+
+
+def test_a_person_with_a_150_character_username_asks(account, halted, clock):
+    long = make_user("t" * 150, TRADER, account)
+    answer = card(logged_in(long).post(RESUME, {"state": "ACTIVE", "reason": "the feed is back"}))
+    asked = ApprovalRequest.objects.get()
+    assert asked.requested_by == f"user:{long.username}"[:150]
+    assert answer.by_id(f"approval-{asked.pk}").attrs["data-mine"] == "yes"
 
 
 def test_the_risk_desks_trading_state_form_sends_leaving_halted_for_approval(risk_client, account, halted, clock):
@@ -184,6 +211,18 @@ def test_a_lower_limit_applies_at_once_and_a_higher_one_waits(risk_client, rob_c
         "approval-overrides").text
 
 
+def test_a_raise_for_a_while_changed_since_says_it_is_not_put_back(risk_client, rob_client, account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("50000"))
+    asked = limits_ask(account_id=account.pk, actor="user:rita", minutes=30, max_notional_hard=D("90000"))
+    approval_approve(account=account, approval_id=str(asked.approval.pk), actor="user:rob", supervisor=True)
+
+    answer = card(rob_client.post(LIMITS, {"name": "max_notional_hard", "value": "60000"}))
+
+    assert answer.find(id="approval-overrides") is None
+    assert ("max_notional_hard 50000 → 90000, for 30 minutes by user:rob at 15:00:00 UTC · max_notional_hard "
+            "changed since (that change stays), not put back") in answer.by_id("approval-history").text
+
+
 @pytest.mark.parametrize(("fields", "message"), [
     ({"name": "max_leverage", "value": "2"}, "Invalid value for name: must be one of"),
     ({"name": "max_notional_hard", "value": "lots"}, "Invalid value for max_notional_hard: must be a number"),
@@ -238,6 +277,19 @@ def test_a_large_order_from_the_ticket_is_sent_for_approval(trader_client, rob_c
     assert order.client_order_id == f"web-{data['token']}" and order.submitted_by == "user:tina"
     assert answer.find(class_="ok").text.startswith(f"Approved: Buy 100 AAPL @ MKT ≈ 14,923.00 USD (order "
                                                     f"{str(order.id)[:8]}")
+
+
+def test_a_large_order_being_placed_shows_no_button_to_anyone(trader_client, rob_client, account, broker, clock):
+    limits_set(account_id=account.pk, actor="user:rita", approval_notional_above=D("10000"))
+    asked = ticket_send(account=account, request=make_order_request(quantity=D("100")), broker=broker,
+                        actor="user:tina")
+    ApprovalRequest.objects.filter(pk=asked.pk).update(status="APPROVING", decided_by="user:rob")  # as while placed
+
+    for client in (trader_client, rob_client):
+        shown = queue_of(client).by_id(f"approval-{asked.pk}")
+        placing = shown.by_id(f"approval-placing-{asked.pk}")
+        assert placing.text == "Approved by user:rob: its order is being placed now."
+        assert shown.find("button") is None
 
 
 # -- pushed ----------------------------------------------------------------------------------------------------
