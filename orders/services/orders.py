@@ -158,7 +158,8 @@ def _checked_order(*, account: Account, request: OrderRequest, broker: Broker, a
         correlation_id=uuid.uuid4() if parent is None else None, oco_group_id=request.oco_group_id,
         position_ref=request.position_id, reduce_only=request.reduce_only, post_only=request.post_only,
         hidden=request.hidden, display_quantity=request.display_quantity, reserved_price=reference,
-        parent=parent, leg_role=leg_role, submitted_by=actor, created_at=now, updated_at=now,
+        parent=parent, leg_role=leg_role, submitted_by=actor[:Order._meta.get_field("submitted_by").max_length],
+        created_at=now, updated_at=now,
     )
     if stale is not None:                     # written with the order: rolled back with it if it is not placed
         audit_record(account_id=account.pk, actor=actor, action="order.override", target=str(order.id),
