@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -35,6 +34,7 @@ from django.utils import timezone
 from orders import wire
 from orders.brokers import get_broker
 from orders.domain.errors import DeskError
+from orders.domain.ids import is_uuid
 from orders.domain.quotes import quote_figures
 from orders.domain.throttle import age_text, quote_age
 from orders.events import DESK_KIND
@@ -153,7 +153,7 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
         if not isinstance(message, dict):
             return
         follow = message.get("follow")
-        if _is_order_id(follow) and self.view == "desk":
+        if is_uuid(follow) and self.view == "desk":
             self.follow = follow
             self._enqueue(("banner", follow))      # as it stands now: it may have filled before the page asked
         symbol = message.get("symbol")
@@ -351,13 +351,6 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
                 parts.append(render_to_string(f"{FRAGMENTS}#alerts-bar", {"alerts": alerts, "oob": True}))
         return "".join(rows), "".join(parts)
 
-
-def _is_order_id(value) -> bool:
-    try:
-        uuid.UUID(value)
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return True
 
 
 @database_sync_to_async

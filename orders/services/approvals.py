@@ -48,6 +48,7 @@ from orders.domain.approvals import (
 )
 from orders.domain.errors import Conflict, DeskError, Forbidden, InvalidValue
 from orders.domain.guards import soft_not_below_hard
+from orders.domain.ids import is_uuid
 from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest
 from orders.metrics import APPROVALS
@@ -271,7 +272,7 @@ def approval_cancel(*, account: Account, approval_id: str, actor: str) -> Approv
 
 def _found(account: Account, approval_id: str, *, lock: bool = False) -> ApprovalRequest:
     rows = ApprovalRequest.objects.select_for_update() if lock else ApprovalRequest.objects
-    approval = rows.filter(pk=approval_id, account=account).first() if _is_uuid(approval_id) else None
+    approval = rows.filter(pk=approval_id, account=account).first() if is_uuid(approval_id) else None
     if approval is None:
         raise ApprovalNotFound(approval_id)
     return approval
@@ -384,7 +385,7 @@ def _decided(approval: ApprovalRequest, status: str, *, actor: str, comment: str
 def _refused(account: Account, approval_id: str, *, actor: str, verb: str, error: DeskError) -> None:
     """A decision refused, in the audit trail (a person deciding their own request is counted too)."""
     kind = ApprovalRequest.objects.filter(pk=approval_id, account=account).values_list(
-        "kind", flat=True).first() if _is_uuid(approval_id) else None
+        "kind", flat=True).first() if is_uuid(approval_id) else None
     with transaction.atomic():
         audit_record(account_id=account.pk, actor=actor, action=f"approval.{verb}", target=str(approval_id)[:64],
                      result="failed" if isinstance(error, ApprovalFailed) else "refused", code=error.code,
@@ -502,10 +503,3 @@ def _typed(name: str, value: Any) -> Any:
 def _wire(value: Any) -> Any:
     return format_decimal(value) if isinstance(value, Decimal) else value
 
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True

@@ -22,7 +22,6 @@ Every change of a run is pushed to the risk view as a desk event ``kill_run`` (i
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -36,6 +35,7 @@ from orders.brokers.base import Broker
 from orders.domain import flatness
 from orders.domain.enums import WORKING_STATUSES, OrderStatus
 from orders.domain.errors import DeskError
+from orders.domain.ids import is_uuid
 from orders.domain.money import format_decimal
 from orders.models import Account, Alert, KillSwitchRun, Order, PreTradeLimits
 from orders.services.alerts import alert_raise, alerts_resolve
@@ -120,16 +120,9 @@ def venue_look(*, account: Account, broker: Broker, flatten: bool, now: datetime
 
 
 def _ids_or_broker_ids(ids: list, broker_ids: list) -> Q:
-    uuids = [i for i in ids if i and _is_uuid(i)]
+    uuids = [i for i in ids if i and is_uuid(i)]
     return Q(pk__in=uuids) | Q(broker_order_id__in=[b for b in broker_ids if b])
 
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _kind(order: Order | None, open_symbols: set[str]) -> str:

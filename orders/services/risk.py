@@ -6,7 +6,6 @@ ACTIVE: anything goes. REDUCING: only orders that shrink a position. HALTED: not
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass, field
 
 from django.db import transaction
@@ -18,6 +17,7 @@ from orders.domain.approvals import ApprovalRequired, actor_kept
 from orders.domain.enums import WORKING_STATUSES, OrderStatus, OrderType
 from orders.domain.errors import AlertNotFound, Conflict, DeskError, Forbidden, InvalidRequest, InvalidValue
 from orders.domain.guards import trading_day
+from orders.domain.ids import is_uuid
 from orders.domain.lifecycle import UNPLACED
 from orders.domain.money import format_decimal
 from orders.metrics import APPROVALS
@@ -245,7 +245,7 @@ def position_exits_replace(*, account: Account, alert_id: str, broker: Broker, a
     """POSITION_UNPROTECTED's one click: try the entry's unplaced exit legs again now, through the same
     ``protection.protect`` the engine retries them with (a leg placed again resolves the alert). Audited as
     ``position.exits_replace`` with what was placed and what failed."""
-    alert = Alert.objects.filter(pk=alert_id, account=account).first() if _is_uuid(alert_id) else None
+    alert = Alert.objects.filter(pk=alert_id, account=account).first() if is_uuid(alert_id) else None
     if alert is None:
         raise AlertNotFound(alert_id)
     if alert.kind != Alert.Kind.POSITION_UNPROTECTED or alert.entry_id is None:
@@ -270,10 +270,3 @@ def position_exits_replace(*, account: Account, alert_id: str, broker: Broker, a
                  placed=result.placed, failed=[{"role": role, "error": error} for role, error in result.failed])
     return result
 
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
