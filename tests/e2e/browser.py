@@ -112,6 +112,14 @@ class People:
         return page
 
 
+def expire_session(page: Page) -> None:
+    """End the page's session as an expired one ends, once every request in flight has been answered: a page's
+    first answers may still be saving its session (the account it chose), and a late one would set the cookie
+    back after it was cleared."""
+    page.wait_for_load_state("networkidle")
+    page.context.clear_cookies(name="sessionid")
+
+
 def screenshot(page: Page, name: str) -> Path:
     """Save the whole page; a desk page once its live quote and its chart are in."""
     if page.locator("#chart").count():

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.browser import People, paper_desk, screenshot, watched
+from tests.e2e.browser import People, expire_session, paper_desk, screenshot, watched
 from tests.e2e.desk_process import Desk
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,7 @@ def seen_and_usable_again(page: Page, message: Locator, name: str) -> None:
 
 
 def test_an_expired_session_is_said_in_the_dialog_with_a_link_to_log_in_again(risk, desk):
-    risk.context.clear_cookies(name="sessionid")
+    expire_session(risk)
 
     message = confirm(risk, 401)
 

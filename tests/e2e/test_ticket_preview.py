@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import People, paper_desk, screenshot, watched
+from tests.e2e.browser import People, expire_session, paper_desk, screenshot, watched
 from tests.e2e.desk_process import Desk
 from tests.e2e.test_desk_browser import DESK_ENV, TRADER, api
 
@@ -170,7 +170,7 @@ def test_the_symbol_is_searched_from_the_venues_list_and_its_quote_keeps_coming(
 
 def test_a_preview_the_desk_refuses_is_said_in_the_preview_and_leaves_the_button_to_the_server(people, desk):
     page = people.log_in(TRADER)
-    page.context.clear_cookies(name="sessionid")
+    expire_session(page)
     page.fill("#ticket-quantity", "4")
 
     expect(page.locator("#ticket-preview-refused")).to_have_text(

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import LIVE, SCREENSHOTS, People, paper_desk, screenshot, watched
+from tests.e2e.browser import LIVE, SCREENSHOTS, People, expire_session, paper_desk, screenshot, watched
 from tests.e2e.desk_process import Desk
 from tests.e2e.test_desk_browser import DESK_ENV, TRADER, fill_ticket, quote
 
@@ -184,7 +184,7 @@ def test_a_network_failure_is_said_on_the_ticket(trader):
 
 
 def test_an_expired_session_says_so_with_a_link_to_log_in_again(trader, desk):
-    trader.context.clear_cookies(name="sessionid")
+    expire_session(trader)
     fill_ticket(trader, quantity="1")
     with trader.expect_response("**/ticket/submit/**") as answer:
         trader.click("#ticket-submit")
