@@ -114,7 +114,7 @@ def test_a_second_risk_person_approves_and_the_account_trades_again(account, clo
 
     assert state(account) == "ACTIVE"
     assert (decided.status, decided.decided_by, decided.comment) == ("APPROVED", "user:rob", "checked the feed")
-    change = AuditEvent.objects.filter(action="account.trading_state").latest("at")
+    change = AuditEvent.objects.filter(action="account.trading_state").latest("at", "pk")
     assert (change.actor, change.details["reason"], change.details["approval"], change.details["requested_by"]) == (
         "user:rob", "the feed is back", str(asked.pk), "user:tom")
     assert actions(account)[-1] == ("approval.approve", "user:rob", "ok")
@@ -304,7 +304,7 @@ def test_raising_a_limit_waits_and_the_approval_raises_it(account, clock):
     approval_approve(account=account, approval_id=str(asked.approval.pk), actor="user:rob", supervisor=True)
     assert level(account, "max_notional_hard") == D("80000")
     assert limits_read(account.pk)[0].max_notional == (None, D("80000"))
-    change = AuditEvent.objects.filter(action="limits.set").latest("at")
+    change = AuditEvent.objects.filter(action="limits.set").latest("at", "pk")
     assert (change.actor, change.details["changed"], change.details["requested_by"]) == (
         "user:rob", {"max_notional_hard": {"from": "50000", "to": "80000"}}, "user:tom")
 
