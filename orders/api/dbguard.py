@@ -7,8 +7,12 @@ session saved on the way out). A response of 500 is answered instead with
 * the protocol's envelope ``{code: DATABASE_UNAVAILABLE, message, details}`` under ``/v1/``, or
 * the plain "temporarily unavailable" page (``templates/503.html``) everywhere else,
 
-both with ``Retry-After``, when the view failed on a lost connection (``process_exception`` notes it) or the
-database does not answer now. Any other 500 is left alone. Nothing is added to a request that succeeds.
+both with ``Retry-After``, when the request failed on a lost connection or the database does not answer now.
+A lost connection is noted wherever it was raised: in the view (``process_exception``) or in a middleware
+below this one, such as the two-factor gate reading the session's user (Django's ``got_request_exception``,
+sent while the error is being handled). Asking the database afterwards is only the fallback: a server that
+was starting up may answer by then, and the request that failed on it must still get 503.
+Any other 500 is left alone. Nothing is added to a request that succeeds.
 
 It sits just inside CORS, so a listed origin can read the envelope, and the security headers apply. The
 connection that failed is replaced by Django before the thread's next request (``CONN_HEALTH_CHECKS``,
@@ -17,9 +21,11 @@ connection that failed is replaced by Django before the thread's next request (`
 from __future__ import annotations
 
 import logging
+import sys
 from inspect import iscoroutinefunction
 
 from asgiref.sync import sync_to_async
+from django.core.signals import got_request_exception
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
@@ -56,6 +62,16 @@ def database_unavailable(get_response):
 def _note_database_gone(request: HttpRequest, exception: Exception) -> None:
     if is_database_gone(exception):
         setattr(request, _GONE, exception)
+
+
+def _note_failure_below(sender, request: HttpRequest | None = None, **kwargs) -> None:
+    """A middleware below this one raised (Django turns that into a 500 before it gets here)."""
+    exception = sys.exc_info()[1]
+    if request is not None and exception is not None and is_database_gone(exception):
+        setattr(request, _GONE, exception)
+
+
+got_request_exception.connect(_note_failure_below, dispatch_uid="desk-database-gone")
 
 
 def _answer(request: HttpRequest, response: HttpResponse) -> HttpResponse:

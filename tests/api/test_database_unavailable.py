@@ -57,6 +57,20 @@ def test_a_500_outside_a_view_becomes_503_when_the_database_does_not_answer(acco
     assert page.get("/").status_code == 503
 
 
+def test_a_lost_connection_in_a_middleware_answers_503_even_once_the_database_is_back(account, monkeypatch):
+    # the two-factor gate reads the session's user before any view runs; a server still starting up refuses it,
+    # and may be up again by the time the answer is written: the request that failed still gets 503, never 500
+    page = logged_in(make_user("tina", TRADER, account))
+    page.raise_request_exception = False
+    monkeypatch.setattr("orders.web.two_factor.is_second_factor_missing", database_gone)
+
+    response = page.get("/")
+
+    assert dbguard.is_database_reachable()
+    assert response.status_code == 503
+    assert "The desk is temporarily unavailable" in response.content.decode()
+
+
 def test_any_other_error_stays_a_500(account, monkeypatch):
     page = logged_in(make_user("tina", TRADER, account))
     page.raise_request_exception = False
