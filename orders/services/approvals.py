@@ -9,7 +9,9 @@
 * a person's order whose notional is above the account's ``approval_notional_above``: ``ticket_send``. It is
   placed when approved, through ``tickets.ticket_submit`` with every check run again then; the request is
   APPROVING meanwhile (nobody withdraws, rejects or expires it while its order is sent), then APPROVED, or
-  PENDING again when the order was refused.
+  PENDING again when the order was refused. A request left APPROVING by a process that died while placing it
+  is settled by the engine after ``STUCK_APPROVING``: APPROVED when its order was recorded, PENDING otherwise
+  (``approvals_recover``).
 
 Each ask writes an ``ApprovalRequest``; ``approval_approve`` makes the change with the decision, ``approval_reject``
 and ``approval_cancel`` (the person asking withdraws it) close it, and the engine expires what nobody decided in
@@ -52,7 +54,7 @@ from orders.domain.ids import is_uuid
 from orders.domain.money import format_decimal
 from orders.domain.orders import OrderRequest
 from orders.metrics import APPROVALS
-from orders.models import Account, ApprovalRequest, PreTradeLimits, TradingState
+from orders.models import Account, ApprovalRequest, Order, PreTradeLimits, TradingState
 from orders.services.audit import audit_record
 from orders.services.limits import LEVELS, limits_check, limits_set, override_levels, overrides_under
 from orders.services.risk import trading_state_set
@@ -62,6 +64,8 @@ Kind, Status = ApprovalRequest.Kind, ApprovalRequest.Status
 ENGINE = "engine"
 RESUME_STATES = (TradingState.ACTIVE, TradingState.REDUCING)
 LONGEST_OVERRIDE_MINUTES = 24 * 60
+# far longer than any venue takes to answer an order (the brokers' HTTP calls time out within seconds)
+STUCK_APPROVING = timedelta(minutes=2)
 _OUTCOME = {Status.APPROVED: "approved", Status.REJECTED: "rejected", Status.CANCELLED: "cancelled",
             Status.EXPIRED: "expired"}
 
@@ -210,7 +214,7 @@ def approval_approve(*, account: Account, approval_id: str, actor: str, supervis
                 result, until = _carry_out(approval, actor=actor, now=now)
                 return _decided(approval, Status.APPROVED, actor=actor, comment=comment, now=now, result=result,
                                 override_until=until)
-            _moved(approval, Status.PENDING, Status.APPROVING, decided_by=actor_kept(actor))
+            _moved(approval, Status.PENDING, Status.APPROVING, decided_by=actor_kept(actor), decided_at=now)
         return _order_approve(approval, actor=actor, comment=comment, broker=broker)
     except DeskError as e:
         _refused(account, approval_id, actor=actor, verb="approve", error=e)
@@ -232,13 +236,15 @@ def _order_approve(approval: ApprovalRequest, *, actor: str, comment: str, broke
                         claimed=Status.APPROVING)
 
 
-def _moved(approval: ApprovalRequest, old: str, new: str, *, decided_by: str) -> None:
+def _moved(approval: ApprovalRequest, old: str, new: str, *, decided_by: str,
+           decided_at: datetime | None = None) -> None:
     """Move a request from ``old`` to ``new`` (compare-and-set: ``ApprovalNotPending`` when it is no longer
-    ``old``), pushed to every open risk view."""
-    if ApprovalRequest.objects.filter(pk=approval.pk, status=old).update(status=new, decided_by=decided_by) != 1:
+    ``old``), pushed to every open risk view. APPROVING keeps when it was claimed in ``decided_at``."""
+    if ApprovalRequest.objects.filter(pk=approval.pk, status=old).update(
+            status=new, decided_by=decided_by, decided_at=decided_at) != 1:
         approval.refresh_from_db()
         raise ApprovalNotPending(approval.status, approval.decided_by)
-    approval.status, approval.decided_by = new, decided_by
+    approval.status, approval.decided_by, approval.decided_at = new, decided_by, decided_at
     events.record_desk(approval.account_id, "approvals", id=str(approval.pk), kind=approval.kind, status=new)
 
 
@@ -405,6 +411,7 @@ def _told(approval: ApprovalRequest, outcome: str) -> None:
 
 def approvals_tick(*, accounts: list[Account], broker: Broker, now: datetime) -> None:
     account_ids = [account.pk for account in accounts]
+    approvals_recover(account_ids=account_ids, now=now)
     approvals_expire(account_ids=account_ids, now=now)
     overrides_revert(account_ids=account_ids, now=now)
 
@@ -426,6 +433,33 @@ def approvals_expire(*, account_ids: list[int], now: datetime) -> int:
             _told(approval, "expired")
             expired += 1
     return expired
+
+
+def approvals_recover(*, account_ids: list[int], now: datetime) -> int:
+    """Settle every request left APPROVING longer than ``STUCK_APPROVING`` (the process placing its order died
+    before closing it): APPROVED with its order when the order was recorded (placed once: its client id is the
+    request's), PENDING again otherwise, for a second person to approve or the clock to expire. Returns how many."""
+    stuck = list(ApprovalRequest.objects.filter(account_id__in=account_ids, status=Status.APPROVING,
+                                                decided_at__lte=now - STUCK_APPROVING).order_by("decided_at")[:500])
+    for approval in stuck:
+        client_order_id = approval.payload["order"].get("client_order_id") or ""
+        order = Order.objects.filter(account_id=approval.account_id, client_order_id=client_order_id).first() \
+            if client_order_id else None
+        with transaction.atomic():
+            try:
+                if order is not None:
+                    _decided(approval, Status.APPROVED, actor=approval.decided_by, comment=approval.comment,
+                             now=approval.decided_at, result={"order_id": str(order.id), "status": order.status},
+                             claimed=Status.APPROVING)
+                else:
+                    _moved(approval, Status.APPROVING, Status.PENDING, decided_by="")
+            except ApprovalNotPending:
+                continue                    # closed meanwhile by the process placing it
+            audit_record(account_id=approval.account_id, actor=ENGINE, action="approval.recover",
+                         target=str(approval.pk), kind=approval.kind, requested_by=approval.requested_by,
+                         outcome="placed" if order is not None else "not placed, waiting again",
+                         order_id=str(order.id) if order is not None else "")
+    return len(stuck)
 
 
 def overrides_revert(*, account_ids: list[int], now: datetime) -> int:

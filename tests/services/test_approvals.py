@@ -23,6 +23,7 @@ from orders.domain.approvals import (
 )
 from orders.domain.errors import DeskError, Forbidden, InvalidValue
 from orders.models import Account, ApprovalRequest, AuditEvent, Order, PreTradeLimits, TradingState
+from orders.services import approvals
 from orders.services.approvals import (
     ApprovalPending,
     approval_approve,
@@ -526,6 +527,64 @@ def test_a_request_due_while_its_order_is_placed_is_not_expired_and_ends_approve
     assert expired == [0]
     assert (decided.status, decided.decided_at) == ("APPROVED", timezone.now())        # when it was placed
     assert ApprovalRequest.objects.get(pk=asked.pk).status == "APPROVED" and Order.objects.count() == 1
+
+
+class ProcessDied(BaseException):
+    """The web process placing an approved order is killed (nothing it was doing is finished or caught)."""
+
+
+def test_a_request_left_approving_by_a_process_that_died_before_placing_waits_again(account, venue, clock,
+                                                                                   approval_above):
+    asked = ticket_send(account=account, request=large(), broker=venue, actor="user:tom")
+
+    def dies():
+        raise ProcessDied
+
+    venue.meanwhile = dies
+    with pytest.raises(ProcessDied):
+        approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True, broker=venue)
+    assert ApprovalRequest.objects.get(pk=asked.pk).status == "APPROVING" and not Order.objects.exists()
+
+    run_engine(account, venue, seconds=60, clock=clock)          # a slow venue is still answering: left alone
+    assert ApprovalRequest.objects.get(pk=asked.pk).status == "APPROVING"
+
+    run_engine(account, venue, seconds=61, clock=clock)
+    waiting = ApprovalRequest.objects.get(pk=asked.pk)
+    assert (waiting.status, waiting.decided_by, waiting.decided_at) == ("PENDING", "", None)
+    assert approvals_waiting(account=account) == [waiting]
+    assert actions(account)[-1] == ("approval.recover", "engine", "ok")
+    assert AuditEvent.objects.filter(action="approval.recover").get().details["outcome"] == (
+        "not placed, waiting again")
+
+    decided = approval_approve(account=account, approval_id=str(asked.pk), actor="user:ann", supervisor=True,
+                               broker=venue)
+    assert decided.status == "APPROVED" and Order.objects.count() == 1
+
+
+def test_a_request_left_approving_after_its_order_was_placed_is_closed_approved_with_it(account, broker, clock,
+                                                                                       approval_above, monkeypatch):
+    asked = ticket_send(account=account, request=large(), broker=broker, actor="user:tom")
+    place = approvals._place
+
+    def places_then_dies(*args, **kwargs):
+        place(*args, **kwargs)
+        raise ProcessDied
+
+    monkeypatch.setattr(approvals, "_place", places_then_dies)
+    claimed_at = timezone.now()
+    with pytest.raises(ProcessDied):
+        approval_approve(account=account, approval_id=str(asked.pk), actor="user:rob", supervisor=True,
+                         broker=broker)
+    order = Order.objects.get()
+
+    run_engine(account, broker, seconds=121, clock=clock)
+
+    closed = ApprovalRequest.objects.get(pk=asked.pk)
+    assert (closed.status, closed.decided_by, closed.decided_at) == ("APPROVED", "user:rob", claimed_at)
+    assert closed.result == {"order_id": str(order.id), "status": closed.result["status"]}
+    assert Order.objects.count() == 1 and approvals_waiting(account=account) == []
+    assert [a for a in actions(account) if a[0] in ("approval.approve", "approval.recover")] == [
+        ("approval.approve", "user:rob", "ok"), ("approval.recover", "engine", "ok")]
 
 
 def test_a_large_order_has_its_checks_run_again_when_approved(account, broker, clock, approval_above):
