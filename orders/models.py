@@ -313,7 +313,9 @@ class ExitLeg(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["entry", "role"], name="one_leg_per_role")]
         indexes = [models.Index(fields=["status"], name="exitleg_status"),
-                   models.Index(fields=["account", "symbol", "status"], name="exitleg_account_symbol")]
+                   models.Index(fields=["account", "symbol", "status"], name="exitleg_account_symbol"),
+                   # the risk view's time to protection over the last hour
+                   models.Index(fields=["account", "needed_at"], name="exitleg_account_needed")]
 
     def __str__(self) -> str:
         return f"{self.role} of {self.entry_id} [{self.status}]"
