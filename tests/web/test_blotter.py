@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from orders import selectors
+from orders.domain.enums import OrderType
 from orders.models import AuditEvent, Order, Position
 from tests.builders import run_engine
 from tests.web.page import parse
@@ -163,12 +164,14 @@ def test_a_modification_with_no_change_is_refused(trader_client, account, broker
 
 
 def test_the_modify_form_is_filled_with_the_order_s_own_values(trader_client, account, broker):
-    order = resting_limit(account, broker, quantity="7")
+    whole = (quote(broker).bid - 20).quantize(Decimal("1"))
+    below = whole + Decimal("0.50")                                 # typed with trailing zeros
+    order = place(account, broker, order_type=OrderType.LIMIT, limit_price=below, quantity="7.000")
 
     form = parse(trader_client.get("/").content).by_id(f"order-{order.id}").find("form")
 
     values = {i.attrs["name"]: i.attrs.get("value") for i in form.find_all("input")}
-    assert values == {"quantity": "7", "limit_price": str(order.limit_price)}
+    assert values == {"quantity": "7", "limit_price": f"{whole}.5"}       # as the API writes it
     assert all("placeholder" not in i.attrs for i in form.find_all("input"))
 
 
