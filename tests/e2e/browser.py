@@ -21,6 +21,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 LIVE = 10_000                 # ms: the socket connects, a pushed fragment arrives
+WIDE = {"width": 1440, "height": 900}        # a laptop
+PHONE = {"width": 390, "height": 844}         # a phone
 
 
 @contextmanager
@@ -47,6 +49,15 @@ def wait_ready(desk: Desk, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"the desk did not become ready on {desk.url}:\n{desk.log('web')[-3000:]}")
+
+
+def paper_env(*, trader_password: str, risk_password: str) -> dict[str, str]:
+    """A paper desk on the embedded default (SQLite, in-memory channels, no Redis), its market always open and
+    without native brackets, keyless scripts allowed on the loopback (``place``, ``quote``), cookies over plain
+    HTTP, and these passwords for ``desk_setup``'s demo trader and risk login rather than random ones."""
+    return {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
+            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
+            "DESK_DEMO_PASSWORD": trader_password, "DESK_RISK_PASSWORD": risk_password}
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext
 
-from tests.e2e.browser import launched
+from tests.e2e.browser import WIDE, People, launched, watched
 from tests.fakes.hosts import LOOPBACK
 
 
@@ -26,6 +26,14 @@ def contexts(browser) -> Iterator[list[BrowserContext]]:
     yield opened
     for context in opened:
         context.close()
+
+
+@pytest.fixture
+def people(browser, desk, contexts) -> Iterator[People]:
+    """People logged in to the module's ``desk`` at 1440x900, each in a browser of their own; the test fails if
+    one of their pages raised a JavaScript error."""
+    with watched(People(browser, desk, contexts, viewport=WIDE)) as crowd:
+        yield crowd
 
 
 @pytest.fixture

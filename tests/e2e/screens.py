@@ -9,15 +9,13 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.browser import LIVE, People, paper_desk, place, quote
+from tests.e2e.browser import LIVE, People, paper_desk, paper_env, place, quote
 from tests.e2e.desk_process import Desk
 from tests.e2e.second_factor import log_in_page
 
 TRADER = ("demo", "screens-test-trader-pw")
 RISK = ("risk", "screens-test-risk-pw")
-DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
-            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
-            "DESK_DEMO_PASSWORD": TRADER[1], "DESK_RISK_PASSWORD": RISK[1]}
+DESK_ENV = paper_env(trader_password=TRADER[1], risk_password=RISK[1])
 SIZES = {"390": {"width": 390, "height": 844}, "1440": {"width": 1440, "height": 900},
          "1920": {"width": 1920, "height": 1080}}
 PHONE = SIZES["390"]

@@ -16,7 +16,17 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import LIVE, People, assert_not_reloaded, mark_page, paper_desk, screenshot, watched
+from tests.e2e.browser import (
+    LIVE,
+    PHONE,
+    WIDE,
+    People,
+    assert_not_reloaded,
+    mark_page,
+    paper_desk,
+    paper_env,
+    screenshot,
+)
 from tests.e2e.desk_process import Desk
 from tests.e2e.test_accessibility import violations
 from tests.e2e.test_desk_browser import fill_ticket
@@ -26,11 +36,7 @@ pytestmark = pytest.mark.slow
 RISK = ("risk", "approvals-risk-pw")
 ROB = ("rob", "approvals-rob-pw")           # the second person with the risk role
 TOM = ("tom", "approvals-tom-pw")           # a trader of demo
-DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
-            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
-            "DESK_DEMO_PASSWORD": "approvals-demo-pw", "DESK_RISK_PASSWORD": RISK[1]}
-WIDE = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESK_ENV = paper_env(trader_password="approvals-demo-pw", risk_password=RISK[1])
 
 
 def people_of_the_desk(desk: Desk) -> None:
@@ -46,12 +52,6 @@ def people_of_the_desk(desk: Desk) -> None:
 def desk(tmp_path_factory) -> Iterator[Desk]:
     with paper_desk(tmp_path_factory.mktemp("approvals-desk"), before=people_of_the_desk, **DESK_ENV) as desk:
         yield desk
-
-
-@pytest.fixture
-def people(browser, desk, contexts) -> Iterator[People]:
-    with watched(People(browser, desk, contexts, viewport=WIDE)) as crowd:
-        yield crowd
 
 
 def on_the_risk_view(people: People, credentials) -> Page:

@@ -15,17 +15,24 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import LIVE, People, assert_not_reloaded, mark_page, paper_desk, quote, screenshot, watched
+from tests.e2e.browser import (
+    LIVE,
+    People,
+    assert_not_reloaded,
+    mark_page,
+    paper_desk,
+    paper_env,
+    quote,
+    screenshot,
+    watched,
+)
 from tests.e2e.desk_process import Desk
 
 pytestmark = pytest.mark.slow
 
 TRADER = ("demo", "browser-test-trader-pw")
 RISK = ("risk", "browser-test-risk-pw")
-DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
-            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
-            # desk_setup's logins get these passwords rather than random ones
-            "DESK_DEMO_PASSWORD": TRADER[1], "DESK_RISK_PASSWORD": RISK[1]}
+DESK_ENV = paper_env(trader_password=TRADER[1], risk_password=RISK[1])
 NUMBER = re.compile(r"^\d+\.\d\d$")
 LEG_GIVES_UP = 30_000         # ms: the engine retries a rejected leg for 10 s (RETRY_WINDOW) before alerting
 

@@ -11,15 +11,13 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.browser import People, expire_session, paper_desk, screenshot, watched
+from tests.e2e.browser import People, expire_session, paper_desk, paper_env, screenshot, watched
 from tests.e2e.desk_process import Desk
 
 pytestmark = pytest.mark.slow
 
 RISK = ("risk", "kill-dialog-risk-pw")
-DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
-            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
-            "DESK_DEMO_PASSWORD": "kill-dialog-trader-pw", "DESK_RISK_PASSWORD": RISK[1]}
+DESK_ENV = paper_env(trader_password="kill-dialog-trader-pw", risk_password=RISK[1])
 KILL_SWITCH = "**/risk/kill-switch/**"
 DJANGO_500 = '<!doctype html><html lang="en"><head><title>Server Error (500)</title></head><body>' \
              "<h1>Server Error (500)</h1><p></p></body></html>"

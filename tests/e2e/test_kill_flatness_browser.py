@@ -15,14 +15,14 @@ from playwright.sync_api import expect
 
 from tests.e2e.browser import (
     LIVE,
-    People,
+    PHONE,
     assert_not_reloaded,
     mark_page,
     paper_desk,
+    paper_env,
     place,
     quote,
     screenshot,
-    watched,
 )
 from tests.e2e.desk_process import Desk
 
@@ -30,23 +30,13 @@ pytestmark = pytest.mark.slow
 
 TRADER = ("demo", "kill-flatness-trader-pw")
 RISK = ("risk", "kill-flatness-risk-pw")
-DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
-            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
-            "DESK_DEMO_PASSWORD": TRADER[1], "DESK_RISK_PASSWORD": RISK[1]}
-WIDE = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESK_ENV = paper_env(trader_password=TRADER[1], risk_password=RISK[1])
 
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory) -> Iterator[Desk]:
     with paper_desk(tmp_path_factory.mktemp("kill-flatness-desk"), **DESK_ENV) as desk:
         yield desk
-
-
-@pytest.fixture
-def people(browser, desk, contexts) -> Iterator[People]:
-    with watched(People(browser, desk, contexts, viewport=WIDE)) as crowd:
-        yield crowd
 
 
 def test_the_kill_switch_retries_a_refused_cancel_and_shows_the_account_flat(people, desk):

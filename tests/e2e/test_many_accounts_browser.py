@@ -15,7 +15,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import LIVE, People, assert_not_reloaded, mark_page, paper_desk, quote, screenshot, watched
+from tests.e2e.browser import LIVE, PHONE, assert_not_reloaded, mark_page, paper_desk, paper_env, quote, screenshot
 from tests.e2e.desk_process import Desk
 from tests.e2e.test_accessibility import violations
 
@@ -23,11 +23,7 @@ pytestmark = pytest.mark.slow
 
 TRADER = ("tom", "many-accounts-tom-pw")
 RISK = ("risk", "many-accounts-risk-pw")
-DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
-            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
-            "DESK_DEMO_PASSWORD": "many-accounts-demo-pw", "DESK_RISK_PASSWORD": RISK[1]}
-WIDE = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESK_ENV = paper_env(trader_password="many-accounts-demo-pw", risk_password=RISK[1])
 ALERT_RAISED = 20_000         # ms: a stop refused for balance is reported at once
 
 
@@ -44,12 +40,6 @@ def open_second_account(desk: Desk) -> None:
 def desk(tmp_path_factory) -> Iterator[Desk]:
     with paper_desk(tmp_path_factory.mktemp("many-accounts-desk"), before=open_second_account, **DESK_ENV) as desk:
         yield desk
-
-
-@pytest.fixture
-def people(browser, desk, contexts) -> Iterator[People]:
-    with watched(People(browser, desk, contexts, viewport=WIDE)) as crowd:
-        yield crowd
 
 
 def no_sideways_scroll(page: Page) -> None:

@@ -16,25 +16,22 @@ from playwright.sync_api import expect
 
 from tests.e2e.browser import (
     LIVE,
-    People,
+    PHONE,
+    WIDE,
     assert_not_reloaded,
     mark_page,
     paper_desk,
+    paper_env,
     place,
     quote,
     screenshot,
-    watched,
 )
 from tests.e2e.desk_process import Desk
 
 pytestmark = pytest.mark.slow
 
 RISK = ("risk", "protection-time-risk-pw")
-DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
-            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
-            "DESK_DEMO_PASSWORD": "protection-time-trader-pw", "DESK_RISK_PASSWORD": RISK[1]}
-WIDE = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESK_ENV = paper_env(trader_password="protection-time-trader-pw", risk_password=RISK[1])
 SLOW_LEGS = LIVE + 15_000        # ms: two legs at 6 s each, then the push
 
 
@@ -42,12 +39,6 @@ SLOW_LEGS = LIVE + 15_000        # ms: two legs at 6 s each, then the push
 def desk(tmp_path_factory) -> Iterator[Desk]:
     with paper_desk(tmp_path_factory.mktemp("protection-time-desk"), **DESK_ENV) as desk:
         yield desk
-
-
-@pytest.fixture
-def people(browser, desk, contexts) -> Iterator[People]:
-    with watched(People(browser, desk, contexts, viewport=WIDE)) as crowd:
-        yield crowd
 
 
 def bracket(desk: Desk, symbol: str) -> dict:

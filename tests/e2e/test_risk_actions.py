@@ -16,14 +16,15 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.browser import (
     LIVE,
-    People,
+    PHONE,
+    WIDE,
     assert_not_reloaded,
     mark_page,
     paper_desk,
+    paper_env,
     place,
     quote,
     screenshot,
-    watched,
 )
 from tests.e2e.desk_process import Desk
 
@@ -31,11 +32,7 @@ pytestmark = pytest.mark.slow
 
 TRADER = ("demo", "risk-actions-trader-pw")
 RISK = ("risk", "risk-actions-risk-pw")
-DESK_ENV = {"PAPER_MARKET_HOURS": "always", "PAPER_CAPABILITY_PROFILE": "none", "GATEWAY_API_KEY": "",
-            "DESK_ALLOW_KEYLESS": "true", "DESK_SECURE_COOKIES": "false", "DATABASE_URL": "", "REDIS_URL": "",
-            "DESK_DEMO_PASSWORD": TRADER[1], "DESK_RISK_PASSWORD": RISK[1]}
-WIDE = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESK_ENV = paper_env(trader_password=TRADER[1], risk_password=RISK[1])
 ALERT_RAISED = 20_000         # ms: a stop refused for balance is reported at once
 
 
@@ -43,12 +40,6 @@ ALERT_RAISED = 20_000         # ms: a stop refused for balance is reported at on
 def desk(tmp_path_factory) -> Iterator[Desk]:
     with paper_desk(tmp_path_factory.mktemp("risk-actions-desk"), **DESK_ENV) as desk:
         yield desk
-
-
-@pytest.fixture
-def people(browser, desk, contexts) -> Iterator[People]:
-    with watched(People(browser, desk, contexts, viewport=WIDE)) as crowd:
-        yield crowd
 
 
 def resting(desk: Desk, symbol: str, quantity: str = "2", side: str = "BUY") -> dict:

@@ -15,26 +15,17 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import People, expire_session, paper_desk, screenshot, watched
+from tests.e2e.browser import PHONE, WIDE, People, expire_session, paper_desk, screenshot
 from tests.e2e.desk_process import Desk
 from tests.e2e.test_desk_browser import DESK_ENV, TRADER, api
 
 pytestmark = pytest.mark.slow
-
-PHONE = {"width": 390, "height": 844}
-LAPTOP = {"width": 1440, "height": 900}
 
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory) -> Iterator[Desk]:
     with paper_desk(tmp_path_factory.mktemp("ticket-preview"), **DESK_ENV) as desk:
         yield desk
-
-
-@pytest.fixture
-def people(browser, desk, contexts) -> Iterator[People]:
-    with watched(People(browser, desk, contexts, viewport=LAPTOP)) as crowd:
-        yield crowd
 
 
 def account_set(desk: Desk, **fields: str | None) -> None:
@@ -51,12 +42,12 @@ def account_set(desk: Desk, **fields: str | None) -> None:
 
 def both_sizes(people: People, page: Page, name: str) -> None:
     """The page as it stands at 1440x900, then at 390x844 (the same document, resized)."""
-    page.set_viewport_size(LAPTOP)
+    page.set_viewport_size(WIDE)
     screenshot(page, f"{name}-1440")
     page.set_viewport_size(PHONE)
     page.locator("#ticket").scroll_into_view_if_needed()
     screenshot(page, f"{name}-390")
-    page.set_viewport_size(LAPTOP)
+    page.set_viewport_size(WIDE)
 
 
 def preview_ask(page: Page) -> Decimal:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import LIVE, SCREENSHOTS, People, assert_not_reloaded, mark_page, paper_desk, watched
+from tests.e2e.browser import LIVE, SCREENSHOTS, assert_not_reloaded, mark_page, paper_desk
 from tests.e2e.desk_process import Desk
 from tests.fakes import FakeVenue
 from tests.fakes.kraken import API_KEY, API_SECRET
@@ -67,12 +67,6 @@ def desk(tmp_path, fake) -> Iterator[Desk]:
            "DESK_DEMO_PASSWORD": TRADER[1], "DESK_RISK_PASSWORD": RISK[1]}
     with paper_desk(tmp_path, **env) as desk:
         yield desk
-
-
-@pytest.fixture
-def people(browser, desk, contexts) -> Iterator[People]:
-    with watched(People(browser, desk, contexts, viewport=SIZES["1440x900"])) as crowd:
-        yield crowd
 
 
 def screenshots(page: Page, name: str) -> list[Path]:
