@@ -34,6 +34,7 @@ from orders.services.channels import (
 )
 from orders.services.keys import api_key_issue, api_key_revoke, api_key_update
 from orders.services.limits import LEVELS, PRETRADE
+from orders.services.risk import is_loosening
 from orders.services.tickets import account_ticket_settings_set
 from orders.web.approvals import approval_text
 from orders.web.roles import can_supervise
@@ -45,15 +46,40 @@ def _actor(request) -> str:
     return f"admin:{request.user.get_username()}"
 
 
+class AccountForm(forms.ModelForm):
+    """The account's fields (the admin names them) and the reason for a change of its trading state."""
+
+    state_reason = forms.CharField(
+        label="Why the trading state changes", required=False, max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Needed to let the account trade more (leaving HALTED or REDUCING): the second person approving "
+                  "it reads it, and the audit trail keeps it.")
+
+    def clean(self):
+        data = super().clean()
+        if (self.instance.pk is not None and "trading_state" in self.changed_data
+                and is_loosening(self.initial.get("trading_state", ""), data.get("trading_state", ""))
+                and not data.get("state_reason", "").strip()):
+            self.add_error("state_reason", f"Say why {self.instance.name} may trade more "
+                                           f"({self.initial['trading_state']} → {data['trading_state']}).")
+        return data
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    """The trading state is set through ``approvals.trading_state_ask`` (audited, pushed; leaving HALTED waits for
-    a second person's approval on the risk view), the ticket's confirm notional and risk per trade through
-    ``account_ticket_settings_set`` (audited); cash moves only with fills."""
+    """The trading state is set through ``approvals.trading_state_ask`` with the reason typed beside it (needed to
+    loosen it; audited, pushed; leaving HALTED waits for a second person's approval on the risk view), the
+    ticket's confirm notional and risk per trade through ``account_ticket_settings_set`` (audited); cash moves
+    only with fills."""
+    form = AccountForm
     list_display = ("name", "broker", "currency", "cash", "trading_state", "is_default", *TICKET_SETTINGS)
 
     def get_readonly_fields(self, request, obj=None):
         return ("cash", "created_at") if obj is not None else ("created_at",)
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return fields if obj is not None else [name for name in fields if name != "state_reason"]
 
     def save_model(self, request, obj, form, change):
         state = obj.trading_state
@@ -67,7 +93,8 @@ class AccountAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)          # every other field, with these as they were
         if state != obj.trading_state:
             try:
-                done = trading_state_ask(account=obj, state=state, actor=_actor(request), reason="set in the admin",
+                reason = form.cleaned_data.get("state_reason", "").strip() or "set in the admin"
+                done = trading_state_ask(account=obj, state=state, actor=_actor(request), reason=reason,
                                          supervisor=can_supervise(request.user))
             except DeskError as e:
                 self.message_user(request, e.message, messages.ERROR)

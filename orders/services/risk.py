@@ -102,10 +102,15 @@ GUARD_STATE = {"SOFT": TradingState.REDUCING, "HARD": TradingState.HALTED}
 _STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
 
+def is_loosening(previous: str, state: str) -> bool:
+    """Does going from ``previous`` to ``state`` let the account trade more (HALTED → REDUCING → ACTIVE)?"""
+    return _STRICTNESS.get(state, 0) < _STRICTNESS.get(previous, 0)
+
+
 def _guard_loosened(account: Account, *, previous: str, state: str) -> str:
     """The loss guard level tripped today ("SOFT"/"HARD") when setting ``state`` loosens the account below what
     that level set; else ""."""
-    if _STRICTNESS[state] >= _STRICTNESS.get(previous, 0):
+    if not is_loosening(previous, state):
         return ""
     level = AccountDay.objects.filter(account_id=account.pk, day=trading_day(timezone.now(), account.timezone)
                                       ).values_list("level", flat=True).first()

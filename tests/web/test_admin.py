@@ -218,9 +218,45 @@ def test_leaving_halted_in_the_admin_waits_for_a_second_persons_approval(superus
 
     trading_state_set(account=account, state="HALTED", actor="user:rita")
     response = superuser_client.post(f"/admin/orders/account/{account.pk}/change/",
-                                     account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE"),
+                                     account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE",
+                                                  state_reason="the venue is back"),
                                      follow=True)
 
     assert "Sent for approval: Let alice trade again: HALTED → ACTIVE." in response.content.decode()
     assert Account.objects.get(pk=account.pk).trading_state == "HALTED"
-    assert ApprovalRequest.objects.get().requested_by == "admin:root"
+    asked = ApprovalRequest.objects.get()
+    assert (asked.requested_by, asked.reason) == ("admin:root", "the venue is back")
+
+
+def test_loosening_the_trading_state_in_the_admin_needs_a_reason_beside_it(superuser_client, account):
+    from orders.models import ApprovalRequest
+    from orders.services.risk import trading_state_set
+
+    trading_state_set(account=account, state="REDUCING", actor="user:rita")
+    response = superuser_client.post(f"/admin/orders/account/{account.pk}/change/",
+                                     account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE"))
+
+    assert response.status_code == 200                   # the form again, nothing saved
+    assert "Say why alice may trade more (REDUCING → ACTIVE)." in response.content.decode()
+    assert Account.objects.get(pk=account.pk).trading_state == "REDUCING"
+    assert not ApprovalRequest.objects.exists()
+
+    superuser_client.post(f"/admin/orders/account/{account.pk}/change/",
+                          account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE",
+                                       state_reason="spread is normal again"))
+    assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
+    audit = AuditEvent.objects.filter(action="account.trading_state").latest("at", "pk")
+    assert (audit.actor, audit.details["reason"]) == ("admin:root", "spread is normal again")
+
+
+def test_tightening_the_trading_state_in_the_admin_needs_no_reason(superuser_client, account):
+    superuser_client.post(f"/admin/orders/account/{account.pk}/change/", account_form(account, trading_state="HALTED"))
+
+    assert Account.objects.get(pk=account.pk).trading_state == "HALTED"
+    assert AuditEvent.objects.get(action="account.trading_state").details["reason"] == "set in the admin"
+
+
+def test_the_reason_is_not_asked_when_an_account_is_added(superuser_client):
+    page = superuser_client.get("/admin/orders/account/add/").content.decode()
+
+    assert 'name="state_reason"' not in page and 'name="trading_state"' in page

@@ -186,12 +186,18 @@ def test_an_admin_lets_a_halted_account_trade_again_in_the_admin_with_its_reason
     admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
     client = logged_in(admin)
 
+    refused = client.post(f"/admin/orders/account/{account.pk}/change/",
+                          account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE"))
+    assert "Say why alice may trade more (HALTED → ACTIVE)." in refused.content.decode()
+    assert not ApprovalRequest.objects.exists()
+
     client.post(f"/admin/orders/account/{account.pk}/change/",
-                account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE"))
+                account_form(Account.objects.get(pk=account.pk), trading_state="ACTIVE",
+                             state_reason="desk lead checked the book"))
     assert Account.objects.get(pk=account.pk).trading_state == "HALTED"         # asked: a second person approves
     approval_approve(account=account, approval_id=str(ApprovalRequest.objects.get().pk), actor="user:rita",
                      supervisor=True)
 
     assert Account.objects.get(pk=account.pk).trading_state == "ACTIVE"
     audit = AuditEvent.objects.filter(action="account.trading_state").latest("at", "pk")
-    assert (audit.details["reason"], audit.details["after_guard"]) == ("set in the admin", "HARD")
+    assert (audit.details["reason"], audit.details["after_guard"]) == ("desk lead checked the book", "HARD")
