@@ -13,7 +13,8 @@ websocket extension (out-of-band swaps), rendered from the same template partial
   market (live P&L);
 * the order a page's ticket placed (the ticket names it: ``{"follow": id}``) has its banner redrawn on each of
   its events (OPEN → PARTIALLY_FILLED → FILLED, or REJECTED with the venue's reason); only that page gets it, so
-  a page without a banner is never sent one;
+  a page without a banner is never sent one; an order the ticket sent for approval (``{"follow_approval": id}``)
+  likewise, as the request is decided (rejected, withdrawn, expired; approved, its order's banner follows);
 * each fill shows as a short notification on the desk ("Bought 10 AAPL @ 187.20", "Stopped out: …");
 * only a logged-in user who may see the account gets in, and only from an allowed origin
   (``AllowedHostsOriginValidator`` in routing)."""
@@ -38,7 +39,7 @@ from orders.domain.ids import is_uuid
 from orders.domain.quotes import quote_figures
 from orders.domain.throttle import age_text, quote_age
 from orders.events import DESK_KIND
-from orders.models import Account, Order, TradingState
+from orders.models import Account, ApprovalRequest, Order, TradingState
 from orders.realtime.market import market_data
 from orders.realtime.opening import OpensUnlessDatabaseGone
 from orders.realtime.relay import get_relay
@@ -122,6 +123,7 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
         self.broker = get_broker(self.account.broker)
         self.watch: str | None = None
         self.follow: str | None = None          # the order whose banner this page's ticket shows
+        self.follow_approval: str | None = None     # or the approval request its order waits for
         self.dirty: set[str] = set()
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=settings.STREAM_QUEUE_SIZE)
         await get_relay().register(self)
@@ -154,8 +156,12 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
             return
         follow = message.get("follow")
         if is_uuid(follow) and self.view == "desk":
-            self.follow = follow
+            self.follow, self.follow_approval = follow, None
             self._enqueue(("banner", follow))      # as it stands now: it may have filled before the page asked
+        approval = message.get("follow_approval")
+        if is_uuid(approval) and self.view == "desk":
+            self.follow, self.follow_approval = None, approval
+            self._enqueue(("queued", approval))    # as it stands now: it may have been decided already
         symbol = message.get("symbol")
         if isinstance(symbol, str) and len(symbol) <= 32:
             self.watch = symbol
@@ -210,6 +216,9 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
         """What this page alone is shown of an event: its ticket's banner, a fill's notification."""
         if kind == "order" and self.follow and frame["order"].get("id") == self.follow:
             return [("banner", self.follow)]
+        if (kind == DESK_KIND and frame.get("what") == "approvals" and self.follow_approval
+                and frame.get("id") == self.follow_approval):
+            return [("queued", self.follow_approval)]
         if kind == "trade" and isinstance(frame.get("trade"), dict):
             return [("toast", frame["trade"])]
         return []
@@ -221,10 +230,27 @@ class DeskLiveConsumer(OpensUnlessDatabaseGone, AsyncWebsocketConsumer):
             if order is None:
                 return ""
             return render_to_string(f"{DESK}#ticket-outcome", {"placed": placed_out(order), "oob": True})
+        if what == "queued":
+            return self._queued_banner(subject)
         role = Order.objects.filter(pk=subject.get("order_id"), account_id=self.account_id).values_list(
             "leg_role", flat=True).first()
         kind = {Order.LegRole.STOP_LOSS: "stop", Order.LegRole.TAKE_PROFIT: "target"}.get(role, "fill")
         return render_to_string(f"{FRAGMENTS}#toast", {"toast": {**subject, "kind": kind}})
+
+    def _queued_banner(self, approval_id: str) -> str:
+        """The banner of the ticket's order waiting for approval, as its request stands; once approved, the placed
+        order's banner, which the page then follows."""
+        approval = ApprovalRequest.objects.filter(pk=approval_id, account_id=self.account_id,
+                                                  kind=ApprovalRequest.Kind.LARGE_ORDER).first()
+        if approval is None or approval_id != self.follow_approval:
+            return ""
+        order_id = (approval.result or {}).get("order_id")
+        order = Order.objects.filter(pk=order_id, account_id=self.account_id).first() if is_uuid(order_id) else None
+        if approval.status == ApprovalRequest.Status.APPROVED and order is not None:
+            self.follow, self.follow_approval = str(order.pk), None
+            return render_to_string(f"{DESK}#ticket-outcome", {"placed": placed_out(order), "oob": True,
+                                                               "approval_id": approval.pk})
+        return render_to_string(f"{DESK}#ticket-outcome", {"queued": approval, "oob": True})
 
     async def _writer(self) -> None:
         while True:

@@ -66,6 +66,7 @@
     var outcome = document.getElementById("ticket-outcome");
     if (!outcome) return false;
     outcome.dataset.order = "";                       // the earlier order's pushed banner is no longer wanted
+    outcome.dataset.approval = "";                    // nor the banner of an order waiting for approval
     outcome.replaceChildren(node);
     document.querySelectorAll("#ticket-form .field-error, #ticket-form > p.error").forEach(function (old) {
       old.remove();                                   // they were about the attempt before
@@ -117,12 +118,15 @@
   body.addEventListener("htmx:sendError", noAnswer);
   body.addEventListener("htmx:timeout", noAnswer);
 
-  // A pushed banner is for the order the ticket shows now: after a refusal or a newer order it is dropped.
+  // A pushed banner is for the order the ticket shows now, or the approval request that order waits for (once
+  // approved, its banner is the placed order's): after a refusal or a newer order it is dropped.
   body.addEventListener("htmx:oobBeforeSwap", function (e) {
     var target = e.detail.target;
     if (!target || target.id !== "ticket-outcome") return;
     var pushed = e.detail.fragment && e.detail.fragment.firstElementChild;
-    if (!pushed || pushed.dataset.order !== target.dataset.order || !target.dataset.order) e.detail.shouldSwap = false;
+    var sameOrder = pushed && target.dataset.order && pushed.dataset.order === target.dataset.order;
+    var sameApproval = pushed && target.dataset.approval && pushed.dataset.approval === target.dataset.approval;
+    if (!sameOrder && !sameApproval) e.detail.shouldSwap = false;
   });
 
   // -- notifications: fills and stop-outs (pushed), refusals away from the ticket ------------------------

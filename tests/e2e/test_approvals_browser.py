@@ -175,6 +175,7 @@ def test_an_order_above_the_approval_notional_waits_on_the_ticket_and_is_placed_
     expect(risk.locator("#approval-result")).to_contain_text("approval_notional_above is now 5000.")
 
     trader = people.log_in(TOM)
+    mark_page(trader)
     token = fill_ticket(trader, quantity="100")
     trader.click("#ticket-submit")
     queued = trader.locator("#ticket-queued")
@@ -191,3 +192,17 @@ def test_an_order_above_the_approval_notional_waits_on_the_ticket_and_is_placed_
                            timeout=5).json()
     assert (order["symbol"], order["quantity"]) == ("AAPL", "100")
     expect(trader.locator(f"#done-{order['id']}, #order-{order['id']}")).to_be_visible(timeout=LIVE)
+    # the ticket's banner was pushed the decision: the order placed, as the banner of any order the ticket placed
+    expect(trader.locator("#ticket-placed")).to_contain_text("Order BUY 100 AAPL MARKET sent", timeout=LIVE)
+    expect(trader.locator("#ticket-queued")).to_have_count(0)
+
+    fill_ticket(trader, quantity="120")
+    trader.click("#ticket-submit")
+    expect(trader.locator("#ticket-queued")).to_contain_text("Sent for approval: Buy 120 AAPL @ MKT ≈")
+    card = risk.locator("#approvals .approval-card[data-kind=LARGE_ORDER]")
+    card.locator("input[name=comment]").fill("too big for today")
+    card.get_by_role("button", name="Reject").click()
+    rejected = trader.locator("#ticket-queued[data-status=REJECTED]")
+    expect(rejected).to_contain_text("Rejected by user:risk: Buy 120 AAPL @ MKT ≈", timeout=LIVE)
+    expect(rejected).to_contain_text("was not placed — “too big for today”.")
+    assert_not_reloaded(trader)

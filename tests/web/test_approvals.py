@@ -5,6 +5,7 @@ open risk view as its own person sees it."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 
@@ -277,6 +278,17 @@ def test_a_large_order_from_the_ticket_is_sent_for_approval(trader_client, rob_c
     assert order.client_order_id == f"web-{data['token']}" and order.submitted_by == "user:tina"
     assert answer.find(class_="ok").text.startswith(f"Approved: Buy 100 AAPL @ MKT ≈ 14,923.00 USD (order "
                                                     f"{str(order.id)[:8]}")
+
+
+def test_the_ticket_of_a_large_order_follows_its_request_live(trader_client, account, clock):
+    limits_set(account_id=account.pk, actor="user:rita", approval_notional_above=D("10000"))
+
+    page = parse(trader_client.post("/ticket/submit/", ticket()).content)
+
+    asked = ApprovalRequest.objects.get()
+    assert page.by_id("ticket-queued").attrs["data-status"] == "PENDING"
+    follows = [json.loads(span.attrs["hx-vals"]) for span in page.find_all("span") if "ws-send" in span.attrs]
+    assert follows == [{"follow_approval": str(asked.pk)}]
 
 
 def test_a_large_order_being_placed_shows_no_button_to_anyone(trader_client, rob_client, account, broker, clock):

@@ -13,8 +13,11 @@ from channels.db import database_sync_to_async
 from orders.brokers.types import ExecutionReport, ReportKind
 from orders.domain.money import format_decimal
 from orders.models import Order
+from orders.services.approvals import approval_approve, approval_cancel, approval_reject, ticket_send
 from orders.services.fills import report_apply
+from orders.services.limits import limits_set
 from orders.templatetags.desk_numbers import price
+from tests.builders import make_order_request
 from tests.web.page import parse
 from tests.web.support import open_position, place, resting_limit
 from tests.web.test_desk_socket import TIMEOUT, first_draw, opened, receive_until
@@ -142,4 +145,69 @@ async def test_the_risk_view_gets_no_notification_and_no_banner(risk_client, acc
 
     html = await receive_until(communicator, f'id="done-{order.id}"') + await drained(communicator)
     assert 'id="toasts"' not in html and 'id="ticket-outcome"' not in html
+    await communicator.disconnect()
+
+
+# -- an order sent for a second person's approval ----------------------------------------------------------------
+
+@database_sync_to_async
+def sent_for_approval(account, broker):
+    limits_set(account_id=account.pk, actor="user:rita", approval_notional_above=Decimal("1000"))
+    return ticket_send(account=account, request=make_order_request(quantity=Decimal("100")), broker=broker,
+                       actor="user:tina")
+
+
+async def follow_approval(communicator, approval) -> None:
+    await communicator.send_to(text_data=json.dumps({"follow_approval": str(approval.pk), "HEADERS": {}}))
+
+
+async def test_the_banner_of_an_order_sent_for_approval_says_it_was_rejected_and_why(trader_client, account, broker):
+    asked = await sent_for_approval(account, broker)
+    communicator = await opened(trader_client)
+    await first_draw(communicator)
+    await follow_approval(communicator, asked)
+    outcome = banner(await receive_until(communicator, 'id="ticket-outcome"'))
+    assert outcome.attrs["data-approval"] == str(asked.pk) and outcome.attrs["data-order"] == ""
+    waiting = outcome.by_id("ticket-queued")
+    assert waiting.attrs["data-status"] == "PENDING" and waiting.text.startswith("Sent for approval: Buy 100 AAPL")
+
+    await database_sync_to_async(approval_reject)(account=account, approval_id=str(asked.pk), actor="user:rob",
+                                                  supervisor=True, comment="too big for today")
+
+    rejected = banner(await receive_until(communicator, 'data-status="REJECTED"')).by_id("ticket-queued")
+    assert (rejected.attrs["role"], rejected.attrs["class"]) == ("alert", "error")
+    assert rejected.text.startswith("Rejected by user:rob: Buy 100 AAPL @ MKT ≈ ")
+    assert rejected.text.endswith("was not placed — “too big for today”.")
+    await communicator.disconnect()
+
+
+async def test_the_banner_of_an_order_sent_for_approval_says_it_was_withdrawn(trader_client, account, broker):
+    asked = await sent_for_approval(account, broker)
+    communicator = await opened(trader_client)
+    await first_draw(communicator)
+    await follow_approval(communicator, asked)
+    await receive_until(communicator, 'id="ticket-outcome"')
+
+    await database_sync_to_async(approval_cancel)(account=account, approval_id=str(asked.pk), actor="user:tina")
+
+    withdrawn = banner(await receive_until(communicator, 'data-status="CANCELLED"')).by_id("ticket-queued")
+    assert withdrawn.text.startswith("Withdrawn by user:tina: Buy 100 AAPL") and "was not placed" in withdrawn.text
+    await communicator.disconnect()
+
+
+async def test_an_approved_order_becomes_the_banner_of_the_order_placed(trader_client, account, broker):
+    asked = await sent_for_approval(account, broker)
+    communicator = await opened(trader_client)
+    await first_draw(communicator)
+    await follow_approval(communicator, asked)
+    await receive_until(communicator, 'id="ticket-outcome"')
+
+    await database_sync_to_async(approval_approve)(account=account, approval_id=str(asked.pk), actor="user:rob",
+                                                   supervisor=True, broker=broker)
+
+    order = await Order.objects.aget()
+    placed = banner(await receive_until(communicator, 'id="ticket-placed"'))
+    assert placed.attrs["data-order"] == str(order.id) and placed.find(id="ticket-queued") is None
+    assert placed.attrs["data-approval"] == str(asked.pk)          # the page's banner still, swapped in
+    assert placed.by_id("ticket-placed").text.startswith("Order BUY 100 AAPL MARKET sent")
     await communicator.disconnect()
