@@ -78,8 +78,11 @@ class AccountAdmin(admin.ModelAdmin):
         return ("cash", "created_at") if obj is not None else ("created_at",)
 
     def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
-        return fields if obj is not None else [name for name in fields if name != "state_reason"]
+        """The reason right under the trading state it explains (none asked when an account is added)."""
+        fields = [name for name in super().get_fields(request, obj) if name != "state_reason"]
+        if obj is not None:
+            fields.insert(fields.index("trading_state") + 1, "state_reason")
+        return fields
 
     def save_model(self, request, obj, form, change):
         state = obj.trading_state

@@ -260,3 +260,11 @@ def test_the_reason_is_not_asked_when_an_account_is_added(superuser_client):
     page = superuser_client.get("/admin/orders/account/add/").content.decode()
 
     assert 'name="state_reason"' not in page and 'name="trading_state"' in page
+
+
+def test_the_reason_is_asked_right_under_the_trading_state(superuser_client, account):
+    page = parse(superuser_client.get(f"/admin/orders/account/{account.pk}/change/").content)
+
+    names = [e.attrs["name"] for e in page.find_all() if e.tag in ("input", "select", "textarea")
+             and e.attrs.get("name") in ("name", "trading_state", "state_reason", "is_default", "timezone")]
+    assert names == ["name", "trading_state", "state_reason", "is_default", "timezone"]
