@@ -76,6 +76,13 @@ def test_each_account_has_a_row_with_its_state_and_its_own_kill_switch(risk_clie
 
 
 @pytest.mark.django_db
+def test_each_rows_flatten_box_names_its_account_to_a_screen_reader(risk_client, account, other_account):
+    page = parse(risk_client.get("/risk/all/").content)
+
+    boxes = {name: page.by_id(f"kill-flatten-{name}").parent.text for name in ("alice", "zeta")}
+    assert boxes == {"alice": "flatten alice's positions too", "zeta": "flatten zeta's positions too"}
+
+
 def test_the_kill_switch_for_all_asks_naming_how_many_accounts_and_which(risk_client, account, other_account):
     page = parse(risk_client.get("/risk/all/").content)
 
