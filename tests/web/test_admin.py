@@ -268,3 +268,11 @@ def test_the_reason_is_asked_right_under_the_trading_state(superuser_client, acc
     names = [e.attrs["name"] for e in page.find_all() if e.tag in ("input", "select", "textarea")
              and e.attrs.get("name") in ("name", "trading_state", "state_reason", "is_default", "timezone")]
     assert names == ["name", "trading_state", "state_reason", "is_default", "timezone"]
+
+
+@pytest.mark.parametrize("path", ["/admin/login/", "/admin/", "/admin/orders/account/"])
+def test_admin_pages_name_the_desks_icon_so_the_browser_asks_for_no_favicon(superuser_client, path):
+    client = Client() if path == "/admin/login/" else superuser_client
+    page = client.get(path).content.decode()
+
+    assert '<link rel="icon" href="data:,">' in page and "Django administration" in page
