@@ -46,6 +46,24 @@ def _actor(request) -> str:
     return f"admin:{request.user.get_username()}"
 
 
+_NOT_DONE = "_desk_change_not_done"
+
+
+class SaysWhatWasDone:
+    """Django follows every save with "… was changed successfully". A change that was only asked for (it waits for
+    a second person) or was refused is not done: the warning or error that says so stands alone, unless something
+    else in the same form was changed."""
+
+    def message_user(self, request, message, level=messages.INFO, *args, **kwargs):
+        if level == messages.SUCCESS and getattr(request, _NOT_DONE, False):
+            return
+        super().message_user(request, message, level, *args, **kwargs)
+
+
+def _not_done(request) -> None:
+    setattr(request, _NOT_DONE, True)
+
+
 class AccountForm(forms.ModelForm):
     """The account's fields (the admin names them) and the reason for a change of its trading state."""
 
@@ -66,7 +84,7 @@ class AccountForm(forms.ModelForm):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(SaysWhatWasDone, admin.ModelAdmin):
     """The trading state is set through ``approvals.trading_state_ask`` with the reason typed beside it (needed to
     loosen it; audited, pushed; leaving HALTED waits for a second person's approval on the risk view), the
     ticket's confirm notional and risk per trade through ``account_ticket_settings_set`` (audited); cash moves
@@ -95,16 +113,20 @@ class AccountAdmin(admin.ModelAdmin):
             setattr(obj, name, value)
         super().save_model(request, obj, form, change)          # every other field, with these as they were
         if state != obj.trading_state:
+            only_the_state = not set(form.changed_data) - {"trading_state", "state_reason"}
             try:
                 reason = form.cleaned_data.get("state_reason", "").strip() or "set in the admin"
                 done = trading_state_ask(account=obj, state=state, actor=_actor(request), reason=reason,
                                          supervisor=can_supervise(request.user))
             except DeskError as e:
                 self.message_user(request, e.message, messages.ERROR)
+                done = None
             else:
                 if isinstance(done, ApprovalRequest):
                     self.message_user(request, f"Sent for approval: {approval_text(done, obj.name)}. A second person "
                                                "with the risk role approves it on the risk view.", messages.WARNING)
+            if only_the_state and not isinstance(done, Account):
+                _not_done(request)
         if ticket != dict(zip(TICKET_SETTINGS, before, strict=True)):
             account_ticket_settings_set(account=obj, actor=_actor(request), **ticket)
 
@@ -189,7 +211,7 @@ class AuditEventAdmin(InspectOnly):
 
 
 @admin.register(PreTradeLimits)
-class PreTradeLimitsAdmin(admin.ModelAdmin):
+class PreTradeLimitsAdmin(SaysWhatWasDone, admin.ModelAdmin):
     """Set through ``approvals.limits_ask`` (audited, pushed, applied at once in this process): a lowered limit at
     once, a raised or removed one once a second person approves it on the risk view. Empty a field for no limit;
     the row itself is not deleted."""
@@ -200,6 +222,7 @@ class PreTradeLimitsAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         account = form.cleaned_data["account"]
+        before = PreTradeLimits.objects.filter(account=account).values(*LEVELS).first()
         try:
             done = limits_ask(account_id=account.pk, actor=_actor(request),
                               **{name: form.cleaned_data.get(name) for name in LEVELS})
@@ -209,7 +232,13 @@ class PreTradeLimitsAdmin(admin.ModelAdmin):
         if done is not None and done.approval is not None:
             self.message_user(request, f"Sent for approval: {approval_text(done.approval, account.name)}. A second "
                                        "person with the risk role approves it on the risk view.", messages.WARNING)
+        if done is None or (done.approval is not None and _levels(done.row) == before):     # nothing lowered
+            _not_done(request)
         obj.pk = (done.row if done and done.row else PreTradeLimits.objects.get_or_create(account=account)[0]).pk
+
+
+def _levels(row: PreTradeLimits | None) -> dict | None:
+    return {name: getattr(row, name) for name in LEVELS} if row is not None else None
 
 
 @admin.register(ApprovalRequest)

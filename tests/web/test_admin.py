@@ -206,6 +206,7 @@ def test_a_limit_raised_in_the_admin_waits_for_a_second_persons_approval(superus
 
     assert "Sent for approval: max_quantity_hard 25 → 40. A second person with the risk role approves it on the " \
            "risk view." in response.content.decode()
+    assert "changed successfully" not in response.content.decode()          # nothing was changed yet
     assert PreTradeLimits.objects.get(account=account).max_quantity_hard == Decimal("25")
     asked = ApprovalRequest.objects.get()
     assert (asked.kind, asked.requested_by, asked.payload["levels"]) == ("RAISE_LIMIT", "admin:root",
@@ -223,6 +224,7 @@ def test_leaving_halted_in_the_admin_waits_for_a_second_persons_approval(superus
                                      follow=True)
 
     assert "Sent for approval: Let alice trade again: HALTED → ACTIVE." in response.content.decode()
+    assert "changed successfully" not in response.content.decode()          # nothing was changed yet
     assert Account.objects.get(pk=account.pk).trading_state == "HALTED"
     asked = ApprovalRequest.objects.get()
     assert (asked.requested_by, asked.reason) == ("admin:root", "the venue is back")
@@ -250,8 +252,10 @@ def test_loosening_the_trading_state_in_the_admin_needs_a_reason_beside_it(super
 
 
 def test_tightening_the_trading_state_in_the_admin_needs_no_reason(superuser_client, account):
-    superuser_client.post(f"/admin/orders/account/{account.pk}/change/", account_form(account, trading_state="HALTED"))
+    response = superuser_client.post(f"/admin/orders/account/{account.pk}/change/",
+                                     account_form(account, trading_state="HALTED"), follow=True)
 
+    assert "changed successfully" in response.content.decode()
     assert Account.objects.get(pk=account.pk).trading_state == "HALTED"
     assert AuditEvent.objects.get(action="account.trading_state").details["reason"] == "set in the admin"
 
