@@ -38,10 +38,24 @@
       osc.start(); osc.stop(audio.currentTime + 0.25);
     } catch (e) { /* no audio device */ }
   }
+  // the nav's alert count follows the pushed alerts bar: red while one is unacknowledged, grey once all are
+  var alertCount = document.getElementById("alert-count");
+  function showCount() {
+    var bar = document.getElementById("alerts-bar");
+    if (!alertCount || !bar) return;
+    var live = bar.querySelectorAll(".alert").length;
+    var open = bar.querySelectorAll('.alert[data-status="OPEN"]').length;
+    alertCount.textContent = live;
+    alertCount.hidden = live === 0;
+    alertCount.dataset.open = open;
+    alertCount.classList.toggle("quiet", open === 0);
+    alertCount.title = live + " live alert" + (live === 1 ? "" : "s") + ", " + open + " unacknowledged";
+  }
   function checkAlarm() {
     var open = document.querySelectorAll('.alert[data-status="OPEN"]').length;
     if (alarm) alarm.hidden = open === 0;
     document.body.classList.toggle("alarming", open > 0);
+    showCount();
     return open;
   }
   setInterval(function () { if (checkAlarm() > 0) beep(); }, 5000);

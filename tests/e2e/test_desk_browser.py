@@ -140,6 +140,9 @@ def test_a_failed_stop_leg_alerts_the_risk_desk_who_acknowledges_it(people, desk
     expect(risk.locator("#alarm")).to_be_visible()
     assert_not_reloaded(risk)
     expect(trader.locator('#alerts-bar .alert[data-status="OPEN"]')).to_be_visible(timeout=LIVE)
+    count = trader.locator("#alert-count")              # the nav's count, on a page that was open before
+    expect(count).to_have_text("1")
+    expect(count).to_have_attribute("title", "1 live alert, 1 unacknowledged")
     screenshot(trader, "05-desk-unprotected-alert")
     screenshot(risk, "06-risk-alert-open")
 
@@ -149,6 +152,8 @@ def test_a_failed_stop_leg_alerts_the_risk_desk_who_acknowledges_it(people, desk
     expect(alert).to_have_attribute("data-status", "ACKNOWLEDGED")
     expect(risk.locator("#alerts")).to_contain_text("acknowledged by user:risk")
     expect(risk.locator("#alarm")).to_be_hidden()
+    expect(count).to_have_attribute("title", "1 live alert, 0 unacknowledged", timeout=LIVE)    # pushed, grey
+    expect(count).to_have_class(re.compile(r"\bquiet\b"))
     [acknowledged] = [a for a in api(desk, "alerts") if a["kind"] == "POSITION_UNPROTECTED"]
     assert acknowledged["status"] == "ACKNOWLEDGED"
     screenshot(risk, "07-risk-alert-acknowledged")
