@@ -26,16 +26,34 @@
     localStorage.setItem("desk-theme", next);
   });
 
-  // alarms: any OPEN alert flashes the banner and beeps every 5 s until it is acknowledged
+  // alarms: any OPEN alert flashes the banner and beeps every 5 s until it is acknowledged. A browser keeps a page
+  // silent until the person has clicked or typed in it: until then the banner offers to turn the sound on (any click
+  // or key on the page does), so an alarm on a page nobody touched is not silent without anyone knowing.
   var alarm = document.getElementById("alarm");
-  var audio = null;
+  var soundOn = document.getElementById("sound-on");
+  var audio = null, heard = false;
+  function sound() {
+    if (!audio) {
+      try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch (e) { return null; }
+    }
+    return audio;
+  }
+  function hearing() {
+    heard = true;
+    var a = sound();
+    if (a && a.state === "suspended") a.resume();
+    if (soundOn) soundOn.hidden = true;
+  }
+  document.addEventListener("pointerdown", hearing, true);
+  document.addEventListener("keydown", hearing, true);
   function beep() {
+    var a = heard ? sound() : null;
+    if (!a || a.state !== "running") return;
     try {
-      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-      var osc = audio.createOscillator(), gain = audio.createGain();
+      var osc = a.createOscillator(), gain = a.createGain();
       osc.frequency.value = 880; gain.gain.value = 0.08;
-      osc.connect(gain); gain.connect(audio.destination);
-      osc.start(); osc.stop(audio.currentTime + 0.25);
+      osc.connect(gain); gain.connect(a.destination);
+      osc.start(); osc.stop(a.currentTime + 0.25);
     } catch (e) { /* no audio device */ }
   }
   // the nav's alert count follows the pushed alerts bar: red while one is unacknowledged, grey once all are
@@ -54,6 +72,7 @@
   function checkAlarm() {
     var open = document.querySelectorAll('.alert[data-status="OPEN"]').length;
     if (alarm) alarm.hidden = open === 0;
+    if (soundOn && !heard) soundOn.hidden = open === 0;
     document.body.classList.toggle("alarming", open > 0);
     showCount();
     return open;

@@ -17,6 +17,8 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.browser import (
     LIVE,
+    PHONE,
+    WIDE,
     People,
     assert_not_reloaded,
     mark_page,
@@ -145,6 +147,15 @@ def test_a_failed_stop_leg_alerts_the_risk_desk_who_acknowledges_it(people, desk
     expect(count).to_have_attribute("title", "1 live alert, 1 unacknowledged")
     screenshot(trader, "05-desk-unprotected-alert")
     screenshot(risk, "06-risk-alert-open")
+    # the risk page was never clicked: the browser keeps it silent, and the banner says how to hear the alarm
+    expect(risk.locator("#sound-on")).to_be_visible()
+    expect(trader.locator("#sound-on")).to_be_hidden()            # the trader has clicked on that page
+    risk.set_viewport_size(PHONE)
+    screenshot(risk, "06-risk-alarm-sound-off-390")
+    risk.set_viewport_size(WIDE)
+    risk.click("#sound-on")
+    expect(risk.locator("#sound-on")).to_be_hidden()
+    expect(risk.locator("#alarm")).to_be_visible()
 
     risk.fill("form.ack input[name=comment]", "stop placed by hand at the venue")
     risk.click("form.ack button[type=submit]")
