@@ -36,6 +36,7 @@ from orders.services.keys import api_key_issue, api_key_revoke, api_key_update
 from orders.services.limits import LEVELS, PRETRADE
 from orders.services.risk import is_loosening
 from orders.services.tickets import account_ticket_settings_set
+from orders.templatetags.desk_numbers import price
 from orders.web.approvals import approval_text
 from orders.web.roles import can_supervise
 
@@ -90,10 +91,18 @@ class AccountAdmin(SaysWhatWasDone, admin.ModelAdmin):
     ticket's confirm notional and risk per trade through ``account_ticket_settings_set`` (audited); cash moves
     only with fills."""
     form = AccountForm
-    list_display = ("name", "broker", "currency", "cash", "trading_state", "is_default", *TICKET_SETTINGS)
+    list_display = ("name", "broker", "currency", "cash_shown", "trading_state", "is_default", *TICKET_SETTINGS)
 
     def get_readonly_fields(self, request, obj=None):
-        return ("cash", "created_at") if obj is not None else ("created_at",)
+        return ("cash_shown", "created_at") if obj is not None else ("created_at",)
+
+    def get_exclude(self, request, obj=None):
+        return ("cash",) if obj is not None else ()          # typed only when the account is added
+
+    @admin.display(description="Cash", ordering="cash")
+    def cash_shown(self, obj: Account) -> str:
+        """As the desk shows a venue amount: grouped, every digit kept, at least the cents (not 100000.0000000000)."""
+        return f"{price(obj.cash)} {obj.currency}"
 
     def get_fields(self, request, obj=None):
         """The reason right under the trading state it explains (none asked when an account is added)."""

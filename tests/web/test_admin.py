@@ -97,6 +97,20 @@ def test_cash_cannot_be_typed_in_the_admin(superuser_client, account):
     assert account.cash == before
 
 
+def test_cash_is_shown_as_the_desk_shows_it(superuser_client, account):
+    from decimal import Decimal
+
+    Account.objects.filter(pk=account.pk).update(cash=Decimal("1234567.125"))
+
+    change = superuser_client.get(f"/admin/orders/account/{account.pk}/change/").content.decode()
+    listed = superuser_client.get("/admin/orders/account/").content.decode()
+
+    assert "1,234,567.125 USD" in change and "1,234,567.125 USD" in listed
+    assert "1234567.1250000000" not in change + listed
+    assert 'name="cash"' not in change and 'name="cash"' in superuser_client.get(
+        "/admin/orders/account/add/").content.decode()                     # typed only when added
+
+
 def test_limits_set_in_the_admin_apply_at_once_and_are_audited_and_pushed(superuser_client, account):
     from decimal import Decimal
 
