@@ -6,8 +6,10 @@ reaches every open desk and risk view with their next push."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 
 from orders.domain.errors import DeskError, InvalidValue
+from orders.domain.money import format_decimal
 from orders.models import (
     Account,
     Alert,
@@ -184,7 +186,37 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(request, f"{revoked} key(s) revoked.")
 
 
+def _plain_display(model, name: str):
+    field = model._meta.get_field(name)
+
+    @admin.display(description=field.verbose_name, ordering=name)
+    def shown(obj) -> str:
+        value = getattr(obj, name)
+        return "" if value is None else format_decimal(value)
+    return shown
+
+
 class InspectOnly(admin.ModelAdmin):
+    """Shown, never changed here. Amounts, prices and quantities read as the API writes them (``150.3``,
+    ``0.00999``), not as their columns hold them (``150.3000000000``)."""
+
+    def __init__(self, model, admin_site):
+        super().__init__(model, admin_site)
+        self._plain = {f.name: f"{f.name}_plain" for f in model._meta.concrete_fields
+                       if isinstance(f, models.DecimalField)}
+        for name, shown in self._plain.items():
+            setattr(self, shown, _plain_display(model, name))
+
+    def get_list_display(self, request):
+        return [self._plain.get(name, name) if isinstance(name, str) else name
+                for name in super().get_list_display(request)]
+
+    def get_fields(self, request, obj=None):
+        return [self._plain.get(name, name) for name in super().get_fields(request, obj)]
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), *self._plain.values())
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 

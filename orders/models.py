@@ -20,6 +20,7 @@ from orders.domain.enums import (
     TrailingType,
 )
 from orders.domain.lifecycle import LegStatus
+from orders.domain.money import format_decimal
 
 PRICE = {"max_digits": 28, "decimal_places": 10}
 QTY = {"max_digits": 28, "decimal_places": 10}
@@ -160,7 +161,7 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.side} {self.quantity} {self.symbol} {self.order_type} [{self.status}]"
+        return f"{self.side} {format_decimal(self.quantity)} {self.symbol} {self.order_type} [{self.status}]"
 
     @property
     def remaining_quantity(self) -> Decimal:
@@ -209,7 +210,7 @@ class Position(models.Model):
         constraints = [models.UniqueConstraint(fields=["account", "symbol"], name="one_position_per_symbol")]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.quantity} @ {self.average_price}"
+        return f"{self.symbol} {format_decimal(self.quantity)} @ {format_decimal(self.average_price)}"
 
     @property
     def wire_id(self) -> str:

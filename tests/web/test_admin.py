@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from orders.domain.money import format_decimal
 from orders.models import Account, AuditEvent, Order
 from orders.services.orders import order_submit
 from tests.builders import make_order_request
@@ -31,6 +32,35 @@ def test_an_order_can_be_inspected_in_the_admin(superuser_client, order):
 
     assert page.status_code == 200
     assert "AAPL" in page.content.decode()
+
+
+@pytest.mark.parametrize("model", ["order", "fill", "position", "exitleg", "auditevent", "approvalrequest",
+                                   "circuitbreaker", "alert", "alertdelivery"])
+def test_every_inspected_record_lists_and_opens_in_the_admin(superuser_client, account, broker, clock, model):
+    from tests.web.support import open_position
+
+    open_position(account, broker, clock, quantity="3", stop_loss="100", take_profit="300")
+    listed = superuser_client.get(f"/admin/orders/{model}/")
+
+    assert listed.status_code == 200
+    if model in ("order", "fill", "position", "exitleg", "auditevent"):          # what the position left behind
+        link = parse(listed.content).by_id("result_list").find("tbody").find("a")
+        assert superuser_client.get(link.attrs["href"]).status_code == 200
+
+
+def test_amounts_and_quantities_read_as_the_api_writes_them(superuser_client, account, broker, clock):
+    from tests.web.support import open_position
+
+    entry = open_position(account, broker, clock, quantity="3")
+    fill = entry.fills.get()
+    listed = superuser_client.get("/admin/orders/fill/").content.decode()
+    shown = superuser_client.get(f"/admin/orders/order/{entry.pk}/change/").content.decode()
+
+    assert '<td class="field-quantity_plain">3</td>' in listed
+    assert f'<td class="field-price_plain">{format_decimal(fill.price)}</td>' in listed
+    at = (listed + shown).find("3.0000000000")
+    assert at < 0, (listed + shown)[at - 300:at + 100]
+    assert '<div class="readonly">3</div>' in shown
 
 
 def test_an_order_cannot_be_edited_or_deleted_in_the_admin(superuser_client, order):
