@@ -9,6 +9,7 @@ import pytest
 
 from orders.templatetags.desk_numbers import average, direction, money, price
 from tests.web.page import parse
+from tests.web.support import quote
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +84,16 @@ def test_a_positions_average_entry_shows_the_instruments_tick_decimals(trader_cl
     row = parse(trader_client.get("/").content).by_id("position-aapl")
 
     assert row.find_all("td")[3].text == "187.20"
+
+
+def test_the_tickets_quote_shows_prices_as_the_blotter_does(trader_client, broker, clock):
+    q = quote(broker, "BTCUSDT")
+    preview = parse(trader_client.post("/ticket/preview/", {
+        "token": "8d0c7a52-6f3e-4a57-9b1e-1f0a3b8c2d11", "symbol": "BTCUSDT", "side": "BUY", "order_type": "MARKET",
+        "quantity": "0.01", "time_in_force": "GTC", "stop_loss": "48000", "stop_loss_mode": "PRICE"}).content)
+
+    assert preview.by_id("quote-last").text == price(q.last)                 # 49,070.35, not 49070.35
+    assert preview.by_id("quote-bid").text == price(q.bid) and "," in price(q.bid)
+    assert preview.by_id("quote-ask").text == price(q.ask)
+    assert preview.by_id("quote-spread").text.startswith(f"Spread {price(q.ask - q.bid)} · ")
+    assert preview.by_id("preview-sl").text == "48,000.00"

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Account, AuditEvent, Order, PreTradeLimits, TradingState
+from orders.templatetags.desk_numbers import price
 from tests.web.page import parse
 from tests.web.support import logged_in, quote
 
@@ -47,7 +48,7 @@ def test_the_preview_shows_notional_impact_risk_and_reward(trader_client, broker
     assert preview.by_id("preview-impact").text == f"100,000.00 → {Decimal('100000.00') - notional:,}"
     assert preview.by_id("preview-risk").text == "20.00"
     assert preview.by_id("preview-reward").text == "30.00"
-    assert f"Ask {ask}" in preview.by_id("ticket-quote").text
+    assert f"Ask {price(ask)}" in preview.by_id("ticket-quote").text
     assert entries().count() == 0
 
 
@@ -429,17 +430,17 @@ def test_the_preview_shows_margin_and_the_r_multiple(trader_client, broker, cloc
     page = parse(trader_client.post(PREVIEW, ticket(quantity="10", stop_loss=ask - 2, take_profit=ask + 3)).content)
 
     assert page.by_id("preview-r").text == "1.50 R"
-    assert page.by_id("preview-sl").text == str(ask - 2) and page.by_id("preview-tp").text == str(ask + 3)
+    assert page.by_id("preview-sl").text == price(ask - 2) and page.by_id("preview-tp").text == price(ask + 3)
 
 
 def test_the_quote_shows_last_change_since_the_open_and_the_spread(trader_client, broker, clock):
     q = quote(broker)
     page = parse(trader_client.post(PREVIEW, ticket()).content)
 
-    assert page.by_id("quote-last").text == str(q.last)
+    assert page.by_id("quote-last").text == price(q.last)
     assert page.by_id("quote-change").text.endswith("%)")
     spread = page.by_id("quote-spread").text
-    assert spread.startswith(f"Spread {q.ask - q.bid} · ") and spread.endswith(" bps")
+    assert spread.startswith(f"Spread {price(q.ask - q.bid)} · ") and spread.endswith(" bps")
 
 
 def previewed(client, **fields):
