@@ -65,6 +65,8 @@ def test_an_empty_blotter_says_so(trader_client):
 
     assert page.by_id("working-body").text == "No working orders"
     assert page.by_id("positions-body").text == "Flat"
+    assert page.by_id("fills-body").text == "No fills"
+    assert page.by_id("finished-body").text == "No finished orders"
 
 
 def test_the_risk_desk_sees_the_blotter_without_its_buttons(risk_client, account, broker, clock):
