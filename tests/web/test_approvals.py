@@ -195,6 +195,18 @@ def test_the_person_asking_withdraws_it(trader_client, account, halted, clock):
 
 # -- limits ----------------------------------------------------------------------------------------------------
 
+def test_the_limit_form_names_each_limit_in_words_and_sends_its_name(risk_client, rob_client, account, clock):
+    from orders.services.limits import LEVELS
+
+    options = queue_of(risk_client).by_id("limit-name").find_all("option")
+
+    assert [o.attrs["value"] for o in options] == list(LEVELS)
+    shown = {o.attrs["value"]: o.text for o in options}
+    assert shown["max_quantity_hard"] == "Max quantity, hard"
+    assert shown["flatten_unprotected_after_seconds"] == "Flatten unprotected after (s)"
+    assert not [text for text in shown.values() if "_" in text]             # no column name shown to a person
+
+
 def test_a_lower_limit_applies_at_once_and_a_higher_one_waits(risk_client, rob_client, account, clock):
     limits_set(account_id=account.pk, actor="user:rita", max_notional_hard=D("50000"))
     lowered = card(risk_client.post(LIMITS, {"name": "max_notional_hard", "value": "40000"}))
