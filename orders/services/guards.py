@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db import InterfaceError, OperationalError, transaction
 
@@ -152,8 +152,14 @@ def _act(*, account: Account, broker: Broker, breach: Breach, record: AccountDay
 
 
 def _words(breach: Breach) -> str:
-    return (f"the day's {breach.measure} of {format_decimal(breach.amount)} reached the {breach.level.lower()} "
-            f"level of {format_decimal(breach.limit)}")
+    """In a person's words, amounts to the cent as the risk view shows them: "the day's loss of 148.00 reached the
+    soft level of 100.00"."""
+    return (f"the day's {breach.measure} of {_cents(breach.amount)} reached the {breach.level.lower()} "
+            f"level of {_cents(breach.limit)}")
+
+
+def _cents(amount: Decimal) -> str:
+    return f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN) + 0:,.2f}"
 
 
 def _dedupe_key(account: Account, day: date, level: Level) -> str:

@@ -106,7 +106,7 @@ def test_a_shock_past_the_soft_level_makes_the_account_reducing_with_an_alert(ac
     assert state(account) == "REDUCING"
     [alert] = loss_alerts(account)
     assert alert.status == "OPEN"
-    assert "the day's loss of 148 reached the soft level of 100" in alert.message
+    assert "the day's loss of 148.00 reached the soft level of 100.00" in alert.message
     assert alert.details["level"] == "SOFT" and alert.details["limit"] == "100"
     assert Order.objects.filter(account=account, status="OPEN", parent__isnull=True).count() == 1   # entries stay
     change = AuditEvent.objects.get(action="account.trading_state")
