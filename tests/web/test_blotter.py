@@ -165,6 +165,18 @@ def test_a_modification_with_no_change_is_refused(trader_client, account, broker
     assert fragment.find("p", class_="ok") is None
 
 
+@pytest.mark.parametrize(("trailing_type", "distance", "shown"), [("ABSOLUTE", "2.5", "trail 2.50"),
+                                                                  ("PERCENT", "1.5", "trail 1.5%")])
+def test_a_working_trailing_stop_shows_its_trail(trader_client, account, broker, trailing_type, distance, shown):
+    from orders.domain.enums import TrailingType
+
+    order = place(account, broker, side="SELL", order_type=OrderType.TRAILING_STOP, quantity="1",
+                  trailing_distance=distance, trailing_type=TrailingType(trailing_type))
+
+    row = parse(trader_client.get("/").content).by_id(f"order-{order.id}")
+    assert shown in row.text
+
+
 def test_the_modify_form_is_filled_with_the_order_s_own_values(trader_client, account, broker):
     whole = (quote(broker).bid - 20).quantize(Decimal("1"))
     below = whole + Decimal("0.50")                                 # typed with trailing zeros
