@@ -6,6 +6,7 @@
    - a change makes the shown preview stale: the button waits for the fresh one, so what is sent is what was
      shown (the server resolves the exits from the same anchor);
    - the confirm step's Back closes the question;
+   - a refusal drawn beside a field goes once that field changes, and the others are shown outdated;
    - each leg's mode says what its field holds (price, offset, percent, R). */
 (function () {
   "use strict";
@@ -66,6 +67,24 @@
     ticketPreviewFailed(e);
   }
 
+  function ticketRefusalOutdated(e) {
+    // a refusal speaks of the ticket as it was sent: once a field changes, that field's own error goes (the live
+    // preview judges the new value), and the rest are shown as said of the ticket before the change
+    var form = e.target.closest && e.target.closest("#ticket-form");
+    if (!form) return;
+    var label = e.target.closest("label");
+    if (label) {
+      Array.prototype.slice.call(label.querySelectorAll(".field-error")).forEach(function (error) { error.remove(); });
+    }
+    Array.prototype.slice.call(form.querySelectorAll(".field-error, #ticket-form > p.error[role=alert]"))
+      .forEach(function (error) {
+        if (error.classList.contains("outdated")) return;
+        error.classList.add("outdated");
+        error.removeAttribute("role");
+        error.title = "said of the ticket as it was sent, before your change";
+      });
+  }
+
   function ticketConfirmBack(e) {
     if (!e.target.closest || !e.target.closest("#ticket-confirm-back")) return;
     var panel = document.getElementById("ticket-confirm");
@@ -91,6 +110,7 @@
   // "input" only: every field (text, select, radio, checkbox, a datalist pick) fires it as its value changes;
   // the "change" a text field fires on blur would disable the button under the very click that blurred it
   document.body.addEventListener("input", ticketPreviewStale);
+  document.body.addEventListener("input", ticketRefusalOutdated);
   document.body.addEventListener("htmx:afterRequest", ticketPreviewFailed);
   // capturing, so the preview's refusal is handled here before refusals.js would put it on the ticket
   document.addEventListener("htmx:beforeSwap", ticketPreviewRefused, true);

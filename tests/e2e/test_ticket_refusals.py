@@ -8,6 +8,7 @@ state) puts it back."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -103,6 +104,14 @@ def test_a_soft_limit_without_a_reason_asks_for_one_beside_the_reason(trader):
     expect(trader.locator('.breach[data-check="max_quantity"]')).to_contain_text(
         f"Quantity 10 is above the soft limit {SOFT_QUANTITY}")
     refused(trader, message, "override-required")
+
+    # the ticket changes: the refusal was said of the ticket as sent, so it no longer stands as the truth
+    trader.fill("#ticket-quantity", "500")
+    expect(message).to_have_class(re.compile(r"\boutdated\b"))
+    expect(trader.locator('.breach[data-check="max_quantity"]')).to_contain_text(         # the live preview's word
+        f"Quantity 500 is above the hard limit {HARD_QUANTITY}")
+    trader.fill("#ticket-form [name=override_reason]", "desk lead agreed")
+    expect(message).to_have_count(0)                    # the reason it asked for is being typed
 
 
 def test_a_limit_order_without_a_price_is_refused_beside_the_limit_price(trader):
