@@ -42,7 +42,14 @@ from orders.services.tickets import (
 )
 from orders.web.approvals import approval_text, approvals_context
 from orders.web.banner import placed_out
-from orders.web.context import alerts_context, blotter_context, guards_context, risk_context, ticket_symbols
+from orders.web.context import (
+    GUARD_LABELS,
+    alerts_context,
+    blotter_context,
+    guards_context,
+    risk_context,
+    ticket_symbols,
+)
 from orders.web.forms import OrderTicketForm
 from orders.web.roles import can_supervise, can_trade, desk_account, require, roles_of, visible_accounts
 from orders.web.session import login_required
@@ -461,7 +468,7 @@ def guard_levels_view(request: HttpRequest) -> HttpResponse:
         try:
             levels[name] = to_decimal(raw) if raw else None
         except (ValueError, ArithmeticError):
-            errors.append(f"{name.replace('_', ' ')}: “{raw[:40]}” is not an amount")
+            errors.append(f"{GUARD_LABELS.get(name, name.replace('_', ' '))}: “{raw[:40]}” is not an amount")
     if not errors:
         try:
             done = guard_levels_set(account_id=context["account"].pk, actor=_actor(request),

@@ -82,7 +82,7 @@ def test_a_level_that_is_not_an_amount_is_refused_beside_the_form(risk_client, h
     part = guards_fragment(risk_client.post("/risk/guards/", {"daily_loss_soft": "lots"}, headers=htmx),
                            status=422)
 
-    assert part.find("p", class_="error").text == "daily loss soft: “lots” is not an amount"
+    assert part.find("p", class_="error").text == "Loss soft: “lots” is not an amount"      # as labelled
     assert part.by_id("guard-daily_loss_soft").attrs["value"] == "lots"        # what was typed stays
     assert not AuditEvent.objects.filter(action="limits.set").exists()
 
