@@ -245,7 +245,11 @@
         if (loading === symbol) loading = null;
         if (!data || data.error || !data.bars) return;
         if (!chart) {
-          chart = LightweightCharts.createChart(holder, {autoSize: true, timeScale: {timeVisible: true, secondsVisible: false}});
+          chart = LightweightCharts.createChart(holder, {autoSize: true, timeScale: {timeVisible: true, secondsVisible: false},
+            // prices on the scale and the crosshair as the blotter shows them: grouped, at least the cents
+            localization: {priceFormatter: function (p) {
+              return p.toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 8});
+            }}});
           series = chart.addCandlestickSeries({autoscaleInfoProvider: withLines});
           holder.chart = chart;               // its options, for the browser tests and the console
           paintChart();

@@ -196,6 +196,8 @@ def test_the_chart_takes_the_dark_theme_live(people_at):
     grid_colour = "() => document.getElementById('chart').chart.options().grid.horzLines.color"
     css = "(name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim()"
     assert page.evaluate(text_colour) == page.evaluate(css, "--fg")
+    price = "(p) => document.getElementById('chart').chart.options().localization.priceFormatter(p)"
+    assert [page.evaluate(price, p) for p in (49070.35, 150.2, 0.00012345)] == ["49,070.35", "150.20", "0.00012345"]
 
     page.click("#theme-toggle")
 
