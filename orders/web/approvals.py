@@ -31,6 +31,7 @@ from orders.services.approvals import (
     trading_resume_ask,
 )
 from orders.services.limits import LEVELS
+from orders.web.context import LIMIT_LABELS
 from orders.web.roles import can_supervise, can_trade, desk_account, require
 from orders.web.session import login_required
 
@@ -40,24 +41,6 @@ TITLES = {ApprovalRequest.Kind.RESUME_TRADING: "Trade again after HALTED",
           ApprovalRequest.Kind.RAISE_LIMIT: "Raise a limit", ApprovalRequest.Kind.LARGE_ORDER: "Large order"}
 risk_only = require(can_supervise, "Only the risk desk may do this.")
 
-# the limits a person may set or ask to raise, in their words (the form posts the name)
-LIMIT_LABELS = {
-    "max_quantity_soft": "Max quantity, soft", "max_quantity_hard": "Max quantity, hard",
-    "max_notional_soft": "Max notional, soft", "max_notional_hard": "Max notional, hard",
-    "price_band_pct_soft": "Price band %, soft", "price_band_pct_hard": "Price band %, hard",
-    "daily_orders_soft": "Orders a day, soft", "daily_orders_hard": "Orders a day, hard",
-    "duplicate_window_seconds": "Duplicate window (s)",
-    "daily_loss_soft": "Day's loss, soft", "daily_loss_hard": "Day's loss, hard",
-    "drawdown_soft": "Drawdown, soft", "drawdown_hard": "Drawdown, hard",
-    "flatten_on_hard_halt": "Flatten on a hard halt (yes/no)",
-    "orders_per_second": "Orders per second", "orders_per_minute": "Orders per minute",
-    "max_quote_age_seconds": "Max quote age (s)",
-    "protection_slow_seconds": "Protection slow after (s)",
-    "flatten_unprotected_after_seconds": "Flatten unprotected after (s)",
-    "flat_within_seconds": "Flat within (s) after a kill switch",
-    "approval_notional_above": "Approval above notional",
-    "approval_ttl_minutes": "Approval waits (min)",
-}
 
 
 def approvals_context(account: Account, *, actor: str, can_supervise: bool, can_trade: bool) -> dict:
@@ -75,7 +58,7 @@ def approvals_context(account: Account, *, actor: str, can_supervise: bool, can_
         "ask_resume": state == TradingState.HALTED and (can_trade or can_supervise) and not any(
             a.kind == ApprovalRequest.Kind.RESUME_TRADING for a in waiting),
         "resume_states": RESUME_STATES, "can_supervise": can_supervise,
-        "limit_choices": [(name, LIMIT_LABELS.get(name, name.replace("_", " "))) for name in LEVELS],
+        "limit_choices": [(name, LIMIT_LABELS[name]) for name in LEVELS],
         "approval_above": limits.approval_notional_above if limits else None,
         "approval_ttl": limits.approval_ttl_minutes if limits else 15,
     }

@@ -19,7 +19,7 @@ from orders.models import Account, Alert, TradingState, position_wire_id
 from orders.services.accounts import account_snapshot, mark_price
 from orders.services.channels import channel_overview
 from orders.services.flatness import kill_run_latest, kill_run_line
-from orders.services.guards import guard_view
+from orders.services.guards import LEVEL_NAMES, guard_view
 from orders.services.protection_time import protection_summary
 from orders.services.risk import leg_role_name
 from orders.templatetags.desk_numbers import tick_decimals
@@ -54,8 +54,25 @@ def protection_context(account: Account) -> dict:
     return {"protection": protection_summary(account)}
 
 
-GUARD_LABELS = {"daily_loss_soft": "Loss soft", "daily_loss_hard": "Loss hard", "drawdown_soft": "Drawdown soft",
-                "drawdown_hard": "Drawdown hard"}
+# every limit in a person's words, one name wherever the risk view shows it (its forms post the column's name)
+LIMIT_LABELS = {
+    "max_quantity_soft": "Max quantity, soft", "max_quantity_hard": "Max quantity, hard",
+    "max_notional_soft": "Max notional, soft", "max_notional_hard": "Max notional, hard",
+    "price_band_pct_soft": "Price band %, soft", "price_band_pct_hard": "Price band %, hard",
+    "daily_orders_soft": "Orders a day, soft", "daily_orders_hard": "Orders a day, hard",
+    "duplicate_window_seconds": "Duplicate window (s)",
+    "daily_loss_soft": "Loss soft", "daily_loss_hard": "Loss hard",
+    "drawdown_soft": "Drawdown soft", "drawdown_hard": "Drawdown hard",
+    "flatten_on_hard_halt": "Flatten on a hard halt (yes/no)",
+    "orders_per_second": "Orders per second", "orders_per_minute": "Orders per minute",
+    "max_quote_age_seconds": "Max quote age (s)",
+    "protection_slow_seconds": "Protection slow after (s)",
+    "flatten_unprotected_after_seconds": "Flatten unprotected after (s)",
+    "flat_within_seconds": "Flat within (s) after a kill switch",
+    "approval_notional_above": "Approval above notional",
+    "approval_ttl_minutes": "Approval waits (min)",
+}
+GUARD_LABELS = {name: LIMIT_LABELS[name] for name in LEVEL_NAMES}        # the loss-guard form's fields, in order
 
 
 def guards_context(account: Account, broker: Broker, *, posted: dict | None = None) -> dict:

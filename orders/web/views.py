@@ -468,7 +468,7 @@ def guard_levels_view(request: HttpRequest) -> HttpResponse:
         try:
             levels[name] = to_decimal(raw) if raw else None
         except (ValueError, ArithmeticError):
-            errors.append(f"{GUARD_LABELS.get(name, name.replace('_', ' '))}: “{raw[:40]}” is not an amount")
+            errors.append(f"{GUARD_LABELS[name]}: “{raw[:40]}” is not an amount")
     if not errors:
         try:
             done = guard_levels_set(account_id=context["account"].pk, actor=_actor(request),
